@@ -1,0 +1,52 @@
+# Switchboard: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test deps venv stack-up stack-down lint unit integration e2e browser bench clean demo
+
+deps:
+	@bash deploy/local/install-deps.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+stack-up: deps venv
+	@bash deploy/local/stack-up.sh
+
+stack-down:
+	@bash deploy/local/stack-down.sh
+
+lint: venv
+	$(VENV)/bin/ruff check switchboard tests bench
+	$(VENV)/bin/mypy switchboard
+
+unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+integration: venv
+	$(VENV)/bin/pytest -q tests/integration
+
+e2e: venv
+	$(VENV)/bin/pytest -q tests/e2e
+
+browser: venv
+	$(VENV)/bin/pytest -q tests/browser
+
+test: deps venv
+	@bash deploy/local/run-tests.sh
+
+run: deps venv
+	@bash deploy/local/run.sh
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean: stack-down
+	rm -rf run artifacts

@@ -1,0 +1,302 @@
+"""One typed Settings object: defaults < TOML file < SWITCHBOARD_* environment.
+
+Every section is a frozen dataclass. Keys are validated against the dataclass
+fields: an unknown key or a value of the wrong type is a ``ConfigError`` that
+names the key (``ami.port``, ``SWITCHBOARD_AMI_PORT``) and what was wrong.
+
+Environment variables are ``SWITCHBOARD_<SECTION>_<KEY>`` in upper case, e.g.
+``SWITCHBOARD_AMI_SECRET`` or ``SWITCHBOARD_DATABASE_DSN``. Two short forms are
+accepted for convenience: ``SWITCHBOARD_DSN`` (= database.dsn) and
+``SWITCHBOARD_AMI_SECRET_FILE``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AmiSettings",
+    "ConfigError",
+    "DatabaseSettings",
+    "HttpSettings",
+    "LogSettings",
+    "PathSettings",
+    "RoutingSettings",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or its value is invalid."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AmiSettings:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "switchboard"
+    secret: str = dataclasses.field(default="", repr=False)
+    secret_file: str = ""
+    tls: bool = False
+    auth: str = "md5"  # md5 | plain
+    connect_timeout: float = 5.0
+    action_timeout: float = 10.0
+    ping_interval: float = 5.0
+    ping_timeout: float = 3.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 15.0
+    event_queue_size: int = 10000
+    heartbeat_interval: float = 3.0
+
+    def resolved_secret(self) -> str:
+        """The AMI secret, read from ``secret_file`` when one is set."""
+        if self.secret_file:
+            return Path(self.secret_file).read_text(encoding="utf-8").strip()
+        return self.secret
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"AmiSettings(host={self.host!r}, port={self.port}, username={self.username!r}, secret=***)"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    dsn: str = dataclasses.field(default="postgresql://postgres@127.0.0.1:5432/switchboard", repr=False)
+    pool_min: int = 1
+    pool_max: int = 10
+    command_timeout: float = 10.0
+    spool_dir: str = "run/spool"
+    spool_max_bytes: int = 512 * 1024 * 1024
+    batch_size: int = 2000
+    flush_interval: float = 0.2
+    queue_size: int = 100_000
+    retention_days_calls: int = 730
+    retention_days_recordings: int = 180
+
+    def __repr__(self) -> str:
+        return f"DatabaseSettings(dsn={redact_dsn(self.dsn)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    shutdown_timeout: float = 5.0
+    websocket_buffer: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class PathSettings:
+    flows_dir: str = "ivr_flows"
+    recordings_dir: str = "recordings"
+    prompts_dir: str = "recordings/prompts"
+    run_dir: str = "run"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    region_after_s: float = 60.0
+    nation_after_s: float = 180.0
+    min_proficiency_province: int = 1
+    min_proficiency_region: int = 2
+    min_proficiency_nation: int = 3
+    reevaluate_interval_s: float = 1.0
+    ring_timeout_s: float = 15.0
+    wrap_up_s: float = 15.0
+    no_answer_limit: int = 3
+    sticky_days: int = 7
+    sticky_max_wait_s: float = 30.0
+    service_level_s: float = 20.0
+    short_abandon_s: float = 5.0
+    announce_interval_s: float = 45.0
+    callback_max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"  # text | json
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+    def replace(self, **sections: Any) -> Settings:
+        return dataclasses.replace(self, **sections)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Settings)[f.name] for f in dataclasses.fields(Settings)
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "ami.auth": ("md5", "plain"),
+    "log.format": ("text", "json"),
+    "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN with its password replaced by ``***`` (safe to log)."""
+    if "://" not in dsn or "@" not in dsn:
+        return dsn
+    scheme, rest = dsn.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}@{host}"
+
+
+def _coerce(key: str, hint: Any, value: Any, *, from_env: bool) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise ConfigError(key, f"expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if from_env and isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if from_env and isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(key, f"expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(key, f"expected a string, got {value!r}")
+    if isinstance(hint, types.GenericAlias) or typing.get_origin(hint) is not None:
+        return value
+    raise ConfigError(key, f"unsupported type {hint!r}")  # pragma: no cover
+
+
+def _check(key: str, value: Any) -> None:
+    choices = _CHOICES.get(key)
+    if choices is not None:
+        if key == "log.level":
+            value = str(value).upper()
+        if value not in choices:
+            raise ConfigError(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:
+        raise ConfigError(key, f"port out of range: {value}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(key, f"must not be negative: {value}")
+
+
+def _build_section(name: str, cls: type[Any], values: Mapping[str, Any], origin: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        label = origin.get(key, f"{name}.{key}")
+        if key not in known:
+            raise ConfigError(label, f"unknown key (known keys in [{name}]: {', '.join(sorted(known))})")
+        value = _coerce(label, hints[key], raw, from_env=label.startswith(ENV_PREFIX))
+        if name == "log" and key == "level":
+            value = str(value).upper()
+        try:
+            _check(f"{name}.{key}", value)
+        except ConfigError as exc:
+            raise ConfigError(label, exc.message) from None
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build the Settings: defaults < TOML file < environment < explicit overrides.
+
+    ``path`` None means ``switchboard.toml`` in the current folder if it exists.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, dict[str, Any]] = {}
+    origin: dict[str, dict[str, str]] = {}
+
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = env[ENV_PREFIX + "CONFIG"]
+    if path is None and Path("switchboard.toml").is_file():
+        path = "switchboard.toml"
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(p), "config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(p), f"invalid TOML: {exc}") from None
+        for section, values in raw.items():
+            if section not in _SECTIONS:
+                raise ConfigError(section, f"unknown section (known: {', '.join(_SECTIONS)})")
+            if not isinstance(values, dict):
+                raise ConfigError(section, "must be a table")
+            data.setdefault(section, {}).update(values)
+
+    aliases = {"DSN": ("database", "dsn")}
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+            continue
+        rest = var[len(ENV_PREFIX):]
+        if rest in aliases:
+            section, key = aliases[rest]
+        else:
+            section = next((s for s in _SECTIONS if rest.startswith(s.upper() + "_")), "")
+            if not section:
+                raise ConfigError(var, "unknown setting (expected SWITCHBOARD_<SECTION>_<KEY>)")
+            key = rest[len(section) + 1:].lower()
+        data.setdefault(section, {})[key] = value
+        origin.setdefault(section, {})[key] = var
+
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+        for key in values:
+            origin.setdefault(section, {}).pop(key, None)
+
+    built = {
+        name: _build_section(name, cls, data.get(name, {}), origin.get(name, {}))
+        for name, cls in _SECTIONS.items()
+    }
+    return Settings(**built)
