@@ -1,0 +1,45 @@
+"""Call-timeline events: what the IVR, the ACD and the call tracker emit, and
+what the store writer persists, metrics count and websockets forward.
+
+One event = one step in one call's life. ``(call_id, seq)`` is its identity:
+the producer numbers events per call from 1 upwards, so a replay of the same
+event writes once (idempotent), and ``seq`` gives the order within a call.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class EventKind(enum.StrEnum):
+    CALL_STARTED = "call.started"          # data: caller, dialed, channel, language
+    IVR_STEP = "ivr.step"                  # data: flow, flow_version, node, kind, entered, left, input
+    IVR_LOOKUP = "ivr.lookup"              # data: by, found, participant_id
+    QUEUE_JOINED = "queue.joined"          # data: topic, province, province_source, priority, language
+    QUEUE_OVERFLOW = "queue.overflow"      # data: tier (province|region|nation)
+    OFFER = "agent.offer"                  # data: agent_id, leg_uniqueid
+    OFFER_RESULT = "agent.offer_result"    # data: agent_id, result (answered|timeout|rejected|caller_gone|failed)
+    ANSWERED = "call.answered"             # data: agent_id, wait_s
+    RECORDING = "call.recording"           # data: path
+    TRANSFER = "call.transfer"             # data: target
+    CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
+    CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
+    SURVEY = "call.survey"                 # data: score
+    AGENT_ENDED = "agent.ended"            # data: agent_id, talk_s
+    WRAP_UP_ENDED = "agent.wrap_up_ended"  # data: agent_id, wrap_up_s, disposition
+    CALL_ENDED = "call.ended"              # data: outcome, cause, node (where the caller left), ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    call_id: str            # the Linkedid of the caller's channel (never a channel name)
+    seq: int                # 1, 2, 3 ... per call
+    ts: datetime            # timezone-aware UTC
+    kind: str               # an EventKind value
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, int]:
+        return (self.call_id, self.seq)
