@@ -1,0 +1,14 @@
+"""PostgreSQL storage: migrations, the event writer (with its disk spool),
+care-center reports and retention.
+
+Public entry points:
+
+* ``migrate.apply_migrations`` / ``migrate.current_level`` / ``seed.seed_demo``
+* ``writer.EventWriter`` (start/stop/submit, counters)
+* ``reports.fetch_report`` / ``reports.fetch_ivr_dropoff`` + formatters
+* ``retention.purge``
+"""
+
+from switchboard.store.errors import MigrationError, StoreError, WriterOverloaded
+
+__all__ = ["MigrationError", "StoreError", "WriterOverloaded"]
