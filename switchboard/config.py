@@ -106,6 +106,10 @@ class PathSettings:
     recordings_dir: str = "recordings"
     prompts_dir: str = "recordings/prompts"
     run_dir: str = "run"
+    # The same folders as Asterisk sees them (differs when Asterisk runs in a
+    # chroot or on another host sharing the files); empty = same as above.
+    asterisk_prompts_dir: str = ""
+    asterisk_recordings_dir: str = ""
 
 
 @dataclass(frozen=True, slots=True)

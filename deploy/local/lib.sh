@@ -1,0 +1,45 @@
+# Shared helpers for the local stack scripts (sourced).
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN="$REPO/run"
+ASTERISK_ROOT="${ASTERISK_ROOT:-/var/cache/switchboard/asterisk-sid}"
+AST_ETC=/etc/asterisk-switchboard
+AST_MEDIA=/var/lib/switchboard/recordings
+mkdir -p "$RUN"
+
+say() { echo "stack: $*"; }
+die() { echo "stack: ERROR: $*" >&2; exit 1; }
+
+port_free() {  # port_free PORT [udp]
+    python3 - "$1" "${2:-tcp}" <<'PY'
+import socket, sys
+port, kind = int(sys.argv[1]), sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+if kind != "udp":
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like Asterisk: TIME_WAIT is no conflict
+try:
+    s.bind(("127.0.0.1", port))
+except OSError:
+    sys.exit(1)
+PY
+}
+
+free_port() {  # free_port START [udp]
+    local p="$1"
+    while ! port_free "$p" "${2:-tcp}"; do p=$((p + 1)); done
+    echo "$p"
+}
+
+secret() {  # secret FILE: make a random secret once, keep it
+    local f="$1"
+    if [ ! -s "$f" ]; then
+        (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$f")
+    fi
+    chmod 600 "$f"
+}
+
+asterisk_pid() {
+    local pf="$ASTERISK_ROOT/var/run/asterisk/asterisk.pid" pid
+    [ -s "$pf" ] || return 1
+    pid="$(cat "$pf")"
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q asterisk "/proc/$pid/comm" 2>/dev/null && echo "$pid"
+}

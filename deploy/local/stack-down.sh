@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Bring the local stack down: SIPp peers, the service started by `make run`,
+# Asterisk (and its mounts), the private PostgreSQL cluster. Idempotent.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for pf in "$RUN"/*.sipp.pid "$RUN"/service.pid "$RUN"/demo.pid; do
+    [ -f "$pf" ] || continue
+    pid="$(cat "$pf")"; kill -TERM "$pid" 2>/dev/null || true; rm -f "$pf"
+done
+pkill -f "sipp .*$RUN" 2>/dev/null || true
+bash "$(dirname "$0")/asterisk-stop.sh"
+bash "$(dirname "$0")/postgres.sh" stop
+rm -f "$RUN/stack.env"
+say "down"

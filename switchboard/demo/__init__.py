@@ -1,0 +1,1 @@
+"""Demo and test traffic: SIPp callers and agents against the local stack."""

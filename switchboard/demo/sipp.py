@@ -1,0 +1,271 @@
+"""SIPp scenarios for callers and agents, and a runner for them.
+
+Callers (UAC): INVITE the hotline number from a caller id, then a script of
+steps: wait, send DTMF digits as SIP INFO (``application/dtmf-relay``), hang
+up, or wait for the far end to hang up. Agents (UAS): answer after N seconds,
+ring out, or reject; then talk for a while and hang up, or wait for BYE.
+
+The scenarios are generated from a list of steps so tests can say exactly
+what a caller does; ``deploy/local/sipp/*.xml`` holds rendered examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+_HEAD = '<?xml version="1.0" encoding="ISO-8859-1" ?>\n<!DOCTYPE scenario SYSTEM "sipp.dtd">\n'
+
+_SDP = """v=0
+o=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=fmtp:101 0-16
+a=sendrecv"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digits: str
+    gap: float = 0.25   # seconds between digits
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """The caller hangs up (sends BYE)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitHangup:
+    """Wait for the far end (Asterisk) to hang up (expects BYE)."""
+
+    timeout: float = 120.0
+
+
+Step = Pause | Dtmf | HangUp | AwaitHangup
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[\n" + text + "\n]]>"
+
+
+def _in_dialog(method: str, cseq: int, body: str = "", content_type: str = "") -> str:
+    headers = [
+        f"{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        "From: <sip:[$caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]",
+        "To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]",
+        "Call-ID: [call_id]",
+        f"CSeq: {cseq} {method}",
+        "Contact: <sip:[$caller]@[local_ip]:[local_port]>",
+        "Max-Forwards: 70",
+    ]
+    if content_type:
+        headers.append(f"Content-Type: {content_type}")
+    headers.append("Content-Length: [len]")
+    return "\n".join(headers) + "\n\n" + body
+
+
+def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float = 30.0) -> str:
+    """A UAC scenario: INVITE [service] from ``caller``, then the steps."""
+    out = [_HEAD, '<scenario name="switchboard caller">']
+    out.append(f'<nop><action><assignstr assign_to="caller" value="{escape(caller)}"/></action></nop>')
+    invite = "\n".join([
+        "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        'From: "[$caller]" <sip:[$caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]',
+        "To: <sip:[service]@[remote_ip]:[remote_port]>",
+        "Call-ID: [call_id]",
+        "CSeq: 1 INVITE",
+        "Contact: <sip:[$caller]@[local_ip]:[local_port]>",
+        "Max-Forwards: 70",
+        "Content-Type: application/sdp",
+        "Content-Length: [len]",
+        "",
+        _SDP,
+    ])
+    out.append(f'<send retrans="500">{_cdata(invite)}</send>')
+    out.append('<recv response="100" optional="true"/>')
+    out.append('<recv response="180" optional="true"/>')
+    out.append('<recv response="183" optional="true"/>')
+    out.append(f'<recv response="200" rtd="true" timeout="{int(answer_timeout * 1000)}"/>')
+    ack = "\n".join([
+        "ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0",
+        "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+        "From: <sip:[$caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]",
+        "To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]",
+        "Call-ID: [call_id]",
+        "CSeq: 1 ACK",
+        "Contact: <sip:[$caller]@[local_ip]:[local_port]>",
+        "Max-Forwards: 70",
+        "Content-Length: 0",
+        "",
+    ])
+    out.append(f"<send>{_cdata(ack)}</send>")
+    cseq = 2
+    ended = False
+    for step in steps:
+        if isinstance(step, Pause):
+            out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
+        elif isinstance(step, Dtmf):
+            for i, d in enumerate(step.digits):
+                if i:
+                    out.append(f'<pause milliseconds="{int(step.gap * 1000)}"/>')
+                body = f"Signal={d}\nDuration=160"
+                out.append(f"<send>{_cdata(_in_dialog('INFO', cseq, body, 'application/dtmf-relay'))}</send>")
+                out.append('<recv response="200"/>')
+                cseq += 1
+        elif isinstance(step, HangUp):
+            out.append(f"<send>{_cdata(_in_dialog('BYE', cseq))}</send>")
+            out.append('<recv response="200" crlf="true"/>')
+            ended = True
+            break
+        elif isinstance(step, AwaitHangup):
+            out.append(f'<recv request="BYE" timeout="{int(step.timeout * 1000)}"/>')
+            out.append(f"<send>{_cdata(_ok_to_last())}</send>")
+            ended = True
+            break
+    if not ended:
+        out.append(f"<send>{_cdata(_in_dialog('BYE', cseq))}</send>")
+        out.append('<recv response="200" crlf="true"/>')
+    out.append("</scenario>")
+    return "\n".join(out) + "\n"
+
+
+def _ok_to_last(extra: str = "", body: str = "") -> str:
+    lines = [
+        "SIP/2.0 200 OK",
+        "[last_Via:]",
+        "[last_From:]",
+        "[last_To:];tag=[pid]SIPpTag01[call_number]" if extra == "totag" else "[last_To:]",
+        "[last_Call-ID:]",
+        "[last_CSeq:]",
+        "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append("Content-Length: [len]")
+    return "\n".join(lines) + "\n\n" + body
+
+
+def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
+                   ring_timeout: float = 120.0) -> str:
+    """A UAS scenario for one offered call.
+
+    mode: ``answer`` (200 OK after ``answer_after`` s, then wait for BYE or
+    hang up after ``talk`` s), ``ringout`` (ring until the caller cancels),
+    ``reject`` (486 Busy Here after ``answer_after`` s).
+    """
+    out = [_HEAD, f'<scenario name="switchboard agent {mode}">']
+    out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
+               '<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>'
+               "</action></recv>")
+    ringing = "\n".join([
+        "SIP/2.0 180 Ringing", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
+        "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
+        "Content-Length: 0", "",
+    ])
+    out.append(f"<send>{_cdata(ringing)}</send>")
+    if mode == "ringout":
+        out.append(f'<recv request="CANCEL" timeout="{int(ring_timeout * 1000)}"/>')
+        out.append(f"<send>{_cdata(_ok_to_last('totag'))}</send>")
+        terminated = "\n".join([
+            "SIP/2.0 487 Request Terminated", "[last_Via:]", "[last_From:]",
+            "[last_To:];tag=[pid]SIPpTag01[call_number]", "[last_Call-ID:]", "CSeq:[$invcseq]",
+            "Content-Length: 0", "",
+        ])
+        out.append(f"<send>{_cdata(terminated)}</send>")
+        out.append('<recv request="ACK" optional="true" timeout="5000"/>')
+        out.append("</scenario>")
+        return "\n".join(out) + "\n"
+    out.append(f'<pause milliseconds="{int(answer_after * 1000)}"/>')
+    if mode == "reject":
+        busy = "\n".join([
+            "SIP/2.0 486 Busy Here", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
+            "[last_Call-ID:]", "[last_CSeq:]", "Content-Length: 0", "",
+        ])
+        out.append(f"<send>{_cdata(busy)}</send>")
+        out.append('<recv request="ACK" timeout="10000"/>')
+        out.append("</scenario>")
+        return "\n".join(out) + "\n"
+    out.append(f'<send retrans="500">{_cdata(_ok_to_last("totag", _SDP))}</send>')
+    out.append('<recv request="ACK" timeout="10000"/>')
+    if talk is not None:
+        out.append(f'<pause milliseconds="{int(talk * 1000)}"/>')
+        bye = "\n".join([
+            "BYE [next_url] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            "[last_From:]".replace("last_From:", "last_To:"),
+            "[last_To:]".replace("last_To:", "last_From:"),
+            "Call-ID: [call_id]",
+            "CSeq: 2 BYE",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+            "",
+        ])
+        out.append(f"<send>{_cdata(bye)}</send>")
+        out.append('<recv response="200" timeout="10000"/>')
+    else:
+        out.append('<recv request="BYE" timeout="3600000"/>')
+        out.append(f"<send>{_cdata(_ok_to_last())}</send>")
+    out.append("</scenario>")
+    return "\n".join(out) + "\n"
+
+
+def sipp_binary() -> str:
+    path = shutil.which("sipp")
+    if not path:
+        raise RuntimeError("sipp not found: install Debian's sip-tester (make deps does)")
+    return path
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    errors: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+async def run_sipp(scenario_xml: str, *, remote: str, service: str = "", local_port: int = 0,
+                   calls: int = 1, rate: float = 1.0, timeout: float = 120.0,
+                   workdir: str | os.PathLike[str] | None = None, extra: Sequence[str] = ()) -> SippResult:
+    """Run SIPp with a scenario to completion (bounded by ``timeout``)."""
+    tmp = Path(tempfile.mkdtemp(prefix="sipp-", dir=workdir))
+    scen = tmp / "scenario.xml"
+    scen.write_text(scenario_xml, encoding="ascii", errors="xmlcharrefreplace")
+    args = [sipp_binary(), remote, "-sf", str(scen), "-m", str(calls), "-r", str(rate),
+            "-i", "127.0.0.1", "-p", str(local_port), "-nostdin", "-trace_err",
+            "-timeout", f"{int(timeout)}s", "-timeout_error", "-max_recv_loops", "1000"]
+    if service:
+        args += ["-s", service]
+    args += list(extra)
+    proc = await asyncio.create_subprocess_exec(*args, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout + 10)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    errors = "".join(p.read_text(errors="replace") for p in tmp.glob("*_errors.log"))
+    return SippResult(proc.returncode if proc.returncode is not None else -1,
+                      out.decode(errors="replace"), err.decode(errors="replace"), errors)
