@@ -86,13 +86,6 @@ class Application:
                     pass
             elif task.exception() is not None:
                 log.error("%s failed while stopping: %r", part.name, task.exception())
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
-        for t in pending:
-            t.cancel()
-        if pending:
-            log.warning("cancelled %d leftover task(s): %s", len(pending),
-                        ", ".join(sorted({t.get_name() for t in pending})))
-            await asyncio.gather(*pending, return_exceptions=True)
         log.info("switchboard stopped")
         return cancelled
 
@@ -118,6 +111,18 @@ class Application:
         log.info("stop requested")
         await self.stop()
         return 0
+
+
+async def cancel_leftover_tasks() -> list[str]:
+    """Cancel tasks still running after every part stopped; log and return their names."""
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        log.warning("cancelled %d leftover task(s): %s", len(pending),
+                    ", ".join(sorted({t.get_name() for t in pending})))
+        await asyncio.gather(*pending, return_exceptions=True)
+    return [t.get_name() for t in pending]
 
 
 def build_application(settings: Settings) -> Application:

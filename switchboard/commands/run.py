@@ -15,10 +15,12 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from switchboard.app import build_application
+    from switchboard.app import build_application, cancel_leftover_tasks
 
     async def main() -> int:
         app = build_application(settings)
-        return await app.run_forever()
+        rc = await app.run_forever()
+        await cancel_leftover_tasks()
+        return rc
 
     return asyncio.run(main())
