@@ -1,0 +1,371 @@
+"""The router: a pure function of (waiting calls, agents, now, policy) -> assignments.
+
+Rules (ARCHITECTURE.md, "Routing rules"):
+
+* **Order**: higher ``priority`` first, then the longest wait across all topics
+  and provinces (``joined_at``), then ``call_id`` so the result is deterministic.
+* **Tiers** widen with the wait, re-evaluated on every call: own province, then
+  the province's region once the call has waited ``region_after_s``, then the
+  whole nation at ``nation_after_s`` (the thresholds are inclusive: at exactly
+  ``region_after_s`` the region tier is open). A call with no known province is
+  nationwide from the start. Each tier has its own minimum proficiency; an agent
+  is eligible when, for some open tier it belongs to, its proficiency in the
+  call's topic reaches that tier's minimum. The call's language must be one the
+  agent speaks.
+* **Agent choice** among the eligible free agents: the closest locality first
+  (own province, then region, then elsewhere), then best proficiency, then the
+  longest idle, then ``agent_id``.
+* **Sticky agent**: if the caller's last agent served them within
+  ``sticky_days``, is logged in (present in ``agents``, offerable or not), has
+  the topic skill and speaks the language, the call is reserved for that agent
+  while it has waited less than ``sticky_max_wait_s``; after that, normal rules.
+* **One offer per agent**: an agent appears in at most one assignment, and only
+  offerable agents are assigned.
+
+The assignment is greedy in call order: each call takes the best eligible free
+agent left. So no eligible pair (free agent, waiting call) is ever left over.
+
+:func:`route` is the full re-evaluation (the timer and the simulator call it).
+:func:`route_agent` and :func:`route_call` give the same answer when exactly
+one agent became free or one call arrived in a state where nothing was
+assignable before; they avoid rebuilding the agent index. Nothing here does
+I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from switchboard.config import RoutingSettings
+
+__all__ = [
+    "AgentView",
+    "Assignment",
+    "RoutingPolicy",
+    "Tier",
+    "WaitingCall",
+    "call_order_key",
+    "eligible",
+    "estimate_wait",
+    "route",
+    "route_agent",
+    "route_call",
+    "sticky_target",
+    "threshold",
+    "tier_of",
+]
+
+DAY_S: Final = 86_400.0
+
+
+class Tier(enum.IntEnum):
+    PROVINCE = 0
+    REGION = 1
+    NATION = 2
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingCall:
+    call_id: str
+    topic: str
+    province: str | None          # province id (geo), None when unknown
+    joined_at: float
+    priority: int = 0             # higher is served first
+    language: str = "vi"
+    last_agent_id: str | None = None
+    last_agent_at: float | None = None   # when that agent last served this caller
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    agent_id: str
+    skills: Mapping[str, int]     # topic -> proficiency 1..5
+    province: str
+    region: str
+    idle_since: float             # when it became ready (smaller = idle longer)
+    languages: frozenset[str] = frozenset({"vi"})
+    offerable: bool = True        # False: logged in but busy/paused/unreachable (sticky only)
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    call_id: str
+    agent_id: str
+    tier: Tier                    # the agent's locality relative to the call
+    proficiency: int
+    sticky: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    region_after_s: float = 60.0
+    nation_after_s: float = 180.0
+    min_proficiency: tuple[int, int, int] = (1, 2, 3)   # per Tier
+    sticky_days: float = 7.0
+    sticky_max_wait_s: float = 30.0
+    region_of: Mapping[str, str] = field(default_factory=dict)  # province id -> region
+
+    def __post_init__(self) -> None:
+        if self.region_after_s < 0 or self.nation_after_s < self.region_after_s:
+            raise ValueError("need 0 <= region_after_s <= nation_after_s")
+        if len(self.min_proficiency) != 3:
+            raise ValueError("min_proficiency needs one value per tier")
+
+    @classmethod
+    def from_settings(cls, routing: RoutingSettings, region_of: Mapping[str, str]) -> RoutingPolicy:
+        """Build from the ``[routing]`` settings and the province -> region map (``geo``)."""
+        return cls(
+            region_after_s=routing.region_after_s,
+            nation_after_s=routing.nation_after_s,
+            min_proficiency=(
+                routing.min_proficiency_province,
+                routing.min_proficiency_region,
+                routing.min_proficiency_nation,
+            ),
+            sticky_days=float(routing.sticky_days),
+            sticky_max_wait_s=routing.sticky_max_wait_s,
+            region_of=dict(region_of),
+        )
+
+
+# ----------------------------------------------------------------- rules
+
+
+def call_order_key(call: WaitingCall) -> tuple[int, float, str]:
+    return (-call.priority, call.joined_at, call.call_id)
+
+
+def tier_of(call: WaitingCall, now: float, policy: RoutingPolicy) -> Tier:
+    """The widest tier open to ``call`` at ``now``."""
+    if call.province is None or call.province not in policy.region_of:
+        return Tier.NATION
+    waited = now - call.joined_at
+    if waited >= policy.nation_after_s:
+        return Tier.NATION
+    if waited >= policy.region_after_s:
+        return Tier.REGION
+    return Tier.PROVINCE
+
+
+def locality(call: WaitingCall, agent: AgentView, policy: RoutingPolicy) -> Tier:
+    if call.province is not None and agent.province == call.province:
+        return Tier.PROVINCE
+    region = policy.region_of.get(call.province) if call.province is not None else None
+    if region is not None and agent.region == region:
+        return Tier.REGION
+    return Tier.NATION
+
+
+def threshold(loc: Tier, open_tier: Tier, policy: RoutingPolicy) -> int | None:
+    """Minimum proficiency for an agent of locality ``loc`` when tiers up to ``open_tier`` are open."""
+    if loc > open_tier:
+        return None
+    return min(policy.min_proficiency[loc:open_tier + 1])
+
+
+def sticky_target(
+    call: WaitingCall, now: float, policy: RoutingPolicy, present: Mapping[str, AgentView]
+) -> AgentView | None:
+    """The agent the call is reserved for right now, if any."""
+    if call.last_agent_id is None or call.last_agent_at is None:
+        return None
+    if now - call.joined_at >= policy.sticky_max_wait_s:
+        return None
+    if now - call.last_agent_at > policy.sticky_days * DAY_S:
+        return None
+    agent = present.get(call.last_agent_id)
+    if agent is None or agent.skills.get(call.topic, 0) < 1 or call.language not in agent.languages:
+        return None
+    return agent
+
+
+def eligible(
+    call: WaitingCall, agent: AgentView, now: float, policy: RoutingPolicy,
+    present: Mapping[str, AgentView] | None = None,
+) -> bool:
+    """May ``agent`` (if free) take ``call`` now? ``present``: all logged-in agents, for stickiness."""
+    if not agent.offerable or call.language not in agent.languages:
+        return False
+    if present is not None:
+        target = sticky_target(call, now, policy, present)
+        if target is not None:
+            return target.agent_id == agent.agent_id
+    prof = agent.skills.get(call.topic, 0)
+    need = threshold(locality(call, agent, policy), tier_of(call, now, policy), policy)
+    return need is not None and prof >= need
+
+
+# ----------------------------------------------------------------- the index
+
+_SortKey = tuple[int, float, str]
+
+
+def _agent_key(prof: int, agent: AgentView) -> _SortKey:
+    return (-prof, agent.idle_since, agent.agent_id)
+
+
+class _Index:
+    """Free agents by (topic, language, place), each list best-first."""
+
+    __slots__ = ("by_nation", "by_province", "by_region", "cursor", "taken")
+
+    def __init__(self, agents: Iterable[AgentView]) -> None:
+        by_province: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
+        by_region: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
+        by_nation: dict[tuple[str, str], list[tuple[_SortKey, AgentView, int]]] = {}
+        for agent in agents:
+            if not agent.offerable:
+                continue
+            for topic, prof in agent.skills.items():
+                if prof < 1:
+                    continue
+                entry = (_agent_key(prof, agent), agent, prof)
+                for lang in agent.languages:
+                    by_province.setdefault((topic, lang, agent.province), []).append(entry)
+                    by_region.setdefault((topic, lang, agent.region), []).append(entry)
+                    by_nation.setdefault((topic, lang), []).append(entry)
+        self.by_province = {k: _sorted(v) for k, v in by_province.items()}
+        self.by_region = {k: _sorted(v) for k, v in by_region.items()}
+        self.by_nation = {k: _sorted(v) for k, v in by_nation.items()}
+        self.taken: set[str] = set()
+        self.cursor: dict[int, int] = {}
+
+    def best(self, call: WaitingCall, open_tier: Tier, policy: RoutingPolicy) -> tuple[AgentView, int, Tier] | None:
+        region = policy.region_of.get(call.province) if call.province is not None else None
+        lists: list[tuple[Tier, list[tuple[AgentView, int]] | None]] = []
+        if call.province is not None:
+            lists.append((Tier.PROVINCE, self.by_province.get((call.topic, call.language, call.province))))
+        if region is not None:
+            lists.append((Tier.REGION, self.by_region.get((call.topic, call.language, region))))
+        lists.append((Tier.NATION, self.by_nation.get((call.topic, call.language))))
+        for loc, items in lists:
+            need = threshold(loc, open_tier, policy)
+            if need is None or not items:
+                continue
+            start = self.cursor.get(id(items), 0)
+            # skip the agents already taken at the head, for good (taken is permanent)
+            while start < len(items) and items[start][0].agent_id in self.taken:
+                start += 1
+            self.cursor[id(items)] = start
+            for i in range(start, len(items)):
+                agent, prof = items[i]
+                if prof < need:
+                    break
+                if agent.agent_id in self.taken:
+                    continue
+                if loc is not Tier.PROVINCE and agent.province == call.province:
+                    continue  # considered in the province list
+                if loc is Tier.NATION and region is not None and agent.region == region:
+                    continue  # considered in the region list
+                return agent, prof, loc
+        return None
+
+
+def _sorted(entries: list[tuple[_SortKey, AgentView, int]]) -> list[tuple[AgentView, int]]:
+    entries.sort(key=lambda e: e[0])
+    return [(a, p) for _, a, p in entries]
+
+
+# ----------------------------------------------------------------- entry points
+
+
+def route(
+    waiting: Sequence[WaitingCall], agents: Sequence[AgentView], now: float, policy: RoutingPolicy
+) -> list[Assignment]:
+    """Assign waiting calls to free agents. ``agents``: every logged-in agent (only offerable ones are used)."""
+    if not waiting or not agents:
+        return []
+    present = {a.agent_id: a for a in agents}
+    index = _Index(agents)
+    out: list[Assignment] = []
+    for call in sorted(waiting, key=call_order_key):
+        target = sticky_target(call, now, policy, present)
+        if target is not None:
+            if target.offerable and target.agent_id not in index.taken:
+                index.taken.add(target.agent_id)
+                out.append(Assignment(call.call_id, target.agent_id, locality(call, target, policy),
+                                      target.skills.get(call.topic, 0), sticky=True))
+            continue
+        found = index.best(call, tier_of(call, now, policy), policy)
+        if found is not None:
+            agent, prof, loc = found
+            index.taken.add(agent.agent_id)
+            out.append(Assignment(call.call_id, agent.agent_id, loc, prof))
+    return out
+
+
+def route_agent(
+    agent: AgentView, waiting: Sequence[WaitingCall], now: float, policy: RoutingPolicy,
+    present: Mapping[str, AgentView] | None = None, *, presorted: bool = False,
+) -> Assignment | None:
+    """One agent just became free: the first call in order it may take (None: it stays idle).
+
+    Equal to :func:`route` when nothing else was assignable before. ``presorted``:
+    ``waiting`` is already in :func:`call_order_key` order (the dispatcher keeps it so).
+    """
+    if not agent.offerable:
+        return None
+    calls = waiting if presorted else sorted(waiting, key=call_order_key)
+    skills = agent.skills
+    for call in calls:
+        if call.topic not in skills or call.language not in agent.languages:
+            continue
+        if eligible(call, agent, now, policy, present):
+            return Assignment(call.call_id, agent.agent_id, locality(call, agent, policy),
+                              skills.get(call.topic, 0),
+                              sticky=call.last_agent_id == agent.agent_id
+                              and present is not None
+                              and sticky_target(call, now, policy, present) is not None)
+    return None
+
+
+def route_call(
+    call: WaitingCall, agents: Sequence[AgentView], now: float, policy: RoutingPolicy,
+    present: Mapping[str, AgentView] | None = None,
+) -> Assignment | None:
+    """One call just arrived: the agent it takes now (None: it waits). Linear in ``agents``."""
+    if present is not None:
+        target = sticky_target(call, now, policy, present)
+        if target is not None:
+            if target.offerable:
+                return Assignment(call.call_id, target.agent_id, locality(call, target, policy),
+                                  target.skills.get(call.topic, 0), sticky=True)
+            return None
+    open_tier = tier_of(call, now, policy)
+    best: tuple[int, int, float, str] | None = None
+    chosen: tuple[AgentView, int, Tier] | None = None
+    for agent in agents:
+        prof = agent.skills.get(call.topic, 0)
+        if prof < 1 or not agent.offerable or call.language not in agent.languages:
+            continue
+        loc = locality(call, agent, policy)
+        need = threshold(loc, open_tier, policy)
+        if need is None or prof < need:
+            continue
+        key = (int(loc), -prof, agent.idle_since, agent.agent_id)
+        if best is None or key < best:
+            best, chosen = key, (agent, prof, loc)
+    if chosen is None:
+        return None
+    return Assignment(call.call_id, chosen[0].agent_id, chosen[2], chosen[1])
+
+
+def estimate_wait(
+    ahead: int, eligible_agents: int, handle_times: Sequence[float], *, default_handle_s: float = 240.0
+) -> float | None:
+    """Expected wait (s) of a caller with ``ahead`` calls before it that share its agents.
+
+    ``handle_times``: recent talk + wrap-up durations (s); ``eligible_agents``: agents
+    logged in now who could take the call. With ``n`` such agents finishing one call
+    every ``aht / n`` seconds on average, the caller is served after ``ahead + 1`` of
+    them. None when nobody could take the call (the wait is unknown).
+    """
+    if eligible_agents <= 0:
+        return None
+    recent = [h for h in handle_times if h > 0 and math.isfinite(h)]
+    aht = sum(recent) / len(recent) if recent else default_handle_s
+    return (max(ahead, 0) + 1) * aht / eligible_agents
