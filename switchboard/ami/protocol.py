@@ -1,0 +1,587 @@
+"""AMI wire protocol without I/O: bytes in, typed messages out; actions to bytes.
+
+The shape follows h11: a parser object that owns a bounded receive buffer,
+immutable message objects, and two error families: ``LocalProtocolError``
+(the caller misused the API, e.g. a header value carrying CR/LF) and
+``RemoteProtocolError`` (the peer sent something we cannot accept, e.g. a
+frame larger than the configured limit).
+
+Wire facts (Asterisk 22, AMI 9.x):
+
+* On connect Asterisk sends one banner line ``Asterisk Call Manager/9.0.0\\r\\n``.
+* Every message after that is a block of ``Name: value\\r\\n`` lines ended by
+  an empty line (``\\r\\n\\r\\n``). The first line says what the block is:
+  ``Response: ...`` or ``Event: ...``.
+* A header name may repeat (``ChanVariable``, ``Variable``, ``Output``).
+* ``Action: Command`` answers ``Response: Success`` with one ``Output:``
+  header per line; old servers answered ``Response: Follows`` followed by raw
+  text lines and ``--END COMMAND--``. Both are exposed as ``Response.output``.
+* List actions answer ``EventList: start`` and then send events carrying the
+  same ``ActionID``, closed by an event with ``EventList: Complete``.
+
+Framing happens on bytes; decoding (UTF-8, invalid bytes replaced) happens
+only on complete frames. As CR and LF never occur inside a UTF-8 multi-byte
+sequence, decoding a run of complete frames in one call gives exactly the
+same text as decoding each frame separately, so a character split across
+two reads is never lost or mangled.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "Action",
+    "AmiParser",
+    "Banner",
+    "Event",
+    "HeaderInjectionError",
+    "Headers",
+    "ListComplete",
+    "LocalProtocolError",
+    "Message",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Response",
+    "serialize_action",
+]
+
+DEFAULT_MAX_FRAME_SIZE = 1 << 20  # 1 MiB: a CoreShowChannels event is ~1 KiB
+_SEP = b"\r\n\r\n"
+_SSEP = "\r\n\r\n"
+_END_COMMAND = "--END COMMAND--"
+
+
+class ProtocolError(Exception):
+    """Base of every AMI protocol error."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to do something the protocol forbids (our bug or bad input)."""
+
+
+class HeaderInjectionError(LocalProtocolError, ValueError):
+    """A header name or value would break the framing (CR, LF, or a bad name)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something unacceptable; the stream cannot be trusted any more.
+
+    ``messages`` holds the messages completed before the fault in the same
+    ``feed`` call, so nothing already parsed is lost.
+    """
+
+    def __init__(self, message: str, *, messages: Sequence[Message] = ()) -> None:
+        super().__init__(message)
+        self.messages: tuple[Message, ...] = tuple(messages)
+
+
+class Headers(Mapping[str, str]):
+    """Read-only multi-dict of AMI headers.
+
+    ``h[name]`` / ``h.get(name)`` give the first value, ``h.get_all(name)``
+    every value in order. Lookups are exact first, then case-insensitive
+    (Asterisk is consistent, but modules differ in ``Uniqueid``/``UniqueID``).
+    """
+
+    __slots__ = ("_first", "_multi")
+
+    def __init__(self, first: dict[str, str], multi: dict[str, list[str]] | None = None) -> None:
+        self._first = first
+        self._multi = multi
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
+        first: dict[str, str] = {}
+        multi: dict[str, list[str]] | None = None
+        for name, value in pairs:
+            if name in first:
+                if multi is None:
+                    multi = {}
+                lst = multi.get(name)
+                if lst is None:
+                    multi[name] = [first[name], value]
+                else:
+                    lst.append(value)
+            else:
+                first[name] = value
+        return cls(first, multi)
+
+    def _key(self, name: str) -> str | None:
+        if name in self._first:
+            return name
+        low = name.lower()
+        for key in self._first:
+            if key.lower() == low:
+                return key
+        return None
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._first[name]
+        except KeyError:
+            key = self._key(name)
+            if key is None:
+                raise
+            return self._first[key]
+
+    def get_all(self, name: str) -> list[str]:
+        key = self._key(name)
+        if key is None:
+            return []
+        if self._multi is not None and key in self._multi:
+            return list(self._multi[key])
+        return [self._first[key]]
+
+    def items_all(self) -> Iterator[tuple[str, str]]:
+        """Every (name, value) pair, repeated names included (grouped per name)."""
+        for key, value in self._first.items():
+            if self._multi is not None and key in self._multi:
+                for v in self._multi[key]:
+                    yield key, v
+            else:
+                yield key, value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._key(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._first)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return list(self.items_all()) == list(other.items_all())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.items_all()))
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self.items_all())!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The first line Asterisk sends: ``Asterisk Call Manager/<version>``."""
+
+    version: str
+    raw: str
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An answer to one action. ``follows`` holds raw body lines of ``Response: Follows``."""
+
+    status: str
+    headers: Headers
+    follows: tuple[str, ...] = ()
+
+    @property
+    def action_id(self) -> str | None:
+        return self.headers.get("ActionID")
+
+    @property
+    def success(self) -> bool:
+        return self.status in ("Success", "Follows", "Goodbye")
+
+    @property
+    def message(self) -> str:
+        return self.headers.get("Message", "")
+
+    @property
+    def is_list_start(self) -> bool:
+        value = self.headers.get("EventList")
+        return value is not None and value.lower() == "start"
+
+    @property
+    def output(self) -> tuple[str, ...]:
+        """Command output lines: ``Output:`` headers (Asterisk 14+) or the Follows body."""
+        if self.follows:
+            return self.follows
+        return tuple(self.headers.get_all("Output"))
+
+
+class Event:
+    """An AMI event: ``name`` is the ``Event:`` header, ``headers`` all the others.
+
+    Events are immutable. An event read from the wire keeps its frame text
+    (``raw``) and builds its header multi-dict only on first use of
+    ``headers``; ``get(name)`` on an event whose headers were not built yet
+    finds the first value straight in the frame text, which is what most
+    consumers need (a few headers of each event) at a fraction of the cost.
+    """
+
+    __slots__ = ("_headers", "name", "raw")
+
+    name: str
+    raw: str
+    _headers: Headers | None
+
+    def __init__(self, name: str, headers: Headers | Mapping[str, str] | None = None, *, raw: str = "") -> None:
+        if headers is None and not raw:
+            headers = Headers({})
+        if headers is not None and not isinstance(headers, Headers):
+            headers = Headers(dict(headers))
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "_headers", headers)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    @property
+    def headers(self) -> Headers:
+        h: Headers | None = self._headers
+        if h is None:
+            h = _headers_of(self.raw)
+            object.__setattr__(self, "_headers", h)
+        return h
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        h: Headers | None = self._headers
+        if h is not None:
+            return h.get(name, default)
+        raw = self.raw
+        key = "\r\n" + name + ": "
+        i = raw.find(key)
+        if i < 0:
+            if key.lower() in raw.lower():  # a differently-cased name: let the dict decide
+                return self.headers.get(name, default)
+            return default
+        i += len(key)
+        j = raw.find("\r\n", i)
+        return raw[i:] if j < 0 else raw[i:j]
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return type(self) is type(other) and self.name == other.name and self.headers == other.headers
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name, self.headers))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, headers={self.headers!r})"
+
+
+class ListComplete(Event):
+    """The event closing a list action (``EventList: Complete``)."""
+
+    __slots__ = ()
+
+
+Message = Banner | Response | Event
+
+
+class _State(enum.Enum):
+    BANNER = "banner"
+    FRAMES = "frames"
+    ERROR = "error"
+
+
+def _parse_lines(lines: list[str]) -> tuple[Headers, tuple[str, ...]]:
+    """Slow, general path: repeated names, lines without ``: ``, Follows bodies."""
+    first: dict[str, str] = {}
+    multi: dict[str, list[str]] | None = None
+    body: list[str] = []
+    in_body = False
+    for line in lines:
+        if not line:
+            continue
+        if not in_body:
+            name, sep, value = line.partition(":")
+            if sep and name and " " not in name:
+                if value.startswith(" "):
+                    value = value[1:]
+                if name in first:
+                    if multi is None:
+                        multi = {}
+                    lst = multi.get(name)
+                    if lst is None:
+                        multi[name] = [first[name], value]
+                    else:
+                        lst.append(value)
+                else:
+                    first[name] = value
+                continue
+            in_body = True
+        if line != _END_COMMAND:
+            body.append(line)
+    return Headers(first, multi), tuple(body)
+
+
+def _fast_pairs(frame: str) -> dict[str, str] | None:
+    """All ``Name: value`` pairs of a frame, first line included, or None.
+
+    One C-level replace and split per frame. Exact when the frame has as many
+    ``": "`` as lines and no repeated name; otherwise None (use the general
+    path): a value containing ``": "`` (command output, AppData) or a
+    repeated name (``ChanVariable``). Known limit: a corrupted frame with a
+    line lacking ``": "`` *and* a value containing ``": "`` may pair
+    differently than the general path would; Asterisk writes every line as
+    ``"%s: %s\\r\\n"``, and such a frame still gives an immutable message,
+    never a crash.
+    """
+    lines = frame.count("\r\n") + 1
+    parts = frame.replace("\r\n", ": ").split(": ")
+    if len(parts) != 2 * lines:
+        return None
+    it = iter(parts)
+    pairs = dict(zip(it, it, strict=False))
+    if len(pairs) != lines:
+        return None
+    return pairs
+
+
+def _headers_of(raw: str) -> Headers:
+    """Headers of a frame text, its first line (``Event: X``) excluded."""
+    pairs = _fast_pairs(raw)
+    if pairs is not None:
+        pairs.pop(raw[: raw.find(": ")], None)
+        return Headers(pairs)
+    headers, _body = _parse_lines(raw.split("\r\n")[1:])
+    return headers
+
+
+def _lazy_event(frame: str, name: str) -> Event:
+    if "\r\nEventList: Complete" in frame:
+        return ListComplete(name, raw=frame)
+    return Event(name, raw=frame)
+
+
+def _build(frame: str) -> Message | None:
+    if frame.startswith("\r\n") or frame.endswith("\r\n"):
+        # stray empty lines around a frame (a frame boundary that fell between
+        # two separators, or a module writing an extra CRLF): drop them
+        frame = frame.strip("\r\n")
+        if not frame:
+            return None
+    if frame.startswith("Event: "):
+        pairs = _fast_pairs(frame)
+        if pairs is None:
+            headers = _headers_of(frame)
+            name = frame[7:frame.find("\r\n")] if "\r\n" in frame else frame[7:]
+        else:
+            name = pairs.pop("Event")
+            headers = Headers(pairs)
+        if headers._first.get("EventList") == "Complete":
+            return ListComplete(name, headers, raw=frame)
+        return Event(name, headers, raw=frame)
+    lines = frame.split("\r\n")
+    head = lines[0]
+    if head.startswith("Response: "):
+        status = head[10:]
+        if status == "Follows":
+            headers, body = _parse_lines(lines[1:])
+            return Response(status, headers, body)
+        pairs = _fast_pairs(frame)
+        if pairs is not None:
+            del pairs["Response"]
+            return Response(status, Headers(pairs))
+        headers, body = _parse_lines(lines[1:])
+        return Response(status, headers, body)
+    # Tolerate "Event:" / "Response:" without the space and odd casing; anything
+    # else is an unknown frame kind: dropped (counted by the parser).
+    name, sep, value = head.partition(":")
+    kind = name.strip().lower()
+    if sep and kind == "event":
+        headers, _body = _parse_lines(lines[1:])
+        ev_name = value.strip()
+        if headers.get("EventList", "").lower() == "complete":
+            return ListComplete(ev_name, headers)
+        return Event(ev_name, headers)
+    if sep and kind == "response":
+        headers, body = _parse_lines(lines[1:])
+        return Response(value.strip(), headers, body)
+    return None
+
+
+class AmiParser:
+    """Incremental AMI parser: ``feed(bytes)`` returns the messages completed so far.
+
+    ``max_frame_size`` bounds the receive buffer: a frame (or an unterminated
+    tail) longer than that raises ``RemoteProtocolError`` and the parser is
+    left unusable (the connection must be closed), with its buffer released.
+
+    ``feed_filtered(data, wanted)`` is the service's fast path: an event whose
+    name is not in ``wanted`` is skipped after reading its name, without
+    building its headers. Responses and list events are always kept, because
+    they answer our own actions. Events kept by ``feed_filtered`` build their
+    header dict on first use of ``.headers`` (``.get`` reads the frame text
+    directly); ``feed`` builds every header dict eagerly.
+    """
+
+    __slots__ = ("_buf", "_state", "banner", "frames", "max_frame_size", "skipped", "unknown")
+
+    def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, expect_banner: bool = True) -> None:
+        if max_frame_size < 64:
+            raise ValueError("max_frame_size must be at least 64 bytes")
+        self.max_frame_size = max_frame_size
+        self._buf = b""
+        self._state = _State.BANNER if expect_banner else _State.FRAMES
+        self.banner: Banner | None = None
+        self.frames = 0  # frames seen (parsed or skipped)
+        self.skipped = 0  # events skipped by feed_filtered
+        self.unknown = 0  # frames that were neither Response nor Event
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the end of a frame."""
+        return len(self._buf)
+
+    @property
+    def broken(self) -> bool:
+        return self._state is _State.ERROR
+
+    def feed(self, data: bytes) -> list[Message]:
+        return self._feed(data, None)
+
+    def feed_filtered(self, data: bytes, wanted: Container[str]) -> list[Message]:
+        return self._feed(data, wanted)
+
+    def _fail(self, reason: str, out: list[Message]) -> RemoteProtocolError:
+        self._state = _State.ERROR
+        self._buf = b""
+        return RemoteProtocolError(reason, messages=out)
+
+    def _feed(self, data: bytes, wanted: Container[str] | None) -> list[Message]:
+        if self._state is _State.ERROR:
+            raise RemoteProtocolError("parser is unusable after an earlier protocol error")
+        buf = self._buf + data if self._buf else bytes(data)
+        out: list[Message] = []
+        limit = self.max_frame_size
+        if self._state is _State.BANNER:
+            nl = buf.find(b"\r\n")
+            if nl < 0:
+                if len(buf) > limit:
+                    raise self._fail("no banner line within max_frame_size", out)
+                self._buf = buf
+                return out
+            raw = buf[:nl].decode("utf-8", "replace")
+            _, _, version = raw.partition("/")
+            self.banner = Banner(version.strip(), raw)
+            out.append(self.banner)
+            self._state = _State.FRAMES
+            buf = buf[nl + 2:]
+        end = buf.rfind(_SEP)
+        if end < 0:
+            if len(buf) > limit:
+                raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
+            self._buf = buf
+            return out
+        rest = buf[end + 4:]
+        if len(rest) > limit:
+            raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
+        frames = buf[:end].decode("utf-8", "replace").split(_SSEP)
+        append = out.append
+        nframes = 0
+        for frame in frames:
+            if len(frame) > limit:
+                raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
+            if wanted is not None and frame.startswith("Event: "):
+                nl = frame.find("\r\n")
+                name = frame[7:nl] if nl >= 0 else frame[7:]
+                if name not in wanted and "\r\nActionID: " not in frame:
+                    nframes += 1
+                    self.skipped += 1
+                    continue
+                if nl >= 0 and not frame.endswith("\r\n"):
+                    nframes += 1
+                    append(_lazy_event(frame, name))
+                    continue
+            msg = _build(frame)
+            if msg is None:
+                if frame.strip("\r\n"):
+                    nframes += 1
+                    self.unknown += 1
+                continue
+            nframes += 1
+            append(msg)
+        self.frames += nframes
+        self._buf = rest
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """An action to send. ``headers`` values may be a list for repeated names (``Variable``)."""
+
+    name: str
+    headers: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str | Sequence[str]]) -> Action:
+        """``{"Action": "Ping", ...}`` -> Action (the ``Action`` key is case-insensitive)."""
+        name: str | None = None
+        rest: dict[str, str | Sequence[str]] = {}
+        for key, value in data.items():
+            if key.lower() == "action":
+                if not isinstance(value, str):
+                    raise LocalProtocolError("Action must be a single string")
+                name = value
+            else:
+                rest[key] = value
+        if not name:
+            raise LocalProtocolError("an action needs an 'Action' header")
+        return cls(name, rest)
+
+    @property
+    def is_command(self) -> bool:
+        return self.name.lower() == "command"
+
+
+_BAD_NAME_CHARS = frozenset("\r\n: \t\0")
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c in _BAD_NAME_CHARS for c in name):
+        raise HeaderInjectionError(f"invalid AMI header name {name!r}")
+
+
+def _check_value(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise HeaderInjectionError(f"AMI header {name!r} value contains CR, LF or NUL")
+
+
+def serialize_action(action: Action, action_id: str) -> bytes:
+    """The wire bytes of ``action`` with ``ActionID: action_id``.
+
+    Raises ``HeaderInjectionError`` when any name or value could break the
+    framing; nothing is produced in that case.
+    """
+    _check_name(action.name)
+    _check_value("Action", action.name)
+    _check_value("ActionID", action_id)
+    parts = [f"Action: {action.name}\r\nActionID: {action_id}\r\n"]
+    for name, value in action.headers.items():
+        _check_name(name)
+        low = name.lower()
+        if low in ("action", "actionid"):
+            raise LocalProtocolError(f"{name!r} is set by the serializer, not by the caller")
+        values: Sequence[str] = (value,) if isinstance(value, str) else value
+        for v in values:
+            if not isinstance(v, str):
+                raise LocalProtocolError(f"AMI header {name!r} value must be str, got {type(v).__name__}")
+            _check_value(name, v)
+            parts.append(f"{name}: {v}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
