@@ -1,0 +1,1 @@
+"""Prompt audio: number grammar (pure) and the prompt builder (espeak-ng + pydub)."""
