@@ -1,0 +1,287 @@
+"""AsyncAGI over AMI: one session per channel in ``AGI(agi:async)``.
+
+A call entering ``AGI(agi:async)`` raises ``AsyncAGIStart`` (its ``Env`` is the
+URL-encoded AGI environment, ``agi_xxx: value`` lines). Commands are sent with
+``Action: AGI``, ``Channel``, ``Command`` and a ``CommandID``; Asterisk answers
+the action at once and reports the command's result later in ``AsyncAGIExec``
+(same ``CommandID``, URL-encoded ``Result`` such as
+``200%20result=49%20(timeout)%20endpos=1234%0A``). Commands on one channel run
+one at a time, in order: ``execute`` waits for the previous command's result
+before sending the next one. ``AsyncAGIEnd`` or ``Hangup`` of the channel
+fails every waiting command with ``AgiHangup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import unquote
+
+from .client import AmiDisconnected, AmiError, AmiTimeout
+from .protocol import Action, Event, Response
+
+__all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult", "AgiSession",
+           "parse_agi_env", "parse_agi_result"]
+
+log = logging.getLogger("switchboard.ami.agi")
+
+AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"})
+
+
+class AgiError(AmiError):
+    """Base of AsyncAGI errors."""
+
+
+class AgiHangup(AgiError):
+    """The channel left AGI (hang-up or ``AsyncAGIEnd``) before the command finished."""
+
+
+class AgiCommandError(AgiError):
+    """Asterisk refused the ``Action: AGI`` itself (e.g. channel not in AsyncAGI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgiResult:
+    """A parsed AGI reply: ``200 result=49 (timeout) endpos=1234``."""
+
+    code: int
+    result: str
+    data: str
+    endpos: int | None
+    raw: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200 and self.result != "-1"
+
+    @property
+    def digit(self) -> str | None:
+        """The DTMF digit of STREAM FILE / WAIT FOR DIGIT (``result`` is its ASCII code)."""
+        if self.result.isdigit() and int(self.result) > 0:
+            return chr(int(self.result))
+        return None
+
+
+_RESULT_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$", re.S)
+_ENDPOS_RE = re.compile(r"\s*endpos=(-?\d+)")
+
+
+def parse_agi_result(encoded: str) -> AgiResult:
+    """Parse an ``AsyncAGIExec`` ``Result`` (URL-encoded) into an AgiResult."""
+    text = unquote(encoded).strip()
+    m = _RESULT_RE.match(text)
+    if m is None:
+        return AgiResult(0, "", text, None, text)
+    code = int(m.group(1))
+    rest = (m.group(2) or "").strip()
+    result = ""
+    if rest.startswith("result="):
+        head, _, rest = rest[7:].partition(" ")
+        result = head
+        rest = rest.strip()
+    endpos: int | None = None
+    e = _ENDPOS_RE.search(rest)
+    if e is not None:
+        endpos = int(e.group(1))
+        rest = (rest[: e.start()] + rest[e.end():]).strip()
+    if rest.startswith("(") and rest.endswith(")"):
+        rest = rest[1:-1]
+    return AgiResult(code, result, rest, endpos, text)
+
+
+def parse_agi_env(encoded: str) -> dict[str, str]:
+    """``Env`` of ``AsyncAGIStart`` (URL-encoded ``agi_xxx: value`` lines) -> dict."""
+    env: dict[str, str] = {}
+    for line in unquote(encoded).splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip():
+            env[name.strip()] = value.strip()
+    return env
+
+
+class _AmiSender(Protocol):
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response: ...  # noqa: ASYNC109
+
+    def subscribe(self, callback: Callable[[Event], Awaitable[None] | None], *,
+                  names: frozenset[str] | None = None) -> Callable[[], None]: ...
+
+
+class AgiSession:
+    """One channel in AsyncAGI: ``await execute("STREAM FILE x \\"#\\"")`` -> AgiResult."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, client: _AmiSender, start: Event, *, default_timeout: float = 60.0) -> None:
+        self._client = client
+        self.channel: str = start.get("Channel") or ""
+        self.uniqueid: str = start.get("Uniqueid") or ""
+        self.linkedid: str = start.get("Linkedid") or self.uniqueid
+        self.env: dict[str, str] = parse_agi_env(start.get("Env") or "")
+        self.closed = False
+        self.close_reason = ""
+        self._default_timeout = default_timeout
+        self._lock = asyncio.Lock()  # the per-channel FIFO: one command in flight
+        self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
+
+    def __repr__(self) -> str:
+        return f"AgiSession(channel={self.channel!r}, uniqueid={self.uniqueid!r}, closed={self.closed})"
+
+    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+        """Run one AGI command after the ones queued before it; its result.
+
+        ``timeout`` covers waiting for earlier commands and this one's result.
+        Raises ``AgiHangup`` when the channel leaves AGI, ``AgiCommandError``
+        when Asterisk refuses the action, ``AmiTimeout``/``AmiDisconnected``.
+        """
+        if timeout is None:
+            timeout = self._default_timeout
+        if self.closed:
+            raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._lock:
+                    return await self._run(command, timeout)
+        except TimeoutError:
+            raise AmiTimeout(f"{self.channel}: AGI {command.split(' ', 1)[0]} gave no result in {timeout}s") from None
+
+    async def _run(self, command: str, timeout: float) -> AgiResult:  # noqa: ASYNC109
+        if self.closed:
+            raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
+        command_id = f"agi-{self.uniqueid}-{next(self._ids)}"
+        fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = fut
+        try:
+            reply = await self._client.send(
+                Action("AGI", {"Channel": self.channel, "Command": command, "CommandID": command_id}),
+                timeout=timeout,
+            )
+            if not reply.success:
+                if self.closed:
+                    raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
+                raise AgiCommandError(f"{self.channel}: AGI refused: {reply.message or reply.status}")
+            return await fut
+        finally:
+            self._waiting.pop(command_id, None)
+
+    async def break_(self, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+        """``ASYNCAGI BREAK``: leave AGI and continue in the dialplan."""
+        return await self.execute("ASYNCAGI BREAK", timeout=timeout)
+
+    # ---- driven by AgiManager ----
+    def _on_exec(self, ev: Event) -> None:
+        command_id = ev.get("CommandID") or ev.get("CommandId") or ""
+        fut = self._waiting.get(command_id)
+        if fut is not None and not fut.done():
+            fut.set_result(parse_agi_result(ev.get("Result") or ""))
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()
+
+    def _close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(AgiHangup(f"{self.channel}: {reason}"))
+                fut.exception()
+
+
+StartCallback = Callable[[AgiSession], Awaitable[None] | None]
+
+
+class AgiManager:
+    """Routes AsyncAGI events to sessions; calls ``on_start(session)`` for each new one.
+
+    ``on_start`` runs in its own task per session (it usually runs a whole IVR
+    flow), so it never blocks event delivery. Sessions are closed (pending
+    commands fail with ``AgiHangup``) on ``AsyncAGIEnd``, ``Hangup`` and when
+    the AMI link drops.
+    """
+
+    def __init__(self, client: _AmiSender, *, on_start: StartCallback, default_timeout: float = 60.0) -> None:
+        self._client = client
+        self._on_start = on_start
+        self._default_timeout = default_timeout
+        self.sessions: dict[str, AgiSession] = {}  # by Uniqueid
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubscribe = client.subscribe(self.handle_event, names=AGI_EVENTS)
+        on_resync = getattr(client, "on_resync", None)
+        if on_resync is not None:
+            on_resync(self.handle_resync)
+
+    def handle_resync(self, restarted: bool) -> None:
+        """After a reconnect: results of commands in flight were lost with the link.
+
+        On an Asterisk restart every channel is gone: all sessions close. After a
+        network blip the channels may still be in AGI: sessions stay open (the
+        IVR can go on) but the commands in flight fail with ``AmiDisconnected``.
+        """
+        if restarted:
+            self.close_all("Asterisk restarted")
+            return
+        for session in self.sessions.values():
+            session._fail_waiting(AmiDisconnected(f"{session.channel}: AMI link lost during the command"))
+
+    def handle_event(self, ev: Event) -> None:
+        name = ev.name
+        uniqueid = ev.get("Uniqueid") or ""
+        if name == "AsyncAGIStart":
+            old = self.sessions.get(uniqueid)
+            if old is not None:
+                old._close("AGI restarted on the channel")
+            session = AgiSession(self._client, ev, default_timeout=self._default_timeout)
+            self.sessions[uniqueid] = session
+            log.info("AGI start %s", session.channel, extra={"call_id": session.linkedid})
+            self._spawn(session)
+            return
+        current = self.sessions.get(uniqueid)
+        if current is None:
+            return
+        if name == "AsyncAGIExec":
+            current._on_exec(ev)
+        elif name in ("AsyncAGIEnd", "Hangup"):
+            current._close("hang-up" if name == "Hangup" else "left AGI")
+            del self.sessions[uniqueid]
+
+    def _spawn(self, session: AgiSession) -> None:
+        async def run() -> None:
+            try:
+                result = self._on_start(session)
+                if inspect.isawaitable(result):
+                    await result
+            except (AgiHangup, AmiDisconnected) as exc:
+                log.info("AGI session %s ended: %s", session.channel, exc, extra={"call_id": session.linkedid})
+            except Exception:
+                log.exception("AGI on_start failed for %s", session.channel, extra={"call_id": session.linkedid})
+
+        task = asyncio.create_task(run(), name=f"agi-{session.uniqueid}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close_all(self, reason: str = "AMI link lost") -> None:
+        """Fail every session's pending commands (call on disconnect / shutdown)."""
+        for session in list(self.sessions.values()):
+            session._close(reason)
+        self.sessions.clear()
+
+    async def aclose(self, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        self._unsubscribe()
+        self.close_all("shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,159 @@
+"""AsyncAGI: result/env parsing, per-channel FIFO, hang-up failing pending commands."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import pytest
+
+from switchboard.ami.agi import AgiHangup, AgiManager, AgiResult, AgiSession, parse_agi_env, parse_agi_result
+from switchboard.ami.client import AmiDisconnected
+from switchboard.ami.protocol import Action, Event, Headers, Response
+
+
+@pytest.mark.parametrize(
+    ("encoded", "expected"),
+    [
+        ("200%20result=49%20(timeout)%20endpos=1234%0A", AgiResult(200, "49", "timeout", 1234)),
+        ("200%20result%3D0%20endpos%3D87040%0A", AgiResult(200, "0", "", 87040)),
+        ("200%20result=1%0A", AgiResult(200, "1", "", None)),
+        ("200%20result=123%20(timeout)%0A", AgiResult(200, "123", "timeout", None)),
+        ("200%20result=-1%20endpos=0%0A", AgiResult(200, "-1", "", 0)),
+        ("510%20Invalid%20or%20unknown%20command%0A", AgiResult(510, "", "Invalid or unknown command", None)),
+        ("520-Invalid%20command%20syntax.%0A", AgiResult(520, "", "Invalid command syntax.", None)),
+    ],
+)
+def test_parse_agi_result(encoded: str, expected: AgiResult) -> None:
+    got = parse_agi_result(encoded)
+    assert (got.code, got.result, got.data, got.endpos) == (expected.code, expected.result, expected.data,
+                                                            expected.endpos)
+
+
+def test_digit_and_ok() -> None:
+    assert parse_agi_result("200%20result=49%20endpos=5%0A").digit == "1"
+    assert parse_agi_result("200%20result=0%0A").digit is None
+    assert not parse_agi_result("200%20result=-1%0A").ok
+
+
+def test_parse_env() -> None:
+    env = parse_agi_env(quote("agi_request: async\nagi_channel: PJSIP/trunk-0001\nagi_calleridname: Nguyễn An\n"
+                              "agi_accountcode: \n\n", safe=""))
+    assert env == {"agi_request": "async", "agi_channel": "PJSIP/trunk-0001", "agi_calleridname": "Nguyễn An",
+                   "agi_accountcode": ""}
+
+
+class RecordingAmi:
+    """Stands in for AmiClient (same send/subscribe/on_resync signatures); records actions."""
+
+    def __init__(self) -> None:
+        self.sent: list[Action] = []
+        self.subscribers: list[Callable[[Event], Awaitable[None] | None]] = []
+        self.resync: list[Callable[[bool], None]] = []
+        self.sent_event = asyncio.Event()
+
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response:  # noqa: ASYNC109
+        self.sent.append(action)
+        self.sent_event.set()
+        return Response("Success", Headers({"Message": "Added AGI command to queue"}))
+
+    def subscribe(self, callback: Callable[[Event], Awaitable[None] | None], *,
+                  names: frozenset[str] | None = None) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: None
+
+    def on_resync(self, cb: Callable[[bool], None]) -> None:
+        self.resync.append(cb)
+
+    def emit(self, name: str, **headers: str) -> None:
+        for cb in self.subscribers:
+            cb(Event(name, headers))
+
+    async def next_action(self) -> Action:
+        while not self.sent:
+            self.sent_event.clear()
+            await asyncio.wait_for(self.sent_event.wait(), 2)
+        return self.sent.pop(0)
+
+
+def _start(ami: RecordingAmi, uid: str = "1750000000.1") -> None:
+    ami.emit("AsyncAGIStart", Channel="PJSIP/trunk-00000001", Uniqueid=uid, Linkedid=uid,
+             Env=quote("agi_request: async\nagi_extension: 19009068\n\n", safe=""))
+
+
+async def test_commands_run_in_order_and_resolve_by_command_id() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    (s,) = sessions
+    assert s.env["agi_extension"] == "19009068" and s.linkedid == "1750000000.1" and not s.closed
+    first = asyncio.create_task(s.execute('STREAM FILE welcome "#"', timeout=2))
+    second = asyncio.create_task(s.execute("GET DATA menu 5000 1", timeout=2))
+    a1 = await ami.next_action()
+    await asyncio.sleep(0.01)
+    assert ami.sent == []  # the second command waits for the first one's result
+    assert a1.headers["Command"] == 'STREAM FILE welcome "#"' and a1.headers["Channel"] == s.channel
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId=str(a1.headers["CommandID"]),
+             Result="200%20result=0%20endpos=16000%0A")
+    assert (await first).endpos == 16000
+    a2 = await ami.next_action()
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId="someone-else", Result="200%20result=9%0A")
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId=str(a2.headers["CommandID"]),
+             Result="200%20result=2%0A")
+    assert (await second).result == "2"
+
+
+async def test_hangup_fails_every_pending_command() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    s = sessions[0]
+    t1 = asyncio.create_task(s.execute("WAIT FOR DIGIT 5000", timeout=2))
+    t2 = asyncio.create_task(s.execute("SAY DIGITS 1", timeout=2))
+    await ami.next_action()
+    ami.emit("Hangup", Uniqueid=s.uniqueid, Channel=s.channel, Cause="16")
+    with pytest.raises(AgiHangup):
+        await t1
+    with pytest.raises(AgiHangup):
+        await t2
+    assert s.closed
+    with pytest.raises(AgiHangup):
+        await s.execute("NOOP", timeout=1)
+
+
+async def test_break_sends_asyncagi_break_and_end_closes() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    s = sessions[0]
+    t = asyncio.create_task(s.break_(timeout=2))
+    action = await ami.next_action()
+    assert action.name == "AGI" and action.headers["Command"] == "ASYNCAGI BREAK"
+    ami.emit("AsyncAGIEnd", Uniqueid=s.uniqueid, Channel=s.channel)
+    with pytest.raises(AgiHangup):
+        await t
+    assert s.closed
+
+
+async def test_reconnect_after_blip_fails_in_flight_but_keeps_session() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    s = sessions[0]
+    t = asyncio.create_task(s.execute("WAIT FOR DIGIT 5000", timeout=2))
+    await ami.next_action()
+    ami.resync[0](False)
+    with pytest.raises(AmiDisconnected):
+        await t
+    assert not s.closed
+    ami.resync[0](True)
+    assert s.closed
