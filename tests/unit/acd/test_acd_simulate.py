@@ -1,0 +1,81 @@
+"""The simulator: agrees with Erlang-C where the formula holds, and runs the real router's rules."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from switchboard.acd import erlang
+from switchboard.acd.router import RoutingPolicy
+from switchboard.acd.simulate import SimAgent, SimConfig, allocate, compare, make_agents, policy_for, simulate
+
+REG = {"ha-noi": "north", "hai-phong": "north", "ho-chi-minh": "south"}
+ONE = {"ha-noi": 1.0}
+TOPIC = [("x", 1.0)]
+
+
+def test_pooled_without_abandonment_matches_erlang_c() -> None:
+    agents = make_agents(8, ONE, REG, ["x"])
+    sls, asas = [], []
+    for seed in range(5):
+        cfg = SimConfig(erlangs=5.0, handle_s=60.0, wrap_up_s=0.0, patience_s=math.inf,
+                        duration_s=20 * 3600, warmup_s=600, seed=seed)
+        r = simulate(cfg, agents, policy_for("pooled", RoutingPolicy(region_of=REG)), province_weights=ONE,
+                     topics=TOPIC)
+        assert r.abandoned == 0 and r.answered == r.offered > 5000
+        sls.append(r.service_level)
+        asas.append(r.asa_s)
+    assert statistics.mean(sls) == pytest.approx(erlang.service_level(5.0, 8, 60.0, 20.0), abs=0.015)
+    assert statistics.mean(asas) == pytest.approx(erlang.asa(5.0, 8, 60.0), rel=0.2)
+
+
+def test_overflow_waits_for_the_region_threshold() -> None:
+    # all callers from Hà Nội, the only agents in Hải Phòng: every answer is a region overflow
+    agents = [SimAgent(f"a{i}", "hai-phong", "north", {"x": 3}) for i in range(5)]
+    cfg = SimConfig(erlangs=1.0, handle_s=60.0, wrap_up_s=0.0, patience_s=math.inf, duration_s=3600,
+                    warmup_s=0, seed=2)
+    pol = RoutingPolicy(region_after_s=30.0, nation_after_s=90.0, region_of=REG)
+    r = simulate(cfg, agents, pol, province_weights=ONE, topics=TOPIC)
+    assert r.answered > 30 and r.by_tier == {"region": r.answered}
+    assert r.asa_s >= 30.0 and r.answered_in_sl == 0 and r.in_province_share == 0.0
+    # strict per-province queues never answer them; they all abandon
+    cfg2 = SimConfig(erlangs=1.0, handle_s=60.0, wrap_up_s=0.0, patience_s=60.0, duration_s=3600, warmup_s=0)
+    r2 = simulate(cfg2, agents, policy_for("per-province", pol), province_weights=ONE, topics=TOPIC)
+    assert r2.answered == 0 and r2.abandoned > 30
+
+
+def test_policies_see_the_same_callers_and_pooling_helps() -> None:
+    weights = {"ha-noi": 3.0, "hai-phong": 1.0, "ho-chi-minh": 2.0}
+    agents = make_agents(14, weights, REG, ["x", "y"], seed=4)
+    cfg = SimConfig(erlangs=10.0, handle_s=120.0, wrap_up_s=0.0, duration_s=3 * 3600, warmup_s=600)
+    cmp = compare(cfg, agents, RoutingPolicy(region_after_s=10, nation_after_s=20, min_proficiency=(1, 1, 1),
+                                             region_of=REG),
+                  seeds=[1, 2], province_weights=weights, topics=[("x", 0.5), ("y", 0.5)])
+    offered = {name: [r.offered for r in runs] for name, runs in cmp.results.items()}
+    assert offered["ours"] == offered["pooled"] == offered["per-province"]
+    assert cmp.mean("per-province", "in_province_share") == 1.0
+    assert cmp.mean("pooled", "service_level") > cmp.mean("per-province", "service_level")
+    assert cmp.mean("ours", "abandon_rate") < cmp.mean("per-province", "abandon_rate")
+    assert [row["policy"] for row in cmp.table()][-1].startswith("erlang-c")
+
+
+def test_lognormal_handle_times_keep_the_mean() -> None:
+    agents = make_agents(30, ONE, REG, ["x"])
+    cfg = SimConfig(erlangs=10.0, handle_s=100.0, wrap_up_s=0.0, handle_dist="lognormal", lognormal_sigma=1.0,
+                    patience_s=math.inf, duration_s=6 * 3600, warmup_s=0)
+    r = simulate(cfg, agents, policy_for("pooled", RoutingPolicy(region_of=REG)), province_weights=ONE,
+                 topics=TOPIC)
+    # with plenty of agents almost nobody waits; offered matches the Poisson rate
+    assert r.offered == pytest.approx(6 * 3600 * 0.1, rel=0.05)
+    assert r.service_level > 0.99
+
+
+def test_allocate_and_unknown_policy() -> None:
+    out = allocate(108, {"a": 14.0, "b": 0.5, "c": 5.5})
+    assert sum(out.values()) == 108 and min(out.values()) >= 1 and out["a"] > out["c"] > out["b"]
+    with pytest.raises(ValueError):
+        allocate(2, {"a": 1.0, "b": 1.0, "c": 1.0})
+    with pytest.raises(ValueError):
+        policy_for("random", RoutingPolicy())
