@@ -1,0 +1,231 @@
+"""The event writer against a real PostgreSQL, with a proxy that cuts the link."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from store_helpers import TcpProxy, host_port, local, make_call
+
+from switchboard.config import DatabaseSettings
+from switchboard.events import CallEvent
+from switchboard.store.errors import WriterClosed, WriterOverloaded
+from switchboard.store.writer import EventWriter
+
+
+@pytest.fixture
+async def proxy(migrated_db: str) -> AsyncIterator[TcpProxy]:
+    p = TcpProxy(*host_port(migrated_db))
+    await p.start()
+    yield p
+    await p.close()
+
+
+def settings(dsn: str, tmp: Path, **kw: object) -> DatabaseSettings:
+    base: dict[str, object] = {"dsn": dsn, "spool_dir": str(tmp / "spool"), "flush_interval": 0.05,
+                               "command_timeout": 3.0}
+    base.update(kw)
+    return DatabaseSettings(**base)  # type: ignore[arg-type]
+
+
+def writer(dsn: str, tmp: Path, **kw: object) -> EventWriter:
+    return EventWriter(settings(dsn, tmp, **kw), connect_timeout=2.0, reconnect_min=0.05, reconnect_max=0.5)
+
+
+async def assert_exactly_once_in_order(conn: asyncpg.Connection, expected: dict[str, int]) -> None:
+    """Every call has seq 1..n once, and arrival order (id) follows seq within each call."""
+    rows = await conn.fetch(
+        "SELECT call_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM call_events GROUP BY call_id",
+        timeout=30)
+    got = {r["call_id"]: (r["n"], r["lo"], r["hi"]) for r in rows}
+    assert got == {c: (n, 1, n) for c, n in expected.items()}
+    disorder = await conn.fetchval(
+        """SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY call_id ORDER BY id) AS prev
+                                 FROM call_events) t WHERE prev >= seq""", timeout=30)
+    assert disorder == 0
+
+
+async def test_calls_row_derived_and_bad_values_ignored(migrated_db: str, tmp_path: Path,
+                                                        db: asyncpg.Connection) -> None:
+    w = writer(migrated_db, tmp_path)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    evs = [
+        CallEvent("k1", 1, t0, "call.started", {"caller": "0912345678", "dialed": "19008000", "language": "vi"}),
+        CallEvent("k1", 2, t0 + timedelta(seconds=1), "ivr.lookup", {"by": "phone", "found": True,
+                                                                     "participant_id": "0100000001"}),
+        CallEvent("k1", 3, t0 + timedelta(seconds=2), "queue.joined",
+                  {"topic": "health/card", "province": "Huế", "province_source": "area_code",
+                   "priority": "high"}),  # wrong type: ignored, not a failed batch
+        CallEvent("k1", 4, t0 + timedelta(seconds=3), "queue.overflow", {"tier": "region"}),
+        CallEvent("k1", 5, t0 + timedelta(seconds=4), "call.answered", {"agent_id": "a7", "wait_s": 2.0}),
+        CallEvent("k1", 6, t0 + timedelta(seconds=5), "call.recording", {"path": "2026/03/02/k1.wav"}),
+        CallEvent("k1", 7, t0 + timedelta(seconds=9), "call.survey", {"score": 9}),  # out of range: ignored
+        CallEvent("k1", 8, t0 + timedelta(seconds=9), "call.ended",
+                  {"outcome": "answered", "cause": "16", "node": "talk"}),
+    ]
+    for e in evs[4:]:  # later half first: the row is built whatever the arrival order
+        w.submit(e)
+    await w.flush(timeout=10)
+    for e in evs[:4]:
+        w.submit(e)
+    await w.flush(timeout=10)
+    await w.stop()
+    r = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'k1'", timeout=10)
+    assert r is not None
+    assert (r["caller"], r["participant_id"], r["topic"], r["province"], r["province_source"]) == (
+        "0912345678", "0100000001", "health/card", "Huế", "area_code")
+    assert r["priority"] is None and r["survey_score"] is None
+    assert (r["overflow_tier"], r["agent_id"], r["queue_wait_s"]) == ("region", "a7", 2.0)
+    assert r["recording_path"] == "2026/03/02/k1.wav"
+    assert r["started_at"] == t0 and r["answered_at"] == t0 + timedelta(seconds=4)
+    assert (r["outcome"], r["hangup_cause"], r["ivr_node"]) == ("answered", "16", "talk")
+    assert w.written_total == 8 and w.batches == 2
+
+
+async def test_submit_validates_and_refuses_after_stop(migrated_db: str, tmp_path: Path) -> None:
+    w = writer(migrated_db, tmp_path)
+    await w.start()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        w.submit(CallEvent("v", 1, datetime(2026, 1, 1), "call.started"))  # noqa: DTZ001
+    with pytest.raises(ValueError, match="NUL"):
+        w.submit(CallEvent("v", 1, datetime.now(UTC), "call.started", {"caller": "a\x00b"}))
+    with pytest.raises(ValueError, match="seq"):
+        w.submit(CallEvent("v", 0, datetime.now(UTC), "call.started"))
+    assert w.accepted_total == 0
+    await w.stop()
+    with pytest.raises(WriterClosed):
+        w.submit(CallEvent("v", 1, datetime.now(UTC), "call.started"))
+
+
+async def test_db_down_at_start_spools_then_replays(migrated_db: str, tmp_path: Path, proxy: TcpProxy,
+                                                    db: asyncpg.Connection) -> None:
+    proxy.cut()
+    w = writer(proxy.dsn(migrated_db), tmp_path)
+    await w.start()
+    assert not w.db_connected
+    events = make_call("d1", local(2026, 3, 2, 9), topic="t", province="p", wait=4, agent="a", talk=30, wrap=3)
+    for e in events:
+        w.submit(e)
+    deadline = time.monotonic() + 10
+    while w.spooled_total < len(events):
+        assert time.monotonic() < deadline, w.stats()
+        await asyncio.sleep(0.02)
+    assert w.spool_bytes > 0 and w.last_error is not None
+    assert await db.fetchval("SELECT count(*) FROM call_events", timeout=10) == 0
+    proxy.restore()
+    await w.flush(timeout=15)
+    assert w.spool_bytes == 0 and w.replayed_total == len(events)
+    await assert_exactly_once_in_order(db, {"d1": len(events)})
+    await w.stop()
+
+
+async def test_restart_replays_old_spool_before_new_events(migrated_db: str, tmp_path: Path, proxy: TcpProxy,
+                                                           db: asyncpg.Connection) -> None:
+    proxy.cut()
+    w1 = writer(proxy.dsn(migrated_db), tmp_path)
+    await w1.start()
+    old = make_call("r1", local(2026, 3, 2, 9), topic="t", province="p", wait=4, agent="a", talk=30)
+    for e in old[:5]:
+        w1.submit(e)
+    await w1.stop()  # database away: stop() must leave everything in the spool
+    assert w1.spool_bytes > 0 and w1.spooled_total == 5
+    proxy.restore()
+    w2 = writer(migrated_db, tmp_path)
+    await w2.start()
+    for e in old[5:]:
+        w2.submit(e)
+    await w2.flush(timeout=15)
+    await w2.stop()
+    assert w2.replayed_total >= 5
+    await assert_exactly_once_in_order(db, {"r1": len(old)})
+
+
+async def test_full_queue_spills_to_spool_in_order(migrated_db: str, tmp_path: Path, proxy: TcpProxy,
+                                                   db: asyncpg.Connection) -> None:
+    w = writer(proxy.dsn(migrated_db), tmp_path, queue_size=40, batch_size=25)
+    await w.start()
+    proxy.cut()
+    calls = [make_call(f"s{i:03d}", local(2026, 3, 2, 10, i), topic="t", province="p", wait=3, agent="a",
+                       talk=20, wrap=2, survey=4) for i in range(60)]
+    # interleave calls, submit in bursts without yielding: the queue overflows
+    flat = [e for group in zip(*calls, strict=False) for e in group]
+    for i in range(0, len(flat), 100):
+        for e in flat[i:i + 100]:
+            w.submit(e)
+        await asyncio.sleep(0.01)
+    assert w.spooled_total > 0 and w.queue_depth <= 40
+    proxy.restore()
+    await w.flush(timeout=20)
+    await w.stop()
+    await assert_exactly_once_in_order(db, {c[0].call_id: len(c) for c in calls})
+    assert await db.fetchval("SELECT count(*) FROM surveys", timeout=10) == 60
+
+
+async def test_spool_full_refuses_loudly(migrated_db: str, tmp_path: Path, proxy: TcpProxy) -> None:
+    proxy.cut()
+    w = writer(proxy.dsn(migrated_db), tmp_path, queue_size=10, spool_max_bytes=4000)
+    await w.start()
+    refused = 0
+    for i in range(200):
+        try:
+            w.submit(CallEvent("f", i + 1, datetime.now(UTC), "ivr.step", {"node": "x" * 50}))
+        except WriterOverloaded:
+            refused += 1
+    assert refused > 0 and w.rejected_total == refused
+    assert w.accepted_total == 200 - refused
+    assert w.near_full and w.spool_bytes <= 4000
+    proxy.restore()
+    await w.flush(timeout=15)
+    await w.stop()
+
+
+async def test_outage_under_load_every_event_once_in_order(migrated_db: str, tmp_path: Path, proxy: TcpProxy,
+                                                           db: asyncpg.Connection) -> None:
+    """20 new calls/s for 30 s; the link to PostgreSQL is cut twice while events flow."""
+    w = writer(proxy.dsn(migrated_db), tmp_path, batch_size=500)
+    await w.start()
+    rng = random.Random(20)
+    active: list[list[CallEvent]] = []
+    expected: dict[str, int] = {}
+    outages = [(6.0, 14.0), (20.0, 23.0)]
+    t_start = time.monotonic()
+    n = 0
+    spool_peak = 0
+    while (elapsed := time.monotonic() - t_start) < 30.0:
+        cut = any(a <= elapsed < b for a, b in outages)
+        if cut and proxy.connected:
+            proxy.cut()
+        elif not cut and not proxy.connected:
+            proxy.restore()
+        cid = f"L{n:05d}"
+        n += 1
+        call = make_call(cid, local(2026, 3, 2, 9) + timedelta(seconds=elapsed), topic="social/pension",
+                         province="Hà Nội", wait=rng.uniform(0, 40), agent=rng.choice(["a1", "a2", None]),
+                         talk=rng.uniform(30, 300), wrap=5, survey=rng.choice([None, 3, 5]))
+        expected[cid] = len(call)
+        active.append(call)
+        for c in active:  # each live call moves one step per tick
+            w.submit(c.pop(0))
+        active = [c for c in active if c]
+        spool_peak = max(spool_peak, w.spool_bytes)
+        await asyncio.sleep(max(0.0, t_start + n * 0.05 - time.monotonic()))
+    proxy.restore()
+    while active:
+        for c in active:
+            w.submit(c.pop(0))
+        active = [c for c in active if c]
+    await w.flush(timeout=60)
+    await w.stop()
+    assert n >= 580  # ~20 calls/s for 30 s
+    assert spool_peak > 0 and w.replayed_total > 0 and w.spool_bytes == 0
+    await assert_exactly_once_in_order(db, expected)
+    assert await db.fetchval("SELECT count(*) FROM calls", timeout=10) == n
+    assert await db.fetchval("SELECT count(*) FROM call_events", timeout=10) == sum(expected.values())
+    assert w.written_total == sum(expected.values())
