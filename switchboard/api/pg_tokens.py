@@ -1,0 +1,67 @@
+"""``TokenStore`` over PostgreSQL (table ``api_tokens``, migration 0010)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from switchboard.api.services import StoredToken
+
+_COLUMNS = "id, secret_hash, role, agent_id, name, kind, created_at, expires_at, revoked_at"
+
+
+def _row(rec: Any) -> StoredToken:
+    return StoredToken(
+        id=rec["id"],
+        secret_hash=bytes(rec["secret_hash"]),
+        role=rec["role"],
+        agent_id=rec["agent_id"],
+        name=rec["name"],
+        kind=rec["kind"],
+        created_at=rec["created_at"],
+        expires_at=rec["expires_at"],
+        revoked_at=rec["revoked_at"],
+    )
+
+
+class PgTokenStore:
+    def __init__(self, pool: asyncpg.Pool, *, timeout: float = 5.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def fetch(self, token_id: str) -> StoredToken | None:
+        rec = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE id = $1", token_id, timeout=self._timeout
+        )
+        return None if rec is None else _row(rec)
+
+    async def insert(self, token: StoredToken) -> None:
+        await self._pool.execute(
+            "INSERT INTO api_tokens (id, secret_hash, role, agent_id, name, kind, created_at, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            token.id, token.secret_hash, token.role, token.agent_id, token.name, token.kind,
+            token.created_at, token.expires_at,
+            timeout=self._timeout,
+        )
+
+    async def revoke(self, token_id: str) -> bool:
+        status = await self._pool.execute(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+            token_id, timeout=self._timeout,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def list_tokens(self) -> Sequence[StoredToken]:
+        recs = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE kind = 'api' ORDER BY created_at", timeout=self._timeout
+        )
+        return [_row(r) for r in recs]
+
+    async def purge_sessions(self) -> int:
+        """Delete expired sessions; returns how many."""
+        status = await self._pool.execute(
+            "DELETE FROM api_tokens WHERE kind = 'session' AND expires_at < now()", timeout=self._timeout
+        )
+        return int(status.split()[-1])

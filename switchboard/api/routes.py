@@ -1,0 +1,510 @@
+"""Route handlers and the route table (the single declaration of the API).
+
+Handlers are thin: read the validated input the middleware left on the
+request, call one service under a timeout, serialise the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+from collections.abc import Awaitable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from switchboard.api import auth
+from switchboard.api.app import (
+    BODY,
+    HUB,
+    ID_PATTERN,
+    LOGIN_LIMITER,
+    METRICS,
+    OPTIONS,
+    PRINCIPAL,
+    QUERY,
+    SERVICES,
+    SETTINGS,
+    Route,
+    authenticate,
+    client_ip,
+    principal_of,
+)
+from switchboard.api.auth import Access
+from switchboard.api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from switchboard.api.jsonutil import json_ok
+from switchboard.api.live import serve_websocket
+from switchboard.api.pages import PAGE_ROUTES
+from switchboard.api.services import (
+    AgentFigures,
+    AgentView,
+    CallDetail,
+    CallPage,
+    CallQuery,
+    Code,
+    FlowReload,
+    FlowValidation,
+    ProvinceInfo,
+    QueueFigures,
+    ScreenPop,
+    SpyMode,
+    SpyResult,
+    WaitingCall,
+)
+
+log = logging.getLogger("switchboard.api")
+T = TypeVar("T")
+
+ID = {"type": "string", "pattern": ID_PATTERN}
+CODE = {"type": "string", "pattern": r"[a-z0-9][a-z0-9_-]{0,31}"}
+DATE = {"type": "string", "format": "date"}
+AGENT_PATH = {"agent_id": ID}
+CALL_PATH = {"call_id": ID}
+EMPTY_BODY: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".opus": "audio/ogg",
+               ".gsm": "audio/x-gsm"}
+
+
+async def _call(request: web.Request, aw: Awaitable[T]) -> T:
+    async with asyncio.timeout(request.app[OPTIONS].service_timeout):
+        return await aw
+
+
+def _q(request: web.Request) -> dict[str, Any]:
+    q: dict[str, Any] = request[QUERY]
+    return q
+
+
+def _b(request: web.Request) -> dict[str, Any]:
+    b: dict[str, Any] = request[BODY]
+    return b
+
+
+# ----------------------------------------------------------------- health and metrics
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_ok({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        checks = dict(await _call(request, request.app[SERVICES].health.checks()))
+    except Exception as exc:
+        log.warning("readiness check failed: %r", exc)
+        checks = {"health": False}
+    ready = all(checks.values())
+    return json_ok({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = request.app[METRICS].scrape()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def openapi_handler(request: web.Request) -> web.Response:
+    from switchboard.api.openapi import build_document
+
+    return json_ok(build_document(request.app))
+
+
+# ----------------------------------------------------------------- session (web login)
+
+
+async def session_create(request: web.Request) -> web.Response:
+    app = request.app
+    body = _b(request)
+    limiter = app[LOGIN_LIMITER]
+    identity = body.get("agent_id") or "-"
+    keys = [f"ip:{client_ip(request)}", f"id:{identity}"]
+    wait = max(limiter.retry_after(k) for k in keys)
+    if wait > 0:
+        raise TooManyRequests("too many failed logins; try again later",
+                              details={"retry_after_s": int(wait) + 1},
+                              headers={"Retry-After": str(int(wait) + 1)})
+    principal = await authenticate(request, body["token"])
+    wrong_agent = (principal is not None and "agent_id" in body and principal.agent_id != body["agent_id"])
+    if principal is None or wrong_agent or (principal.role == "agent" and "agent_id" not in body):
+        for k in keys:
+            limiter.failed(k)
+        log.info("failed web login for %s from %s", identity, client_ip(request))
+        raise Unauthorized("wrong agent id or token", error_id="invalid-credentials")
+    for k in keys:
+        limiter.succeeded(k)
+    ttl = timedelta(seconds=app[OPTIONS].session_ttl_s)
+    session, row = await _call(request, auth.create_token(
+        app[SERVICES].tokens, role=principal.role, agent_id=principal.agent_id,
+        name=f"session of {principal.token_id}", kind="session", ttl=ttl))
+    log.info("web login: %s (%s)", principal.agent_id or principal.name or principal.token_id, principal.role)
+    resp = json_ok({"role": principal.role, "agent_id": principal.agent_id, "name": principal.name,
+                    "expires_at": row.expires_at, "token": session}, status=201)
+    resp.set_cookie(auth.SESSION_COOKIE, session, max_age=int(ttl.total_seconds()), httponly=True,
+                    samesite="Strict", secure=app[OPTIONS].secure_cookies, path="/")
+    return resp
+
+
+async def session_show(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    return json_ok({"role": p.role, "agent_id": p.agent_id, "name": p.name, "kind": p.kind})
+
+
+async def session_delete(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    if p.kind == "session":
+        await _call(request, request.app[SERVICES].tokens.revoke(p.token_id))
+    resp = web.Response(status=204)
+    resp.del_cookie(auth.SESSION_COOKIE, path="/")
+    return resp
+
+
+# ----------------------------------------------------------------- reference data
+
+
+async def codes(request: web.Request) -> web.Response:
+    agents = request.app[SERVICES].agents
+    return json_ok({"pause_reasons": list(agents.pause_reasons()), "dispositions": list(agents.dispositions())})
+
+
+async def provinces(request: web.Request) -> web.Response:
+    return json_ok(list(request.app[SERVICES].provinces))
+
+
+# ----------------------------------------------------------------- agents
+
+
+def _check_code(value: str, allowed: list[Code], field_name: str) -> None:
+    if value not in {c.code for c in allowed}:
+        raise ValidationFailed(f"unknown {field_name}", details={"problems": [
+            {"field": field_name, "problem": "must be one of: " + ", ".join(c.code for c in allowed)}]})
+
+
+async def agents_list(request: web.Request) -> web.Response:
+    return json_ok(list(await _call(request, request.app[SERVICES].agents.list_agents())))
+
+
+async def agent_show(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, request.app[SERVICES].agents.get_agent(request.match_info["agent_id"])))
+
+
+async def agent_login(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, request.app[SERVICES].agents.login(request.match_info["agent_id"])))
+
+
+async def agent_logout(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, request.app[SERVICES].agents.logout(request.match_info["agent_id"])))
+
+
+async def agent_ready(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, request.app[SERVICES].agents.ready(request.match_info["agent_id"])))
+
+
+async def agent_pause(request: web.Request) -> web.Response:
+    agents = request.app[SERVICES].agents
+    reason = _b(request)["reason"]
+    _check_code(reason, list(agents.pause_reasons()), "reason")
+    return json_ok(await _call(request, agents.pause(request.match_info["agent_id"], reason=reason)))
+
+
+async def agent_wrap_up(request: web.Request) -> web.Response:
+    agents = request.app[SERVICES].agents
+    disposition = _b(request)["disposition"]
+    _check_code(disposition, list(agents.dispositions()), "disposition")
+    return json_ok(await _call(request, agents.end_wrap_up(request.match_info["agent_id"],
+                                                           disposition=disposition)))
+
+
+async def agent_call(request: web.Request) -> web.Response:
+    pop = await _call(request, request.app[SERVICES].agents.current_call(request.match_info["agent_id"]))
+    if pop is None:
+        return web.Response(status=204)
+    return json_ok(pop)
+
+
+async def agent_figures(request: web.Request) -> web.Response:
+    day_text = _q(request).get("day")
+    day = date.fromisoformat(day_text) if day_text else datetime.now(request.app[METRICS].tz).date()
+    return json_ok(await _call(request, request.app[SERVICES].reports.agent_day(
+        request.match_info["agent_id"], day=day)))
+
+
+async def agent_force_pause(request: web.Request) -> web.Response:
+    agents = request.app[SERVICES].agents
+    reason = _b(request)["reason"]
+    _check_code(reason, list(agents.pause_reasons()), "reason")
+    by = principal_of(request)
+    log.info("agent %s force-paused (%s) by %s", request.match_info["agent_id"], reason, by.name or by.token_id)
+    return json_ok(await _call(request, agents.force_pause(request.match_info["agent_id"], reason=reason,
+                                                           by=by.name or by.token_id)))
+
+
+async def agent_force_logout(request: web.Request) -> web.Response:
+    by = principal_of(request)
+    log.info("agent %s force-logged-out by %s", request.match_info["agent_id"], by.name or by.token_id)
+    return json_ok(await _call(request, request.app[SERVICES].agents.force_logout(
+        request.match_info["agent_id"], by=by.name or by.token_id)))
+
+
+async def agent_spy(request: web.Request) -> web.Response:
+    body = _b(request)
+    result = await _call(request, request.app[SERVICES].supervisor.spy(
+        agent_id=request.match_info["agent_id"], mode=SpyMode(body["mode"]),
+        supervisor_endpoint=body["endpoint"]))
+    return json_ok(result, status=201)
+
+
+# ----------------------------------------------------------------- queues
+
+
+async def queue_waiting(request: web.Request) -> web.Response:
+    q = _q(request)
+    return json_ok(list(await _call(request, request.app[SERVICES].queues.waiting(
+        topic=q.get("topic"), province=q.get("province")))))
+
+
+async def queue_figures(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, request.app[SERVICES].queues.figures()))
+
+
+# ----------------------------------------------------------------- calls
+
+
+def _date_range(q: dict[str, Any]) -> tuple[date | None, date | None]:
+    d_from = date.fromisoformat(q["from"]) if "from" in q else None
+    d_to = date.fromisoformat(q["to"]) if "to" in q else None
+    if d_from and d_to and d_to < d_from:
+        raise ValidationFailed("the query parameters are invalid", details={"problems": [
+            {"field": "to", "problem": "must not be before from"}]})
+    return d_from, d_to
+
+
+async def calls_search(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    q = _q(request)
+    agent_id = q.get("agent_id")
+    if not p.is_supervisor:
+        if agent_id is not None and agent_id != p.agent_id:
+            raise Forbidden("an agent may only search its own calls")
+        agent_id = p.agent_id
+    d_from, d_to = _date_range(q)
+    query = CallQuery(number=q.get("number"), date_from=d_from, date_to=d_to, agent_id=agent_id,
+                      outcome=q.get("outcome"), limit=q.get("limit", 50), offset=q.get("offset", 0))
+    return json_ok(await _call(request, request.app[SERVICES].calls.search(query)))
+
+
+async def call_show(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    detail = await _call(request, request.app[SERVICES].calls.get(request.match_info["call_id"]))
+    if not p.is_supervisor and p.agent_id not in detail.call.agent_ids:
+        raise Forbidden("an agent may only read its own calls")
+    return json_ok(detail)
+
+
+def resolve_recording(recordings_dir: Path, found: Path) -> Path | None:
+    """The real path of a recording, or None when it (or a symlink in it) leads
+    outside ``recordings_dir``."""
+    base = recordings_dir.resolve()
+    target = (found if found.is_absolute() else base / found).resolve()
+    return target if target.is_relative_to(base) else None
+
+
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    call_id = request.match_info["call_id"]
+    found = await _call(request, request.app[SERVICES].recordings.path_for(call_id))
+    if found is None:
+        raise NotFound("this call has no recording")
+    target = await asyncio.to_thread(resolve_recording, Path(request.app[SETTINGS].paths.recordings_dir),
+                                     Path(found))
+    if target is None:
+        log.warning("recording of call %s points outside the recordings folder: refused", call_id)
+        raise Forbidden("the recording is not in the recordings folder", error_id="forbidden")
+    if not await asyncio.to_thread(target.is_file):
+        raise NotFound("the recording file is missing")
+    by = principal_of(request)
+    log.info("recording of call %s downloaded by %s", call_id, by.name or by.token_id)
+    content_type = AUDIO_TYPES.get(target.suffix.lower(), "application/octet-stream")
+    return web.FileResponse(target, headers={
+        "Content-Type": content_type,
+        "Content-Disposition": f'attachment; filename="{call_id}{target.suffix.lower()}"',
+        "Cache-Control": "no-store",
+    })
+
+
+# ----------------------------------------------------------------- reports
+
+
+async def reports_list(request: web.Request) -> web.Response:
+    return json_ok({"reports": list(request.app[SERVICES].reports.names())})
+
+
+async def report_run(request: web.Request) -> web.Response:
+    reports = request.app[SERVICES].reports
+    name = request.match_info["name"]
+    if name not in reports.names():
+        raise NotFound(f"no report named {name}", details={"reports": list(reports.names())})
+    q = _q(request)
+    today = datetime.now(UTC).date()
+    d_from, d_to = _date_range(q)
+    table = await _call(request, reports.run(name, date_from=d_from or today, date_to=d_to or d_from or today))
+    if q.get("format", "json") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(table.columns)
+        writer.writerows(table.rows)
+        return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}.csv"'})
+    return json_ok({"name": table.name, "columns": list(table.columns),
+                    "rows": [list(r) for r in table.rows]})
+
+
+# ----------------------------------------------------------------- flows
+
+
+async def flows_validate(request: web.Request) -> web.Response:
+    body = _b(request)
+    result = await _call(request, request.app[SERVICES].flows.validate(body["source"], name=body["name"]))
+    return json_ok(result, status=200 if result.ok else 422)
+
+
+async def flows_reload(request: web.Request) -> web.Response:
+    by = principal_of(request)
+    log.info("flows reload requested by %s", by.name or by.token_id)
+    return json_ok(await _call(request, request.app[SERVICES].flows.reload()))
+
+
+# ----------------------------------------------------------------- websocket
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        raise Forbidden("cross-origin websocket refused")
+    app = request.app
+
+    async def check(token: str) -> auth.Principal | None:
+        try:
+            return await authenticate(request, token)
+        except Exception:
+            return None
+
+    return await serve_websocket(request, hub=app[HUB], principal=request.get(PRINCIPAL),
+                                 authenticate=check, auth_timeout=app[OPTIONS].ws_auth_timeout)
+
+
+# ----------------------------------------------------------------- the table
+
+_SUP = Access.SUPERVISOR
+_SELF = Access.SELF
+_SOS = Access.SELF_OR_SUPERVISOR
+DATE_RANGE = {"from": DATE, "to": DATE}
+ERROR_SCHEMA_STATUSES = (400, 401, 403, 404, 409, 429, 500, 503)
+
+ROUTE_TABLE: list[Route] = [
+    Route("GET", "/healthz", healthz, Access.OPEN, "Liveness: the process answers.", "health", "healthz",
+          response={"type": "object", "properties": {"status": {"type": "string"}}}),
+    Route("GET", "/readyz", readyz, Access.OPEN, "Readiness: every dependency check passes (503 if not).",
+          "health", "readyz", errors=(503,),
+          response={"type": "object", "properties": {"ready": {"type": "boolean"},
+                                                     "checks": {"type": "object",
+                                                                "additionalProperties": {"type": "boolean"}}}}),
+    Route("GET", "/metrics", metrics_handler, Access.OPEN, "Prometheus metrics (text exposition).", "health",
+          "metrics", content_type="text/plain"),
+    Route("GET", "/api/openapi.json", openapi_handler, Access.OPEN, "This document.", "meta", "openapi",
+          response={"type": "object"}),
+    Route("POST", "/api/session", session_create, Access.OPEN,
+          "Web login: an agent id and a token give a session cookie (and the session token).", "session",
+          "session_create", errors=(401, 429),
+          body={"type": "object", "additionalProperties": False, "required": ["token"], "properties": {
+              "agent_id": ID, "token": {"type": "string", "minLength": 1, "maxLength": 200}}},
+          response={"type": "object", "properties": {
+              "role": {"type": "string"}, "agent_id": {"type": "string", "nullable": True},
+              "name": {"type": "string"}, "expires_at": {"type": "string", "format": "date-time"},
+              "token": {"type": "string"}}}),
+    Route("GET", "/api/session", session_show, Access.ANY, "Who am I.", "session", "session_show",
+          response={"type": "object"}),
+    Route("DELETE", "/api/session", session_delete, Access.ANY, "Log out of the web session.", "session",
+          "session_delete"),
+    Route("GET", "/api/codes", codes, Access.ANY, "Pause reasons and wrap-up dispositions.", "reference", "codes",
+          response={"type": "object", "properties": {
+              "pause_reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Code"}},
+              "dispositions": {"type": "array", "items": {"$ref": "#/components/schemas/Code"}}}}),
+    Route("GET", "/api/provinces", provinces, Access.ANY, "The 34 provincial units.", "reference", "provinces",
+          response=list[ProvinceInfo]),
+    Route("GET", "/api/agents", agents_list, _SUP, "All agents and their states.", "agents", "agents_list",
+          response=list[AgentView]),
+    Route("GET", "/api/agents/{agent_id}", agent_show, _SOS, "One agent.", "agents", "agent_show",
+          path_params=AGENT_PATH, response=AgentView, errors=(404,)),
+    Route("POST", "/api/agents/{agent_id}/login", agent_login, _SELF, "Log in to the switchboard.", "agents",
+          "agent_login", path_params=AGENT_PATH, body=EMPTY_BODY, response=AgentView, errors=(404, 409)),
+    Route("POST", "/api/agents/{agent_id}/logout", agent_logout, _SELF, "Log out.", "agents", "agent_logout",
+          path_params=AGENT_PATH, body=EMPTY_BODY, response=AgentView, errors=(404, 409)),
+    Route("POST", "/api/agents/{agent_id}/ready", agent_ready, _SELF, "Become ready for calls.", "agents",
+          "agent_ready", path_params=AGENT_PATH, body=EMPTY_BODY, response=AgentView, errors=(404, 409)),
+    Route("POST", "/api/agents/{agent_id}/pause", agent_pause, _SELF, "Pause with a reason code.", "agents",
+          "agent_pause", path_params=AGENT_PATH, response=AgentView, errors=(404, 409),
+          body={"type": "object", "additionalProperties": False, "required": ["reason"],
+                "properties": {"reason": CODE}}),
+    Route("POST", "/api/agents/{agent_id}/wrap-up", agent_wrap_up, _SELF, "End wrap-up with a disposition code.",
+          "agents", "agent_wrap_up", path_params=AGENT_PATH, response=AgentView, errors=(404, 409),
+          body={"type": "object", "additionalProperties": False, "required": ["disposition"],
+                "properties": {"disposition": CODE}}),
+    Route("GET", "/api/agents/{agent_id}/call", agent_call, _SOS,
+          "The call offered to or handled by the agent, with screen-pop data (204 when none).", "agents",
+          "agent_call", path_params=AGENT_PATH, response=ScreenPop, errors=(404,)),
+    Route("GET", "/api/agents/{agent_id}/figures", agent_figures, _SOS, "The agent's own figures for a day.",
+          "agents", "agent_figures", path_params=AGENT_PATH, query={"day": DATE}, response=AgentFigures,
+          errors=(404,)),
+    Route("POST", "/api/agents/{agent_id}/force-pause", agent_force_pause, _SUP, "Supervisor: pause an agent.",
+          "supervisor", "agent_force_pause", path_params=AGENT_PATH, response=AgentView, errors=(404, 409),
+          body={"type": "object", "additionalProperties": False, "required": ["reason"],
+                "properties": {"reason": CODE}}),
+    Route("POST", "/api/agents/{agent_id}/force-logout", agent_force_logout, _SUP,
+          "Supervisor: log an agent out.", "supervisor", "agent_force_logout", path_params=AGENT_PATH,
+          body=EMPTY_BODY, response=AgentView, errors=(404, 409)),
+    Route("POST", "/api/agents/{agent_id}/spy", agent_spy, _SUP,
+          "Supervisor: listen to, whisper to or barge into the agent's call (ChanSpy originated over AMI).",
+          "supervisor", "agent_spy", path_params=AGENT_PATH, response=SpyResult, errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["mode", "endpoint"],
+                "properties": {"mode": {"type": "string", "enum": [m.value for m in SpyMode]},
+                               "endpoint": {"type": "string", "pattern": r"(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@-]{1,80}"}}}),
+    Route("GET", "/api/queues/waiting", queue_waiting, _SUP, "Calls waiting now, by topic and province.",
+          "queues", "queue_waiting", query={"topic": {"type": "string", "pattern": r"[a-z0-9_/.-]{1,48}"},
+                                            "province": {"type": "string", "pattern": r"[a-z0-9-]{1,48}"}},
+          response=list[WaitingCall]),
+    Route("GET", "/api/queues/figures", queue_figures, _SUP, "Live queue and service-level figures.", "queues",
+          "queue_figures", response=QueueFigures),
+    Route("GET", "/api/calls", calls_search, Access.ANY,
+          "Search calls by number, date, agent, outcome (agents: their own calls only).", "calls", "calls_search",
+          query={**DATE_RANGE, "number": {"type": "string", "pattern": r"\+?[0-9]{2,20}"}, "agent_id": ID,
+                 "outcome": CODE, "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+                 "offset": {"type": "integer", "minimum": 0}},
+          response=CallPage),
+    Route("GET", "/api/calls/{call_id}", call_show, Access.ANY,
+          "One call and its full timeline (agents: their own calls only).", "calls", "call_show",
+          path_params=CALL_PATH, response=CallDetail, errors=(404,)),
+    Route("GET", "/api/calls/{call_id}/recording", call_recording, _SUP, "Download the call's recording.",
+          "calls", "call_recording", path_params=CALL_PATH, content_type="audio/*", errors=(404,)),
+    Route("GET", "/api/reports", reports_list, _SUP, "Available reports.", "reports", "reports_list",
+          response={"type": "object", "properties": {"reports": {"type": "array", "items": {"type": "string"}}}}),
+    Route("GET", "/api/reports/{name}", report_run, _SUP, "Run a report over a date range, as JSON or CSV.",
+          "reports", "report_run", path_params={"name": CODE},
+          query={**DATE_RANGE, "format": {"type": "string", "enum": ["json", "csv"]}}, errors=(404,),
+          response={"type": "object", "properties": {"name": {"type": "string"},
+                                                     "columns": {"type": "array", "items": {"type": "string"}},
+                                                     "rows": {"type": "array", "items": {"type": "array"}}}}),
+    Route("POST", "/api/flows/validate", flows_validate, Access.ADMIN,
+          "Validate an IVR flow document (422 with the problems when invalid).", "flows", "flows_validate",
+          errors=(422,), response=FlowValidation,
+          body={"type": "object", "additionalProperties": False, "required": ["name", "source"],
+                "properties": {"name": {"type": "string", "pattern": r"[A-Za-z0-9_.-]{1,64}"},
+                               "source": {"type": "string", "minLength": 1, "maxLength": 200_000}}}),
+    Route("POST", "/api/flows/reload", flows_reload, Access.ADMIN, "Reload IVR flows from the flows folder.",
+          "flows", "flows_reload", body=EMPTY_BODY, response=FlowReload, errors=(503,)),
+    Route("GET", "/api/ws", websocket, Access.ANY,
+          "Live events (websocket). Authenticate with the session cookie, ?token=, or a first message "
+          "{\"type\":\"auth\",\"token\":...}.", "live", "websocket"),
+    *PAGE_ROUTES,
+]

@@ -1,0 +1,141 @@
+// Shared by the agent panel and the wallboard: i18n, API calls, live socket.
+"use strict";
+
+const SB = (() => {
+  const T = {
+    vi: {
+      title_agent: "Bảng điều khiển điện thoại viên", title_wallboard: "Bảng giám sát tổng đài",
+      agent_id: "Mã điện thoại viên", token: "Mã truy cập", sign_in: "Đăng nhập", sign_out: "Thoát",
+      login_failed: "Sai mã điện thoại viên hoặc mã truy cập", too_many: "Sai quá nhiều lần, thử lại sau",
+      state: "Trạng thái", queue_login: "Vào ca", queue_logout: "Kết thúc ca", ready: "Sẵn sàng",
+      pause: "Tạm nghỉ", reason: "Lý do", wrap_up: "Kết thúc xử lý", disposition: "Kết quả",
+      no_call: "Không có cuộc gọi", call: "Cuộc gọi", caller: "Số gọi đến", si_code: "Mã số BHXH",
+      topic: "Chủ đề", province: "Tỉnh/thành", language: "Ngôn ngữ", ivr_path: "Đường đi IVR",
+      previous_calls: "Cuộc gọi trước", figures_today: "Số liệu hôm nay", answered: "Đã trả lời",
+      missed_offers: "Cuộc bỏ lỡ", talk_time: "Thời gian đàm thoại", avg_handle: "Thời gian xử lý TB",
+      survey_avg: "Điểm khảo sát TB", waiting: "Đang chờ", longest_wait: "Chờ lâu nhất",
+      sl_now: "Mức phục vụ (hiện tại)", sl_today: "Mức phục vụ (hôm nay)", abandon_now: "Tỷ lệ bỏ máy (hiện tại)",
+      abandon_today: "Tỷ lệ bỏ máy (hôm nay)", abandoned: "Bỏ máy", by_topic: "Theo chủ đề",
+      agents: "Điện thoại viên", agents_by_state: "Theo trạng thái", provinces: "34 tỉnh, thành phố",
+      region: "Miền", name: "Tên", since: "Từ lúc", waiting_calls: "Cuộc gọi đang chờ", wait: "Thời gian chờ",
+      live: "Trực tuyến", offline: "Mất kết nối", error: "Lỗi", north: "Bắc", central: "Trung", south: "Nam",
+      "state.logged_out": "Chưa vào ca", "state.ready": "Sẵn sàng", "state.offered": "Đang đổ chuông",
+      "state.ringing": "Đang đổ chuông", "state.talking": "Đang đàm thoại", "state.wrap_up": "Đang hoàn tất",
+      "state.paused": "Tạm nghỉ", "state.offline": "Ngoại tuyến",
+    },
+    en: {
+      title_agent: "Agent panel", title_wallboard: "Supervisor wallboard",
+      agent_id: "Agent ID", token: "Access token", sign_in: "Sign in", sign_out: "Sign out",
+      login_failed: "Wrong agent ID or token", too_many: "Too many failed attempts, try again later",
+      state: "State", queue_login: "Start shift", queue_logout: "End shift", ready: "Ready",
+      pause: "Pause", reason: "Reason", wrap_up: "End wrap-up", disposition: "Disposition",
+      no_call: "No call", call: "Call", caller: "Caller", si_code: "Social insurance code",
+      topic: "Topic", province: "Province", language: "Language", ivr_path: "IVR path",
+      previous_calls: "Previous calls", figures_today: "Today's figures", answered: "Answered",
+      missed_offers: "Missed offers", talk_time: "Talk time", avg_handle: "Average handle time",
+      survey_avg: "Average survey score", waiting: "Waiting", longest_wait: "Longest wait",
+      sl_now: "Service level (now)", sl_today: "Service level (today)", abandon_now: "Abandon rate (now)",
+      abandon_today: "Abandon rate (today)", abandoned: "Abandoned", by_topic: "By topic",
+      agents: "Agents", agents_by_state: "By state", provinces: "34 provinces and cities",
+      region: "Region", name: "Name", since: "Since", waiting_calls: "Waiting calls", wait: "Wait",
+      live: "Live", offline: "Disconnected", error: "Error", north: "North", central: "Central", south: "South",
+      "state.logged_out": "Logged out", "state.ready": "Ready", "state.offered": "Ringing",
+      "state.ringing": "Ringing", "state.talking": "Talking", "state.wrap_up": "Wrap-up",
+      "state.paused": "Paused", "state.offline": "Offline",
+    },
+  };
+  let lang = localStorage.getItem("sb.lang") || "vi";
+  const listeners = [];
+
+  function t(key) { return (T[lang] && T[lang][key]) || T.en[key] || key; }
+
+  function applyI18n(root) {
+    document.documentElement.lang = lang;
+    (root || document).querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+    (root || document).querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.placeholder = t(el.dataset.i18nPlaceholder);
+    });
+    const btn = document.getElementById("lang-toggle");
+    if (btn) btn.textContent = lang === "vi" ? "English" : "Tiếng Việt";
+  }
+
+  function setLang(next) {
+    lang = next;
+    localStorage.setItem("sb.lang", lang);
+    applyI18n();
+    listeners.forEach((fn) => fn(lang));
+  }
+
+  function onLang(fn) { listeners.push(fn); }
+  function getLang() { return lang; }
+
+  async function api(method, path, body) {
+    const opts = { method, credentials: "same-origin", headers: { "X-Switchboard-CSRF": "1" } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, opts);
+    if (resp.status === 204) return null;
+    const data = await resp.json().catch(() => null);
+    if (!resp.ok) {
+      const err = new Error((data && data.message) || resp.statusText);
+      err.status = resp.status;
+      err.errorId = data && data.error_id;
+      throw err;
+    }
+    return data;
+  }
+
+  function connect(onMessage, onStatus) {
+    let delay = 500;
+    let closed = false;
+    let ws = null;
+    function open() {
+      const proto = location.protocol === "https:" ? "wss:" : "ws:";
+      ws = new WebSocket(`${proto}//${location.host}/api/ws`);
+      ws.onopen = () => { delay = 500; onStatus(true); };
+      ws.onmessage = (ev) => { try { onMessage(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
+      ws.onclose = () => {
+        onStatus(false);
+        if (!closed) { setTimeout(open, delay); delay = Math.min(delay * 2, 10000); }
+      };
+    }
+    open();
+    return { close() { closed = true; if (ws) ws.close(); } };
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    Object.entries(attrs || {}).forEach(([k, v]) => {
+      if (k === "class") node.className = v; else if (k.startsWith("data-")) node.setAttribute(k, v);
+      else node[k] = v;
+    });
+    children.flat().forEach((c) => node.append(c instanceof Node ? c : document.createTextNode(String(c ?? ""))));
+    return node;
+  }
+
+  function secs(s) {
+    if (s === null || s === undefined) return "–";
+    s = Math.max(0, Math.round(s));
+    const m = Math.floor(s / 60);
+    return m ? `${m}:${String(s % 60).padStart(2, "0")}` : `${s}s`;
+  }
+
+  function pct(r) { return r === null || r === undefined ? "–" : `${Math.round(r * 100)}%`; }
+
+  function time(iso) {
+    if (!iso) return "–";
+    return new Date(iso).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB", { hour12: false });
+  }
+
+  function codeLabel(code) { return code ? (lang === "vi" ? code.label_vi : code.label_en) : ""; }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const btn = document.getElementById("lang-toggle");
+    if (btn) btn.addEventListener("click", () => setLang(lang === "vi" ? "en" : "vi"));
+    applyI18n();
+  });
+
+  return { t, api, connect, el, secs, pct, time, codeLabel, onLang, getLang, applyI18n };
+})();

@@ -1,0 +1,138 @@
+"""Happy paths and the security-sensitive ones: sessions, recordings, reports, spy, flows."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from api_fakes import Client, Tokens, World, bearer, sample_pop
+
+from switchboard.api import auth
+from switchboard.api.app import SETTINGS
+
+
+async def test_agent_day(client: Client, tokens: Tokens, world: World) -> None:
+    h = bearer(tokens.a1)
+    assert (await (await client.post("/api/agents/a1/login", json={}, headers=h)).json())["state"] == "paused"
+    assert (await (await client.post("/api/agents/a1/ready", json={}, headers=h)).json())["state"] == "ready"
+    assert (await client.get("/api/agents/a1/call", headers=h)).status == 204
+    world.agents.offer("a1", sample_pop("c1"))
+    pop = await (await client.get("/api/agents/a1/call", headers=h)).json()
+    assert pop["caller"] == "02438123456" and pop["si_code"] == "0123456789" and pop["province"] == "ha-noi"
+    world.agents.set_state("a1", "wrap_up")
+    resp = await client.post("/api/agents/a1/wrap-up", json={"disposition": "resolved"}, headers=h)
+    assert resp.status == 200 and (await resp.json())["state"] == "ready"
+    assert world.agents.log[-1] == ("end_wrap_up", "a1", "resolved")
+    resp = await client.post("/api/agents/a1/pause", json={"reason": "lunch"}, headers=h)
+    assert (await resp.json())["pause_reason"] == "lunch"
+    figures = await (await client.get("/api/agents/a1/figures?day=2026-03-02", headers=h)).json()
+    assert figures["answered"] == 7 and figures["day"] == "2026-03-02"
+
+
+async def test_web_session_login_cookie_csrf_and_logout(client: Client, tokens: Tokens, world: World) -> None:
+    resp = await client.post("/api/session", json={"agent_id": "a1", "token": tokens.a1})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["agent_id"] == "a1" and body["token"] != tokens.a1
+    cookie = resp.cookies[auth.SESSION_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    # the cookie authenticates reads ...
+    assert (await client.get("/api/session")).status == 200
+    # ... but writes need the CSRF header
+    assert (await client.post("/api/agents/a1/login", json={})).status == 403
+    resp = await client.post("/api/agents/a1/login", json={}, headers={auth.CSRF_HEADER: "1"})
+    assert resp.status == 200
+    # the session token is stored hashed, as kind=session with an expiry
+    sessions = [r for r in world.tokens.rows.values() if r.kind == "session"]
+    assert len(sessions) == 1 and sessions[0].expires_at is not None
+    assert (await client.delete("/api/session", headers={auth.CSRF_HEADER: "1"})).status == 204
+    assert (await client.get("/api/session", headers=bearer(body["token"]))).status == 401
+
+
+async def test_login_refuses_wrong_agent_and_rate_limits(client: Client, tokens: Tokens) -> None:
+    resp = await client.post("/api/session", json={"agent_id": "a2", "token": tokens.a1})
+    assert resp.status == 401 and (await resp.json())["error_id"] == "invalid-credentials"
+    statuses = []
+    for _ in range(5):
+        r = await client.post("/api/session", json={"agent_id": "a9", "token": "sb_0123456789ab." + "C" * 43})
+        statuses.append(r.status)
+    assert statuses[:4] == [401] * 4 and statuses[4] == 429
+    # even the right token is refused while the address is blocked
+    resp = await client.post("/api/session", json={"agent_id": "a1", "token": tokens.a1})
+    assert resp.status == 429 and int(resp.headers["Retry-After"]) > 0
+
+
+async def test_recording_download_and_no_path_tricks(client: Client, tokens: Tokens, world: World,
+                                                     tmp_path: Path) -> None:
+    base = Path(client.app[SETTINGS].paths.recordings_dir)
+    (base / "2026").mkdir()
+    (base / "2026" / "c1.wav").write_bytes(b"RIFF....WAVE")
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes(b"top secret")
+    os.symlink(secret, base / "link.wav")
+    world.recordings.paths.update({
+        "c1": Path("2026/c1.wav"), "c2": Path("../secret.wav"), "c3": secret, "c4": Path("link.wav"),
+        "c5": Path("2026/missing.wav"),
+    })
+    h = bearer(tokens.supervisor)
+    resp = await client.get("/api/calls/c1/recording", headers=h)
+    assert resp.status == 200 and await resp.read() == b"RIFF....WAVE"
+    assert resp.headers["Content-Type"] == "audio/wav"
+    assert 'filename="c1.wav"' in resp.headers["Content-Disposition"]
+    for call_id in ("c2", "c3", "c4"):
+        resp = await client.get(f"/api/calls/{call_id}/recording", headers=h)
+        assert resp.status == 403, call_id
+        assert b"secret" not in await resp.read()
+    assert (await client.get("/api/calls/c5/recording", headers=h)).status == 404
+    assert (await client.get("/api/calls/c6/recording", headers=h)).status == 404
+    assert (await client.get("/api/calls/c1/recording", headers=bearer(tokens.a1))).status == 403
+
+
+async def test_report_json_and_csv(client: Client, tokens: Tokens) -> None:
+    h = bearer(tokens.supervisor)
+    assert (await (await client.get("/api/reports", headers=h)).json()) == {"reports": ["daily-summary"]}
+    body = await (await client.get("/api/reports/daily-summary?from=2026-03-01", headers=h)).json()
+    assert body["columns"] == ["day", "answered", "note"] and body["rows"][0][:2] == ["2026-03-01", 12]
+    resp = await client.get("/api/reports/daily-summary?from=2026-03-01&format=csv", headers=h)
+    assert resp.headers["Content-Type"].startswith("text/csv")
+    assert (await resp.text()).splitlines() == ["day,answered,note", '2026-03-01,12,"Hà Nội, ""quoted"""']
+    assert (await client.get("/api/reports/nope", headers=h)).status == 404
+
+
+async def test_supervisor_actions(client: Client, tokens: Tokens, world: World) -> None:
+    h = bearer(tokens.supervisor)
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/sup1"}, headers=h)
+    assert resp.status == 409  # no call
+    world.agents.set_state("a1", "talking")
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/sup1"}, headers=h)
+    assert resp.status == 201 and world.supervisor.spied == [("a1", "whisper", "PJSIP/sup1")]
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/x;y"}, headers=h)
+    assert resp.status == 400
+    resp = await client.post("/api/agents/a1/force-pause", json={"reason": "training"}, headers=h)
+    assert (await resp.json())["state"] == "paused"
+    resp = await client.post("/api/agents/a1/force-logout", json={}, headers=h)
+    assert (await resp.json())["state"] == "logged_out"
+    assert world.agents.log[-1] == ("force_logout", "a1", "Sup")
+
+
+async def test_flows_and_readiness(client: Client, tokens: Tokens, world: World) -> None:
+    h = bearer(tokens.admin)
+    resp = await client.post("/api/flows/validate", json={"name": "hotline", "source": "nodes: []"}, headers=h)
+    assert resp.status == 422 and (await resp.json())["problems"][0]["message"] == "no start node"
+    resp = await client.post("/api/flows/reload", json={}, headers=h)
+    assert resp.status == 200 and world.flows.reloads == 1
+    assert (await client.get("/readyz")).status == 200
+    world.health.state["ami"] = False
+    resp = await client.get("/readyz")
+    assert resp.status == 503 and (await resp.json())["checks"]["ami"] is False
+
+
+async def test_pages_and_static_files(client: Client) -> None:
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/agent"
+    resp = await client.get("/agent")
+    assert "agent.js" in await resp.text() and "default-src 'self'" in resp.headers["Content-Security-Policy"]
+    assert (await client.get("/static/common.js")).headers["Content-Type"].startswith("text/javascript")
+    assert (await client.get("/static/agent.html")).status in (400, 404)
+    assert (await client.get("/static/..%2Fapp.py")).status in (400, 404)
+    assert (await client.get("/static/nope.js")).status == 404
