@@ -291,3 +291,19 @@ def test_events_are_immutable() -> None:
 
 def test_samples_banner_is_what_the_parser_expects() -> None:
     assert isinstance(AmiParser().feed(BANNER)[0], Banner)
+
+
+def test_captured_login_list_corestatus_replays_exactly() -> None:
+    path = FIXTURES / "login_ping_list_corestatus.ami"
+    msgs = AmiParser().feed(path.read_bytes())
+    assert isinstance(msgs[0], Banner) and msgs[0].raw.startswith("Asterisk Call Manager/")
+    responses = {m.action_id: m for m in msgs if isinstance(m, Response)}
+    assert responses["c1"].headers["Challenge"].isdigit()
+    assert responses["l1"].message == "Authentication accepted"
+    assert responses["p1"].headers["Ping"] == "Pong"
+    assert responses["s1"].is_list_start
+    assert responses["st1"].headers["CoreStartupDate"].count("-") == 2
+    done = [m for m in msgs if isinstance(m, ListComplete)]
+    assert [(d.name, d.action_id) for d in done] == [("CoreShowChannelsComplete", "s1")]
+    booted = [m for m in msgs if isinstance(m, Event) and m.name == "FullyBooted"]
+    assert booted and booted[0]["Uptime"].isdigit()
