@@ -505,6 +505,7 @@ ROUTE_TABLE: list[Route] = [
           "flows", "flows_reload", body=EMPTY_BODY, response=FlowReload, errors=(503,)),
     Route("GET", "/api/ws", websocket, Access.ANY,
           "Live events (websocket). Authenticate with the session cookie, ?token=, or a first message "
-          "{\"type\":\"auth\",\"token\":...}.", "live", "websocket"),
+          "{\"type\":\"auth\",\"token\":...}.", "live", "websocket",
+          query={"token": {"type": "string", "maxLength": 200}}),
     *PAGE_ROUTES,
 ]
