@@ -277,7 +277,7 @@ def route(
     waiting: Sequence[WaitingCall], agents: Sequence[AgentView], now: float, policy: RoutingPolicy
 ) -> list[Assignment]:
     """Assign waiting calls to free agents. ``agents``: every logged-in agent (only offerable ones are used)."""
-    if not waiting or not agents:
+    if not waiting or not any(a.offerable for a in agents):
         return []
     present = {a.agent_id: a for a in agents}
     index = _Index(agents)
