@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,19 +25,21 @@ async def test_kill_9_with_spooled_events_loses_nothing(migrated_db: str, tmp_pa
                                                         db: asyncpg.Connection) -> None:
     spool = tmp_path / "spool"
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"  # nobody listens: refused
-    proc = subprocess.Popen([sys.executable, str(HERE / "writer_proc.py"), dead, str(spool), "300"],
-                            stdout=subprocess.PIPE, text=True, cwd=HERE.parent.parent.parent)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "writer_proc.py"), dead, str(spool), "300",
+        stdout=asyncio.subprocess.PIPE, cwd=HERE.parent.parent.parent)
     try:
         assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout=60)
+        line = (await asyncio.wait_for(proc.stdout.readline(), timeout=60)).decode()
         assert line.startswith("SPOOLED "), line
         durable = int(line.split()[1])
         await asyncio.sleep(0.3)  # let it keep spooling more, then pull the plug mid-stream
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert await asyncio.wait_for(proc.wait(), timeout=10) == -signal.SIGKILL
     finally:
-        if proc.poll() is None:
+        if proc.returncode is None:
             proc.kill()
+            await proc.wait()
     assert any(spool.glob("*.jsonl"))
     w = EventWriter(DatabaseSettings(dsn=migrated_db, spool_dir=str(spool), flush_interval=0.05),
                     connect_timeout=2.0)
@@ -108,4 +108,3 @@ async def test_real_postgres_stop_and_start(cluster: PrivateCluster, tmp_path: P
         assert await conn.fetchval("SELECT count(*) FROM calls WHERE ended_at IS NOT NULL", timeout=10) == i
     finally:
         await conn.close(timeout=5)
-    assert os.path.isdir(cluster.data)

@@ -74,7 +74,7 @@ async def test_failing_migration_rolls_back_and_names_file(fresh_db: str, tmp_pa
 def test_duplicate_number_is_refused(tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
     (tmp_path / "0001_b.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="0001_b.sql"):
+    with pytest.raises(MigrationError, match=r"0001_b\.sql"):
         discover(tmp_path)
 
 

@@ -93,7 +93,7 @@ async def test_submit_validates_and_refuses_after_stop(migrated_db: str, tmp_pat
     w = writer(migrated_db, tmp_path)
     await w.start()
     with pytest.raises(ValueError, match="timezone-aware"):
-        w.submit(CallEvent("v", 1, datetime(2026, 1, 1), "call.started"))  # noqa: DTZ001
+        w.submit(CallEvent("v", 1, datetime(2026, 1, 1), "call.started"))
     with pytest.raises(ValueError, match="NUL"):
         w.submit(CallEvent("v", 1, datetime.now(UTC), "call.started", {"caller": "a\x00b"}))
     with pytest.raises(ValueError, match="seq"):
