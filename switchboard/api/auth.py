@@ -83,6 +83,7 @@ async def create_token(
     kind: str = "api",
     ttl: timedelta | None = None,
     now: datetime | None = None,
+    parent_id: str | None = None,
 ) -> tuple[str, StoredToken]:
     """Create and store a token; returns the token (to show once) and its row."""
     if role not in ROLES:
@@ -100,6 +101,7 @@ async def create_token(
         kind=kind,
         created_at=created,
         expires_at=created + ttl if ttl is not None else None,
+        parent_id=parent_id,
     )
     await store.insert(row)
     return token, row

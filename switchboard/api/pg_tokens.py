@@ -9,7 +9,7 @@ import asyncpg
 
 from switchboard.api.services import StoredToken
 
-_COLUMNS = "id, secret_hash, role, agent_id, name, kind, created_at, expires_at, revoked_at"
+_COLUMNS = "id, secret_hash, role, agent_id, name, kind, created_at, expires_at, revoked_at, parent_id"
 
 
 def _row(rec: Any) -> StoredToken:
@@ -23,11 +23,12 @@ def _row(rec: Any) -> StoredToken:
         created_at=rec["created_at"],
         expires_at=rec["expires_at"],
         revoked_at=rec["revoked_at"],
+        parent_id=rec["parent_id"],
     )
 
 
 class PgTokenStore:
-    def __init__(self, pool: asyncpg.Pool, *, timeout: float = 5.0) -> None:
+    def __init__(self, pool: asyncpg.Pool | asyncpg.Connection, *, timeout: float = 5.0) -> None:
         self._pool = pool
         self._timeout = timeout
 
@@ -39,19 +40,19 @@ class PgTokenStore:
 
     async def insert(self, token: StoredToken) -> None:
         await self._pool.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, agent_id, name, kind, created_at, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_tokens (id, secret_hash, role, agent_id, name, kind, created_at, expires_at, parent_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             token.id, token.secret_hash, token.role, token.agent_id, token.name, token.kind,
-            token.created_at, token.expires_at,
+            token.created_at, token.expires_at, token.parent_id,
             timeout=self._timeout,
         )
 
     async def revoke(self, token_id: str) -> bool:
         status = await self._pool.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at = now() WHERE (id = $1 OR parent_id = $1) AND revoked_at IS NULL",
             token_id, timeout=self._timeout,
         )
-        return bool(status.endswith(" 1"))
+        return int(status.split()[-1]) > 0
 
     async def list_tokens(self) -> Sequence[StoredToken]:
         recs = await self._pool.fetch(

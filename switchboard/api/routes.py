@@ -138,7 +138,8 @@ async def session_create(request: web.Request) -> web.Response:
     ttl = timedelta(seconds=app[OPTIONS].session_ttl_s)
     session, row = await _call(request, auth.create_token(
         app[SERVICES].tokens, role=principal.role, agent_id=principal.agent_id,
-        name=f"session of {principal.token_id}", kind="session", ttl=ttl))
+        name=principal.name, kind="session", ttl=ttl,
+        parent_id=principal.token_id if principal.kind == "api" else None))
     log.info("web login: %s (%s)", principal.agent_id or principal.name or principal.token_id, principal.role)
     resp = json_ok({"role": principal.role, "agent_id": principal.agent_id, "name": principal.name,
                     "expires_at": row.expires_at, "token": session}, status=201)

@@ -382,6 +382,7 @@ class StoredToken:
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+    parent_id: str | None = None  # for a session: the token used to log in
 
 
 class TokenStore(Protocol):
@@ -391,7 +392,9 @@ class TokenStore(Protocol):
 
     async def insert(self, token: StoredToken) -> None: ...
 
-    async def revoke(self, token_id: str) -> bool: ...
+    async def revoke(self, token_id: str) -> bool:
+        """Revoke a token and every session opened with it; False if it was not active."""
+        ...
 
     async def list_tokens(self) -> Sequence[StoredToken]: ...
 

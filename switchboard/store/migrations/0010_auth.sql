@@ -10,8 +10,10 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at   timestamptz NOT NULL DEFAULT now(),
     expires_at   timestamptz,
     revoked_at   timestamptz,
+    parent_id    text REFERENCES api_tokens (id) ON DELETE CASCADE,  -- a session's login token
     CHECK (role <> 'agent' OR agent_id IS NOT NULL)
 );
 
+CREATE INDEX IF NOT EXISTS api_tokens_parent_idx ON api_tokens (parent_id);
 CREATE INDEX IF NOT EXISTS api_tokens_agent_idx ON api_tokens (agent_id);
 CREATE INDEX IF NOT EXISTS api_tokens_expiry_idx ON api_tokens (expires_at) WHERE kind = 'session';

@@ -72,11 +72,11 @@ class FakeTokens:
         self.rows[token.id] = token
 
     async def revoke(self, token_id: str) -> bool:
-        row = self.rows.get(token_id)
-        if row is None or row.revoked_at is not None:
-            return False
-        self.rows[token_id] = dataclasses.replace(row, revoked_at=datetime.now(UTC))
-        return True
+        hits = [r for r in self.rows.values()
+                if (r.id == token_id or r.parent_id == token_id) and r.revoked_at is None]
+        for row in hits:
+            self.rows[row.id] = dataclasses.replace(row, revoked_at=datetime.now(UTC))
+        return bool(hits)
 
     async def list_tokens(self) -> Sequence[StoredToken]:
         return [r for r in self.rows.values() if r.kind == "api"]
