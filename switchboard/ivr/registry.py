@@ -63,7 +63,8 @@ def _digits(number: str) -> str:
 
 class FlowRegistry:
     def __init__(self, flows_dir: str | Path, prompts_dir: str | Path | None, *,
-                 loader: Callable[..., Flow] = load_flow) -> None:
+                 loader: Callable[..., Flow] = load_flow, log_errors: bool = True) -> None:
+        self._log_errors = log_errors
         self.flows_dir = Path(flows_dir)
         self.prompts_dir = Path(prompts_dir) if prompts_dir is not None else None
         self._load = loader
@@ -106,11 +107,11 @@ class FlowRegistry:
                 if old is not None:
                     new[old.name] = old
                     report.kept.append(old.name)
-                    log.error("flow file %s rejected; keeping version %s of flow %s", path, old.version, old.name)
-                else:
-                    log.error("flow file %s rejected", path)
-                for err in exc.errors:
-                    log.error("  %s", err)
+                if self._log_errors:
+                    keeping = f"; keeping version {old.version} of flow {old.name}" if old else ""
+                    log.error("flow file %s rejected%s", path, keeping)
+                    for err in exc.errors:
+                        log.error("  %s", err)
                 continue
             if flow.name in new:
                 report.errors.append(FlowError(str(path), 1, 1, f"flow name {flow.name!r} is used twice"))
@@ -181,5 +182,5 @@ def validate_tree(path: str | Path, prompts_dir: str | Path | None) -> list[Flow
         return []
     if not p.is_dir():
         return [FlowError(str(p), 0, 0, "no such file or folder")]
-    registry = FlowRegistry(p, prompts_dir)
+    registry = FlowRegistry(p, prompts_dir, log_errors=False)
     return sorted(registry.reload().errors)
