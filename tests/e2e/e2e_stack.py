@@ -1,0 +1,38 @@
+"""Helpers for end-to-end tests against the local stack (run/stack.env)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from switchboard.ami.client import AmiClient
+from switchboard.config import AmiSettings
+
+
+def ami_settings(env: dict[str, str], *, admin: bool = False, **kw: float) -> AmiSettings:
+    return AmiSettings(
+        host=env["SWITCHBOARD_AMI_HOST"],
+        port=int(env["SWITCHBOARD_AMI_PORT"]),
+        username=env["STACK_AMI_ADMIN_USERNAME"] if admin else env["SWITCHBOARD_AMI_USERNAME"],
+        secret_file=env["STACK_AMI_ADMIN_SECRET_FILE"] if admin else env["SWITCHBOARD_AMI_SECRET_FILE"],
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def sip_remote(env: dict[str, str]) -> str:
+    return f"127.0.0.1:{env['STACK_SIP_PORT']}"
+
+
+async def put_heartbeat(client: AmiClient, *, age: float = 0.0) -> None:
+    """Write the service heartbeat the hotline dialplan checks (age in seconds)."""
+    resp = await client.send({"Action": "DBPut", "Family": "switchboard", "Key": "heartbeat",
+                              "Val": str(int(time.time() - age))}, timeout=5)
+    assert resp.success, resp
+
+
+async def clear_heartbeat(client: AmiClient) -> None:
+    await client.send({"Action": "DBDel", "Family": "switchboard", "Key": "heartbeat"}, timeout=5)
+
+
+def asterisk_pid(env: dict[str, str]) -> int:
+    return int((Path(env["STACK_ASTERISK_ROOT"]) / "var/run/asterisk/asterisk.pid").read_text().strip())
