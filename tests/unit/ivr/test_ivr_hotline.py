@@ -23,7 +23,7 @@ TOPICS = {
 }
 
 
-def run(*inputs: str | None | mc.Input, dialed: str = "19009068", caller: str = "0912345678",
+def run(*inputs: str | mc.Input | None, dialed: str = "19009068", caller: str = "0912345678",
         at: datetime = OPEN, caller_province: str = "") -> tuple[mc.FlowState, list[mc.Command]]:
     route = REG.route(dialed)
     variables = {"caller_province": caller_province}
@@ -123,10 +123,10 @@ def test_wrong_digits_then_silence_until_retries_run_out() -> None:
 
 
 def test_lookup_found_reads_status_then_agent_on_contributions() -> None:
-    state, cmds = run("1", "4", "0123456789#")
+    _, cmds = run("1", "4", "0123456789#")
     assert cmds == [mc.LookupCmd("si_code", "0123456789")]
     found = mc.LookupResult(True, OPEN, {"paid_month": "4", "paid_year": "2025", "province": "hue"})
-    state, cmds = run("1", "4", "0123456789#", found)
+    _state, cmds = run("1", "4", "0123456789#", found)
     play = cmds[0]
     assert isinstance(play, mc.PlayCmd)
     names = [p.name for p in play.prompts]
