@@ -146,7 +146,8 @@ def make_agents(
     """Agents staffed in proportion to load, each skilled in every topic at a random proficiency."""
     rng = random.Random(seed)
     agents: list[SimAgent] = []
-    for province, n in allocate(total, province_weights).items():
+    minimum = 1 if total >= len(province_weights) else 0  # a province with no agent only when too few
+    for province, n in allocate(total, province_weights, minimum).items():
         for _ in range(n):
             skills = {t: rng.choice(proficiencies) for t in topics}
             agents.append(SimAgent(f"a{len(agents) + 1:04d}", province, region_of[province], skills))

@@ -79,3 +79,20 @@ def test_allocate_and_unknown_policy() -> None:
         allocate(2, {"a": 1.0, "b": 1.0, "c": 1.0})
     with pytest.raises(ValueError):
         policy_for("random", RoutingPolicy())
+
+
+def test_simulate_command_prints_a_table_and_json_last(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from switchboard.cli import main
+
+    rc = main(["simulate", "--erlangs", "5", "--agents", "8", "--handle", "60", "--hours", "0.5",
+               "--seeds", "1", "--region-after", "10", "--nation-after", "20"])
+    assert rc == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["erlangs"] == 5.0 and result["agents"] == 8 and result["region_after_s"] == 10.0
+    for key in ("erlang_c_sl", "pooled_sl", "ours_sl", "per_province_sl", "ours_in_province_share"):
+        assert 0.0 <= result[key] <= 1.0
+    assert result["per_province_in_province_share"] == 1.0
+    assert any(line.startswith("erlang-c") for line in lines)
