@@ -14,7 +14,7 @@ with the typed errors below; the API maps them to HTTP statuses
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -56,6 +56,7 @@ __all__ = [
     "TokenStore",
     "UnavailableError",
     "WaitingCall",
+    "provinces_from_geo",
 ]
 
 
@@ -403,6 +404,11 @@ class HealthService(Protocol):
     async def checks(self) -> Mapping[str, bool]:
         """Named readiness checks (``ami``, ``database`` ...): ready when all are True."""
         ...
+
+
+def provinces_from_geo(table: Iterable[Any]) -> list[ProvinceInfo]:
+    """The wallboard's province list from ``switchboard.geo.load_provinces()``."""
+    return [ProvinceInfo(id=p.id, name_vi=p.short_vi, name_en=p.name_en, region=p.region) for p in table]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@
     $("pop-language").textContent = p.language || "–";
     $("pop-ivr").textContent = (p.ivr_path || []).join(" → ") || "–";
     $("pop-previous").replaceChildren(...(p.previous_calls || []).map((c) =>
-      SB.el("div", {}, `${new Date(c.started_at).toLocaleDateString()} · ${c.topic || "–"} · ${c.outcome || "–"}`)));
+      SB.el("div", {}, `${new Date(c.started_at).toLocaleDateString(SB.getLang() === "vi" ? "vi-VN" : "en-GB")} · ${c.topic || "–"} · ${c.outcome || "–"}`)));
     if (!(p.previous_calls || []).length) $("pop-previous").textContent = "–";
   }
 

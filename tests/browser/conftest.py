@@ -1,0 +1,64 @@
+"""Browser tests: the real service app (over test fakes for the ACD side) on a real port,
+driven by Debian's Chromium through Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "browser"
+sys.path.insert(0, str(REPO / "tests" / "unit" / "api"))
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@dataclass
+class Running:
+    url: str
+    world: Any
+    hub: Any
+    tokens: dict[str, str]
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    from api_fakes import make_world
+
+    from switchboard.api import auth
+    from switchboard.api.app import HUB, ApiOptions, ApiServer, create_app
+    from switchboard.api.services import provinces_from_geo
+    from switchboard.config import Settings
+    from switchboard.geo import load_provinces
+
+    world = make_world(provinces=provinces_from_geo(load_provinces()))
+    app = create_app(settings=Settings(), services=world.services,
+                     options=ApiOptions(figures_interval_s=0.3))
+    tokens = {}
+    for key, role, agent in (("a1", "agent", "a1"), ("sup", "supervisor", None)):
+        tokens[key], _ = await auth.create_token(world.tokens, role=role, agent_id=agent, name=key)
+    server = ApiServer(app=app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield Running(url=f"http://127.0.0.1:{server.bound_port}", world=world, hub=app[HUB], tokens=tokens)
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            yield b
+        finally:
+            await b.close()
