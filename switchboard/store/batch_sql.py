@@ -33,8 +33,13 @@ def _str(key: str) -> str:
     return f"CASE WHEN jsonb_typeof(data->'{key}') IN ('string', 'number') THEN data->>'{key}' END"
 
 
-def _last(expr: str, kind: str) -> str:
-    return f"(array_agg({expr} ORDER BY seq DESC) FILTER (WHERE kind = '{kind}' AND ({expr}) IS NOT NULL))[1]"
+def _last(expr: str, kind: str, cast: str = "") -> str:
+    """The value from the highest-seq event of ``kind`` where it is not NULL.
+
+    One pass, no per-group sort: max() over "zero-padded seq || value" strings.
+    """
+    v = f"substr(max(lpad(seq::text, 10, '0') || ({expr})::text) FILTER (WHERE kind = '{kind}'), 11)"
+    return f"({v}){cast}" if cast else v
 
 
 # column -> (aggregate over the inserted rows of one call, merge with the stored row)
@@ -57,13 +62,13 @@ CALL_COLUMNS: dict[str, tuple[str, str]] = {
     "topic": (_last(_str("topic"), "queue.joined"), _LASTW),
     "province": (_last(_str("province"), "queue.joined"), _LASTW),
     "province_source": (_last(_str("province_source"), "queue.joined"), _LASTW),
-    "priority": (_last(f"round({_num('priority')})::int", "queue.joined"), _LASTW),
+    "priority": (_last(f"round({_num('priority')})::int", "queue.joined", "::int"), _LASTW),
     "overflow_tier": (_last(_str("tier"), "queue.overflow"), _LASTW),
     "started_at": ("min(ts) FILTER (WHERE kind = 'call.started')", _FIRST),
     "queue_joined_at": ("min(ts) FILTER (WHERE kind = 'queue.joined')", _FIRST),
     "answered_at": ("min(ts) FILTER (WHERE kind = 'call.answered')", _FIRST),
     "ended_at": ("max(ts) FILTER (WHERE kind = 'call.ended')", _LASTW),
-    "queue_wait_s": (_last(_num("wait_s"), "call.answered"), _FIRST),
+    "queue_wait_s": (_last(_num("wait_s"), "call.answered", "::float8"), _FIRST),
     "agent_id": (_last(_str("agent_id"), "call.answered"), _LASTW),
     "offers": ("count(*) FILTER (WHERE kind = 'agent.offer')", _SUM),
     "talk_s": (f"sum({_num('talk_s')}) FILTER (WHERE kind = 'agent.ended')", _SUMN),
@@ -78,7 +83,7 @@ CALL_COLUMNS: dict[str, tuple[str, str]] = {
     "recording_path": (_last(_str("path"), "call.recording"), _LASTW),
     "survey_score": (
         _last(f"CASE WHEN {_num('score')} BETWEEN 1 AND 5 THEN round({_num('score')})::smallint END",
-              "call.survey"),
+              "call.survey", "::smallint"),
         _LASTW,
     ),
 }
