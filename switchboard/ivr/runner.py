@@ -1,0 +1,314 @@
+"""Drive the pure flow machine over one AsyncAGI session.
+
+The runner turns machine commands into AGI commands and AGI results into
+machine inputs:
+
+==================  =======================================================
+command             AGI
+==================  =======================================================
+Play (barge-in)     ``STREAM FILE <prefix>/<lang>/<name> "0123456789*#"`` per prompt
+Play                ``EXEC Playback <file>&<file>...``
+Collect             ``GET DATA <file> <timeout ms> <max digits>``; after a
+                    barge-in digit, ``WAIT FOR DIGIT`` for the rest
+Record              ``RECORD FILE <voicemail_dir>/<call>-<uniqueid> wav "#" <ms> BEEP s=<silence>``
+Transfer (number)   ``EXEC Dial <transfer_dial>,60`` then ``HANGUP``
+Transfer (flow)     the other flow starts with the call's variables
+HangUp              ``HANGUP``
+Lookup / Enqueue /  the ``lookup`` / ``on_enqueue`` / ``on_callback`` /
+callback / survey   ``on_survey`` callbacks
+==================  =======================================================
+
+A hang-up (``AgiHangup`` from the session, or ``result=-1``) at any point
+becomes ``HangUp`` for the machine, which closes the path where the caller
+left. Every closed path step is emitted as ``ivr.step``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from switchboard.ami.agi import AgiHangup, AgiResult
+from switchboard.events import EventKind
+from switchboard.ivr import machine as mc
+from switchboard.ivr.registry import FlowRegistry
+
+__all__ = ["AgiSessionLike", "IvrRunner", "RunResult"]
+
+log = logging.getLogger("switchboard.ivr")
+
+ESCAPE_DIGITS = "0123456789*#"
+
+
+class AgiSessionLike(Protocol):
+    channel: str
+    uniqueid: str
+    linkedid: str
+    env: dict[str, str]
+
+    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult: ...  # noqa: ASYNC109
+
+
+Emit = Callable[[EventKind, dict[str, Any]], None]
+EnqueueHandler = Callable[[Any, mc.Enqueue], Awaitable[str]]
+LookupHandler = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
+SurveyHandler = Callable[[Any, int], Awaitable[None]]
+CallbackHandler = Callable[[Any, mc.RequestCallback], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    flow: str
+    version: str
+    end: mc.End
+    path: tuple[mc.PathStep, ...]
+    variables: Mapping[str, str]
+
+
+class _Hangup(Exception):
+    """The channel is gone (result=-1)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean_number(value: str) -> str:
+    value = value.strip()
+    return "" if value.lower() in ("", "unknown", "anonymous", "<unknown>") else value
+
+
+class IvrRunner:
+    """Runs flows on AsyncAGI sessions. One instance serves every call.
+
+    ``on_enqueue(session, Enqueue)`` is the ACD's: it returns when the call
+    comes back to the IVR, with the outcome (``served`` once the agent hung
+    up, ``callback``, ``closed``, ...); it raises ``AgiHangup`` if the caller
+    hangs up while waiting. ``lookup(by, value)`` returns the participant's
+    columns (strings) or None when not found; any exception counts as a
+    lookup error. ``province_for_caller(number)`` maps a caller id to a
+    province id (None when unknown); default:
+    ``switchboard.geo.load_provinces().lookup_caller`` (landline area code).
+    """
+
+    def __init__(
+        self,
+        registry: FlowRegistry,
+        *,
+        emit: Emit,
+        on_enqueue: EnqueueHandler,
+        lookup: LookupHandler | None = None,
+        on_survey: SurveyHandler | None = None,
+        on_callback: CallbackHandler | None = None,
+        province_for_caller: Callable[[str], str | None] | None = None,
+        sound_prefix: str = "/var/lib/switchboard/prompts",
+        voicemail_dir: str = "/var/spool/switchboard/voicemail",
+        transfer_dial: str = "PJSIP/{number}@trunk",
+        clock: Callable[[], datetime] = _utc_now,
+        lookup_timeout: float = 5.0,
+        command_timeout: float = 120.0,
+    ) -> None:
+        self.registry = registry
+        self._emit = emit
+        self._on_enqueue = on_enqueue
+        self._lookup = lookup
+        self._on_survey = on_survey
+        self._on_callback = on_callback
+        self._province_for_caller = province_for_caller
+        self.sound_prefix = sound_prefix.rstrip("/")
+        self.voicemail_dir = voicemail_dir.rstrip("/")
+        self.transfer_dial = transfer_dial
+        self._clock = clock
+        self._lookup_timeout = lookup_timeout
+        self._timeout = command_timeout
+
+    # ------------------------------------------------------------ public
+
+    async def run(self, session: AgiSessionLike) -> RunResult:
+        env = session.env
+        caller = _clean_number(env.get("agi_callerid", ""))
+        dialed = _clean_number(env.get("agi_dnid", "")) or _clean_number(env.get("agi_extension", ""))
+        route = self.registry.route(dialed)
+        variables = {
+            "call_id": session.linkedid,
+            "caller_province": self._caller_province(caller),
+        }
+        if route.province:
+            variables["province"] = route.province
+            variables["province_source"] = "did"
+        if route.language:
+            variables["language"] = route.language
+        flow = route.flow
+        log.info("call %s: flow %s@%s for dialed %s caller %s", session.linkedid, flow.name, flow.version,
+                 dialed or "?", caller or "?")
+        state, cmds = mc.step(mc.initial_state(flow), mc.Started(caller, dialed, self._clock(), variables))
+        emitted = 0
+        while True:
+            emitted = self._emit_steps(state, emitted)
+            try:
+                inp = await self._execute(session, state, cmds)
+            except (AgiHangup, _Hangup):
+                inp = mc.HangUp(self._clock()) if not state.ended else None
+            if isinstance(inp, _FlowJump):
+                self._emit_steps(state, emitted)
+                flow = self.registry.flow(inp.flow)
+                carried = dict(state.variables)
+                log.info("call %s: transfer to flow %s@%s", session.linkedid, flow.name, flow.version)
+                state, cmds = mc.step(mc.initial_state(flow),
+                                      mc.Started(carried.get("caller", ""), carried.get("dialed", ""),
+                                                 self._clock(), carried))
+                emitted = 0
+                continue
+            if inp is None:
+                break
+            state, cmds = mc.step(state, inp)
+        end = state.end or mc.End("unknown", state.node)
+        log.info("call %s: flow %s ended (%s) at %s", session.linkedid, state.flow.name, end.reason, end.node or "-")
+        return RunResult(state.flow.name, state.flow.version, end, state.path, dict(state.variables))
+
+    # ------------------------------------------------------------ internals
+
+    def _caller_province(self, caller: str) -> str:
+        if not caller:
+            return ""
+        resolver = self._province_for_caller
+        if resolver is None:
+            from switchboard.geo import load_provinces
+
+            resolver = self._province_for_caller = load_provinces().lookup_caller
+        return resolver(caller) or ""
+
+    def _emit_steps(self, state: mc.FlowState, emitted: int) -> int:
+        flow = state.flow
+        for step in state.path[emitted:]:
+            if step.left is None:
+                break
+            self._emit(EventKind.IVR_STEP, {
+                "flow": flow.name, "flow_version": flow.version, "node": step.node, "kind": step.kind,
+                "entered": step.entered.isoformat(), "left": step.left.isoformat(), "input": step.input,
+            })
+            emitted += 1
+        return emitted
+
+    def _file(self, prompt: mc.Prompt) -> str:
+        return f"{self.sound_prefix}/{prompt.language}/{prompt.name}"
+
+    async def _agi(self, session: AgiSessionLike, command: str, limit: float | None = None) -> AgiResult:
+        result = await session.execute(command, timeout=limit or self._timeout)
+        return result
+
+    async def _execute(self, session: AgiSessionLike, state: mc.FlowState,
+                       cmds: list[mc.Command]) -> mc.Input | _FlowJump | None:
+        """Carry out one batch of commands; the input they produced for the machine (None: flow over)."""
+        pending = ""  # digits pressed during an interruptible prompt
+        for cmd in cmds:
+            if isinstance(cmd, mc.PlayCmd):
+                if pending:
+                    continue
+                pending = await self._play(session, cmd)
+            elif isinstance(cmd, mc.CollectCmd):
+                return await self._collect(session, cmd, pending)
+            elif isinstance(cmd, mc.LookupCmd):
+                return await self._do_lookup(cmd)
+            elif isinstance(cmd, mc.Enqueue):
+                log.info("call %s: enqueue topic=%s province=%s (%s) lang=%s", session.linkedid, cmd.topic,
+                         cmd.province or "-", cmd.province_source, cmd.language)
+                outcome = await self._on_enqueue(session, cmd)
+                return mc.QueueResult(outcome, self._clock())
+            elif isinstance(cmd, mc.SaveSurvey):
+                self._emit(EventKind.SURVEY, {"score": cmd.score})
+                if self._on_survey is not None:
+                    await self._on_survey(session, cmd.score)
+            elif isinstance(cmd, mc.RequestCallback):
+                callback_id = await self._on_callback(session, cmd) if self._on_callback is not None else None
+                self._emit(EventKind.CALLBACK_REQUESTED, {"number": cmd.number, "callback_id": callback_id,
+                                                           "topic": cmd.topic, "province": cmd.province,
+                                                           "language": cmd.language})
+            elif isinstance(cmd, mc.RecordCmd):
+                await self._record(session, cmd)
+            elif isinstance(cmd, mc.TransferCmd):
+                if cmd.flow:
+                    return _FlowJump(cmd.flow)
+                self._emit(EventKind.TRANSFER, {"target": cmd.number})
+                dial = self.transfer_dial.format(number=cmd.number)
+                await self._agi(session, f"EXEC Dial {dial},60", limit=4 * 3600)
+                await self._agi(session, "HANGUP")
+            elif isinstance(cmd, mc.HangUpCmd):
+                try:
+                    await self._agi(session, "HANGUP")
+                except AgiHangup:
+                    pass
+        return None
+
+    async def _play(self, session: AgiSessionLike, cmd: mc.PlayCmd) -> str:
+        if not cmd.barge_in:
+            files = "&".join(self._file(p) for p in cmd.prompts)
+            result = await self._agi(session, f"EXEC Playback {files}")
+            if result.result == "-1":
+                raise _Hangup
+            return ""
+        for prompt in cmd.prompts:
+            result = await self._agi(session, f'STREAM FILE {self._file(prompt)} "{ESCAPE_DIGITS}"')
+            if result.result == "-1":
+                # -1 is also "file not found"; a real hang-up shows as AgiHangup on the next command
+                log.warning("call %s: STREAM FILE %s failed", session.linkedid, self._file(prompt))
+                continue
+            if result.digit:
+                return result.digit
+        return ""
+
+    async def _collect(self, session: AgiSessionLike, cmd: mc.CollectCmd, pending: str) -> mc.Input:
+        timeout_ms = int(cmd.timeout * 1000)
+        if pending:
+            digits = pending
+            while len(digits) < cmd.max_digits and not (cmd.terminator and digits.endswith(cmd.terminator)):
+                result = await self._agi(session, f"WAIT FOR DIGIT {timeout_ms}")
+                if result.result == "-1":
+                    raise _Hangup
+                if not result.digit:
+                    break
+                digits += result.digit
+            return mc.Digits(digits, self._clock())
+        file = self._file(cmd.prompt) if cmd.prompt else "silence/1"
+        result = await self._agi(session, f"GET DATA {file} {timeout_ms} {cmd.max_digits}",
+                                 limit=self._timeout + cmd.timeout * (cmd.max_digits + 1))
+        if result.result == "-1":
+            raise _Hangup
+        if not result.result:
+            return mc.Timeout(self._clock())
+        return mc.Digits(result.result, self._clock())
+
+    async def _do_lookup(self, cmd: mc.LookupCmd) -> mc.LookupResult:
+        if self._lookup is None or not cmd.value:
+            found: Mapping[str, str] | None = None
+            error = self._lookup is None
+        else:
+            try:
+                async with asyncio.timeout(self._lookup_timeout):
+                    found = await self._lookup(cmd.by, cmd.value)
+                error = False
+            except Exception as exc:  # a data dip must never kill the call
+                log.warning("lookup by %s failed: %r", cmd.by, exc)
+                found, error = None, True
+        values = {k: "" if v is None else str(v) for k, v in (found or {}).items()}
+        self._emit(EventKind.IVR_LOOKUP, {"by": cmd.by, "found": found is not None,
+                                          "participant_id": values.get("id"), "error": error})
+        return mc.LookupResult(found is not None, self._clock(), values, error=error)
+
+    async def _record(self, session: AgiSessionLike, cmd: mc.RecordCmd) -> None:
+        path = f"{self.voicemail_dir}/{session.linkedid}-{session.uniqueid}"
+        self._emit(EventKind.RECORDING, {"path": f"{path}.wav", "kind": "voicemail"})
+        beep = " BEEP" if cmd.beep else ""
+        silence = f" s={cmd.silence_seconds}" if cmd.silence_seconds else ""
+        term = cmd.terminator or "#"
+        await self._agi(session, f'RECORD FILE {path} wav "{term}" {cmd.max_seconds * 1000}{beep}{silence}',
+                        limit=cmd.max_seconds + 30)
+
+
+@dataclass(frozen=True, slots=True)
+class _FlowJump:
+    flow: str
