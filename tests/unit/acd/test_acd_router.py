@@ -241,12 +241,14 @@ def test_longest_wait_first_within_a_priority_class(
 def test_incremental_entry_points_agree_with_full_route(
     calls: list[WaitingCall], agents: list[AgentView], policy: RoutingPolicy
 ) -> None:
-    present = {a.agent_id: a for a in agents}
-    # settle: remove what route assigns, so nothing is assignable any more
+    # settle: what route assigns leaves the line / becomes busy, so nothing is assignable any more
     first = route(calls, agents, NOW, policy)
     used = {a.agent_id for a in first}
     rest_calls = [c for c in calls if c.call_id not in {a.call_id for a in first}]
-    rest_agents = [a for a in agents if a.agent_id not in used]
+    rest_agents = [a if a.agent_id not in used else
+                   AgentView(a.agent_id, a.skills, a.province, a.region, a.idle_since, a.languages, False)
+                   for a in agents]
+    present = {a.agent_id: a for a in rest_agents}
     assert route(rest_calls, rest_agents, NOW, policy) == []
     # one more agent becomes free
     newcomer = AgentView("new", {"pension": 3, "card": 4}, "ha-noi", "north", 999.0, frozenset({"vi", "en"}))
