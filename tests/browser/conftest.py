@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, REPO, Running
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts" / "browser"
 sys.path.insert(0, str(REPO / "tests" / "unit" / "api"))
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@dataclass
-class Running:
-    url: str
-    world: Any
-    hub: Any
-    tokens: dict[str, str]
 
 
 @pytest.fixture

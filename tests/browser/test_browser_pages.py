@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api_fakes import sample_pop
-from conftest import ARTIFACTS, Running
+from browser_helpers import ARTIFACTS, Running
 from playwright.async_api import expect
 
 from switchboard.api.live import Audience, LiveMessage
