@@ -98,6 +98,7 @@ class Started:
     dialed: str
     at: datetime
     variables: Mapping[str, str] = field(default_factory=dict)
+    start: str = ""  # enter the flow here instead of its start node (e.g. "survey" after the agent leg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +285,10 @@ def step(state: FlowState, inp: Input) -> tuple[FlowState, list[Command]]:
         if variables["province"] and not variables["province_source"]:
             variables["province_source"] = "did"
         state = replace(state, variables=MappingProxyType(variables))
-        return _run(state, state.flow.start, inp.at, [])
+        first = inp.start or state.flow.start
+        if first not in state.flow.nodes:
+            raise MachineError(f"flow {state.flow.name} has no node {first!r}")
+        return _run(state, first, inp.at, [])
     if state.waiting is Waiting.START:
         raise MachineError(f"{type(inp).__name__} before Started")
     node = state.flow.node(state.node)

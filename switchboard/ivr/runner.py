@@ -111,7 +111,9 @@ class IvrRunner:
         clock: Callable[[], datetime] = _utc_now,
         lookup_timeout: float = 5.0,
         command_timeout: float = 120.0,
+        answer: bool = True,
     ) -> None:
+        self.answer = answer
         self.registry = registry
         self._emit = emit
         self._on_enqueue = on_enqueue
@@ -128,24 +130,42 @@ class IvrRunner:
 
     # ------------------------------------------------------------ public
 
-    async def run(self, session: AgiSessionLike) -> RunResult:
+    async def run(self, session: AgiSessionLike, *, start_at: str = "",
+                  variables: Mapping[str, str] | None = None) -> RunResult:
+        """Run the flow for the session's dialed number until it ends or the caller hangs up.
+
+        ``start_at`` enters the flow at that node (e.g. ``survey`` when the
+        caller comes back after the agent hung up; a call to extension
+        ``survey`` does this by itself) with extra ``variables`` (language,
+        topic, province...). Never raises for a hang-up.
+        """
         env = session.env
         caller = _clean_number(env.get("agi_callerid", ""))
         dialed = _clean_number(env.get("agi_dnid", "")) or _clean_number(env.get("agi_extension", ""))
         route = self.registry.route(dialed)
+        extra = dict(variables or {})
         variables = {
             "call_id": session.linkedid,
             "caller_province": self._caller_province(caller),
         }
+        if not start_at and env.get("agi_extension") == "survey" and "survey" in route.flow.nodes:
+            start_at = "survey"
         if route.province:
             variables["province"] = route.province
             variables["province_source"] = "did"
         if route.language:
             variables["language"] = route.language
+        variables.update(extra)
         flow = route.flow
         log.info("call %s: flow %s@%s for dialed %s caller %s", session.linkedid, flow.name, flow.version,
                  dialed or "?", caller or "?")
-        state, cmds = mc.step(mc.initial_state(flow), mc.Started(caller, dialed, self._clock(), variables))
+        state, cmds = mc.step(mc.initial_state(flow),
+                              mc.Started(caller, dialed, self._clock(), variables, start=start_at))
+        if self.answer:
+            try:
+                await self._agi(session, "ANSWER", limit=10)
+            except AgiHangup:
+                state, cmds = mc.step(state, mc.HangUp(self._clock()))
         emitted = 0
         while True:
             emitted = self._emit_steps(state, emitted)

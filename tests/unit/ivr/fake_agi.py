@@ -76,6 +76,8 @@ class FakeAgi:
         if head == "WAIT FOR":
             key = self._key()
             return "200 result=0" if key is None else f"200 result={ord(key)}"
+        if command == "ANSWER":
+            return "200 result=0"
         if head == "RECORD FILE":
             return "200 result=35 (dtmf) endpos=48000"
         if command == "HANGUP":

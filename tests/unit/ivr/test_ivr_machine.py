@@ -322,3 +322,10 @@ def test_state_is_immutable_between_steps() -> None:
     assert s0.attempts == 0 and s1.attempts == 1
     with pytest.raises(TypeError):
         cast(dict[str, str], s1.variables)["x"] = "y"
+
+
+def test_started_can_enter_at_a_given_node() -> None:
+    state, cmds = mc.step(mc.initial_state(FLOW), mc.Started("1", "2", OPEN, {"language": "en"}, start="survey"))
+    assert state.node == "survey" and cmds == [mc.CollectCmd(P("survey", "en"), 1, 1, 4.0, "")]
+    with pytest.raises(mc.MachineError):
+        mc.step(mc.initial_state(FLOW), mc.Started("1", "2", OPEN, start="nope"))

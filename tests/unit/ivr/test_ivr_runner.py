@@ -82,6 +82,7 @@ async def test_pension_call_by_provincial_did_with_survey() -> None:
     h = Harness()
     agi = FakeAgi(dialed="02439999001", keys=["1", "1", "1", "5"])
     result = await h.runner.run(agi)
+    assert agi.commands.pop(0) == "ANSWER"
     assert agi.commands[:4] == [
         f'STREAM FILE {P}/vi/welcome "0123456789*#"',
         f'STREAM FILE {P}/vi/lang_vi "0123456789*#"',
@@ -114,8 +115,8 @@ async def test_barge_in_skips_the_rest_and_feeds_the_menu() -> None:
     h = Harness()
     agi = FakeAgi(keys=["*"], barge={"welcome": "2"}, hangup_on="GET DATA /var/lib/switchboard/prompts/en/main")
     result = await h.runner.run(agi)
-    assert agi.commands[0].startswith(f"STREAM FILE {P}/vi/welcome")
-    assert agi.commands[1] == f"GET DATA {P}/en/main_menu 5000 1"
+    assert agi.commands[1].startswith(f"STREAM FILE {P}/vi/welcome")
+    assert agi.commands[2] == f"GET DATA {P}/en/main_menu 5000 1"
     assert result.variables["language"] == "en"
     assert result.end == mc.End("caller_hangup", "main_menu")
     assert h.steps()[-1] == ("main_menu", "hangup")
@@ -162,7 +163,7 @@ async def test_wrong_digits_then_silence_until_retries_exhausted() -> None:
     h = Harness()
     agi = FakeAgi(keys=["1", "7", None, "9"])
     result = await h.runner.run(agi)
-    assert agi.commands[3:] == [
+    assert agi.commands[4:] == [
         f"GET DATA {P}/vi/main_menu 5000 1",
         f'STREAM FILE {P}/vi/invalid_choice "0123456789*#"',
         f"GET DATA {P}/vi/main_menu 5000 1",
@@ -229,3 +230,23 @@ async def test_transfer_to_number_and_to_another_flow() -> None:
     assert len(welcomes) == 2  # the other flow started over
     assert result2.variables["language"] == "en"  # variables carried into the new flow
     assert result2.end == mc.End("caller_hangup", "lang")
+
+
+async def test_survey_entry_after_the_agent_leg() -> None:
+    h = Harness()
+    agi = FakeAgi(dialed="survey", keys=["4"])
+    agi.env["agi_extension"] = "survey"
+    agi.env["agi_context"] = "hotline-after"
+    result = await h.runner.run(agi, variables={"language": "en", "topic": "health.card"})
+    assert agi.commands == ["ANSWER", f"GET DATA {P}/en/survey_ask 5000 1", f"EXEC Playback {P}/en/survey_thanks",
+                            f"EXEC Playback {P}/en/goodbye", "HANGUP"]
+    assert h.surveys == [4] and h.steps()[0] == ("survey", "4")
+    assert result.end == mc.End("hangup", "goodbye")
+
+
+async def test_bridged_outcome_ends_the_flow_without_hanging_up() -> None:
+    h = Harness(outcome="bridged")
+    agi = FakeAgi(dialed="02439999001", keys=["1", "0"])
+    result = await h.runner.run(agi)
+    assert result.end == mc.End("queue:bridged", "agent")
+    assert "HANGUP" not in agi.commands
