@@ -163,6 +163,53 @@ def _ok_to_last(extra: str = "", body: str = "") -> str:
     return "\n".join(lines) + "\n\n" + body
 
 
+_OPTIONS_TAIL = (
+    '<nop next="end"/>\n<label id="options"/>\n<send>' + _cdata("\n".join([
+        "SIP/2.0 200 OK", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag02[call_number]",
+        "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
+        "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO", "Content-Length: 0", "",
+    ])) + '</send>\n<label id="end"/>'
+)
+
+
+def register_scenario(*, user: str, password: str, expires: int = 3600, stay: float = 86400.0) -> str:
+    """A UAC scenario that registers ``user`` (digest auth) and stays registered.
+
+    Run it with the agent's UAS scenario as the out-of-call scenario
+    (``-oocsf``) so the same SIPp process answers the calls Asterisk sends to
+    the registered contact. It unregisters when the pause ends.
+    """
+    def register(cseq: int, auth: bool, exp: int) -> str:
+        lines = [
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            f"From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag09[call_number]",
+            f"To: <sip:{user}@[remote_ip]>",
+            "Call-ID: [call_id]",
+            f"CSeq: {cseq} REGISTER",
+            f"Contact: <sip:{user}@[local_ip]:[local_port];transport=[transport]>",
+            f"Expires: {exp}",
+            "Max-Forwards: 70",
+        ]
+        if auth:
+            lines.append(f"[authentication username={user} password={password}]")
+        lines.append("Content-Length: 0")
+        return "\n".join(lines) + "\n"
+
+    out = [_HEAD, f'<scenario name="register {escape(user)}">']
+    out.append(f'<send retrans="500">{_cdata(register(1, False, expires))}</send>')
+    out.append('<recv response="401" auth="true"/>')
+    out.append(f'<send retrans="500">{_cdata(register(2, True, expires))}</send>')
+    out.append('<recv response="200"/>')
+    out.append(f'<pause milliseconds="{int(stay * 1000)}"/>')
+    out.append(f'<send retrans="500">{_cdata(register(3, False, 0))}</send>')
+    out.append('<recv response="401" auth="true"/>')
+    out.append(f'<send retrans="500">{_cdata(register(4, True, 0))}</send>')
+    out.append('<recv response="200"/>')
+    out.append("</scenario>")
+    return "\n".join(out) + "\n"
+
+
 def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
                    ring_timeout: float = 120.0) -> str:
     """A UAS scenario for one offered call.
@@ -172,9 +219,20 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     ``reject`` (486 Busy Here after ``answer_after`` s).
     """
     out = [_HEAD, f'<scenario name="switchboard agent {mode}">']
-    out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
-               '<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>'
-               "</action></recv>")
+    # Asterisk qualifies registered contacts with OPTIONS: answer them.
+    out.append('<recv request="OPTIONS" optional="true" next="options"/>')
+    if mode == "ringout":  # keep the INVITE's CSeq for the 487 that answers it
+        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
+                   '<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>'
+                   "</action></recv>")
+    elif talk is not None:  # the agent hangs up: keep what the BYE needs
+        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
+                   '<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>'
+                   '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>'
+                   '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" assign_to="c,peer_uri"/>'
+                   "</action></recv>")
+    else:
+        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"/>')
     ringing = "\n".join([
         "SIP/2.0 180 Ringing", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
         "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
@@ -191,6 +249,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         ])
         out.append(f"<send>{_cdata(terminated)}</send>")
         out.append('<recv request="ACK" optional="true" timeout="5000"/>')
+        out.append(_OPTIONS_TAIL)
         out.append("</scenario>")
         return "\n".join(out) + "\n"
     out.append(f'<pause milliseconds="{int(answer_after * 1000)}"/>')
@@ -201,6 +260,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         ])
         out.append(f"<send>{_cdata(busy)}</send>")
         out.append('<recv request="ACK" timeout="10000"/>')
+        out.append(_OPTIONS_TAIL)
         out.append("</scenario>")
         return "\n".join(out) + "\n"
     out.append(f'<send retrans="500">{_cdata(_ok_to_last("totag", _SDP))}</send>')
@@ -208,12 +268,13 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     if talk is not None:
         out.append(f'<pause milliseconds="{int(talk * 1000)}"/>')
         bye = "\n".join([
-            "BYE [next_url] SIP/2.0",
+            "BYE [$peer_uri] SIP/2.0",
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
-            "[last_From:]".replace("last_From:", "last_To:"),
-            "[last_To:]".replace("last_To:", "last_From:"),
+            "From:[$inv_to];tag=[pid]SIPpTag01[call_number]",
+            "To:[$inv_from]",
             "Call-ID: [call_id]",
-            "CSeq: 2 BYE",
+            "CSeq: 1 BYE",
+            "X-Agent-Peer-Contact: [$c]",
             "Max-Forwards: 70",
             "Content-Length: 0",
             "",
@@ -223,6 +284,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     else:
         out.append('<recv request="BYE" timeout="3600000"/>')
         out.append(f"<send>{_cdata(_ok_to_last())}</send>")
+    out.append(_OPTIONS_TAIL)
     out.append("</scenario>")
     return "\n".join(out) + "\n"
 
