@@ -328,6 +328,58 @@ async def run_sipp(scenario_xml: str, *, remote: str, service: str = "", local_p
     except TimeoutError:
         proc.kill()
         out, err = await proc.communicate()
-    errors = "".join(p.read_text(errors="replace") for p in tmp.glob("*_errors.log"))
+    errors = "".join(p.read_text(errors="replace") for p in tmp.glob("*_errors.log"))  # noqa: ASYNC240
     return SippResult(proc.returncode if proc.returncode is not None else -1,
                       out.decode(errors="replace"), err.decode(errors="replace"), errors)
+
+
+class SippAgent:
+    """A softphone played by SIPp: registers as ``endpoint`` and answers (or
+    rings out, or rejects) every call Asterisk offers it.
+
+    One SIPp process: the REGISTER scenario is the main call, the UAS scenario
+    is the out-of-call scenario that handles each INVITE (and OPTIONS).
+    """
+
+    def __init__(self, *, endpoint: str, password: str, remote: str, port: int, mode: str = "answer",
+                 answer_after: float = 1.0, talk: float | None = None, workdir: str | os.PathLike[str] | None = None,
+                 stay: float = 3600.0) -> None:
+        self.endpoint = endpoint
+        self.password = password
+        self.remote = remote
+        self.port = port
+        self.mode = mode
+        self.answer_after = answer_after
+        self.talk = talk
+        self.stay = stay
+        self._dir = Path(tempfile.mkdtemp(prefix=f"sipp-{endpoint}-", dir=workdir))
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def errors(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self._dir.glob("*_errors.log"))
+
+    def calls_answered(self) -> int:
+        return self.errors.count("Received out-of-call INVITE")
+
+    async def start(self, *, registered_check: object = None) -> None:
+        reg = self._dir / "register.xml"
+        uas = self._dir / "uas.xml"
+        reg.write_text(register_scenario(user=self.endpoint, password=self.password, stay=self.stay))
+        uas.write_text(agent_scenario(answer_after=self.answer_after, mode=self.mode, talk=self.talk))
+        args = [sipp_binary(), self.remote, "-sf", str(reg), "-oocsf", str(uas), "-m", "1",
+                "-i", "127.0.0.1", "-p", str(self.port), "-nostdin", "-trace_err",
+                "-max_recv_loops", "1000"]
+        self.proc = await asyncio.create_subprocess_exec(
+            *args, cwd=self._dir, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+
+    async def stop(self, *, timeout: float = 5.0) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
