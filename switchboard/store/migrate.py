@@ -5,7 +5,7 @@ recorded in ``schema_migrations`` so a re-run is a no-op. A failing file rolls
 back completely and raises ``MigrationError`` naming it.
 """
 
-# ruff: noqa: ASYNC109  (project style: explicit keyword-only timeout= on network calls, as asyncpg)
+
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ center's local time. Per period and group:
 * csat_avg      mean survey score (1-5); csat_response_rate = scored answered / answered
 """
 
-# ruff: noqa: ASYNC109  (project style: explicit keyword-only timeout= on network calls, as asyncpg)
+
 
 from __future__ import annotations
 

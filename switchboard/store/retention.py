@@ -1,6 +1,6 @@
 """Retention: remove call records and recording files past their keep period."""
 
-# ruff: noqa: ASYNC109  (project style: explicit keyword-only timeout= on network calls, as asyncpg)
+
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Demo CRM rows (``switchboard migrate --seed-demo``): made-up participants for
 the IVR lookup. Names, codes and phones are fictional."""
 
-# ruff: noqa: ASYNC109  (project style: explicit keyword-only timeout= on network calls, as asyncpg)
+
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ database or the spool; the queue in between holds at most about
 ``flush_interval`` worth of events. ``stop()`` writes or spools everything.
 """
 
-# ruff: noqa: ASYNC109  (project style: explicit keyword-only timeout= on network calls, as asyncpg)
+
 
 from __future__ import annotations
 
@@ -218,9 +218,10 @@ class EventWriter:
     # -- connection --------------------------------------------------------------
 
     async def _ensure_conn(self) -> bool:
-        if self.db_connected:
-            return True
+        """True when a batch may be sent now (connected, and not backing off after a failure)."""
         now = time.monotonic()
+        if self.db_connected:
+            return now >= self._retry_at
         if now < self._retry_at:
             return False
         try:
@@ -241,6 +242,7 @@ class EventWriter:
             return False
         self._conn = conn
         self._backoff = self._reconnect_min
+        self._retry_at = 0.0
         log.info("event writer connected to %s", redact_dsn(self._dsn))
         return True
 
@@ -310,6 +312,7 @@ class EventWriter:
             self._note_down(exc)
             return False
         inserted = int(row["inserted"]) if row else 0
+        self._backoff = self._reconnect_min
         self.written_total += inserted
         self.duplicates_total += len(batch) - inserted
         self.batches += 1

@@ -229,3 +229,28 @@ async def test_outage_under_load_every_event_once_in_order(migrated_db: str, tmp
     assert await db.fetchval("SELECT count(*) FROM calls", timeout=10) == n
     assert await db.fetchval("SELECT count(*) FROM call_events", timeout=10) == sum(expected.values())
     assert w.written_total == sum(expected.values())
+
+
+async def test_schema_missing_spools_until_migrated(fresh_db: str, tmp_path: Path) -> None:
+    """A database error that is not a lost link (no tables yet) also keeps every event, then replays."""
+    from switchboard.store.migrate import apply_migrations
+
+    w = writer(fresh_db, tmp_path)
+    await w.start()
+    assert w.db_connected
+    events = make_call("m1", local(2026, 3, 2, 9), topic="t", province="p", wait=4, agent="a", talk=30)
+    for e in events:
+        w.submit(e)
+    deadline = time.monotonic() + 10
+    while w.spooled_total < len(events):
+        assert time.monotonic() < deadline, w.stats()
+        await asyncio.sleep(0.02)
+    assert w.last_error is not None and "UndefinedTable" in w.last_error
+    conn = await asyncpg.connect(fresh_db, timeout=10)
+    try:
+        await apply_migrations(conn)
+        await w.flush(timeout=20)
+        await assert_exactly_once_in_order(conn, {"m1": len(events)})
+    finally:
+        await conn.close(timeout=5)
+    await w.stop()
