@@ -6,7 +6,8 @@ Public entry points:
 * ``migrate.apply_migrations`` / ``migrate.current_level`` / ``seed.seed_demo``
 * ``writer.EventWriter`` (start/stop/submit, counters)
 * ``reports.fetch_report`` / ``reports.fetch_ivr_dropoff`` + formatters
-* ``retention.purge``
+* ``retention.purge_records`` / ``retention.purge_recordings``
+* ``agents.upsert_agent`` / ``agents.load_agents`` / ``agents.log_agent_states``
 """
 
 from switchboard.store.errors import MigrationError, StoreError, WriterOverloaded

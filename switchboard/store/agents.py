@@ -1,0 +1,77 @@
+"""Agents and their state log in PostgreSQL (for the ACD and the API)."""
+
+
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: str
+    name: str
+    sip_endpoint: str
+    skills: dict[str, int] = field(default_factory=dict)   # skill -> proficiency 1..5
+    home_province: str | None = None
+    languages: tuple[str, ...] = ("vi",)
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChange:
+    agent_id: str
+    at: datetime
+    to_state: str
+    from_state: str | None = None
+    reason: str | None = None
+    call_id: str | None = None
+    duration_s: float | None = None   # time spent in from_state
+
+
+def _check_skills(skills: dict[str, int]) -> None:
+    for skill, level in skills.items():
+        if not isinstance(level, int) or not 1 <= level <= 5:
+            raise ValueError(f"proficiency of {skill!r} must be 1..5, got {level!r}")
+
+
+async def upsert_agent(conn: asyncpg.Connection, agent: AgentRecord, *, timeout: float = 10.0) -> None:
+    _check_skills(agent.skills)
+    await conn.execute(
+        """
+        INSERT INTO agents (id, name, sip_endpoint, skills, home_province, languages, active)
+        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
+        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, sip_endpoint = EXCLUDED.sip_endpoint,
+            skills = EXCLUDED.skills, home_province = EXCLUDED.home_province,
+            languages = EXCLUDED.languages, active = EXCLUDED.active
+        """,
+        agent.id, agent.name, agent.sip_endpoint, json.dumps(agent.skills, ensure_ascii=False),
+        agent.home_province, list(agent.languages), agent.active, timeout=timeout,
+    )
+
+
+async def load_agents(conn: asyncpg.Connection, *, active_only: bool = True,
+                      timeout: float = 10.0) -> list[AgentRecord]:
+    rows = await conn.fetch(
+        "SELECT id, name, sip_endpoint, skills::text AS skills, home_province, languages, active "
+        "FROM agents WHERE active OR NOT $1 ORDER BY id", active_only, timeout=timeout)
+    return [
+        AgentRecord(r["id"], r["name"], r["sip_endpoint"], json.loads(r["skills"]), r["home_province"],
+                    tuple(r["languages"]), r["active"])
+        for r in rows
+    ]
+
+
+async def log_agent_states(conn: asyncpg.Connection, changes: Iterable[AgentStateChange], *,
+                           timeout: float = 10.0) -> int:
+    rows = [(c.agent_id, c.at, c.from_state, c.to_state, c.reason, c.call_id, c.duration_s) for c in changes]
+    if rows:
+        await conn.executemany(
+            "INSERT INTO agent_state_log (agent_id, at, from_state, to_state, reason, call_id, duration_s) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)", rows, timeout=timeout)
+    return len(rows)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from switchboard.store.agents import (
+    AgentRecord,
+    AgentStateChange,
+    load_agents,
+    log_agent_states,
+    upsert_agent,
+)
+
+
+async def test_agents_roundtrip_and_state_log(db: asyncpg.Connection) -> None:
+    a = AgentRecord("a1", "Nguyễn Thị Mai", "PJSIP/agent1", {"social/pension": 5, "health/card": 2}, "Hà Nội",
+                    ("vi", "en"))
+    await upsert_agent(db, a)
+    await upsert_agent(db, AgentRecord("a2", "Lê Văn Tâm", "PJSIP/agent2", {}, None, ("vi",), active=False))
+    assert await load_agents(db) == [a]
+    changed = AgentRecord("a1", "Nguyễn Thị Mai", "PJSIP/agent9", {"social/pension": 4}, "Huế", ("vi",))
+    await upsert_agent(db, changed)
+    assert [x.id for x in await load_agents(db, active_only=False)] == ["a1", "a2"]
+    assert (await load_agents(db))[0] == changed
+    with pytest.raises(ValueError):
+        await upsert_agent(db, AgentRecord("a3", "x", "PJSIP/x", {"s": 6}))
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    n = await log_agent_states(db, [AgentStateChange("a1", t, "ready", None, "login"),
+                                    AgentStateChange("a1", t, "paused", "ready", "no-answer", None, 42.5)])
+    assert n == 2
+    rows = await db.fetch("SELECT to_state, reason, duration_s FROM agent_state_log ORDER BY id", timeout=10)
+    assert [tuple(r) for r in rows] == [("ready", "login", None), ("paused", "no-answer", 42.5)]
