@@ -208,7 +208,7 @@ class AmiClient:
 
     # ---- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, *, wait: bool = True, timeout: float | None = None) -> None:  # noqa: ASYNC109 (STYLE: timeout= on every network call)
+    async def start(self, *, wait: bool = True, timeout: float | None = None) -> None:
         """Start connecting (and keep reconnecting). With ``wait``, return once logged in."""
         if self._run_task is None:
             self._closing = False
@@ -217,14 +217,14 @@ class AmiClient:
         if wait:
             await self.wait_connected(timeout=timeout if timeout is not None else self._settings.connect_timeout * 3)
 
-    async def wait_connected(self, *, timeout: float) -> None:  # noqa: ASYNC109 (STYLE: timeout= on every network call)
+    async def wait_connected(self, *, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 await self._connected_event.wait()
         except TimeoutError:
             raise AmiTimeout(f"not connected to AMI within {timeout}s ({self.last_disconnect_reason})") from None
 
-    async def close(self, *, timeout: float = 2.0) -> None:  # noqa: ASYNC109 (STYLE: timeout= on every network call)
+    async def close(self, *, timeout: float = 2.0) -> None:
         """Log off if possible, stop reconnecting, fail pending actions, stop the consumer."""
         self._closing = True
         if self.connected:
@@ -246,7 +246,7 @@ class AmiClient:
 
     # ---- actions ------------------------------------------------------------------------------
 
-    async def send(self, action: Action | Mapping[str, str | Sequence[str]], *, timeout: float | None = None) -> Response:  # noqa: ASYNC109 (STYLE: timeout= on every network call)
+    async def send(self, action: Action | Mapping[str, str | Sequence[str]], *, timeout: float | None = None) -> Response:
         """Send one action; resolve with its Response (a ``ListResponse`` for list actions).
 
         Raises ``HeaderInjectionError`` (nothing sent) for CR/LF in names or values,
@@ -470,7 +470,7 @@ class AmiClient:
             if action_id is not None:
                 pending = self._pending.get(action_id)
                 if pending is not None and pending.response is not None:
-                    if isinstance(msg, ListComplete):
+                    if isinstance(msg, ListComplete) or (msg.get("EventList") or "").lower() == "complete":
                         r = pending.response
                         if not pending.future.done():
                             pending.future.set_result(ListResponse(r.status, r.headers, r.follows,

@@ -31,6 +31,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import TYPE_CHECKING, TypeVar, overload
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -53,6 +55,7 @@ DEFAULT_MAX_FRAME_SIZE = 1 << 20  # 1 MiB: a CoreShowChannels event is ~1 KiB
 _SEP = b"\r\n\r\n"
 _SSEP = "\r\n\r\n"
 _END_COMMAND = "--END COMMAND--"
+_T = TypeVar("_T")
 
 
 class ProtocolError(Exception):
@@ -127,6 +130,22 @@ class Headers(Mapping[str, str]):
             if key is None:
                 raise
             return self._first[key]
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+
+    @overload
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
+        value = self._first.get(name)
+        if value is not None:
+            return value
+        key = self._key(name)
+        return default if key is None else self._first[key]
 
     def get_all(self, name: str) -> list[str]:
         key = self._key(name)
@@ -210,40 +229,44 @@ class Response:
 class Event:
     """An AMI event: ``name`` is the ``Event:`` header, ``headers`` all the others.
 
-    Events are immutable. An event read from the wire keeps its frame text
-    (``raw``) and builds its header multi-dict only on first use of
-    ``headers``; ``get(name)`` on an event whose headers were not built yet
+    Events are immutable (``name``, ``raw`` and ``headers`` are read-only). An
+    event read by ``AmiParser.feed`` carries its complete header multi-dict;
+    one kept by ``feed_filtered`` keeps its frame text (``raw``) and builds the
+    multi-dict on first use of ``headers``; ``get(name)`` on such an event
     finds the first value straight in the frame text, which is what most
     consumers need (a few headers of each event) at a fraction of the cost.
     """
 
-    __slots__ = ("_headers", "name", "raw")
+    __slots__ = ("_headers", "_name", "_raw")
 
-    name: str
-    raw: str
+    _name: str
+    _raw: str
     _headers: Headers | None
+
+    if TYPE_CHECKING:
+        @property
+        def name(self) -> str: ...
+
+        @property
+        def raw(self) -> str: ...
+    else:
+        name = property(attrgetter("_name"), doc="The event name (``Event:`` header).")
+        raw = property(attrgetter("_raw"), doc="The frame text, ``\\r\\n``-separated lines.")
 
     def __init__(self, name: str, headers: Headers | Mapping[str, str] | None = None, *, raw: str = "") -> None:
         if headers is None and not raw:
             headers = Headers({})
         if headers is not None and not isinstance(headers, Headers):
             headers = Headers(dict(headers))
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "raw", raw)
-        object.__setattr__(self, "_headers", headers)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
+        self._name = name
+        self._raw = raw
+        self._headers = headers
 
     @property
     def headers(self) -> Headers:
-        h: Headers | None = self._headers
+        h = self._headers
         if h is None:
-            h = _headers_of(self.raw)
-            object.__setattr__(self, "_headers", h)
+            h = self._headers = _headers_of(self._raw)
         return h
 
     @property
@@ -251,10 +274,10 @@ class Event:
         return self.get("ActionID")
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        h: Headers | None = self._headers
+        h = self._headers
         if h is not None:
             return h.get(name, default)
-        raw = self.raw
+        raw = self._raw
         key = "\r\n" + name + ": "
         i = raw.find(key)
         if i < 0:
@@ -274,13 +297,13 @@ class Event:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented
-        return type(self) is type(other) and self.name == other.name and self.headers == other.headers
+        return type(self) is type(other) and self._name == other._name and self.headers == other.headers
 
     def __hash__(self) -> int:
-        return hash((type(self), self.name, self.headers))
+        return hash((type(self), self._name, self.headers))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, headers={self.headers!r})"
+        return f"{type(self).__name__}(name={self._name!r}, headers={self.headers!r})"
 
 
 class ListComplete(Event):
@@ -360,12 +383,6 @@ def _headers_of(raw: str) -> Headers:
         return Headers(pairs)
     headers, _body = _parse_lines(raw.split("\r\n")[1:])
     return headers
-
-
-def _lazy_event(frame: str, name: str) -> Event:
-    if "\r\nEventList: Complete" in frame:
-        return ListComplete(name, raw=frame)
-    return Event(name, raw=frame)
 
 
 def _build(frame: str) -> Message | None:
@@ -491,22 +508,46 @@ class AmiParser:
         rest = buf[end + 4:]
         if len(rest) > limit:
             raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
+        self._buf = rest
+        # One decode for the whole run of complete frames (see the module docstring).
         frames = buf[:end].decode("utf-8", "replace").split(_SSEP)
+        if end > limit:  # only a run longer than the limit can hold an oversized frame
+            for i, frame in enumerate(frames):
+                if len(frame) > limit:
+                    self._parse(frames[:i], wanted, out)
+                    raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
+        self._parse(frames, wanted, out)
+        return out
+
+    def _parse(self, frames: list[str], wanted: Container[str] | None, out: list[Message]) -> None:
+        if wanted is None:
+            count, unknown = _parse_full(frames, out)
+            self.frames += count + unknown
+            self.unknown += unknown
+        else:
+            self._parse_filtered(frames, wanted, out)
+
+    def _parse_filtered(self, frames: list[str], wanted: Container[str], out: list[Message]) -> None:
         append = out.append
-        nframes = 0
+        new = _new
+        nframes = skipped = 0
         for frame in frames:
-            if len(frame) > limit:
-                raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
-            if wanted is not None and frame.startswith("Event: "):
+            if frame[:7] == "Event: ":
                 nl = frame.find("\r\n")
                 name = frame[7:nl] if nl >= 0 else frame[7:]
-                if name not in wanted and "\r\nActionID: " not in frame:
+                if name in wanted:
+                    if nl >= 0 and frame[-2:] != "\r\n" and (
+                            name[-8:] != "Complete" or "\r\nEventList: Complete" not in frame):
+                        ev = new(Event)
+                        ev._name = name
+                        ev._headers = None
+                        ev._raw = frame
+                        nframes += 1
+                        append(ev)
+                        continue
+                elif "\r\nActionID: " not in frame:
                     nframes += 1
-                    self.skipped += 1
-                    continue
-                if nl >= 0 and not frame.endswith("\r\n"):
-                    nframes += 1
-                    append(_lazy_event(frame, name))
+                    skipped += 1
                     continue
             msg = _build(frame)
             if msg is None:
@@ -517,8 +558,59 @@ class AmiParser:
             nframes += 1
             append(msg)
         self.frames += nframes
-        self._buf = rest
-        return out
+        self.skipped += skipped
+
+
+_new = object.__new__
+
+
+def _parse_full(frames: list[str], out: list[Message]) -> tuple[int, int]:
+    """Turn every frame into a message with all its headers: (messages, unknown frames).
+
+    The fast path covers frames where every line is ``Name: value`` with the
+    only ``": "`` of the line after the name, and no name repeats (nearly all
+    of them): one C-level replace and split give names and values
+    alternately, and a frame is accepted only when it has exactly two tokens
+    per line and as many distinct names as lines. Anything else (a value
+    holding ``": "``, a repeated ``ChanVariable``, ``Response: Follows``
+    bodies, stray empty lines, odd casing) takes the general path.
+    """
+    append = out.append
+    new = _new
+    count = unknown = 0
+    for frame in frames:
+        parts = frame.replace("\r\n", ": ").split(": ")
+        n = len(parts)
+        if n == (frame.count("\r\n") << 1) + 2:
+            it = iter(parts)
+            pairs = dict(zip(it, it, strict=False))
+            if len(pairs) << 1 == n:
+                kind = parts[0]
+                if kind == "Event":
+                    name = pairs.pop("Event")
+                    h = new(Headers)
+                    h._first = pairs
+                    h._multi = None
+                    ev = new(ListComplete if pairs.get("EventList") == "Complete" else Event)
+                    ev._name = name
+                    ev._headers = h
+                    ev._raw = frame
+                    count += 1
+                    append(ev)
+                    continue
+                if kind == "Response" and parts[1] != "Follows":
+                    del pairs["Response"]
+                    count += 1
+                    append(Response(parts[1], Headers(pairs)))
+                    continue
+        msg = _build(frame)
+        if msg is None:
+            if frame.strip("\r\n"):  # an empty frame (stray CRLFs) is no frame at all
+                unknown += 1
+            continue
+        count += 1
+        append(msg)
+    return count, unknown
 
 
 @dataclass(frozen=True, slots=True)
