@@ -210,3 +210,25 @@ async def test_formats(day: asyncpg.Connection) -> None:
     text = reports.to_table(rows)
     assert text.splitlines()[0].split()[:3] == ["period", "group", "calls"]
     assert len(text.splitlines()) == len(rows) + 1
+
+
+def test_report_command(migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from switchboard.cli import main as cli_main
+
+    asyncio.run(_load(migrated_db, tmp_path, fixture_events()))
+    monkeypatch.setenv("SWITCHBOARD_DSN", migrated_db)
+    monkeypatch.setenv("SWITCHBOARD_ROUTING_SERVICE_LEVEL_S", "20")
+    monkeypatch.setenv("SWITCHBOARD_ROUTING_SHORT_ABANDON_S", "5")
+    assert cli_main(["report", "--from", "2026-03-02", "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["offered"], row["answered"], row["service_level"], row["short_abandoned"]) == (10, 5, 0.4, 1)
+    assert cli_main(["report", "--from", "2026-03-02", "--by", "agent", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {r["group"]: r["answered"] for r in rows} == {"a1": "3", "a2": "2", "(none)": "0"}
+    assert cli_main(["report", "--from", "2026-03-02", "--ivr"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["node", "visits", "dropped", "drop_rate"]
+    assert any(line.split()[:3] == ["id_entry", "2", "1"] for line in lines)
