@@ -1,7 +1,5 @@
 """Agents and their state log in PostgreSQL (for the ACD and the API)."""
 
-
-
 from __future__ import annotations
 
 import json

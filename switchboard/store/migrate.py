@@ -5,8 +5,6 @@ recorded in ``schema_migrations`` so a re-run is a no-op. A failing file rolls
 back completely and raises ``MigrationError`` naming it.
 """
 
-
-
 from __future__ import annotations
 
 import logging

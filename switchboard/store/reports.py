@@ -19,8 +19,6 @@ center's local time. Per period and group:
 * csat_avg      mean survey score (1-5); csat_response_rate = scored answered / answered
 """
 
-
-
 from __future__ import annotations
 
 import csv

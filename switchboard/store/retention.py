@@ -1,7 +1,5 @@
 """Retention: remove call records and recording files past their keep period."""
 
-
-
 from __future__ import annotations
 
 import logging

@@ -1,8 +1,6 @@
 """Demo CRM rows (``switchboard migrate --seed-demo``): made-up participants for
 the IVR lookup. Names, codes and phones are fictional."""
 
-
-
 from __future__ import annotations
 
 from datetime import date

@@ -19,8 +19,6 @@ database or the spool; the queue in between holds at most about
 ``flush_interval`` worth of events. ``stop()`` writes or spools everything.
 """
 
-
-
 from __future__ import annotations
 
 import asyncio
