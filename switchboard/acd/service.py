@@ -1,0 +1,695 @@
+"""The ACD at run time: waiting callers, agents, offers, over AMI.
+
+The pure parts decide (``router.route`` picks agents, ``agent_state`` says
+what each agent may do); this shell only moves events and timers:
+
+* the IVR's ``queue`` node calls :meth:`AcdService.enqueue` with the caller's
+  AGI session; the caller hears music on hold with periodic announcements
+  (:mod:`switchboard.acd.hold`) until an agent answers, the caller hangs up or
+  presses 1 for a callback;
+* on every change (a call joins, an agent becomes ready, an offer ends) and on
+  a timer, the router runs over **all** waiting calls and **all** agents;
+* an assignment becomes an offer: AMI ``Originate`` to the agent's endpoint
+  with ``ChannelId`` (the agent leg's Uniqueid is known before it exists),
+  ``Application: Bridge`` onto the caller's channel, ``Async: true``. Asterisk
+  bridges both legs when the agent answers; ring timeout, reject and caller
+  hang-up end the agent leg (``Hangup`` by that Uniqueid) and put both sides
+  back in a correct state;
+* once bridged, MixMonitor records the agent leg (both directions) under the
+  recordings folder by date; the agent's hang-up starts wrap-up, the caller
+  goes on to the post-call survey (Bridge option ``F``).
+
+Every step is emitted as a call-timeline event (``emit(call_id, kind, data)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from switchboard.acd import agent_state as st
+from switchboard.acd.agents import AgentRecord
+from switchboard.acd.router import AgentView as RouterAgent
+from switchboard.acd.router import Assignment, RoutingPolicy, WaitingCall, estimate_wait, route
+from switchboard.ami.agi import AgiHangup
+from switchboard.ami.client import AmiError
+from switchboard.ami.protocol import Event
+from switchboard.config import RoutingSettings
+from switchboard.events import EventKind
+
+log = logging.getLogger("switchboard.acd")
+
+#: Originate ``Reason`` codes (Asterisk's AST_CONTROL_* of the outbound leg).
+REASON_NO_ANSWER = "3"
+REASON_ANSWERED = "4"
+REASON_BUSY = "5"
+REASON_CONGESTION = "8"
+
+#: Channel variables set on a waiting caller, so a restarted service can re-adopt it.
+VAR_CALL_ID = "SB_CALL_ID"
+VAR_TOPIC = "SB_TOPIC"
+VAR_PROVINCE = "SB_PROVINCE"
+VAR_PRIORITY = "SB_PRIORITY"
+VAR_LANGUAGE = "SB_LANGUAGE"
+VAR_JOINED = "SB_JOINED"         # wall-clock epoch seconds when the caller joined the line
+VAR_CALLER = "SB_CALLER"
+
+Emit = Callable[[str, EventKind, dict[str, Any]], None]
+
+
+class AcdError(Exception):
+    """An ACD request that cannot be carried out (unknown agent, illegal state)."""
+
+
+class UnknownAgent(AcdError):
+    pass
+
+
+class IllegalAgentAction(AcdError):
+    pass
+
+
+@dataclass
+class Offer:
+    leg: str                  # Uniqueid of the agent leg (ChannelId of the Originate)
+    call_id: str
+    agent_id: str
+    started: float            # monotonic
+    answered: float | None = None
+
+
+@dataclass
+class Waiter:
+    """One caller waiting for an agent (or a callback keeping its place)."""
+
+    call: WaitingCall
+    caller: str
+    channel: str              # the caller's channel name (Bridge target)
+    uniqueid: str             # the caller's channel Uniqueid
+    joined_wall: float
+    session: Any = None       # the AGI session (None for a callback)
+    province_source: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    offer: Offer | None = None
+    offers: int = 0
+    tier_announced: int = 0
+    done: asyncio.Future[str] | None = None
+    hold_task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSnapshot:
+    agent_id: str
+    name: str
+    endpoint: str
+    status: str
+    since_wall: float
+    device: str
+    pause_reason: str | None
+    call_id: str | None
+    skills: Mapping[str, int]
+    home_province: str
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingSnapshot:
+    call_id: str
+    caller: str
+    topic: str
+    province: str | None
+    priority: int
+    language: str
+    joined_wall: float
+    wait_s: float
+    tier: str
+    offered_to: str | None
+
+
+class AcdService:
+    """Agents and waiting callers of one care center, driven over one AMI client."""
+
+    name = "acd"
+
+    def __init__(
+        self,
+        *,
+        ami: Any,
+        routing: RoutingSettings,
+        agents: Iterable[AgentRecord],
+        region_of: Mapping[str, str],
+        emit: Emit,
+        recordings_dir: str = "/var/lib/switchboard/recordings",
+        survey_context: str = "hotline-after",
+        hold: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.ami = ami
+        self.settings = routing
+        self.policy = RoutingPolicy.from_settings(routing, region_of)
+        self.rules = st.AgentRules(wrap_up_s=routing.wrap_up_s, no_answer_limit=routing.no_answer_limit)
+        self.region_of = dict(region_of)
+        self._emit = emit
+        self.recordings_dir = recordings_dir.rstrip("/")
+        self.survey_context = survey_context
+        self.hold = hold
+        self.clock = clock
+        self.wall = wall
+        self.records: dict[str, AgentRecord] = {}
+        self.states: dict[str, st.AgentState] = {}
+        self._by_device: dict[str, str] = {}
+        self._since_wall: dict[str, float] = {}
+        self.set_agents(agents)
+        self.waiting: dict[str, Waiter] = {}          # call_id -> waiter
+        self.offers: dict[str, Offer] = {}            # leg uniqueid -> offer
+        self.talking: dict[str, Offer] = {}           # leg uniqueid -> answered offer
+        self.last_agent: dict[str, tuple[str, float]] = {}   # caller number -> (agent, wall time)
+        self.handle_times: deque[float] = deque(maxlen=200)
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self.call_vars: dict[str, dict[str, str]] = {}   # call_id -> variables for the survey
+        self._last_call: dict[str, str] = {}             # agent -> call in wrap-up
+        self._route_pending = False
+        self._timer: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # counters for metrics
+        self.offers_total = 0
+        self.originate_failures = 0
+
+    # ------------------------------------------------------------------ set-up
+
+    def set_agents(self, agents: Iterable[AgentRecord]) -> None:
+        now = self.clock()
+        for rec in agents:
+            if not rec.active:
+                continue
+            self.records[rec.id] = rec
+            self._by_device[f"PJSIP/{rec.sip_endpoint}".lower()] = rec.id
+            if rec.id not in self.states:
+                self.states[rec.id] = st.logged_out(rec.id, now)
+                self._since_wall[rec.id] = self.wall()
+
+    async def start(self) -> None:
+        self._unsubscribe = self.ami.subscribe(self.handle_event, names=(
+            "DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup"))
+        on_resync = getattr(self.ami, "on_resync", None)
+        if on_resync is not None:
+            on_resync(self._on_resync)
+        if getattr(self.ami, "connected", False):
+            await self.refresh_devices()
+        self._timer = asyncio.create_task(self._tick(), name="acd-timer")
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        for w in list(self.waiting.values()):
+            if w.hold_task is not None:
+                w.hold_task.cancel()
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_resync(self, restarted: bool) -> None:
+        if restarted:
+            # Every channel is gone: offers and calls with them.
+            for leg in list(self.offers):
+                self._end_offer(leg, "failed", cancel=True)
+            for leg, offer in list(self.talking.items()):
+                self._agent_hung_up(leg, offer)
+            for call_id in list(self.waiting):
+                self._drop_waiter(call_id, "gone")
+        await self.refresh_devices()
+        self.schedule_route()
+
+    async def refresh_devices(self) -> None:
+        """Read every endpoint's device state (DeviceStateList) and reconcile."""
+        try:
+            resp = await self.ami.send({"Action": "DeviceStateList"}, timeout=5)
+        except (AmiError, TimeoutError) as exc:
+            log.warning("device state list failed: %s", exc)
+            return
+        for ev in getattr(resp, "events", ()):
+            self._device_changed(ev.get("Device") or "", ev.get("State") or "")
+
+    # ------------------------------------------------------------------ views
+
+    def snapshot(self, agent_id: str) -> AgentSnapshot:
+        rec = self._record(agent_id)
+        s = self.states[agent_id]
+        return AgentSnapshot(
+            agent_id=agent_id, name=rec.name, endpoint=rec.sip_endpoint, status=s.status.value,
+            since_wall=self._since_wall.get(agent_id, self.wall()), device=s.device.value,
+            pause_reason=s.pause_reason or (s.pending_pause if s.status is st.AgentStatus.ON_CALL else None),
+            call_id=s.call_id or self._current_call(agent_id), skills=dict(rec.skills),
+            home_province=rec.home_province or "", languages=tuple(rec.languages),
+        )
+
+    def agents(self) -> list[AgentSnapshot]:
+        return [self.snapshot(a) for a in sorted(self.records)]
+
+    def waiting_calls(self) -> list[WaitingSnapshot]:
+        now = self.clock()
+        out = []
+        for w in sorted(self.waiting.values(), key=lambda w: (-w.call.priority, w.call.joined_at)):
+            wait = now - w.call.joined_at
+            tier = "province"
+            if w.call.province is None or wait >= self.policy.nation_after_s:
+                tier = "nation"
+            elif wait >= self.policy.region_after_s:
+                tier = "region"
+            out.append(WaitingSnapshot(
+                call_id=w.call.call_id, caller=w.caller, topic=w.call.topic, province=w.call.province,
+                priority=w.call.priority, language=w.call.language, joined_wall=w.joined_wall, wait_s=wait,
+                tier=tier, offered_to=w.offer.agent_id if w.offer else None))
+        return out
+
+    def position(self, call_id: str) -> tuple[int, float | None]:
+        """(position in line among calls of the same topic, estimated wait in seconds)."""
+        w = self.waiting.get(call_id)
+        if w is None:
+            return (0, None)
+        ahead = sum(1 for o in self.waiting.values()
+                    if o.call.topic == w.call.topic and (-o.call.priority, o.call.joined_at)
+                    < (-w.call.priority, w.call.joined_at))
+        eligible = sum(1 for a, s in self.states.items()
+                       if s.status is not st.AgentStatus.LOGGED_OUT
+                       and self.records[a].skills.get(w.call.topic, 0) > 0)
+        return ahead + 1, estimate_wait(ahead, eligible, list(self.handle_times))
+
+    def _current_call(self, agent_id: str) -> str | None:
+        for offer in self.talking.values():
+            if offer.agent_id == agent_id:
+                return offer.call_id
+        return None
+
+    # ------------------------------------------------------------------ agents
+
+    def _record(self, agent_id: str) -> AgentRecord:
+        rec = self.records.get(agent_id)
+        if rec is None:
+            raise UnknownAgent(agent_id)
+        return rec
+
+    def _apply(self, agent_id: str, event: st.Event, *, reason: str | None = None) -> st.AgentState:
+        self._record(agent_id)
+        before = self.states[agent_id]
+        try:
+            after = st.transition(before, event, self.clock(), self.rules)
+        except st.AgentStateError as exc:
+            raise IllegalAgentAction(f"{agent_id}: {exc}") from exc
+        self.states[agent_id] = after
+        if after.status is not before.status:
+            now_wall = self.wall()
+            duration = now_wall - self._since_wall.get(agent_id, now_wall)
+            self._since_wall[agent_id] = now_wall
+            log.info("agent %s: %s -> %s%s", agent_id, before.status.value, after.status.value,
+                     f" ({after.pause_reason})" if after.pause_reason else "")
+            self._notify("agent.state", {
+                "agent_id": agent_id, "from": before.status.value, "to": after.status.value,
+                "reason": after.pause_reason or reason, "call_id": after.call_id or before.call_id,
+                "duration_s": duration, "at": now_wall})
+        if after.status is st.AgentStatus.READY or isinstance(event, st.DeviceChanged):
+            self.schedule_route()
+        return after
+
+    def login(self, agent_id: str) -> AgentSnapshot:
+        self._apply(agent_id, st.Login())
+        return self.snapshot(agent_id)
+
+    def logout(self, agent_id: str) -> AgentSnapshot:
+        s = self.states.get(agent_id)
+        if s is not None and s.status is st.AgentStatus.READY:
+            self._apply(agent_id, st.Logout())
+        elif s is not None and s.status in (st.AgentStatus.PAUSED, st.AgentStatus.WRAP_UP):
+            self._apply(agent_id, st.Logout())
+        else:
+            self._record(agent_id)
+            raise IllegalAgentAction(f"{agent_id}: cannot log out while {s.status.value if s else '?'}")
+        return self.snapshot(agent_id)
+
+    def ready(self, agent_id: str) -> AgentSnapshot:
+        s = self.states.get(agent_id)
+        self._record(agent_id)
+        assert s is not None
+        if s.status is st.AgentStatus.LOGGED_OUT:
+            self._apply(agent_id, st.Login())
+        elif s.status is st.AgentStatus.PAUSED:
+            self._apply(agent_id, st.Resume())
+        elif s.status is st.AgentStatus.WRAP_UP:
+            self.end_wrap_up(agent_id, disposition="")
+        elif s.status is not st.AgentStatus.READY:
+            raise IllegalAgentAction(f"{agent_id}: cannot go ready while {s.status.value}")
+        return self.snapshot(agent_id)
+
+    def pause(self, agent_id: str, reason: str) -> AgentSnapshot:
+        s = self.states.get(agent_id)
+        self._record(agent_id)
+        assert s is not None
+        if s.status is st.AgentStatus.LOGGED_OUT:
+            self._apply(agent_id, st.Login())
+        self._apply(agent_id, st.Pause(reason or "break"))
+        return self.snapshot(agent_id)
+
+    def end_wrap_up(self, agent_id: str, *, disposition: str) -> AgentSnapshot:
+        s = self.states.get(agent_id)
+        self._record(agent_id)
+        assert s is not None
+        if s.status is not st.AgentStatus.WRAP_UP:
+            raise IllegalAgentAction(f"{agent_id}: not in wrap-up ({s.status.value})")
+        self._finish_wrap_up(agent_id, disposition)
+        return self.snapshot(agent_id)
+
+    def _finish_wrap_up(self, agent_id: str, disposition: str) -> None:
+        call_id = self._last_call.pop(agent_id, None)
+        wrap_s = self.wall() - self._since_wall.get(agent_id, self.wall())
+        self._apply(agent_id, st.WrapUpDone())
+        if call_id:
+            self._emit(call_id, EventKind.WRAP_UP_ENDED, {
+                "agent_id": agent_id, "wrap_up_s": round(wrap_s, 3), "disposition": disposition or None})
+
+    def _device_changed(self, device: str, state: str) -> None:
+        agent_id = self._by_device.get(device.lower())
+        if agent_id is None:
+            return
+        new = st.DeviceState.parse(state)
+        if self.states[agent_id].device is not new:
+            self._apply(agent_id, st.DeviceChanged(new))
+
+    # ------------------------------------------------------------------ callers
+
+    async def enqueue(self, session: Any, request: Any) -> str:
+        """Hold the caller until an agent answers (``bridged``), they ask for a
+        callback (``callback``), or they hang up (raises ``AgiHangup``)."""
+        call_id = session.linkedid
+        env = session.env
+        caller = env.get("agi_callerid", "") or ""
+        now = self.clock()
+        wall = self.wall()
+        joined_wall = float(request.variables.get("joined_wall", wall)) if hasattr(request, "variables") else wall
+        sticky = self.last_agent.get(caller) if caller else None
+        call = WaitingCall(
+            call_id=call_id, topic=request.topic or "general", province=request.province or None,
+            joined_at=now - (wall - joined_wall), priority=int(request.priority or 0),
+            language=request.language or "vi",
+            last_agent_id=sticky[0] if sticky else None,
+            last_agent_at=(now - (wall - sticky[1])) if sticky else None,
+        )
+        loop = asyncio.get_running_loop()
+        waiter = Waiter(call=call, caller=caller, channel=session.channel, uniqueid=session.uniqueid,
+                        joined_wall=joined_wall, session=session, province_source=request.province_source,
+                        variables=dict(getattr(request, "variables", {}) or {}), done=loop.create_future())
+        self.waiting[call_id] = waiter
+        self.call_vars[call_id] = {"language": call.language, "topic": call.topic,
+                                   "province": call.province or ""}
+        self._emit(call_id, EventKind.QUEUE_JOINED, {
+            "topic": call.topic, "province": call.province, "province_source": request.province_source,
+            "priority": call.priority, "language": call.language, "caller": caller})
+        log.info("call %s joined the line: topic=%s province=%s priority=%d", call_id, call.topic,
+                 call.province or "-", call.priority)
+        await self._mark_channel(session, waiter)
+        if self.hold is not None:
+            waiter.hold_task = asyncio.create_task(self.hold.run(self, waiter), name=f"hold-{call_id}")
+        self.schedule_route()
+        assert waiter.done is not None
+        try:
+            return await waiter.done
+        finally:
+            if waiter.hold_task is not None and not waiter.hold_task.done():
+                waiter.hold_task.cancel()
+
+    async def _mark_channel(self, session: Any, w: Waiter) -> None:
+        values = {VAR_CALL_ID: w.call.call_id, VAR_TOPIC: w.call.topic, VAR_PROVINCE: w.call.province or "",
+                  VAR_PRIORITY: str(w.call.priority), VAR_LANGUAGE: w.call.language,
+                  VAR_JOINED: f"{w.joined_wall:.3f}", VAR_CALLER: w.caller}
+        for name, value in values.items():
+            try:
+                await session.execute(f'SET VARIABLE {name} "{value}"', timeout=5)
+            except AgiHangup:
+                raise
+            except Exception as exc:  # a lost variable only weakens re-adoption
+                log.warning("call %s: cannot set %s: %s", w.call.call_id, name, exc)
+
+    def caller_pressed_callback(self, call_id: str) -> None:
+        """The caller asked to be called back: keep the place, release the line."""
+        w = self.waiting.get(call_id)
+        if w is None or w.done is None or w.done.done():
+            return
+        if w.offer is not None:
+            self._end_offer(w.offer.leg, "caller_gone", cancel=True)
+        w.session = None
+        w.done.set_result("callback")
+        self._drop_waiter(call_id, None)
+
+    def caller_gone(self, call_id: str) -> None:
+        """The caller hung up while waiting (seen by the hold loop or a Hangup event)."""
+        w = self.waiting.get(call_id)
+        if w is None:
+            return
+        if w.offer is not None:
+            self._end_offer(w.offer.leg, "caller_gone", cancel=True)
+        if w.done is not None and not w.done.done():
+            w.done.set_exception(AgiHangup(f"{w.channel}: caller hung up while waiting"))
+            w.done.exception()  # retrieved by enqueue(); avoid "never retrieved" noise
+        self._drop_waiter(call_id, None)
+        self.schedule_route()
+
+    def _drop_waiter(self, call_id: str, outcome: str | None) -> None:
+        w = self.waiting.pop(call_id, None)
+        if w is None:
+            return
+        if w.hold_task is not None and not w.hold_task.done():
+            w.hold_task.cancel()
+        if outcome and w.done is not None and not w.done.done():
+            w.done.set_result(outcome)
+
+    # ------------------------------------------------------------------ routing
+
+    def schedule_route(self) -> None:
+        if self._route_pending:
+            return
+        self._route_pending = True
+        try:
+            asyncio.get_running_loop().call_soon(self._route_now)
+        except RuntimeError:
+            self._route_pending = False
+
+    def _route_now(self) -> None:
+        self._route_pending = False
+        now = self.clock()
+        calls = [w.call for w in self.waiting.values() if w.offer is None and w.session is not None]
+        if not calls:
+            return
+        views: list[RouterAgent] = []
+        for agent_id, s in self.states.items():
+            if s.status is st.AgentStatus.LOGGED_OUT:
+                continue
+            rec = self.records[agent_id]
+            views.append(RouterAgent(
+                agent_id=agent_id, skills=rec.skills, province=rec.home_province or "",
+                region=self.region_of.get(rec.home_province or "", ""),
+                idle_since=s.since, languages=frozenset(rec.languages), offerable=st.offerable(s)))
+        for a in route(calls, views, now, self.policy):
+            self._offer(a)
+
+    async def _tick(self) -> None:
+        interval = max(0.2, self.settings.reevaluate_interval_s)
+        while True:
+            await asyncio.sleep(interval)
+            now = self.clock()
+            for agent_id, s in list(self.states.items()):
+                if st.due_event(s, now) is not None:
+                    self._finish_wrap_up(agent_id, "")
+            for leg, offer in list(self.offers.items()):   # backstop for a lost OriginateResponse
+                if now - offer.started > self.settings.ring_timeout_s + 10:
+                    log.warning("offer %s to %s: no answer event, ending it", leg, offer.agent_id)
+                    self._end_offer(leg, "timeout", cancel=True)
+            self._route_now()
+
+    def _offer(self, a: Assignment) -> None:
+        w = self.waiting.get(a.call_id)
+        if w is None or w.offer is not None:
+            return
+        try:
+            self._apply(a.agent_id, st.Offer(a.call_id))
+        except IllegalAgentAction as exc:
+            log.warning("cannot offer %s to %s: %s", a.call_id, a.agent_id, exc)
+            return
+        leg = f"sb-{uuid.uuid4().hex[:20]}"
+        offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock())
+        self.offers[leg] = offer
+        w.offer = offer
+        w.offers += 1
+        self.offers_total += 1
+        rec = self.records[a.agent_id]
+        self._emit(a.call_id, EventKind.OFFER, {"agent_id": a.agent_id, "leg_uniqueid": leg,
+                                                 "tier": a.tier.name.lower(), "proficiency": a.proficiency,
+                                                 "sticky": a.sticky})
+        self._notify("agent.offer", {"agent_id": a.agent_id, "call_id": a.call_id, "caller": w.caller,
+                                     "topic": w.call.topic, "province": w.call.province,
+                                     "language": w.call.language, "variables": dict(w.variables)})
+        log.info("offer call %s to %s (%s, tier %s, leg %s)", a.call_id, a.agent_id, rec.sip_endpoint,
+                 a.tier.name.lower(), leg)
+        action = {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{rec.sip_endpoint}",
+            "ChannelId": leg,
+            "OtherChannelId": f"{leg}-o",
+            "Application": "Bridge",
+            "Data": f"{w.channel},F({self.survey_context}^survey^1)",
+            "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
+            "CallerID": f'"{w.caller}" <{w.caller}>' if w.caller else "Hotline",
+            "Variable": [f"SB_CALL_ID={a.call_id}", f"SB_AGENT={a.agent_id}"],
+            "Async": "true",
+        }
+        self._spawn(self._originate(leg, action))
+
+    async def _originate(self, leg: str, action: dict[str, Any]) -> None:
+        try:
+            resp = await self.ami.send(action, timeout=10)
+            ok = resp.success
+            why = resp.message
+        except (AmiError, TimeoutError) as exc:
+            ok, why = False, str(exc)
+        if not ok:
+            self.originate_failures += 1
+            log.warning("originate for %s failed: %s", leg, why)
+            if leg in self.offers:
+                self._end_offer(leg, "failed", cancel=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _end_offer(self, leg: str, result: str, *, cancel: bool = False) -> None:
+        """An offer ended without an answer: agent and caller back to a correct state."""
+        offer = self.offers.pop(leg, None)
+        if offer is None:
+            return
+        event: st.Event
+        if result == "timeout":
+            event = st.NoAnswer()
+        elif result == "rejected":
+            event = st.Reject()
+        else:
+            event = st.CancelOffer()
+        try:
+            self._apply(offer.agent_id, event, reason=result)
+        except IllegalAgentAction as exc:
+            log.warning("offer end for %s: %s", offer.agent_id, exc)
+        w = self.waiting.get(offer.call_id)
+        if w is not None and w.offer is offer:
+            w.offer = None
+        self._emit(offer.call_id, EventKind.OFFER_RESULT, {"agent_id": offer.agent_id, "result": result,
+                                                           "ring_s": round(self.clock() - offer.started, 3)})
+        self._notify("agent.offer_ended", {"agent_id": offer.agent_id, "call_id": offer.call_id,
+                                           "result": result})
+        log.info("offer of %s to %s ended: %s", offer.call_id, offer.agent_id, result)
+        if cancel:
+            self._spawn(self._hangup_leg(leg))
+        self.schedule_route()
+
+    async def _hangup_leg(self, leg: str) -> None:
+        with contextlib.suppress(AmiError, TimeoutError):
+            await self.ami.send({"Action": "Hangup", "Channel": leg, "Cause": "16"}, timeout=5)
+
+    # ------------------------------------------------------------------ AMI events
+
+    def handle_event(self, ev: Event) -> None:
+        name = ev.name
+        if name == "DeviceStateChange":
+            self._device_changed(ev.get("Device") or "", ev.get("State") or "")
+        elif name == "OriginateResponse":
+            leg = ev.get("Uniqueid") or ""
+            if leg in self.offers and (ev.get("Response") or "") != "Success":
+                reason = ev.get("Reason") or ""
+                result = {REASON_NO_ANSWER: "timeout", REASON_BUSY: "rejected",
+                          REASON_CONGESTION: "rejected"}.get(reason, "failed")
+                self._end_offer(leg, result)
+        elif name == "BridgeEnter":
+            leg = ev.get("Uniqueid") or ""
+            if leg in self.offers:
+                self._answered(leg, ev)
+        elif name == "Hangup":
+            uid = ev.get("Uniqueid") or ""
+            if uid in self.offers:
+                # Rejected or hung up before the bridge; OriginateResponse may follow.
+                cause = ev.get("Cause") or ""
+                self._end_offer(uid, "rejected" if cause in ("17", "21") else "timeout"
+                                if cause in ("19", "18") else "failed")
+            elif uid in self.talking:
+                self._agent_hung_up(uid, self.talking.pop(uid), cause=ev.get("Cause-txt") or "")
+            else:
+                for w in list(self.waiting.values()):
+                    if w.uniqueid == uid and w.session is not None:
+                        self.caller_gone(w.call.call_id)
+
+    def _answered(self, leg: str, ev: Event) -> None:
+        offer = self.offers.pop(leg)
+        offer.answered = self.clock()
+        self.talking[leg] = offer
+        try:
+            self._apply(offer.agent_id, st.Answer())
+        except IllegalAgentAction as exc:
+            log.warning("answer by %s: %s", offer.agent_id, exc)
+        w = self.waiting.get(offer.call_id)
+        wait_s = (offer.answered - w.call.joined_at) if w else 0.0
+        if w is not None:
+            if w.caller:
+                self.last_agent[w.caller] = (offer.agent_id, self.wall())
+            self._drop_waiter(offer.call_id, "bridged")
+        self._emit(offer.call_id, EventKind.OFFER_RESULT, {"agent_id": offer.agent_id, "result": "answered",
+                                                           "ring_s": round(offer.answered - offer.started, 3)})
+        self._emit(offer.call_id, EventKind.ANSWERED, {"agent_id": offer.agent_id, "wait_s": round(wait_s, 3),
+                                                       "leg_uniqueid": leg})
+        self._notify("agent.answered", {"agent_id": offer.agent_id, "call_id": offer.call_id})
+        log.info("call %s answered by %s after %.1fs", offer.call_id, offer.agent_id, wait_s)
+        self._spawn(self._start_recording(leg, offer))
+
+    async def _start_recording(self, leg: str, offer: Offer) -> None:
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
+        path = f"{self.recordings_dir}/calls/{day}/{offer.call_id}-{offer.agent_id}.wav"
+        try:
+            resp = await self.ami.send({"Action": "MixMonitor", "Channel": leg, "File": path, "Options": "b"},
+                                       timeout=5)
+        except (AmiError, TimeoutError) as exc:
+            log.warning("recording of %s not started: %s", offer.call_id, exc)
+            return
+        if resp.success:
+            self._emit(offer.call_id, EventKind.RECORDING, {"path": path, "agent_id": offer.agent_id})
+        else:
+            log.warning("recording of %s not started: %s", offer.call_id, resp.message)
+
+    def _agent_hung_up(self, leg: str, offer: Offer, *, cause: str = "") -> None:
+        talk = self.clock() - (offer.answered or self.clock())
+        self.handle_times.append(talk + self.settings.wrap_up_s)
+        try:
+            self._apply(offer.agent_id, st.Hangup())
+        except IllegalAgentAction as exc:
+            log.warning("hang-up of %s: %s", offer.agent_id, exc)
+        self._last_call[offer.agent_id] = offer.call_id
+        self._emit(offer.call_id, EventKind.AGENT_ENDED, {"agent_id": offer.agent_id, "talk_s": round(talk, 3),
+                                                          "cause": cause})
+
+    # ------------------------------------------------------------------ live listeners
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, payload)
+            except Exception:
+                log.exception("ACD listener failed on %s", kind)
