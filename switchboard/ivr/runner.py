@@ -50,7 +50,7 @@ class AgiSessionLike(Protocol):
     linkedid: str
     env: dict[str, str]
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult: ...  # noqa: ASYNC109
+    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult: ...
 
 
 Emit = Callable[[EventKind, dict[str, Any]], None]

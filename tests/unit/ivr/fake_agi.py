@@ -35,7 +35,7 @@ class FakeAgi:
         self.timeouts: list[float | None] = []
         self.closed = False
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more (hangup)")
         self.commands.append(command)
@@ -45,7 +45,7 @@ class FakeAgi:
             raise AgiHangup(f"{self.channel}: Hangup")
         return parse_agi_result(quote(self._reply(command) + "\n"))
 
-    async def break_(self, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def break_(self, *, timeout: float | None = None) -> AgiResult:
         return await self.execute("ASYNCAGI BREAK", timeout=timeout)
 
     def _key(self) -> str | None:
