@@ -472,9 +472,10 @@ class AmiClient:
                 if pending is not None and pending.response is not None:
                     if isinstance(msg, ListComplete) or (msg.get("EventList") or "").lower() == "complete":
                         r = pending.response
+                        done = msg if isinstance(msg, ListComplete) else ListComplete(msg.name, msg.headers)
                         if not pending.future.done():
                             pending.future.set_result(ListResponse(r.status, r.headers, r.follows,
-                                                                   tuple(pending.events), msg))
+                                                                   tuple(pending.events), done))
                     else:
                         pending.events.append(msg)
                     return
