@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.ami.capture import AmiRecorder, frames_of_calls
 from switchboard.ami.client import AmiClient, AmiDisconnected, ListResponse
-from switchboard.ami.protocol import Action, AmiParser, Banner, HeaderInjectionError, Response
+from switchboard.ami.protocol import Action, AmiParser, Banner, Event, HeaderInjectionError, Response
 from switchboard.config import AmiSettings
 
 pytestmark = pytest.mark.e2e
@@ -106,17 +107,26 @@ async def test_half_open_link_detected_by_ping_watchdog(stack_env: dict[str, str
         await client.close()
 
 
+def _recorder(env: dict[str, str]) -> AmiRecorder:
+    s = _settings(env)
+    return AmiRecorder(s.host, s.port, s.username, s.resolved_secret())
+
+
 async def test_restart_under_the_client(stack_env: dict[str, str]) -> None:
+    """Also records the service user's raw bytes around the restart (fixtures restart_*.ami)."""
     client = AmiClient(_settings(stack_env, reconnect_min=0.5, reconnect_max=2.0, ping_interval=1.0))
     resyncs: list[bool] = []
     client.on_resync(resyncs.append)
     await client.start(timeout=10)
     admin = AmiClient(_settings(stack_env, admin=True))
     await admin.start(timeout=10)
+    before = _recorder(stack_env)
+    await before.start()
     try:
+        before.send(b"Action: CoreStatus\r\nActionID: st-before\r\n\r\n")
         # an action that stays pending until an event or its own timeout
         pending = asyncio.create_task(client.send({"Action": "WaitEvent", "Timeout": "30"}, timeout=40))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
         try:
             await admin.send({"Action": "Command", "Command": "core restart now"}, timeout=5)
         except AmiDisconnected:
@@ -135,6 +145,7 @@ async def test_restart_under_the_client(stack_env: dict[str, str]) -> None:
         assert not client.connected
         with pytest.raises(AmiDisconnected):  # nothing is queued for later while the link is down
             await client.send({"Action": "Ping"}, timeout=5)
+        await before.wait_closed(timeout=10)
         await client.wait_connected(timeout=60)
         for _ in range(200):
             if True in resyncs:
@@ -143,9 +154,30 @@ async def test_restart_under_the_client(stack_env: dict[str, str]) -> None:
         assert resyncs[0] is False and True in resyncs
         assert client.restarts_detected == 1
         assert (await client.send({"Action": "Ping"}, timeout=5)).success
+        after = _recorder(stack_env)
+        await after.start()
+        after.send(b"Action: CoreStatus\r\nActionID: st-after\r\n\r\n"
+                   b"Action: CoreShowChannels\r\nActionID: ch-after\r\n\r\n")
+        await asyncio.sleep(1.0)
+        after_data = frames_of_calls(await after.stop(), ())
     finally:
+        before_data = frames_of_calls(await before.stop(), ())
         await admin.close()
         await client.close()
+    assert before.closed_by_peer
+    msgs_before = AmiParser().feed(before_data)
+    shutdown = [m for m in msgs_before if isinstance(m, Event) and m.name == "Shutdown"]
+    assert shutdown and shutdown[-1].get("Restart") == "True"
+    msgs_after = AmiParser().feed(after_data)
+    assert isinstance(msgs_after[0], Banner)
+    booted = [m for m in msgs_after if isinstance(m, Event) and m.name == "FullyBooted"]
+    assert booted and int(booted[0]["Uptime"]) < 120
+    stamps = {m.action_id: (m.headers["CoreStartupDate"], m.headers["CoreStartupTime"])
+              for m in msgs_before + msgs_after if isinstance(m, Response) and m.action_id in ("st-before", "st-after")}
+    assert stamps["st-before"] != stamps["st-after"]
+    if os.environ.get("SB_CAPTURE_AMI") == "1":
+        (FIXTURES / "restart_before.ami").write_bytes(before_data)
+        (FIXTURES / "restart_after.ami").write_bytes(after_data)
 
 
 async def _raw_session(env: dict[str, str], actions: list[bytes], *, linger: float) -> bytes:
