@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 __all__ = ["BANNER", "call_frames", "generate_stream"]
 
-BANNER = b"Asterisk Call Manager/9.0.0\r\n"
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"  # the AMI version of Asterisk 22
 
 _PROVINCE_CALLERS = ["02438251234", "02838221234", "02363821234", "02213851234", "02923761234", "02973861234"]
 
@@ -43,6 +43,15 @@ def _event(name: str, privilege: str, body: str) -> str:
     return f"Event: {name}\r\nPrivilege: {privilege}\r\n{body}"
 
 
+def _stamped(frames: list[str], t: float) -> list[str]:
+    """manager.conf has ``timestampevents = yes``: a Timestamp line right after Privilege."""
+    out = []
+    for i, frame in enumerate(frames):
+        head, sep, rest = frame.partition(",all\r\n")
+        out.append(f"{head}{sep}Timestamp: {t + i * 0.000731:.6f}\r\n{rest}")
+    return out
+
+
 def _agi_env(channel: str, uniqueid: str, cid: str, exten: str) -> str:
     lines = [
         "agi_request: async",
@@ -50,7 +59,7 @@ def _agi_env(channel: str, uniqueid: str, cid: str, exten: str) -> str:
         "agi_language: vi",
         "agi_type: PJSIP",
         f"agi_uniqueid: {uniqueid}",
-        "agi_version: 22.5.2",
+        "agi_version: 22.10.1+dfsg+~cs6.17.60671434-1",
         f"agi_callerid: {cid}",
         "agi_calleridname: Nguyễn Văn An",
         "agi_callingpres: 0",
@@ -90,9 +99,9 @@ def call_frames(n: int, rng: random.Random, *, t0: int = 1_750_000_000) -> list[
     for k in range(rng.randint(3, 6)):
         cmd_id = f"sb-{n}-{k}"
         digit = rng.choice(["49", "50", "51", "0"])
-        result = quote(f"200 result={digit} endpos={rng.randint(1000, 90000)}\n", safe="=()")
+        result = quote(f"200 result={digit} endpos={rng.randint(1000, 90000)}\n", safe="")
         frames.append(_event("VarSet", "dialplan,all", up + f"Variable: SB_STEP\r\nValue: menu{k}\r\n"))
-        frames.append(_event("AsyncAGIExec", "agi,all", up + f"CommandId: {cmd_id}\r\nResult: {result}\r\n"))
+        frames.append(_event("AsyncAGIExec", "agi,all", up + f"Result: {result}\r\nCommandId: {cmd_id}\r\n"))
         frames.append(_event("DeviceStateChange", "call,all", f"Device: PJSIP/agent{rng.randint(0, 299):03d}\r\n"
                              f"State: {rng.choice(['NOT_INUSE', 'INUSE', 'RINGING'])}\r\n"))
     asnap = _snapshot("", achan, 0, "19009068", "s", auid, uid, context="agents")
@@ -124,7 +133,7 @@ def call_frames(n: int, rng: random.Random, *, t0: int = 1_750_000_000) -> list[
         _event("Hangup", "call,all", _snapshot("", achan, 6, "19009068", "s", auid, uid, context="agents")
                + "Cause: 16\r\nCause-txt: Normal Clearing\r\n"),
     ]
-    return frames
+    return _stamped(frames, float(t0 + n))
 
 
 def generate_stream(min_events: int, *, seed: int = 22) -> tuple[bytes, int]:

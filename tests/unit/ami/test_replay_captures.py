@@ -189,3 +189,28 @@ async def test_restart_rebuilds_tracker_and_closes_agi_sessions_from_the_capture
     assert tracker.channels() == ()
     assert sessions[0].closed and sessions[0].close_reason == "Asterisk restarted" and manager.sessions == {}
     await manager.aclose()
+
+
+def test_synthetic_samples_have_the_layout_of_the_capture() -> None:
+    """The benchmark's synthetic stream (samples.py) writes frames as Asterisk 22 does."""
+    import random
+
+    from switchboard.ami.samples import BANNER, call_frames
+
+    captured: dict[str, list[str]] = {}
+    for ev in _events("agi_call_originate.ami"):
+        captured.setdefault(ev.name, list(ev.headers))
+    data = BANNER + "".join(f + "\r\n" for f in call_frames(3, random.Random(5))).encode()
+    synthetic: dict[str, list[str]] = {}
+    msgs = AmiParser().feed(data)
+    assert isinstance(msgs[0], Banner) and msgs[0].version == "11.0.0"
+    for m in msgs:
+        if isinstance(m, Event):
+            synthetic.setdefault(m.name, list(m.headers))
+    for name in ("Newchannel", "Newstate", "VarSet", "AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"):
+        assert synthetic[name] == captured[name], name
+    env_keys = [list(parse_agi_env(e["Env"])) for e in _events("agi_call_originate.ami") if e.name == "AsyncAGIStart"]
+    synth_env = [list(parse_agi_env(m["Env"])) for m in msgs if isinstance(m, Event) and m.name == "AsyncAGIStart"]
+    assert synth_env[0] == env_keys[0]
+    assert parse_agi_result(next(m for m in msgs if isinstance(m, Event) and m.name == "AsyncAGIExec")["Result"]).code \
+        == 200
