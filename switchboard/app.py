@@ -9,11 +9,14 @@ together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
 
 from switchboard.config import Settings
 
@@ -53,6 +56,7 @@ class Application:
     _started: list[Part] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     reload_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)   # the built parts, by name (for tests and tools)
 
     def add(self, part: Part) -> Part:
         self.parts.append(part)
@@ -125,8 +129,361 @@ async def cancel_leftover_tasks() -> list[str]:
     return [t.get_name() for t in pending]
 
 
-def build_application(settings: Settings) -> Application:
-    """Build every part of the service from the Settings, in start order."""
+def build_application(settings: Settings, *, agents: Any = None, clock: Any = None) -> Application:
+    """Build every part of the service from the Settings, in start order.
+
+    ``agents`` (a list of agent records) replaces loading them from the
+    database; ``clock`` replaces the IVR's clock (tests and drills).
+    """
     app = Application(settings=settings)
-    # Parts are added here, in start order, as they land (store, AMI, IVR, ACD, API).
+    wire(app, agents=agents, clock=clock)
     return app
+
+
+# ---------------------------------------------------------------------------- wiring
+
+
+def _abs(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+class _Pool:
+    """The asyncpg pool as a part. It connects lazily, so the service starts
+    (and spools call events) while the database is away."""
+
+    name = "database-pool"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: Any = None
+
+    async def start(self) -> None:
+        import asyncpg
+
+        db = self.settings.database
+        self.pool = asyncpg.create_pool(db.dsn, min_size=0, max_size=max(1, db.pool_max), timeout=5,
+                                        command_timeout=db.command_timeout,
+                                        server_settings={"application_name": "switchboard"})
+        await self.pool
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            try:
+                await asyncio.wait_for(self.pool.close(), 5)
+            except TimeoutError:
+                self.pool.terminate()
+
+
+class _Ami:
+    name = "ami"
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    async def start(self) -> None:
+        await self.client.start(wait=False)
+        try:
+            await self.client.wait_connected(timeout=self.timeout)
+        except Exception as exc:
+            log.error("AMI not connected yet (%s); retrying in the background", exc)
+
+    async def stop(self) -> None:
+        await self.client.close()
+
+
+class _AgentLoader:
+    """Loads the agents from PostgreSQL into the ACD at start and every minute."""
+
+    name = "agents"
+
+    def __init__(self, acd: Any, pool_part: _Pool, fixed: Any) -> None:
+        self.acd = acd
+        self.pool_part = pool_part
+        self.fixed = fixed
+        self._task: asyncio.Task[None] | None = None
+
+    async def load(self) -> int:
+        if self.fixed is not None:
+            self.acd.set_agents(self.fixed)
+            return len(self.fixed)
+        from switchboard.store.agents import load_agents
+
+        try:
+            async with self.pool_part.pool.acquire(timeout=5) as conn:
+                records = await load_agents(conn, timeout=5)
+        except Exception as exc:
+            log.error("cannot load agents from the database: %s", exc)
+            return 0
+        self.acd.set_agents(records)
+        return len(records)
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            await self.load()
+
+    async def start(self) -> None:
+        n = await self.load()
+        log.info("%d agents loaded", n)
+        self._task = asyncio.create_task(self._refresh(), name="agents-refresh")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
+    """Build the parts in start order: database, writer, AMI, IVR, ACD, heartbeat, HTTP."""
+    from datetime import timedelta
+
+    from switchboard.acd.hold import HoldLoop
+    from switchboard.acd.service import AcdService
+    from switchboard.ami.agi import AgiManager
+    from switchboard.ami.client import AmiClient
+    from switchboard.api import pg_services
+    from switchboard.api.acd_services import (
+        AcdAgentService,
+        AcdQueueService,
+        AmiSupervisorService,
+        agent_view,
+    )
+    from switchboard.api.app import HUB, ApiServer, create_app
+    from switchboard.api.live import Audience, LiveMessage
+    from switchboard.api.pg_tokens import PgTokenStore
+    from switchboard.api.services import PreviousCall, Services, provinces_from_geo
+    from switchboard.calls import CallBook, CallEventBus
+    from switchboard.geo import load_provinces
+    from switchboard.ivr.registry import FlowRegistry
+    from switchboard.ivr.runner import IvrRunner
+    from switchboard.logging_setup import register_secret
+    from switchboard.metrics import Metrics
+    from switchboard.store.writer import EventWriter
+    from switchboard.telephony.entry import AgiEntry
+    from switchboard.telephony.features import FeatureCodes
+    from switchboard.telephony.heartbeat import Heartbeat
+
+    s = app.settings
+    secret = s.ami.resolved_secret()
+    register_secret(secret)
+    provinces = load_provinces()
+
+    # storage
+    pool_part = _Pool(s)
+    app.add(pool_part)
+    writer = EventWriter(s.database)
+    app.add(writer)
+    state_log = pg_services.AgentStateLog(s.database.dsn)
+    app.add(state_log)
+
+    # events: one bus, numbered per call, to the writer, the metrics and the browsers
+    metrics = Metrics(service_level_s=s.routing.service_level_s, short_abandon_s=s.routing.short_abandon_s,
+                      provinces=[p.id for p in provinces])
+    bus = CallEventBus([writer.submit, metrics.observe_event])
+    book = CallBook(bus)
+
+    # AMI and AsyncAGI
+    client = AmiClient(s.ami)
+    app.add(_Ami(client, s.ami.connect_timeout))
+
+    # IVR
+    registry = FlowRegistry(s.paths.flows_dir, s.paths.prompts_dir)
+    report = registry.reload()
+    if not registry.flows:
+        raise RuntimeError(f"no valid IVR flow in {s.paths.flows_dir}: {report}")
+
+    async def reload_flows() -> None:
+        result = registry.reload()
+        log.info("flows reloaded: %s", result)
+
+    app.reload_hooks.append(reload_flows)
+
+    sound_prefix = s.paths.asterisk_prompts_dir or _abs(s.paths.prompts_dir)
+    rec_dir = s.paths.asterisk_recordings_dir or _abs(s.paths.recordings_dir)
+
+    async def lookup(by: str, value: str) -> dict[str, str] | None:
+        where = "insurance_code = $1" if by == "si_code" else "phone = $1"
+        async with pool_part.pool.acquire(timeout=3) as conn:
+            row = await conn.fetchrow(
+                "SELECT insurance_code, full_name, province, contribution_status, months_contributed, "
+                f"last_contribution, health_card_valid_to FROM participants WHERE {where} LIMIT 1", value,
+                timeout=3)
+        if row is None:
+            return None
+        last = row["last_contribution"]
+        return {"id": row["insurance_code"], "name": row["full_name"], "province": row["province"] or "",
+                "status": row["contribution_status"], "months": str(row["months_contributed"]),
+                "paid_month": f"{last.month:02d}" if last else "", "paid_year": str(last.year) if last else ""}
+
+    offset = timedelta(seconds=s.ivr.clock_offset_s)
+
+    def ivr_clock() -> datetime:
+        return (clock() if clock is not None else datetime.now(UTC)) + offset
+
+    # ACD
+    acd = AcdService(ami=client, routing=s.routing, agents=(), region_of=provinces.region_of_map(),
+                     emit=book.emit, recordings_dir=rec_dir,
+                     hold=HoldLoop(sound_prefix=sound_prefix, interval_s=s.routing.announce_interval_s,
+                                   first_after_s=s.ivr.announce_first_s, moh_class=s.ivr.moh_class,
+                                   callbacks=s.ivr.callbacks))
+
+    entry_holder: dict[str, AgiEntry] = {}
+
+    runner = IvrRunner(registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
+                       on_enqueue=acd.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
+                       sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
+                       transfer_dial=s.ivr.transfer_dial, clock=ivr_clock)
+    entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
+    entry_holder["entry"] = entry
+    manager = AgiManager(client, on_start=entry.on_start)
+    entry.manager = manager
+
+    def on_hangup(ev: Any) -> None:
+        book.channel_hung_up(ev.get("Uniqueid") or "", cause=ev.get("Cause") or "",
+                             cause_txt=ev.get("Cause-txt") or "")
+
+    client.subscribe(on_hangup, names=("Hangup",))
+
+    app.add(_AgentLoader(acd, pool_part, agents))
+    app.add(acd)
+    app.add(Heartbeat(client, interval=s.ami.heartbeat_interval))
+
+    async def readopt(restarted: bool = False) -> None:
+        if not restarted:
+            n = await entry.readopt()
+            if n:
+                log.info("re-adopted %d call(s) waiting in AGI", n)
+
+    client.on_resync(readopt)
+
+    # HTTP API and live events
+    async def previous_calls(caller: str) -> list[PreviousCall]:
+        async with pool_part.pool.acquire(timeout=3) as conn:
+            rows = await conn.fetch("SELECT call_id, started_at, topic, outcome, agent_id FROM calls "
+                                    "WHERE caller = $1 ORDER BY started_at DESC LIMIT 6", caller, timeout=3)
+        return [PreviousCall(r["call_id"], r["started_at"], r["topic"], r["outcome"], r["agent_id"]) for r in rows]
+
+    live_info: dict[str, dict[str, Any]] = {}
+
+    def track_info(event: Any) -> None:
+        info = live_info.setdefault(event.call_id, {})
+        d = event.data
+        if event.kind == "call.started":
+            info["caller"] = d.get("caller", "")
+        elif event.kind == "ivr.step":
+            info.setdefault("ivr_path", []).append(d.get("node"))
+        elif event.kind == "ivr.lookup" and d.get("found"):
+            info["si_code"] = d.get("participant_id")
+        elif event.kind == "queue.joined":
+            info.update(topic=d.get("topic"), province=d.get("province"), language=d.get("language"))
+        elif event.kind == "agent.offer":
+            info["offered_at"] = event.ts
+        elif event.kind == "call.answered":
+            info["answered_at"] = event.ts
+        elif event.kind == "call.ended":
+            live_info.pop(event.call_id, None)
+        while len(live_info) > 5000:
+            live_info.pop(next(iter(live_info)))
+
+    bus.sinks.append(track_info)
+
+    services = Services(
+        agents=AcdAgentService(acd, previous_calls=previous_calls, call_info=lambda c: live_info.get(c, {})),
+        queues=AcdQueueService(acd, metrics, service_level_s=s.routing.service_level_s),
+        calls=pg_services.PgCallService(_LazyPool(pool_part)),
+        reports=pg_services.PgReportService(_LazyPool(pool_part), s),
+        recordings=pg_services.PgRecordingService(_LazyPool(pool_part), recordings_dir=s.paths.recordings_dir,
+                                                  asterisk_recordings_dir=s.paths.asterisk_recordings_dir),
+        flows=pg_services.RegistryFlowService(registry),
+        supervisor=AmiSupervisorService(acd, client),
+        health=pg_services.HealthChecks({"ami": lambda: bool(client.connected),
+                                         "database": lambda: bool(writer.db_connected)}),
+        tokens=PgTokenStore(_LazyPool(pool_part)),
+        provinces=provinces_from_geo(provinces),
+    )
+    api_app = create_app(settings=s, services=services, metrics=metrics)
+    hub = api_app[HUB]
+    metrics.set_sources(
+        agents=lambda: _agent_counts(acd),
+        ami_connected=lambda: bool(client.connected),
+        agi_commands_in_flight=lambda: sum(len(getattr(x, "_waiting", ())) for x in manager.sessions.values()),
+        db_writer_queue_depth=lambda: writer.queue_depth,
+        db_spool_bytes=lambda: writer.spool_bytes,
+    )
+
+    def on_acd(kind: str, payload: Any) -> None:
+        agent_id = payload.get("agent_id") if isinstance(payload, dict) else None
+        if kind == "agent.state" and agent_id:
+            state_log.record(agent_id, datetime.fromtimestamp(payload["at"], UTC), payload["from"],
+                             payload["to"], payload.get("reason"), payload.get("call_id"), payload.get("duration_s"))
+            view = agent_view(acd.snapshot(agent_id))
+            hub.publish(LiveMessage("agent.state", view, agent_id=agent_id, audience=Audience.ALL))
+        elif kind == "agent.offer" and agent_id:
+            info = live_info.get(payload["call_id"], {})
+            pop = {**payload, "ivr_path": info.get("ivr_path", []), "si_code": info.get("si_code")}
+            hub.publish(LiveMessage("agent.offer", pop, agent_id=agent_id, audience=Audience.AGENT))
+        elif agent_id:
+            hub.publish(LiveMessage(kind, payload, agent_id=agent_id, audience=Audience.AGENT))
+
+    acd.listeners.append(on_acd)
+    app.add(_MetricsSync(metrics, client))
+    api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
+    app.add(api)
+    app.add(FuncPart("re-adoption", lambda: readopt(False), _noop))
+    app.context.update(pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
+                       acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
+                       api=api, api_app=api_app, hub=hub, state_log=state_log)
+
+
+async def _noop() -> None:
+    return None
+
+
+def _agent_counts(acd: Any) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for snap in acd.agents():
+        key = (snap.status, snap.pause_reason or "")
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+class _LazyPool:
+    """Hands the pool part's pool to services built before it started."""
+
+    def __init__(self, part: _Pool) -> None:
+        self._part = part
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._part.pool, name)
+
+
+class _MetricsSync:
+    """Copies the AMI client's counters into Prometheus every second."""
+
+    name = "metrics-sync"
+
+    def __init__(self, metrics: Any, client: Any) -> None:
+        self.metrics = metrics
+        self.client = client
+        self._seen_reconnects = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            reconnects = int(getattr(self.client, "reconnects", 0))
+            if reconnects > self._seen_reconnects:
+                self.metrics.ami_reconnects.inc(reconnects - self._seen_reconnects)
+                self._seen_reconnects = reconnects
+            self.metrics.observe_ami_lag(float(getattr(self.client, "event_lag", 0.0)))
+            await asyncio.sleep(1.0)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="metrics-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DatabaseSettings",
     "HttpSettings",
+    "IvrSettings",
     "LogSettings",
     "PathSettings",
     "RoutingSettings",
@@ -132,6 +133,17 @@ class RoutingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IvrSettings:
+    # Shift the IVR's clock (business hours, holidays) by this many seconds:
+    # for drills and tests of the after-hours path; 0 in production.
+    clock_offset_s: float = 0.0
+    announce_first_s: float = 8.0       # first position announcement after joining the line
+    moh_class: str = "default"
+    callbacks: bool = True              # offer "press 1 for a callback" while waiting
+    transfer_dial: str = "PJSIP/{number}@trunk"
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # text | json
@@ -144,6 +156,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    ivr: IvrSettings = field(default_factory=IvrSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:

@@ -1,0 +1,200 @@
+"""Where each AsyncAGI session goes, and re-adoption of calls after a restart.
+
+* context ``hotline``: a new call: the call record opens, the IVR flow runs
+  (its ``queue`` node hands the caller to the ACD);
+* context ``hotline-after``, extension ``survey``: the caller is back after
+  the agent hung up: the flow resumes at its survey node;
+* context ``agents``: an agent's feature code.
+
+After a service restart, :meth:`AgiEntry.readopt` lists the channels still
+sitting in ``AGI(agi:async)``: callers that had joined the line (their
+``SB_*`` channel variables say when, for which topic and province) go back
+to the router with their original join time; callers still in the IVR start
+the flow again.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import urllib.parse
+from typing import Any
+
+from switchboard.acd import service as acd_mod
+from switchboard.acd.service import AcdService
+from switchboard.ami.agi import AgiHangup, AgiManager
+from switchboard.ami.client import AmiError, ListResponse
+from switchboard.ami.protocol import Event
+from switchboard.calls import CallBook
+from switchboard.events import EventKind
+from switchboard.telephony.features import FeatureCodes
+
+log = logging.getLogger("switchboard.entry")
+
+#: The call id of the AGI session a task is serving (the IVR runner's emit has no call id).
+current_call: contextvars.ContextVar[str] = contextvars.ContextVar("current_call", default="")
+
+ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_mod.VAR_PRIORITY,
+              acd_mod.VAR_LANGUAGE, acd_mod.VAR_JOINED, acd_mod.VAR_CALLER, "SB_DID")
+
+
+class AgiEntry:
+    def __init__(self, *, book: CallBook, runner: Any, acd: AcdService, features: FeatureCodes,
+                 ami: Any, hotline_context: str = "hotline", survey_context: str = "hotline-after",
+                 agents_context: str = "agents") -> None:
+        self.book = book
+        self.runner = runner
+        self.acd = acd
+        self.features = features
+        self.ami = ami
+        self.hotline_context = hotline_context
+        self.survey_context = survey_context
+        self.agents_context = agents_context
+        self.manager: AgiManager | None = None
+        self.sessions_total = 0
+        self.adopted_total = 0
+
+    def emit_current(self, kind: EventKind, data: dict[str, Any]) -> None:
+        call_id = current_call.get()
+        if call_id:
+            self.book.emit(call_id, kind, data)
+
+    async def on_start(self, session: Any) -> None:
+        self.sessions_total += 1
+        env = session.env
+        context = env.get("agi_context", "")
+        current_call.set(session.linkedid)
+        if env.get("agi_adopted") == "1":
+            await self._resume_adopted(session)
+        elif context == self.hotline_context:
+            await self._new_call(session)
+        elif context == self.survey_context:
+            variables = dict(self.acd.call_vars.get(session.linkedid, {}))
+            facts = self.book.calls.get(session.linkedid)
+            if facts is not None:
+                facts.in_survey = True
+            await self.runner.run(session, start_at="survey", variables=variables)
+        elif context == self.agents_context:
+            await self.features.handle(session)
+        else:
+            log.warning("AGI session from unexpected context %r on %s: handing it back", context, session.channel)
+            try:
+                await session.execute("HANGUP", timeout=5)
+            except AgiHangup:
+                pass
+
+    async def _new_call(self, session: Any, variables: dict[str, str] | None = None) -> None:
+        env = session.env
+        caller = env.get("agi_callerid", "")
+        caller = "" if caller in ("unknown", "anonymous") else caller
+        dialed = env.get("agi_dnid", "") or env.get("agi_extension", "")
+        self.book.started(call_id=session.linkedid, uniqueid=session.uniqueid, caller=caller, dialed=dialed,
+                          channel=session.channel, language=env.get("agi_language", ""))
+        try:
+            result = await self.runner.run(session, variables=variables)
+        except LookupError as exc:   # no flow for this number
+            log.error("call %s: %s", session.linkedid, exc)
+            self.book.flow_ended(session.linkedid, reason="failed", node="")
+            try:
+                await session.execute("HANGUP", timeout=5)
+            except AgiHangup:
+                pass
+            return
+        hangup_reason = ""
+        node = result.end.node
+        if node:
+            try:
+                flow_node = self.runner.registry.flow(result.flow).nodes.get(node)
+                hangup_reason = str(getattr(flow_node, "reason", "") or "")
+            except KeyError:
+                pass
+        self.book.flow_ended(session.linkedid, reason=result.end.reason, node=node, hangup_reason=hangup_reason)
+
+    # ------------------------------------------------------------------ re-adoption
+
+    async def readopt(self) -> int:
+        """Take over callers still in AsyncAGI (after a service restart). Returns how many."""
+        if self.manager is None:
+            return 0
+        try:
+            listing = await self.ami.send({"Action": "CoreShowChannels"}, timeout=10)
+        except (AmiError, TimeoutError) as exc:
+            log.warning("re-adoption: cannot list channels: %s", exc)
+            return 0
+        if not isinstance(listing, ListResponse):
+            return 0
+        count = 0
+        for ch in listing.events:
+            if ch.name != "CoreShowChannel" or (ch.get("Application") or "") != "AGI":
+                continue
+            uniqueid = ch.get("Uniqueid") or ""
+            if not uniqueid or uniqueid in self.manager.sessions:
+                continue
+            context = ch.get("Context") or ""
+            if context not in (self.hotline_context, self.survey_context):
+                continue
+            channel = ch.get("Channel") or ""
+            values: dict[str, str] = {}
+            for name in ADOPT_VARS:
+                try:
+                    resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name},
+                                               timeout=5)
+                    values[name] = (resp.headers.get("Value") or "") if resp.success else ""
+                except (AmiError, TimeoutError):
+                    values[name] = ""
+            env = {
+                "agi_request": "async", "agi_channel": channel, "agi_uniqueid": uniqueid,
+                "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
+                "agi_context": context, "agi_extension": values.get("SB_DID") or ch.get("Exten") or "",
+                "agi_dnid": values.get("SB_DID") or "", "agi_adopted": "1",
+            }
+            env.update({f"sb_{k.lower()}": v for k, v in values.items()})
+            encoded = urllib.parse.quote("".join(f"{k}: {v}\n" for k, v in env.items()))
+            start = Event("AsyncAGIStart", {"Channel": channel, "Uniqueid": uniqueid,
+                                            "Linkedid": ch.get("Linkedid") or uniqueid, "Env": encoded})
+            log.info("re-adopting %s (call %s, %s)", channel, ch.get("Linkedid"),
+                     "waiting" if values.get(acd_mod.VAR_JOINED) else "in the IVR")
+            self.manager.handle_event(start)
+            count += 1
+        self.adopted_total += count
+        return count
+
+    async def _resume_adopted(self, session: Any) -> None:
+        env = session.env
+        call_id = env.get("sb_sb_call_id") or session.linkedid
+        joined = env.get("sb_sb_joined", "")
+        caller = env.get("agi_callerid", "")
+        dialed = env.get("agi_dnid", "")
+        if not joined:
+            # It never reached the line: start the flow again.
+            facts = self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed)
+            facts.queued = False
+            await self._new_call(session)
+            return
+        self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed)
+        request = _AdoptedRequest(
+            topic=env.get("sb_sb_topic") or "general", province=env.get("sb_sb_province") or "",
+            priority=int(env.get("sb_sb_priority") or 0), language=env.get("sb_sb_language") or "vi",
+            province_source="adopted", variables={"joined_wall": joined})
+        try:
+            outcome = await self.acd.enqueue(session, request)
+        except AgiHangup:
+            return
+        if outcome == "callback":
+            try:
+                await session.execute("HANGUP", timeout=5)
+            except AgiHangup:
+                pass
+
+
+class _AdoptedRequest:
+    """The same fields as the IVR's Enqueue command, rebuilt from channel variables."""
+
+    def __init__(self, *, topic: str, province: str, priority: int, language: str, province_source: str,
+                 variables: dict[str, str]) -> None:
+        self.topic = topic
+        self.province = province
+        self.priority = priority
+        self.language = language
+        self.province_source = province_source
+        self.variables = variables
