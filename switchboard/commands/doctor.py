@@ -1,0 +1,196 @@
+"""``switchboard doctor``: check every dependency and print a table.
+
+Checks AMI reachability and login (and the few actions the service needs),
+the database and its migration level, the flows folder, the prompt audio,
+the spool folder, and whether a running service answers on its HTTP port.
+Exits non-zero when any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from switchboard.config import Settings, redact_dsn
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    optional: bool = False
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("doctor", help="check AMI, database, flows and prompts")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per network check (default 5)")
+    p.set_defaults(func=_doctor)
+
+
+async def check_ami(settings: Settings, timeout: float) -> list[Check]:
+    from switchboard.ami.client import AmiClient, ListResponse
+
+    s = settings.ami
+    where = f"{s.host}:{s.port} as {s.username}"
+    try:
+        secret = s.resolved_secret()
+    except OSError as exc:
+        return [Check("AMI login", False, f"cannot read ami.secret_file: {exc}")]
+    if not secret:
+        return [Check("AMI login", False, "no AMI secret (ami.secret or ami.secret_file)")]
+    client = AmiClient(s)
+    out: list[Check] = []
+    try:
+        try:
+            await client.start(timeout=timeout)
+        except Exception as exc:
+            reason = getattr(client, "last_disconnect_reason", "") or str(exc)
+            return [Check("AMI login", False, f"{where}: {reason}")]
+        out.append(Check("AMI login", True, f"{where} ({s.auth}), {client.asterisk_version or 'AMI'}"))
+        t0 = time.monotonic()
+        pong = await client.send({"Action": "Ping"}, timeout=timeout)
+        out.append(Check("AMI ping", pong.success, f"{(time.monotonic() - t0) * 1000:.1f} ms"))
+        db = await client.send({"Action": "DBGet", "Family": "switchboard", "Key": "heartbeat"}, timeout=timeout)
+        beat = ""
+        if isinstance(db, ListResponse):
+            beat = next((e.get("Val") or "" for e in db.events if e.get("Val")), "")
+        if beat.isdigit():
+            age = time.time() - int(beat)
+            out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago"
+                             + ("" if age < 15 else " (stale: calls go to the fallback queue)"), optional=True))
+        else:
+            out.append(Check("service heartbeat", False, "none in AstDB (service not running: calls go to the "
+                             "fallback queue)", optional=True))
+        chans = await client.send({"Action": "CoreShowChannels"}, timeout=timeout)
+        n = len(getattr(chans, "events", ()))
+        out.append(Check("AMI channel list", chans.success, f"{n} channel(s) up"))
+    except Exception as exc:
+        out.append(Check("AMI actions", False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        await client.close()
+    return out
+
+
+async def check_database(settings: Settings, timeout: float) -> list[Check]:
+    import asyncpg
+
+    from switchboard.store.migrate import current_level
+
+    dsn = settings.database.dsn
+    try:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+    except Exception as exc:
+        return [Check("database", False, f"{redact_dsn(dsn)}: {type(exc).__name__}: {exc}")]
+    try:
+        version = await conn.fetchval("SHOW server_version", timeout=timeout)
+        out = [Check("database", True, f"{redact_dsn(dsn)} (PostgreSQL {version})")]
+        applied, available = await current_level(conn)
+        out.append(Check("migrations", applied == available,
+                         f"{applied}/{available} applied" + ("" if applied == available else
+                                                             ": run `switchboard migrate`")))
+        if applied:
+            agents = await conn.fetchval("SELECT count(*) FROM agents WHERE active", timeout=timeout)
+            out.append(Check("agents", agents > 0, f"{agents} active agent(s)"
+                             + ("" if agents else ": `switchboard agents import FILE`")))
+        return out
+    except Exception as exc:
+        return [Check("database", False, f"{type(exc).__name__}: {exc}")]
+    finally:
+        await conn.close(timeout=timeout)
+
+
+def check_flows(settings: Settings) -> list[Check]:
+    from switchboard.audio.numbers import word_prompts
+    from switchboard.ivr.registry import FlowRegistry
+
+    flows_dir = Path(settings.paths.flows_dir)
+    prompts_dir = Path(settings.paths.prompts_dir)
+    if not flows_dir.is_dir():
+        return [Check("IVR flows", False, f"{flows_dir}: no such folder")]
+    registry = FlowRegistry(flows_dir, prompts_dir, log_errors=False)
+    report = registry.reload()
+    out = []
+    if registry.flows and report.ok:
+        out.append(Check("IVR flows", True, f"{flows_dir}: " + ", ".join(sorted(registry.flows))))
+    else:
+        errors = getattr(report, "errors", [])
+        first = "; ".join(str(e) for e in list(errors)[:3])
+        out.append(Check("IVR flows", False, f"{flows_dir}: {len(errors)} error(s): {first}"))
+    # The flows' own prompts are checked by the loader; the ACD's announcements and numbers here.
+    missing: list[str] = []
+    languages = sorted({lang for f in registry.flows.values() for lang in f.languages}) or ["vi"]
+    needed = ["queue_position", "queue_wait_about", "queue_minutes", "queue_callback_offer"]
+    for lang in languages:
+        for name in [*needed, *word_prompts(lang)]:
+            if not (prompts_dir / lang / f"{name}.wav").is_file():
+                missing.append(f"{lang}/{name}")
+    out.append(Check("prompt audio", not missing,
+                     f"{prompts_dir}: " + ("all present for " + ", ".join(languages) if not missing
+                                           else f"{len(missing)} missing: {', '.join(missing[:5])}"
+                                           " (run `switchboard prompts build`)")))
+    return out
+
+
+def check_spool(settings: Settings) -> Check:
+    spool = Path(settings.database.spool_dir)
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        probe = spool / f".doctor-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        return Check("spool folder", False, f"{spool}: {exc}")
+    used = sum(p.stat().st_size for p in spool.glob("*") if p.is_file())
+    return Check("spool folder", True, f"{spool}: writable, {used} bytes spooled")
+
+
+def check_service(settings: Settings, timeout: float) -> Check:
+    url = f"http://{settings.http.host}:{settings.http.port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = resp.read().decode(errors="replace")
+            return Check("service /readyz", True, f"{url}: {resp.status} {body[:80]}", optional=True)
+    except urllib.error.HTTPError as exc:
+        return Check("service /readyz", False, f"{url}: {exc.code} {exc.read()[:120]!r}", optional=True)
+    except OSError as exc:
+        return Check("service /readyz", False, f"{url}: not answering ({exc})", optional=True)
+
+
+def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
+    async def network() -> list[Check]:
+        ami, db = await asyncio.gather(check_ami(settings, timeout), check_database(settings, timeout))
+        return [*ami, *db]
+
+    checks = asyncio.run(network())
+    checks += check_flows(settings)
+    checks.append(check_spool(settings))
+    checks.append(check_service(settings, timeout))
+    return checks
+
+
+def _doctor(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    logging.getLogger().setLevel(logging.CRITICAL)   # the table says it all
+    checks = run_checks(settings, timeout=args.timeout)
+    failed = [c for c in checks if not c.ok and not c.optional]
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks], ensure_ascii=False, indent=1))
+    else:
+        width = max(len(c.name) for c in checks)
+        for c in checks:
+            mark = "ok  " if c.ok else ("warn" if c.optional else "FAIL")
+            print(f"{mark}  {c.name:<{width}}  {c.detail}")
+        print()
+        print("all checks passed" if not failed else f"{len(failed)} check(s) failed", file=sys.stdout)
+    return 1 if failed else 0
