@@ -1,21 +1,26 @@
 """AMI parser benchmark: our core vs panoramisk 1.4 vs asterisk-ami 0.1.7.
 
 Input: a synthetic Asterisk 22 AMI stream (``switchboard.ami.samples``: the
-frame layout of Asterisk 22, AsyncAGIStart with its URL-encoded Env,
-AsyncAGIExec, VarSet, Newexten, Newchannel/Newstate/Hangup, DialBegin/End,
-BridgeEnter/Leave, DeviceStateChange, action responses), generated at start
-(nothing large is kept in git), fed in 64 KiB chunks.
+frame layout of Asterisk 22 as captured in tests/fixtures/ami/, checked by a
+unit test; AsyncAGIStart with its URL-encoded Env, AsyncAGIExec, VarSet,
+Newexten, Newchannel/Newstate/Hangup, DialBegin/End, BridgeEnter/Leave,
+DeviceStateChange, action responses), generated at start (nothing large is
+kept in git), fed in 64 KiB chunks.
 
-* full parse: every frame becomes a message with all its headers:
+* full parse: every frame becomes a message with all its headers in a dict:
   - ours: ``AmiParser.feed`` (header dicts built eagerly),
   - panoramisk: ``AMIProtocol.data_received`` (its own framing + Message.from_line),
   - asterisk-ami: its pack reader loop (1024-byte reads, regex split) +
     ``Response.read`` / ``Event.read``, as ``AMIClient._next_pack``/``fire_recv_pack`` do.
 * filtered ("as the service runs"): ``AmiParser.feed_filtered`` with the
-  service's subscription set (tracker + AsyncAGI + client internals); events
-  outside it are skipped after reading their name. ``filtered_eps`` hands kept
-  events out as the client does (header values read on demand);
-  ``filtered_full_eps`` also builds every kept event's header dict.
+  service's subscription set (``SUBSCRIPTION`` below); events outside it are
+  skipped after reading their name. ``filtered_eps`` hands kept events out as
+  the client does (header values read on demand); ``filtered_full_eps`` also
+  builds every kept event's header dict.
+
+Rates are frames per CPU second of this process (``time.process_time``),
+best of interleaved rounds: the machine is shared, and wall time swings with
+other sessions' load.
 
 Usage: python bench/ami_parse.py [--quick] [--events N]
 The LAST line printed is one JSON object.
