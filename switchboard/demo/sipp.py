@@ -383,3 +383,53 @@ class SippAgent:
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+
+
+def feature_code_scenario(*, user: str, password: str, code: str) -> str:
+    """An agent's softphone dials a feature code (``*20`` ready...): INVITE, digest
+    challenge, authenticated INVITE, answered by the switchboard, which beeps and hangs up."""
+    def invite(cseq: int, auth: bool) -> str:
+        lines = [
+            f"INVITE sip:{code}@[remote_ip]:[remote_port] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            f"From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag07[call_number]",
+            f"To: <sip:{code}@[remote_ip]:[remote_port]>",
+            "Call-ID: [call_id]",
+            f"CSeq: {cseq} INVITE",
+            f"Contact: <sip:{user}@[local_ip]:[local_port]>",
+            "Max-Forwards: 70",
+            "Content-Type: application/sdp",
+        ]
+        if auth:
+            lines.append(f"[authentication username={user} password={password}]")
+        lines += ["Content-Length: [len]", "", _SDP]
+        return "\n".join(lines)
+
+    def ack(cseq: int, to_tag: bool) -> str:
+        return "\n".join([
+            f"ACK sip:{code}@[remote_ip]:[remote_port] SIP/2.0",
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            f"From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag07[call_number]",
+            f"To: <sip:{code}@[remote_ip]:[remote_port]>" + ("[peer_tag_param]" if to_tag else ""),
+            "Call-ID: [call_id]",
+            f"CSeq: {cseq} ACK",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+            "",
+        ])
+
+    out = [_HEAD, f'<scenario name="feature code {escape(code)}">']
+    out.append(f'<send retrans="500">{_cdata(invite(1, False))}</send>')
+    out.append('<recv response="100" optional="true"/>')
+    out.append('<recv response="401" auth="true"/>')
+    out.append(f"<send>{_cdata(ack(1, True))}</send>")
+    out.append(f'<send retrans="500">{_cdata(invite(2, True))}</send>')
+    out.append('<recv response="100" optional="true"/>')
+    out.append('<recv response="180" optional="true"/>')
+    out.append('<recv response="183" optional="true"/>')
+    out.append('<recv response="200" timeout="15000"/>')
+    out.append(f"<send>{_cdata(ack(2, True))}</send>")
+    out.append('<recv request="BYE" timeout="20000"/>')
+    out.append(f"<send>{_cdata(_ok_to_last())}</send>")
+    out.append("</scenario>")
+    return "\n".join(out) + "\n"
