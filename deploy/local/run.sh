@@ -11,6 +11,7 @@ bash deploy/local/stack-up.sh
 export SWITCHBOARD_CONFIG="$RUN/switchboard.toml"
 export SWITCHBOARD_HTTP_PORT="${SWITCHBOARD_HTTP_PORT:-8080}"
 switchboard migrate --seed-demo
+switchboard agents import deploy/agents.yaml
 DEMO_PID=""
 if [ "${DEMO:-1}" != 0 ] && switchboard demo --help >/dev/null 2>&1; then
     setsid switchboard demo </dev/null >"$RUN/demo.log" 2>&1 &
