@@ -33,6 +33,7 @@ pytestmark = pytest.mark.e2e
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 CALLER = "02439990001"
+ORIGINATE_CALLER = "02439990002"
 
 
 def _recorder(env: dict[str, str], *, admin: bool) -> AmiRecorder:
@@ -46,10 +47,13 @@ async def _drive_call(client: AmiClient, env: dict[str, str], results: dict[str,
     local_done = asyncio.Event()
 
     async def on_start(session: AgiSession) -> None:
+        caller = session.env.get("agi_callerid")
+        if caller not in (CALLER, ORIGINATE_CALLER):
+            return  # another session's call on the shared Asterisk: not ours to drive
         linkedids.append(session.linkedid)
-        out = results.setdefault("local" if session.channel.startswith("Local/") else "sip", [])
+        out = results.setdefault("local" if caller == ORIGINATE_CALLER else "sip", [])
         out.append(await session.execute("ANSWER", timeout=10))
-        if session.channel.startswith("Local/"):
+        if caller == ORIGINATE_CALLER:
             out.append(await session.execute("HANGUP", timeout=10))
             local_done.set()
             return
@@ -67,7 +71,7 @@ async def _drive_call(client: AmiClient, env: dict[str, str], results: dict[str,
         await asyncio.wait_for(done.wait(), 10)
         assert sipp.ok, sipp.errors or sipp.stderr
         answer = await client.send({"Action": "Originate", "Channel": "Local/19009068@hotline",
-                                    "Application": "Wait", "Data": "5", "CallerID": "Originate <02439990002>",
+                                    "Application": "Wait", "Data": "5", "CallerID": f"Originate <{ORIGINATE_CALLER}>",
                                     "Async": "true"}, timeout=10)
         assert answer.success, answer.message
         await asyncio.wait_for(local_done.wait(), 15)
