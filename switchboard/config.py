@@ -115,8 +115,10 @@ class PathSettings:
 
 @dataclass(frozen=True, slots=True)
 class RoutingSettings:
-    region_after_s: float = 60.0
-    nation_after_s: float = 180.0
+    # Widen from own province to the region, then the nation, after this wait.
+    # 15 s / 30 s meets 80/20 on the simulated 100-Erlang day (bench/RESULTS.md, routing_quality).
+    region_after_s: float = 15.0
+    nation_after_s: float = 30.0
     min_proficiency_province: int = 1
     min_proficiency_region: int = 2
     min_proficiency_nation: int = 3

@@ -11,7 +11,7 @@ def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     s = load_settings(environ={})
     assert s.ami.port == 5038
-    assert s.routing.region_after_s == 60.0
+    assert s.routing.region_after_s == 15.0
     assert s.log.format == "text"
 
 
