@@ -107,7 +107,7 @@ def parse_agi_env(encoded: str) -> dict[str, str]:
 
 
 class _AmiSender(Protocol):
-    async def send(self, action: Action, *, timeout: float | None = None) -> Response: ...  # noqa: ASYNC109
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response: ...
 
     def subscribe(self, callback: Callable[[Event], Awaitable[None] | None], *,
                   names: frozenset[str] | None = None) -> Callable[[], None]: ...
@@ -133,7 +133,7 @@ class AgiSession:
     def __repr__(self) -> str:
         return f"AgiSession(channel={self.channel!r}, uniqueid={self.uniqueid!r}, closed={self.closed})"
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
         """Run one AGI command after the ones queued before it; its result.
 
         ``timeout`` covers waiting for earlier commands and this one's result.
@@ -151,7 +151,7 @@ class AgiSession:
         except TimeoutError:
             raise AmiTimeout(f"{self.channel}: AGI {command.split(' ', 1)[0]} gave no result in {timeout}s") from None
 
-    async def _run(self, command: str, timeout: float) -> AgiResult:  # noqa: ASYNC109
+    async def _run(self, command: str, timeout: float) -> AgiResult:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
         command_id = f"agi-{self.uniqueid}-{next(self._ids)}"
@@ -170,7 +170,7 @@ class AgiSession:
         finally:
             self._waiting.pop(command_id, None)
 
-    async def break_(self, *, timeout: float | None = None) -> AgiResult:  # noqa: ASYNC109
+    async def break_(self, *, timeout: float | None = None) -> AgiResult:
         """``ASYNCAGI BREAK``: leave AGI and continue in the dialplan."""
         return await self.execute("ASYNCAGI BREAK", timeout=timeout)
 
@@ -276,7 +276,7 @@ class AgiManager:
             session._close(reason)
         self.sessions.clear()
 
-    async def aclose(self, *, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def aclose(self, *, timeout: float = 5.0) -> None:
         self._unsubscribe()
         self.close_all("shutting down")
         for task in list(self._tasks):

@@ -53,7 +53,7 @@ class RecordingAmi:
         self.resync: list[Callable[[bool], None]] = []
         self.sent_event = asyncio.Event()
 
-    async def send(self, action: Action, *, timeout: float | None = None) -> Response:  # noqa: ASYNC109
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response:
         self.sent.append(action)
         self.sent_event.set()
         return Response("Success", Headers({"Message": "Added AGI command to queue"}))
