@@ -21,7 +21,14 @@ rc=$?
 [ $rc -eq 0 ] || exit $rc
 
 step "local stack up (PostgreSQL, Asterisk 22)"
-trap 'step "local stack down"; bash "$REPO/deploy/local/stack-down.sh"' EXIT
+down() {
+    local rc=$?
+    step "local stack down"
+    bash "$REPO/deploy/local/stack-down.sh"
+    bash "$REPO/deploy/local/check-down.sh" || rc=1
+    exit $rc
+}
+trap down EXIT
 bash deploy/local/stack-up.sh || exit 1
 set -a; source "$RUN/stack.env"; set +a
 

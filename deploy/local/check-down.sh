@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# After `make stack-down`: prove nothing of the stack is left (no Asterisk or
+# SIPp process, no mount in the Asterisk root, no private PostgreSQL of this
+# checkout). Exits 1 and lists what is left otherwise.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+left=()
+for p in /proc/[0-9]*; do
+    r="$(readlink "$p/root" 2>/dev/null || true)"
+    [ "$r" = "$ASTERISK_ROOT" ] && left+=("process ${p#/proc/} running in $ASTERISK_ROOT: $(tr '\0' ' ' <"$p/cmdline")")
+done
+while read -r _ mnt _; do
+    case "$mnt" in "$ASTERISK_ROOT"/*) left+=("mount $mnt");; esac
+done </proc/mounts
+if pgrep -f "sipp .*$RUN" >/dev/null; then left+=("SIPp processes of $RUN: $(pgrep -f "sipp .*$RUN" | tr '\n' ' ')"); fi
+if [ -f "$RUN/pg/data/postmaster.pid" ] && kill -0 "$(head -1 "$RUN/pg/data/postmaster.pid")" 2>/dev/null; then
+    left+=("private PostgreSQL still running ($RUN/pg)")
+fi
+if [ ${#left[@]} -gt 0 ]; then
+    printf 'stack: left behind after stack-down: %s\n' "${left[@]}" >&2
+    exit 1
+fi
+echo "stack: down, nothing left behind (no process in the Asterisk root, no mount, no SIPp, no private PostgreSQL)"
