@@ -433,3 +433,35 @@ def feature_code_scenario(*, user: str, password: str, code: str) -> str:
     out.append(f"<send>{_cdata(_ok_to_last())}</send>")
     out.append("</scenario>")
     return "\n".join(out) + "\n"
+
+
+def write_examples(folder: str | os.PathLike[str]) -> list[Path]:
+    """Render example scenarios (what tests and the demo generate) into ``folder``."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = {
+        "caller_pension_then_wait.xml": caller_scenario(
+            [Pause(2.5), Dtmf("1"), Pause(2.5), Dtmf("1"), Pause(2.5), Dtmf("1"), AwaitHangup(240)],
+            caller="02838123456"),
+        "caller_hangs_up_in_menu.xml": caller_scenario([Pause(2.5), Dtmf("1"), Pause(3), HangUp()],
+                                                       caller="02437650001"),
+        "agent_register.xml": register_scenario(user="agent1001", password="PASSWORD"),
+        "agent_answer_after_2s_talk_10s.xml": agent_scenario(answer_after=2, talk=10),
+        "agent_answer_wait_for_bye.xml": agent_scenario(answer_after=2),
+        "agent_ringout.xml": agent_scenario(mode="ringout"),
+        "agent_reject.xml": agent_scenario(mode="reject", answer_after=1),
+        "agent_feature_code_ready.xml": feature_code_scenario(user="agent1001", password="PASSWORD", code="*20"),
+    }
+    written = []
+    for name, xml in examples.items():
+        path = out / name
+        path.write_text(xml)
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m switchboard.demo.sipp deploy/local/sipp
+    import sys
+
+    for p in write_examples(sys.argv[1] if len(sys.argv) > 1 else "deploy/local/sipp"):
+        print(p)

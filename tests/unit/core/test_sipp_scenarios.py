@@ -1,0 +1,65 @@
+"""The SIPp scenario generator writes well-formed XML with the steps asked for."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from switchboard.demo.sipp import (
+    AwaitHangup,
+    Dtmf,
+    HangUp,
+    Pause,
+    agent_scenario,
+    caller_scenario,
+    feature_code_scenario,
+    register_scenario,
+    write_examples,
+)
+
+
+def _elements(xml: str) -> list[ET.Element]:
+    return list(ET.fromstring(xml.split("\n", 2)[2]))  # skip the XML declaration and DOCTYPE
+
+
+def test_caller_sends_one_info_per_digit_and_hangs_up() -> None:
+    xml = caller_scenario([Pause(1), Dtmf("42"), HangUp()], caller="0243")
+    sends = [e.text or "" for e in _elements(xml) if e.tag == "send"]
+    infos = [s for s in sends if s.lstrip().startswith("INFO")]
+    assert len(infos) == 2
+    assert "Signal=4" in infos[0] and "Signal=2" in infos[1]
+    assert "application/dtmf-relay" in infos[0]
+    assert sends[-1].lstrip().startswith("BYE")
+    assert 'value="0243"' in xml
+
+
+def test_caller_waiting_for_hangup_answers_the_bye() -> None:
+    els = _elements(caller_scenario([AwaitHangup(30)], caller="1"))
+    assert els[-2].tag == "recv" and els[-2].get("request") == "BYE" and els[-2].get("timeout") == "30000"
+    assert (els[-1].text or "").lstrip().startswith("SIP/2.0 200 OK")
+
+
+def test_agent_modes() -> None:
+    ring = agent_scenario(mode="ringout")
+    assert 'request="CANCEL"' in ring and "487 Request Terminated" in ring
+    reject = agent_scenario(mode="reject")
+    assert "486 Busy Here" in reject and "200 OK" in reject  # the 200 is for OPTIONS only
+    talk = agent_scenario(answer_after=2, talk=5)
+    assert 'milliseconds="2000"' in talk and 'milliseconds="5000"' in talk and "BYE [$peer_uri]" in talk
+    for xml in (ring, reject, talk, agent_scenario()):
+        assert 'request="OPTIONS"' in xml            # qualify pings are answered
+        _elements(xml)                                # well-formed
+
+
+def test_register_and_feature_code_authenticate() -> None:
+    reg = register_scenario(user="agent1001", password="pw", stay=10)
+    assert reg.count("[authentication username=agent1001 password=pw]") == 2   # register + unregister
+    fc = feature_code_scenario(user="agent1001", password="pw", code="*20")
+    assert "INVITE sip:*20@" in fc and 'response="401" auth="true"' in fc
+
+
+def test_examples_are_rendered(tmp_path: Path) -> None:
+    files = write_examples(tmp_path)
+    assert len(files) >= 8
+    for f in files:
+        _elements(f.read_text())
