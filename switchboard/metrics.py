@@ -37,8 +37,11 @@ __all__ = ["OUTCOMES", "Metrics", "Sources"]
 
 OUTCOMES = (
     "answered",
-    "abandoned",
-    "short_abandon",
+    "abandoned",          # left the queue after short_abandon_s (the store's abandoned_queue)
+    "short_abandon",      # left the queue sooner
+    "abandoned_ivr",
+    "after_hours",
+    "self_service",
     "ivr_completed",
     "callback",
     "transferred",
@@ -288,7 +291,8 @@ class Metrics:
 
     def _end(self, event: CallEvent) -> None:
         track = self._calls.pop(event.call_id, None) or _Track(topic=UNKNOWN, province=UNKNOWN)
-        outcome = self._outcome(event.data.get("outcome"))
+        raw = event.data.get("outcome")
+        outcome = OTHER if raw == "abandoned_queue" else self._outcome(raw)   # split by wait below
         if track.joined_at is not None and not track.answered and not track.callback:
             waited = max(0.0, (event.ts - track.joined_at).total_seconds())
             if waited >= self.short_abandon_s:
