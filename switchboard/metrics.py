@@ -329,6 +329,11 @@ class Metrics:
         win, today = self._tally.counts(self.clock())
         return {"window": _ratios(win), "today": _ratios(today)}
 
+    def answered_abandoned_today(self) -> tuple[int, int]:
+        """(calls answered, calls abandoned after the short-abandon threshold) since local midnight."""
+        _, today = self._tally.counts(self.clock())
+        return today.get("in_sl", 0) + today.get("late", 0), today.get("abandoned", 0)
+
     def scrape(self) -> bytes:
         """The text exposition of every metric (what /metrics serves)."""
         return generate_latest(self.registry)

@@ -142,6 +142,7 @@ class AcdQueueService:
             name = _STATE_NAMES.get(s.status, s.status)
             agents[name] = agents.get(name, 0) + 1
         ratios = self.metrics.ratios()
+        answered_today, abandoned_today = self.metrics.answered_abandoned_today()
         return QueueFigures(
             generated_at=datetime.now(UTC), waiting=len(waiting),
             longest_wait_s=max((w.wait_s for w in waiting), default=0.0),
@@ -150,6 +151,7 @@ class AcdQueueService:
             agents_by_state=agents, service_level_target_s=self.service_level_s,
             service_level_now=ratios["window"][0], service_level_today=ratios["today"][0],
             abandon_rate_now=ratios["window"][1], abandon_rate_today=ratios["today"][1],
+            answered_today=answered_today, abandoned_today=abandoned_today,
             callbacks_pending=self.callbacks_pending())
 
 

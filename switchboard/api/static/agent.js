@@ -86,10 +86,34 @@
     } catch (err) { showError("action-error", err); }
   }
 
+  // Agent states with a call on screen, and the screen-pop state each one shows.
+  const CALL_STATES = { offered: "offered", talking: "talking", wrap_up: "wrap_up" };
+
+  async function completePop(callId) {
+    // the pushed offer carries what the ACD knows; the API adds previous calls
+    try {
+      const full = await SB.api("GET", `/api/agents/${encodeURIComponent(S.me.agent_id)}/call`);
+      if (full && S.pop && S.pop.call_id === callId && full.call_id === callId) {
+        S.pop = { ...S.pop, previous_calls: full.previous_calls || [], si_code: S.pop.si_code || full.si_code };
+        renderPop();
+      }
+    } catch (err) { console.warn("screen pop", err); }
+  }
+
   function onLive(msg) {
     if (msg.agent_id && msg.agent_id !== S.me.agent_id) return;
-    if (msg.type === "agent.state") { S.agent = msg.data; renderAgent(); loadFigures(); }
-    else if (msg.type === "agent.offer") { S.pop = msg.data; renderPop(); }
+    if (msg.type === "agent.state") {
+      S.agent = msg.data;
+      const popState = CALL_STATES[S.agent.state];
+      if (!popState) S.pop = null;   // wrap-up ended by the timer, offer not answered ...
+      else if (S.pop) S.pop = { ...S.pop, state: popState };
+      renderAgent(); renderPop(); loadFigures();
+    }
+    else if (msg.type === "agent.offer") {
+      S.pop = { state: "offered", previous_calls: [], ...msg.data };
+      renderPop();
+      completePop(msg.data.call_id);
+    }
     else if (msg.type === "agent.call") { S.pop = msg.data; renderPop(); }
     else if (msg.type === "agent.call_ended") { if (S.pop) { S.pop = { ...S.pop, state: "wrap_up" }; renderPop(); } }
   }
