@@ -20,6 +20,9 @@ LOCK = "/tmp/switchboard-e2e.lock"
 
 @pytest.fixture(scope="session", autouse=True)
 def e2e_turn() -> Iterator[None]:
+    if os.environ.get("SB_E2E_LOCK_HELD") == "1":   # a caller (e.g. `flock ... make test`) holds it
+        yield
+        return
     fd = os.open(LOCK, os.O_CREAT | os.O_RDWR, 0o666)
     t0 = time.monotonic()
     fcntl.flock(fd, fcntl.LOCK_EX)
