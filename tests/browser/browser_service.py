@@ -10,11 +10,7 @@ the same file lock as ``tests/e2e`` (see ``tests/e2e/conftest.py``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,20 +25,11 @@ __all__ = ["HOTLINE", "Service", "base_url", "create_token", "demo_agents", "e2e
 LOCK = "/tmp/switchboard-e2e.lock"
 
 
-@contextlib.contextmanager
-def e2e_lock() -> Iterator[None]:
-    """Hold the e2e turn (an exclusive flock) for the duration of the block."""
-    fd = os.open(LOCK, os.O_CREAT | os.O_RDWR, 0o666)
-    t0 = time.monotonic()
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    waited = time.monotonic() - t0
-    if waited > 1:
-        print(f"\n[browser] waited {waited:.0f}s for another e2e run to finish")
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+def e2e_lock() -> contextlib.AbstractContextManager[None]:
+    """Hold the e2e turn (shared, re-entrant: tests/e2e_lock.py) for the duration of the block."""
+    from e2e_lock import e2e_turn
+
+    return e2e_turn("browser")
 
 
 def base_url(svc: Service) -> str:

@@ -1,36 +1,14 @@
-"""End-to-end tests share one Asterisk: one test session at a time.
-
-Every AGI manager connected to Asterisk sees every AsyncAGIStart, so two test
-processes running calls at once would both drive the same channels. A
-session-wide file lock makes concurrent runs (two developers' shells, a
-tool's run beside `make test`) take turns instead.
-"""
+"""End-to-end tests share one Asterisk: one test process at a time (see tests/e2e_lock.py)."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
 from collections.abc import Iterator
 
 import pytest
-
-LOCK = "/tmp/switchboard-e2e.lock"
+from e2e_lock import e2e_turn as _turn
 
 
 @pytest.fixture(scope="session", autouse=True)
 def e2e_turn() -> Iterator[None]:
-    if os.environ.get("SB_E2E_LOCK_HELD") == "1":   # a caller (e.g. `flock ... make test`) holds it
+    with _turn("e2e"):
         yield
-        return
-    fd = os.open(LOCK, os.O_CREAT | os.O_RDWR, 0o666)
-    t0 = time.monotonic()
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    waited = time.monotonic() - t0
-    if waited > 1:
-        print(f"\n[e2e] waited {waited:.0f}s for another e2e run to finish")
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
