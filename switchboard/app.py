@@ -255,7 +255,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.pg_tokens import PgTokenStore
     from switchboard.api.services import PreviousCall, Services, provinces_from_geo
     from switchboard.calls import CallBook, CallEventBus
-    from switchboard.geo import load_provinces
+    from switchboard.geo import load_provinces, normalize_number
     from switchboard.ivr.registry import FlowRegistry
     from switchboard.ivr.runner import IvrRunner
     from switchboard.logging_setup import register_secret
@@ -304,6 +304,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     rec_dir = s.paths.asterisk_recordings_dir or _abs(s.paths.recordings_dir)
 
     async def lookup(by: str, value: str) -> dict[str, str] | None:
+        """The participant for the flow's ``lookup`` node; ``province`` is a province id (routing)."""
+        if by == "phone":
+            value = normalize_number(value) or value
         where = "insurance_code = $1" if by == "si_code" else "phone = $1"
         async with pool_part.pool.acquire(timeout=3) as conn:
             row = await conn.fetchrow(
@@ -313,7 +316,11 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         if row is None:
             return None
         last = row["last_contribution"]
-        return {"id": row["insurance_code"], "name": row["full_name"], "province": row["province"] or "",
+        # The CRM stores a display name (possibly a pre-2025 one); the router needs the unit's id.
+        unit = provinces.find(row["province"]) if row["province"] else None
+        if row["province"] and unit is None:
+            log.warning("lookup: participant with an unknown province %r", row["province"])
+        return {"id": row["insurance_code"], "name": row["full_name"], "province": unit.id if unit else "",
                 "status": row["contribution_status"], "months": str(row["months_contributed"]),
                 "paid_month": f"{last.month:02d}" if last else "", "paid_year": str(last.year) if last else ""}
 
