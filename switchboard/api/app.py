@@ -281,7 +281,14 @@ def create_app(
     app[TOKEN_LIMITER] = FailureLimiter(max_failures=opts.token_max_failures, window_s=opts.login_window_s)
     _register(app, ROUTE_TABLE)
     app.cleanup_ctx.append(_figures_pusher)
+    app.on_shutdown.append(_close_websockets)
     return app
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """Close the live sockets when shutdown starts: their handlers then end at
+    once instead of holding the server's shutdown for its whole timeout."""
+    await app[HUB].close_all()
 
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}"

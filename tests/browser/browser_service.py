@@ -29,7 +29,8 @@ def e2e_lock() -> contextlib.AbstractContextManager[None]:
     """Hold the e2e turn (shared, re-entrant: tests/e2e_lock.py) for the duration of the block."""
     from e2e_lock import e2e_turn
 
-    return e2e_turn("browser")
+    turn: contextlib.AbstractContextManager[None] = e2e_turn("browser")
+    return turn
 
 
 def base_url(svc: Service) -> str:

@@ -12,6 +12,7 @@ it; the call record in PostgreSQL carries that disposition.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,3 +176,10 @@ async def test_agent_takes_a_real_call_in_the_panel_and_the_wallboard_follows(
 
         await until(logged, timeout=15, what=f"{AGENT}'s states logged: {want}")
         assert errors == []
+
+        # stopping the HTTP server closes the pages' live sockets at once, not after its timeout
+        t0 = time.monotonic()
+        await svc.app.context["api"].stop()
+        assert time.monotonic() - t0 < 2.0
+        await expect(panel.locator("#conn")).to_have_class("status off", timeout=T)
+        await expect(board.locator("#conn")).to_have_class("status off", timeout=T)

@@ -3,7 +3,10 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const S = { me: null, agent: null, pop: null, codes: { pause_reasons: [], dispositions: [] }, provinces: {}, live: null };
+  const S = { me: null, agent: null, pop: null, liveStates: 0, codes: { pause_reasons: [], dispositions: [] }, provinces: {}, live: null };
+
+  // Agent states with a call on screen, and the screen-pop state each one shows.
+  const CALL_STATES = { offered: "offered", talking: "talking", wrap_up: "wrap_up" };
 
   function showError(where, err) {
     $(where).textContent = err ? (err.message || String(err)) : "";
@@ -77,17 +80,18 @@
 
   async function act(path, body) {
     showError("action-error", null);
+    const seen = S.liveStates;
     try {
-      S.agent = await SB.api("POST", `/api/agents/${encodeURIComponent(S.me.agent_id)}/${path}`, body || {});
-      if (path === "wrap-up") S.pop = null;
+      const view = await SB.api("POST", `/api/agents/${encodeURIComponent(S.me.agent_id)}/${path}`, body || {});
+      // A live state that arrived meanwhile is at least as new as this answer (going ready
+      // can offer a call at once): the answer only counts when the socket said nothing.
+      if (S.liveStates === seen) S.agent = view;
+      if (path === "wrap-up" && !CALL_STATES[S.agent.state]) S.pop = null;
       renderAgent();
       renderPop();
       loadFigures();
     } catch (err) { showError("action-error", err); }
   }
-
-  // Agent states with a call on screen, and the screen-pop state each one shows.
-  const CALL_STATES = { offered: "offered", talking: "talking", wrap_up: "wrap_up" };
 
   async function completePop(callId) {
     // the pushed offer carries what the ACD knows; the API adds previous calls
@@ -103,6 +107,7 @@
   function onLive(msg) {
     if (msg.agent_id && msg.agent_id !== S.me.agent_id) return;
     if (msg.type === "agent.state") {
+      S.liveStates += 1;
       S.agent = msg.data;
       const popState = CALL_STATES[S.agent.state];
       if (!popState) S.pop = null;   // wrap-up ended by the timer, offer not answered ...
