@@ -92,6 +92,7 @@ async def test_agent_takes_a_real_call_in_the_panel_and_the_wallboard_follows(
         await expect(state).to_have_attribute("data-state", "paused", timeout=T)
         assert svc.status(AGENT) == "paused"
         await expect(board_agent).to_have_attribute("data-state", "paused", timeout=T)
+        await expect(board_agent).to_contain_text("Họp")      # the reason's label, not its code
 
         # a caller from Hồ Chí Minh City asks about pensions and waits in line
         sipp = svc.call(pension_call(), caller=CALLER, timeout=150)
@@ -104,6 +105,9 @@ async def test_agent_takes_a_real_call_in_the_panel_and_the_wallboard_follows(
         await expect(board.locator("#t-waiting")).to_have_text("1", timeout=T)
         await expect(board.locator('#by-topic tr[data-topic="social.pension"]')).to_contain_text("1", timeout=T)
         await expect(board.locator('#provinces tr[data-province="ho-chi-minh"]')).to_have_class("busy", timeout=T)
+        # the wait counts up while the agent is away
+        await expect(waiting_row.locator("td.num")).not_to_have_text("0s", timeout=T)
+        await expect(board.locator("#t-longest")).not_to_have_text("0s", timeout=T)
         await shot(board, "wallboard-waiting")
         assert phone.calls_answered() == 0
 

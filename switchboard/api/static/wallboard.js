@@ -3,7 +3,12 @@
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const S = { figures: null, agents: [], waiting: [], provinces: [] };
+  const S = { figures: null, agents: [], waiting: [], provinces: [], reasons: [] };
+
+  function reasonLabel(code) {
+    const found = S.reasons.find((c) => c.code === code);
+    return found ? SB.codeLabel(found) : code;
+  }
 
   function provinceName(p) { return SB.getLang() === "vi" ? p.name_vi : p.name_en; }
   function provinceById(id) { return S.provinces.find((p) => p.id === id); }
@@ -37,7 +42,7 @@
     $("agents").tBodies[0].replaceChildren(...S.agents.map((a) => SB.el("tr", { "data-agent": a.id },
       SB.el("td", {}, a.id), SB.el("td", {}, a.name),
       SB.el("td", {}, SB.el("span", { class: `state state-${a.state}`, "data-state": a.state },
-        SB.t(`state.${a.state}`) + (a.pause_reason && a.state === "paused" ? ` (${a.pause_reason})` : ""))),
+        SB.t(`state.${a.state}`) + (a.pause_reason && a.state === "paused" ? ` (${reasonLabel(a.pause_reason)})` : ""))),
       SB.el("td", {}, SB.time(a.since)))));
   }
 
@@ -68,6 +73,7 @@
     $("board").classList.remove("hidden");
     $("sign-out").classList.remove("hidden");
     S.provinces = await SB.api("GET", "/api/provinces");
+    S.reasons = (await SB.api("GET", "/api/codes")).pause_reasons;
     S.figures = await SB.api("GET", "/api/queues/figures");
     S.agents = await SB.api("GET", "/api/agents");
     renderFigures(); renderAgents(); await loadWaiting();
