@@ -451,7 +451,8 @@ async def _noop() -> None:
 def _agent_counts(acd: Any) -> dict[tuple[str, str], int]:
     out: dict[tuple[str, str], int] = {}
     for snap in acd.agents():
-        key = (snap.status, snap.pause_reason or "")
+        state = "talking" if snap.status == "on_call" else snap.status   # the API's and the pages' name
+        key = (state, snap.pause_reason or "")
         out[key] = out.get(key, 0) + 1
     return out
 

@@ -38,7 +38,8 @@ secret() {  # secret FILE: make a random secret once, keep it
 }
 
 asterisk_pid() {
-    local pf="$ASTERISK_ROOT/var/run/asterisk/asterisk.pid" pid
+    # /var/run in the root is an absolute link to /run: read the root's own /run, not the host's.
+    local pf="$ASTERISK_ROOT/run/asterisk/asterisk.pid" pid
     [ -s "$pf" ] || return 1
     pid="$(cat "$pf")"
     [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q asterisk "/proc/$pid/comm" 2>/dev/null && echo "$pid"

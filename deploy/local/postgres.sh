@@ -27,7 +27,8 @@ except Exception as e:
 PY
 }
 
-as_pg() { runuser -u postgres -- "$@"; }
+# Close inherited descriptors above 2 so the server holds no caller's lock or pipe.
+as_pg() { runuser -u postgres -- bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@"' as_pg "$@"; }
 
 if [ "${1:-start}" = "stop" ]; then
     if [ -f "$PGDIR/data/postmaster.pid" ]; then

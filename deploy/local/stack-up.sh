@@ -61,11 +61,13 @@ python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
 mkdir -p "$ASTERISK_ROOT/proc" "$ASTERISK_ROOT$AST_MEDIA" "$REPO/recordings/calls"
 mountpoint -q "$ASTERISK_ROOT/proc" || mount -t proc proc "$ASTERISK_ROOT/proc"
 mount --bind "$REPO/recordings" "$ASTERISK_ROOT$AST_MEDIA"
-mkdir -p "$ASTERISK_ROOT/var/run/asterisk" "$ASTERISK_ROOT/var/log/asterisk" "$ASTERISK_ROOT/var/lib/asterisk"
+mkdir -p "$ASTERISK_ROOT/run/asterisk" "$ASTERISK_ROOT/var/log/asterisk" "$ASTERISK_ROOT/var/lib/asterisk"
 rm -f "$ASTERISK_ROOT/var/lib/asterisk/astdb.sqlite3"   # no heartbeat left over from a previous run
 
 # 8. Start Asterisk in the background, detached from our output (CI must not hang on it).
-setsid chroot "$ASTERISK_ROOT" /usr/sbin/asterisk -f -C "$AST_ETC/asterisk.conf" \
+#    Close every inherited descriptor above 2 (a caller's lock file, CI's pipes).
+setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
+                exec chroot "$0" /usr/sbin/asterisk -f -C "$1"' "$ASTERISK_ROOT" "$AST_ETC/asterisk.conf" \
     </dev/null >"$RUN/asterisk.console.log" 2>&1 &
 echo $! >"$RUN/asterisk.launcher.pid"
 if ! python3 deploy/local/wait_ami.py 127.0.0.1 "$AMI_PORT" "$AMI_USER" "$RUN/ami.secret" 60; then

@@ -35,4 +35,4 @@ async def clear_heartbeat(client: AmiClient) -> None:
 
 
 def asterisk_pid(env: dict[str, str]) -> int:
-    return int((Path(env["STACK_ASTERISK_ROOT"]) / "var/run/asterisk/asterisk.pid").read_text().strip())
+    return int((Path(env["STACK_ASTERISK_ROOT"]) / "run/asterisk/asterisk.pid").read_text().strip())
