@@ -18,6 +18,11 @@ Lookup / Enqueue /  the ``lookup`` / ``on_enqueue`` / ``on_callback`` /
 callback / survey   ``on_survey`` callbacks
 ==================  =======================================================
 
+A collect with a terminator ends as soon as it has ``max_digits``; the
+terminator the caller presses next (within ``TRAILING_S``) belongs to that
+input: it does not barge into the next prompt (the prompt plays on from where
+it stopped) nor end the next ``GET DATA`` (asked again).
+
 A hang-up (``AgiHangup`` from the session, or ``result=-1``) at any point
 becomes ``HangUp`` for the machine, which closes the path where the caller
 left. Every closed path step is emitted as ``ivr.step``.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +48,8 @@ __all__ = ["AgiSessionLike", "IvrRunner", "RunResult"]
 log = logging.getLogger("switchboard.ivr")
 
 ESCAPE_DIGITS = "0123456789*#"
+#: How long after a collect filled up its digits its terminator still counts as part of it (seconds).
+TRAILING_S = 3.0
 
 
 class AgiSessionLike(Protocol):
@@ -127,6 +135,9 @@ class IvrRunner:
         self._clock = clock
         self._lookup_timeout = lookup_timeout
         self._timeout = command_timeout
+        # uniqueid -> (terminator, until): a collect that filled up to max_digits, whose
+        # terminator the caller is still about to press (it must not barge into what follows)
+        self._trailing: dict[str, tuple[str, float]] = {}
 
     # ------------------------------------------------------------ public
 
@@ -166,6 +177,12 @@ class IvrRunner:
                 await self._agi(session, "ANSWER", limit=10)
             except AgiHangup:
                 state, cmds = mc.step(state, mc.HangUp(self._clock()))
+        try:
+            return await self._loop(session, state, cmds)
+        finally:
+            self._trailing.pop(session.uniqueid, None)
+
+    async def _loop(self, session: AgiSessionLike, state: mc.FlowState, cmds: list[mc.Command]) -> RunResult:
         emitted = 0
         while True:
             emitted = self._emit_steps(state, emitted)
@@ -272,7 +289,11 @@ class IvrRunner:
                 raise _Hangup
             return ""
         for prompt in cmd.prompts:
-            result = await self._agi(session, f'STREAM FILE {self._file(prompt)} "{ESCAPE_DIGITS}"')
+            command = f'STREAM FILE {self._file(prompt)} "{ESCAPE_DIGITS}"'
+            result = await self._agi(session, command)
+            if result.digit and self._is_trailing(session, result.digit):
+                # the terminator of the input just taken: play the rest of this prompt
+                result = await self._agi(session, f"{command} {result.endpos or 0}")
             if result.result == "-1":
                 # -1 is also "file not found"; a real hang-up shows as AgiHangup on the next command
                 log.warning("call %s: STREAM FILE %s failed", session.linkedid, self._file(prompt))
@@ -280,6 +301,15 @@ class IvrRunner:
             if result.digit:
                 return result.digit
         return ""
+
+    def _is_trailing(self, session: AgiSessionLike, key: str) -> bool:
+        """Is ``key`` the terminator the caller pressed after a collect had all its digits?"""
+        pending = self._trailing.pop(session.uniqueid, None)
+        return pending is not None and key == pending[0] and time.monotonic() < pending[1]
+
+    def _expect_trailing(self, session: AgiSessionLike, cmd: mc.CollectCmd, digits: str) -> None:
+        if cmd.terminator and len(digits) >= cmd.max_digits and not digits.endswith(cmd.terminator):
+            self._trailing[session.uniqueid] = (cmd.terminator, time.monotonic() + TRAILING_S)
 
     async def _collect(self, session: AgiSessionLike, cmd: mc.CollectCmd, pending: str) -> mc.Input:
         timeout_ms = int(cmd.timeout * 1000)
@@ -292,14 +322,22 @@ class IvrRunner:
                 if not result.digit:
                     break
                 digits += result.digit
+            self._expect_trailing(session, cmd, digits)
             return mc.Digits(digits, self._clock())
         file = self._file(cmd.prompt) if cmd.prompt else "silence/1"
-        result = await self._agi(session, f"GET DATA {file} {timeout_ms} {cmd.max_digits}",
-                                 limit=self._timeout + cmd.timeout * (cmd.max_digits + 1))
+        command = f"GET DATA {file} {timeout_ms} {cmd.max_digits}"
+        limit = self._timeout + cmd.timeout * (cmd.max_digits + 1)
+        result = await self._agi(session, command, limit=limit)
+        if not result.result and result.data != "timeout" and self._is_trailing(session, "#"):
+            # GET DATA ended at once on the previous input's '#': ask again
+            result = await self._agi(session, command, limit=limit)
+        else:
+            self._trailing.pop(session.uniqueid, None)
         if result.result == "-1":
             raise _Hangup
         if not result.result:
             return mc.Timeout(self._clock())
+        self._expect_trailing(session, cmd, result.result)
         return mc.Digits(result.result, self._clock())
 
     async def _do_lookup(self, cmd: mc.LookupCmd) -> mc.LookupResult:

@@ -147,7 +147,9 @@ async def test_lookup_by_si_code_reads_back_the_status_and_routes_with_the_crm_p
     assert data(timeline, "ivr.lookup") == [{"by": "si_code", "found": True, "participant_id": KNOWN_CODE,
                                              "error": False}]
     # The status read back: the code digit by digit, paid up to month 6 of 2025.
-    streamed = [c.split()[2].rsplit("/", 1)[1] for c in cmds if c.startswith("STREAM FILE")]
+    # (a prompt resumed after the caller's trailing '#' has an offset: counted once)
+    streamed = [c.split()[2].rsplit("/", 1)[1] for c in cmds
+                if c.startswith("STREAM FILE") and c.endswith('"0123456789*#"')]
     i = streamed.index("si_code_is")
     assert streamed[i:i + 20] == ["si_code_is", *(f"num_{d}" for d in KNOWN_CODE), "status_paid_to_month",
                                   "num_6", "status_year", *say_number(2025, "vi")], streamed
