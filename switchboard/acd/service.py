@@ -38,7 +38,7 @@ from typing import Any
 from switchboard.acd import agent_state as st
 from switchboard.acd.agents import AgentRecord
 from switchboard.acd.router import AgentView as RouterAgent
-from switchboard.acd.router import Assignment, RoutingPolicy, WaitingCall, estimate_wait, route
+from switchboard.acd.router import Assignment, RoutingPolicy, WaitingCall, estimate_wait, route, tier_of
 from switchboard.ami.agi import AgiHangup
 from switchboard.ami.client import AmiError
 from switchboard.ami.protocol import Event
@@ -65,6 +65,14 @@ VAR_CALLER = "SB_CALLER"
 Emit = Callable[[str, EventKind, dict[str, Any]], None]
 
 
+#: Hang-up causes (Q.850) of an agent leg that never answered, and what they mean for the offer.
+_CAUSE_RESULTS = {"17": "rejected", "21": "rejected", "18": "timeout", "19": "timeout"}
+
+
+def _result_of_cause(cause: str) -> str:
+    return _CAUSE_RESULTS.get(cause, "")
+
+
 class AcdError(Exception):
     """An ACD request that cannot be carried out (unknown agent, illegal state)."""
 
@@ -84,6 +92,8 @@ class Offer:
     agent_id: str
     started: float            # monotonic
     answered: float | None = None
+    cause: str = ""           # hang-up cause of the leg, once Asterisk reports one
+    failed_at: float | None = None   # OriginateResponse said failure without saying why
 
 
 @dataclass
@@ -187,6 +197,10 @@ class AcdService:
 
     # ------------------------------------------------------------------ set-up
 
+    def send_events_to(self, emit: Emit) -> None:
+        """Send the calls' timeline events to ``emit`` from now on."""
+        self._emit = emit
+
     def set_agents(self, agents: Iterable[AgentRecord]) -> None:
         now = self.clock()
         for rec in agents:
@@ -200,7 +214,7 @@ class AcdService:
 
     async def start(self) -> None:
         self._unsubscribe = self.ami.subscribe(self.handle_event, names=(
-            "DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup"))
+            "DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup", "HangupRequest"))
         on_resync = getattr(self.ami, "on_resync", None)
         if on_resync is not None:
             on_resync(self._on_resync)
@@ -411,7 +425,8 @@ class AcdService:
         loop = asyncio.get_running_loop()
         waiter = Waiter(call=call, caller=caller, channel=session.channel, uniqueid=session.uniqueid,
                         joined_wall=joined_wall, session=session, province_source=request.province_source,
-                        variables=dict(getattr(request, "variables", {}) or {}), done=loop.create_future())
+                        variables=dict(getattr(request, "variables", {}) or {}), done=loop.create_future(),
+                        tier_announced=int(tier_of(call, now, self.policy)))
         self.waiting[call_id] = waiter
         self.call_vars[call_id] = {"language": call.language, "topic": call.topic,
                                    "province": call.province or ""}
@@ -490,6 +505,7 @@ class AcdService:
     def _route_now(self) -> None:
         self._route_pending = False
         now = self.clock()
+        self._note_overflows(now)
         calls = [w.call for w in self.waiting.values() if w.offer is None and w.session is not None]
         if not calls:
             return
@@ -505,19 +521,37 @@ class AcdService:
         for a in route(calls, views, now, self.policy):
             self._offer(a)
 
+    def _note_overflows(self, now: float) -> None:
+        """``queue.overflow`` once per waiting call and tier, when its eligibility widens."""
+        for w in self.waiting.values():
+            tier = tier_of(w.call, now, self.policy)
+            if tier > w.tier_announced:
+                w.tier_announced = int(tier)
+                self._emit(w.call.call_id, EventKind.QUEUE_OVERFLOW, {
+                    "tier": tier.name.lower(), "wait_s": round(now - w.call.joined_at, 3)})
+                log.info("call %s: eligibility widened to the %s tier", w.call.call_id, tier.name.lower())
+
     async def _tick(self) -> None:
         interval = max(0.2, self.settings.reevaluate_interval_s)
         while True:
             await asyncio.sleep(interval)
-            now = self.clock()
-            for agent_id, s in list(self.states.items()):
-                if st.due_event(s, now) is not None:
-                    self._finish_wrap_up(agent_id, "")
-            for leg, offer in list(self.offers.items()):   # backstop for a lost OriginateResponse
-                if now - offer.started > self.settings.ring_timeout_s + 10:
-                    log.warning("offer %s to %s: no answer event, ending it", leg, offer.agent_id)
-                    self._end_offer(leg, "timeout", cancel=True)
-            self._route_now()
+            try:
+                self._on_tick()
+            except Exception:   # the timer must outlive one bad step, or routing stops for good
+                log.exception("ACD timer step failed")
+
+    def _on_tick(self) -> None:
+        now = self.clock()
+        for agent_id, s in list(self.states.items()):
+            if st.due_event(s, now) is not None:
+                self._finish_wrap_up(agent_id, "")
+        for leg, offer in list(self.offers.items()):
+            if offer.failed_at is not None and now - offer.failed_at > 2.0:
+                self._end_offer(leg, "failed", cancel=True)   # no leg ever hung up: never rang
+            elif now - offer.started > self.settings.ring_timeout_s + 10:   # a lost OriginateResponse
+                log.warning("offer %s to %s: no answer event, ending it", leg, offer.agent_id)
+                self._end_offer(leg, "timeout", cancel=True)
+        self._route_now()
 
     def _offer(self, a: Assignment) -> None:
         w = self.waiting.get(a.call_id)
@@ -615,11 +649,21 @@ class AcdService:
             self._device_changed(ev.get("Device") or "", ev.get("State") or "")
         elif name == "OriginateResponse":
             leg = ev.get("Uniqueid") or ""
-            if leg in self.offers and (ev.get("Response") or "") != "Success":
+            offer = self.offers.get(leg)
+            if offer is not None and (ev.get("Response") or "") != "Success":
                 reason = ev.get("Reason") or ""
                 result = {REASON_NO_ANSWER: "timeout", REASON_BUSY: "rejected",
-                          REASON_CONGESTION: "rejected"}.get(reason, "failed")
-                self._end_offer(leg, result)
+                          REASON_CONGESTION: "rejected"}.get(reason) or _result_of_cause(offer.cause)
+                if result:
+                    self._end_offer(leg, result)
+                else:
+                    # Asterisk 22 says Reason 0 for a 486 Busy too; the leg's Hangup (cause
+                    # 17) follows at once and decides. The timer ends it if none comes.
+                    offer.failed_at = self.clock()
+        elif name == "HangupRequest":
+            offer = self.offers.get(ev.get("Uniqueid") or "")
+            if offer is not None and (ev.get("Cause") or "") not in ("", "0"):
+                offer.cause = ev.get("Cause") or ""
         elif name == "BridgeEnter":
             leg = ev.get("Uniqueid") or ""
             if leg in self.offers:
@@ -629,8 +673,8 @@ class AcdService:
             if uid in self.offers:
                 # Rejected or hung up before the bridge; OriginateResponse may follow.
                 cause = ev.get("Cause") or ""
-                self._end_offer(uid, "rejected" if cause in ("17", "21") else "timeout"
-                                if cause in ("19", "18") else "failed")
+                self._end_offer(uid, _result_of_cause(cause) or _result_of_cause(self.offers[uid].cause)
+                                or "failed")
             elif uid in self.talking:
                 self._agent_hung_up(uid, self.talking.pop(uid), cause=ev.get("Cause-txt") or "")
             else:

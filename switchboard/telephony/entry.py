@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 import urllib.parse
 from typing import Any
 
@@ -25,7 +26,7 @@ from switchboard.acd.service import AcdService
 from switchboard.ami.agi import AgiHangup, AgiManager
 from switchboard.ami.client import AmiError, ListResponse
 from switchboard.ami.protocol import Event
-from switchboard.calls import CallBook
+from switchboard.calls import CallBook, adopted_seq_base
 from switchboard.events import EventKind
 from switchboard.telephony.features import FeatureCodes
 
@@ -53,11 +54,31 @@ class AgiEntry:
         self.manager: AgiManager | None = None
         self.sessions_total = 0
         self.adopted_total = 0
+        self._tails: dict[str, float] = {}     # call id -> when its record closed (ACD events still due)
+        acd.send_events_to(self.emit_acd)
+
+    #: How long the numbering of a closed call is kept for late ACD events (wrap-up, callback).
+    TAIL_S = 6 * 3600.0
+
+    def emit_acd(self, call_id: str, kind: EventKind, data: dict[str, Any]) -> None:
+        """The ACD's (and the IVR's) events. Some come after the caller's channel closed the call record
+        (``agent.ended`` and wrap-up when the caller hung up first, a callback later on):
+        the book has forgotten that call's numbering, so continue it above a time base
+        instead of starting again at seq 1 (which the store would drop as duplicates)."""
+        if call_id not in self.book.calls and call_id not in self._tails:
+            self.book.bus.seed(call_id, adopted_seq_base())
+            now = time.monotonic()
+            self._tails[call_id] = now
+            for old, at in list(self._tails.items()):
+                if now - at > self.TAIL_S:
+                    del self._tails[old]
+                    self.book.bus.forget(old)
+        self.book.emit(call_id, kind, data)
 
     def emit_current(self, kind: EventKind, data: dict[str, Any]) -> None:
         call_id = current_call.get()
         if call_id:
-            self.book.emit(call_id, kind, data)
+            self.emit_acd(call_id, kind, data)   # the IVR's last step can follow call.ended too
 
     async def on_start(self, session: Any) -> None:
         self.sessions_total += 1
