@@ -151,7 +151,7 @@ async def test_lookup_by_si_code_reads_back_the_status_and_routes_with_the_crm_p
     streamed = [c.split()[2].rsplit("/", 1)[1] for c in cmds
                 if c.startswith("STREAM FILE") and c.endswith('"0123456789*#"')]
     i = streamed.index("si_code_is")
-    assert streamed[i:i + 20] == ["si_code_is", *(f"num_{d}" for d in KNOWN_CODE), "status_paid_to_month",
+    assert streamed[i:i + 21] == ["si_code_is", *(f"num_{d}" for d in KNOWN_CODE), "status_paid_to_month",
                                   "num_6", "status_year", *say_number(2025, "vi")], streamed
     assert all(c.startswith(f"STREAM FILE {prefix}/vi/") for c in cmds if c.startswith("STREAM FILE"))
     joined = data(timeline, "queue.joined")
