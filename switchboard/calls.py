@@ -19,6 +19,8 @@ emits ``call.ended`` with the outcome as the reports define it
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -110,12 +112,21 @@ AFTER_HOURS_NODES = ("after_hours", "holiday_closed")
 
 
 class CallBook:
-    """Live calls by id; closes each with ``call.ended`` when its caller hangs up."""
+    """Live calls by id; closes each with ``call.ended`` when its caller hangs up.
 
-    def __init__(self, bus: CallEventBus) -> None:
+    Asterisk's ``Hangup`` usually arrives before the IVR runner has noticed the
+    hang-up and reported where its flow ended. So when the caller's channel
+    hangs up while the flow is still running, ``call.ended`` waits for the
+    flow's end (at most ``flow_grace_s``), and carries the right node and
+    outcome.
+    """
+
+    def __init__(self, bus: CallEventBus, *, flow_grace_s: float = 5.0) -> None:
         self.bus = bus
+        self.flow_grace_s = flow_grace_s
         self.calls: dict[str, CallFacts] = {}
         self._by_uniqueid: dict[str, str] = {}
+        self._hung_up: dict[str, tuple[str, str, Any]] = {}   # call id -> (cause, cause text, timer)
 
     def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any]) -> None:
         facts = self.calls.get(call_id)
@@ -163,14 +174,44 @@ class CallBook:
         facts.flow_end, facts.flow_node, facts.hangup_reason = reason, node, hangup_reason
         if hangup_reason == "callback":
             facts.callback = True
+        pending = self._hung_up.pop(call_id, None)
+        if pending is not None:
+            cause, cause_txt, timer = pending
+            if timer is not None:
+                timer.cancel()
+            self._close(call_id, cause, cause_txt)
 
     def channel_hung_up(self, uniqueid: str, *, cause: str = "", cause_txt: str = "") -> CallFacts | None:
-        call_id = self._by_uniqueid.pop(uniqueid, None)
+        call_id = self._by_uniqueid.get(uniqueid)
         if call_id is None:
             return None
+        facts = self.calls.get(call_id)
+        if facts is None:
+            self._by_uniqueid.pop(uniqueid, None)
+            return None
+        flow_running = not facts.flow_end and not facts.answered and not facts.in_survey
+        if flow_running and self.flow_grace_s > 0:
+            timer = None
+            with contextlib.suppress(RuntimeError):   # no running loop: close at once
+                timer = asyncio.get_running_loop().call_later(
+                    self.flow_grace_s, self._close_pending, call_id)
+            if timer is not None:
+                self._hung_up[call_id] = (cause, cause_txt, timer)
+                return facts
+        return self._close(call_id, cause, cause_txt)
+
+    def _close_pending(self, call_id: str) -> None:
+        pending = self._hung_up.pop(call_id, None)
+        if pending is not None:
+            log.warning("call %s: the flow did not report its end in %.0fs; closing the record",
+                        call_id, self.flow_grace_s)
+            self._close(call_id, pending[0], pending[1])
+
+    def _close(self, call_id: str, cause: str, cause_txt: str) -> CallFacts | None:
         facts = self.calls.pop(call_id, None)
         if facts is None:
             return None
+        self._by_uniqueid.pop(facts.uniqueid, None)
         outcome, node = facts.outcome()
         self.emit(call_id, EventKind.CALL_ENDED, {
             "outcome": outcome, "node": node or None, "cause": cause_txt or cause or None,

@@ -1,0 +1,83 @@
+"""Call records: event numbering, outcomes, and call.ended waiting for the flow's end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from switchboard.calls import CallBook, CallEventBus, adopted_seq_base
+from switchboard.events import CallEvent, EventKind
+
+
+def _book(grace: float = 5.0) -> tuple[CallBook, list[CallEvent]]:
+    seen: list[CallEvent] = []
+    return CallBook(CallEventBus([seen.append]), flow_grace_s=grace), seen
+
+
+def _ended(seen: list[CallEvent]) -> list[dict[str, object]]:
+    return [e.data for e in seen if e.kind == EventKind.CALL_ENDED]
+
+
+async def test_seq_numbers_per_call_and_started_once() -> None:
+    book, seen = _book()
+    book.started(call_id="c1", uniqueid="u1", caller="0243", dialed="1900", channel="PJSIP/t-1")
+    book.started(call_id="c1", uniqueid="u1", caller="0243", dialed="1900", channel="PJSIP/t-1")
+    book.emit("c1", EventKind.IVR_STEP, {"node": "welcome"})
+    book.started(call_id="c2", uniqueid="u2", caller="", dialed="1900", channel="PJSIP/t-2")
+    assert [(e.call_id, e.seq, e.kind) for e in seen] == [
+        ("c1", 1, "call.started"), ("c1", 2, "ivr.step"), ("c2", 1, "call.started")]
+
+
+async def test_hangup_before_the_flow_reports_waits_for_it() -> None:
+    book, seen = _book()
+    book.started(call_id="c1", uniqueid="u1", caller="0243", dialed="1900", channel="x")
+    book.channel_hung_up("u1", cause="16", cause_txt="Normal Clearing")
+    assert _ended(seen) == []                     # held: the flow is still running
+    book.flow_ended("c1", reason="caller_hangup", node="si_retry_menu")
+    [ended] = _ended(seen)
+    assert ended["outcome"] == "abandoned_ivr" and ended["node"] == "si_retry_menu"
+    assert ended["cause"] == "Normal Clearing"
+
+
+async def test_flow_that_never_reports_is_closed_after_the_grace() -> None:
+    book, seen = _book(grace=0.05)
+    book.started(call_id="c1", uniqueid="u1", caller="", dialed="1900", channel="x")
+    book.channel_hung_up("u1")
+    await asyncio.sleep(0.15)
+    [ended] = _ended(seen)
+    assert ended["outcome"] == "abandoned_ivr"
+    assert "c1" not in book.calls
+
+
+@pytest.mark.parametrize(
+    ("events", "flow", "expected"),
+    [
+        ([(EventKind.QUEUE_JOINED, {}), (EventKind.ANSWERED, {"agent_id": "a"})], ("queue:bridged", "agent", ""),
+         "answered"),
+        ([(EventKind.QUEUE_JOINED, {})], ("caller_hangup", "agent", ""), "abandoned_queue"),
+        ([(EventKind.QUEUE_JOINED, {}), (EventKind.CALLBACK_REQUESTED, {})], ("hangup", "callback_later", "callback"),
+         "callback"),
+        ([(EventKind.IVR_STEP, {"node": "after_hours"})], ("hangup", "goodbye", ""), "after_hours"),
+        ([], ("hangup", "goodbye", ""), "self_service"),
+        ([], ("hangup", "goodbye_no_input", "no_input"), "abandoned_ivr"),
+        ([(EventKind.TRANSFER, {"target": "113"})], ("transfer", "x", ""), "transferred"),
+        ([], ("failed", "", ""), "failed"),
+    ],
+)
+async def test_outcomes(events: list[tuple[EventKind, dict[str, object]]], flow: tuple[str, str, str],
+                        expected: str) -> None:
+    book, seen = _book()
+    book.started(call_id="c", uniqueid="u", caller="1", dialed="2", channel="x")
+    for kind, data in events:
+        book.emit("c", kind, data)
+    book.flow_ended("c", reason=flow[0], node=flow[1], hangup_reason=flow[2])
+    book.channel_hung_up("u")
+    assert _ended(seen)[0]["outcome"] == expected
+
+
+def test_adopted_calls_number_above_earlier_events() -> None:
+    assert adopted_seq_base() > 100_000
+    bus = CallEventBus()
+    bus.seed("c", 1000)
+    assert bus.emit("c", EventKind.QUEUE_JOINED, {}).seq == 1001
