@@ -25,6 +25,9 @@ secret "$RUN/sip-agents.secret"
 
 AMI_PORT="${STACK_AMI_PORT:-$(free_port 5038)}"
 SIP_PORT="${STACK_SIP_PORT:-$(free_port 5060 udp)}"
+# The local "PSTN": outbound trunk calls (callbacks) go to 127.0.0.1:TRUNK_OUT_PORT,
+# where a test's SIPp plays the called-back caller.
+TRUNK_OUT_PORT="${STACK_TRUNK_OUT_PORT:-$(free_port 5090 udp)}"
 AMI_USER=switchboard
 ADMIN_USER=sbadmin
 
@@ -53,7 +56,7 @@ write = all
 "
 python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
     ETC_DIR="$AST_ETC" AMI_PORT="$AMI_PORT" AMI_USERNAME="$AMI_USER" AMI_SECRET="$(cat "$RUN/ami.secret")" \
-    AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$SIP_PORT" TRUNK_MATCH=127.0.0.1 HEARTBEAT_MAX_AGE=15 \
+    AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$SIP_PORT" TRUNK_MATCH=127.0.0.1 TRUNK_OUT="127.0.0.1:$TRUNK_OUT_PORT" HEARTBEAT_MAX_AGE=15 \
     RTP_START=20000 RTP_END=20999 \
     --agents-pjsip "$RUN/pjsip_agents.conf" --agents-queue "$RUN/queues_members.conf"
 
@@ -85,6 +88,7 @@ SWITCHBOARD_AMI_SECRET_FILE=$RUN/ami.secret
 STACK_AMI_ADMIN_USERNAME=$ADMIN_USER
 STACK_AMI_ADMIN_SECRET_FILE=$RUN/ami-admin.secret
 STACK_SIP_PORT=$SIP_PORT
+STACK_TRUNK_OUT_PORT=$TRUNK_OUT_PORT
 STACK_SIP_AGENTS_SECRET_FILE=$RUN/sip-agents.secret
 STACK_ASTERISK_ROOT=$ASTERISK_ROOT
 STACK_ASTERISK_ETC=$AST_ETC

@@ -70,8 +70,10 @@ class HoldLoop:
                 if pressed == CALLBACK_KEY and self.callbacks:
                     await session.execute("EXEC StopMusicOnHold", timeout=10)
                     log.info("call %s: caller asked for a callback", call_id)
-                    acd.caller_pressed_callback(call_id)
-                    return
+                    if acd.caller_pressed_callback(call_id):
+                        return
+                    # refused (no number to call back): keep waiting with the music
+                    await session.execute(f"EXEC StartMusicOnHold {self.moh_class}", timeout=10)
                 wait_s = self.interval_s
         except AgiHangup:
             acd.caller_gone(call_id)

@@ -91,9 +91,21 @@ class Offer:
     call_id: str
     agent_id: str
     started: float            # monotonic
-    answered: float | None = None
+    answered: float | None = None   # the agent answered (a callback: before the number is dialled)
+    callback_id: str | None = None   # an offer of a callback: agent first, then the caller's number
+    dial_status: str = ""     # a callback: DialEnd status of the call to the number
     cause: str = ""           # hang-up cause of the leg, once Asterisk reports one
     failed_at: float | None = None   # OriginateResponse said failure without saying why
+
+
+@dataclass
+class Callback:
+    """A caller's request to be called back, keeping its place in line."""
+
+    callback_id: str
+    number: str
+    attempts: int = 0         # calls to the number made so far
+    not_before: float = 0.0   # monotonic: no new attempt before (retry delay)
 
 
 @dataclass
@@ -113,6 +125,7 @@ class Waiter:
     tier_announced: int = 0
     done: asyncio.Future[str] | None = None
     hold_task: asyncio.Task[None] | None = None
+    callback: Callback | None = None   # set once the caller asked for a callback and left the line
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +175,10 @@ class AcdService:
         hold: Any = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        callback_context: str = "callback-out",
+        callback_retry_s: float = 120.0,
+        callback_ring_s: float = 30.0,
+        callback_cli: str = "",
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -174,6 +191,10 @@ class AcdService:
         self.hold = hold
         self.clock = clock
         self.wall = wall
+        self.callback_context = callback_context
+        self.callback_retry_s = callback_retry_s     # between two calls to a number that did not answer
+        self.callback_ring_s = callback_ring_s       # how long the caller's number rings
+        self.callback_cli = callback_cli             # the number the called-back caller sees ("" = unchanged)
         self.records: dict[str, AgentRecord] = {}
         self.states: dict[str, st.AgentState] = {}
         self._by_device: dict[str, str] = {}
@@ -214,7 +235,7 @@ class AcdService:
 
     async def start(self) -> None:
         self._unsubscribe = self.ami.subscribe(self.handle_event, names=(
-            "DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup", "HangupRequest"))
+            "DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup", "HangupRequest", "DialEnd"))
         on_resync = getattr(self.ami, "on_resync", None)
         if on_resync is not None:
             on_resync(self._on_resync)
@@ -244,8 +265,9 @@ class AcdService:
                 self._end_offer(leg, "failed", cancel=True)
             for leg, offer in list(self.talking.items()):
                 self._agent_hung_up(leg, offer)
-            for call_id in list(self.waiting):
-                self._drop_waiter(call_id, "gone")
+            for call_id, w in list(self.waiting.items()):
+                if w.callback is None:     # a callback has no channel to lose: it keeps its place
+                    self._drop_waiter(call_id, "gone")
         await self.refresh_devices()
         self.schedule_route()
 
@@ -458,16 +480,41 @@ class AcdService:
             except Exception as exc:  # a lost variable only weakens re-adoption
                 log.warning("call %s: cannot set %s: %s", w.call.call_id, name, exc)
 
-    def caller_pressed_callback(self, call_id: str) -> None:
-        """The caller asked to be called back: keep the place, release the line."""
+    def caller_pressed_callback(self, call_id: str) -> bool:
+        """The caller asked to be called back: keep the place, release the line.
+
+        False when that cannot be done (no caller number): the caller keeps waiting.
+        A second request for a number that already has a callback pending keeps the
+        first one (and its place); this call just ends with outcome ``callback``.
+        """
         w = self.waiting.get(call_id)
-        if w is None or w.done is None or w.done.done():
-            return
+        if w is None or w.done is None or w.done.done() or w.session is None:
+            return False
+        if not w.caller:
+            log.info("call %s: no caller number, cannot call back", call_id)
+            return False
         if w.offer is not None:
             self._end_offer(w.offer.leg, "caller_gone", cancel=True)
+        pending = next((o for o in self.waiting.values() if o.callback is not None and o.caller == w.caller), None)
+        data = {"number": w.caller, "topic": w.call.topic, "province": w.call.province,
+                "language": w.call.language}
+        if pending is not None and pending.callback is not None:
+            self._emit(call_id, EventKind.CALLBACK_REQUESTED, {
+                **data, "callback_id": pending.callback.callback_id, "duplicate": True})
+            log.info("call %s: callback to %s already pending (%s, call %s): keeping that one", call_id,
+                     w.caller, pending.callback.callback_id, pending.call.call_id)
+            w.done.set_result("callback")
+            self._drop_waiter(call_id, None)
+            return True
+        w.callback = Callback(callback_id=f"cb-{uuid.uuid4().hex[:16]}", number=w.caller)
         w.session = None
+        self._emit(call_id, EventKind.CALLBACK_REQUESTED, {**data, "callback_id": w.callback.callback_id})
+        log.info("call %s: callback %s to %s keeps its place in line", call_id, w.callback.callback_id, w.caller)
         w.done.set_result("callback")
-        self._drop_waiter(call_id, None)
+        if w.hold_task is not None and w.hold_task is not asyncio.current_task() and not w.hold_task.done():
+            w.hold_task.cancel()
+        self.schedule_route()
+        return True
 
     def caller_gone(self, call_id: str) -> None:
         """The caller hung up while waiting (seen by the hold loop or a Hangup event)."""
@@ -506,7 +553,8 @@ class AcdService:
         self._route_pending = False
         now = self.clock()
         self._note_overflows(now)
-        calls = [w.call for w in self.waiting.values() if w.offer is None and w.session is not None]
+        calls = [w.call for w in self.waiting.values() if w.offer is None and (
+            w.session is not None or (w.callback is not None and w.callback.not_before <= now))]
         if not calls:
             return
         views: list[RouterAgent] = []
@@ -548,7 +596,8 @@ class AcdService:
         for leg, offer in list(self.offers.items()):
             if offer.failed_at is not None and now - offer.failed_at > 2.0:
                 self._end_offer(leg, "failed", cancel=True)   # no leg ever hung up: never rang
-            elif now - offer.started > self.settings.ring_timeout_s + 10:   # a lost OriginateResponse
+            elif offer.answered is None and now - offer.started > self.settings.ring_timeout_s + 10:
+                # a lost OriginateResponse
                 log.warning("offer %s to %s: no answer event, ending it", leg, offer.agent_id)
                 self._end_offer(leg, "timeout", cancel=True)
         self._route_now()
@@ -563,7 +612,8 @@ class AcdService:
             log.warning("cannot offer %s to %s: %s", a.call_id, a.agent_id, exc)
             return
         leg = f"sb-{uuid.uuid4().hex[:20]}"
-        offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock())
+        offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock(),
+                      callback_id=w.callback.callback_id if w.callback is not None else None)
         self.offers[leg] = offer
         w.offer = offer
         w.offers += 1
@@ -571,12 +621,15 @@ class AcdService:
         rec = self.records[a.agent_id]
         self._emit(a.call_id, EventKind.OFFER, {"agent_id": a.agent_id, "leg_uniqueid": leg,
                                                  "tier": a.tier.name.lower(), "proficiency": a.proficiency,
-                                                 "sticky": a.sticky})
+                                                 "sticky": a.sticky, "callback_id": offer.callback_id})
         self._notify("agent.offer", {"agent_id": a.agent_id, "call_id": a.call_id, "caller": w.caller,
                                      "topic": w.call.topic, "province": w.call.province,
                                      "language": w.call.language, "variables": dict(w.variables)})
-        log.info("offer call %s to %s (%s, tier %s, leg %s)", a.call_id, a.agent_id, rec.sip_endpoint,
-                 a.tier.name.lower(), leg)
+        log.info("offer %scall %s to %s (%s, tier %s, leg %s)", "callback of " if offer.callback_id else "",
+                 a.call_id, a.agent_id, rec.sip_endpoint, a.tier.name.lower(), leg)
+        if w.callback is not None:
+            self._spawn(self._originate(leg, self._callback_action(leg, w, a.agent_id, rec.sip_endpoint)))
+            return
         action = {
             "Action": "Originate",
             "Channel": f"PJSIP/{rec.sip_endpoint}",
@@ -590,6 +643,25 @@ class AcdService:
             "Async": "true",
         }
         self._spawn(self._originate(leg, action))
+
+    def _callback_action(self, leg: str, w: Waiter, agent_id: str, endpoint: str) -> dict[str, Any]:
+        """The agent first: when the agent answers, the dialplan (``callback_context``) dials the number."""
+        assert w.callback is not None
+        return {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{endpoint}",
+            "ChannelId": leg,
+            "OtherChannelId": f"{leg}-o",
+            "Context": self.callback_context,
+            "Exten": w.callback.number,
+            "Priority": "1",
+            "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
+            "CallerID": f'"Callback {w.callback.number}" <{w.callback.number}>',
+            "Variable": [f"SB_CALL_ID={w.call.call_id}", f"SB_AGENT={agent_id}",
+                         f"SB_CALLBACK_ID={w.callback.callback_id}", f"SB_CB_RING={int(self.callback_ring_s)}",
+                         f"SB_CB_CLI={self.callback_cli}"],
+            "Async": "true",
+        }
 
     async def _originate(self, leg: str, action: dict[str, Any]) -> None:
         try:
@@ -650,7 +722,9 @@ class AcdService:
         elif name == "OriginateResponse":
             leg = ev.get("Uniqueid") or ""
             offer = self.offers.get(leg)
-            if offer is not None and (ev.get("Response") or "") != "Success":
+            if offer is not None and offer.callback_id and (ev.get("Response") or "") == "Success":
+                self._callback_agent_answered(offer)
+            elif offer is not None and (ev.get("Response") or "") != "Success":
                 reason = ev.get("Reason") or ""
                 result = {REASON_NO_ANSWER: "timeout", REASON_BUSY: "rejected",
                           REASON_CONGESTION: "rejected"}.get(reason) or _result_of_cause(offer.cause)
@@ -660,6 +734,10 @@ class AcdService:
                     # Asterisk 22 says Reason 0 for a 486 Busy too; the leg's Hangup (cause
                     # 17) follows at once and decides. The timer ends it if none comes.
                     offer.failed_at = self.clock()
+        elif name == "DialEnd":
+            offer = self.offers.get(ev.get("Uniqueid") or "")
+            if offer is not None and offer.callback_id:
+                offer.dial_status = ev.get("DialStatus") or ""
         elif name == "HangupRequest":
             offer = self.offers.get(ev.get("Uniqueid") or "")
             if offer is not None and (ev.get("Cause") or "") not in ("", "0"):
@@ -667,10 +745,15 @@ class AcdService:
         elif name == "BridgeEnter":
             leg = ev.get("Uniqueid") or ""
             if leg in self.offers:
-                self._answered(leg, ev)
+                if self.offers[leg].callback_id:
+                    self._callback_answered(leg)
+                else:
+                    self._answered(leg, ev)
         elif name == "Hangup":
             uid = ev.get("Uniqueid") or ""
-            if uid in self.offers:
+            if uid in self.offers and self.offers[uid].answered is not None:
+                self._callback_not_reached(uid, self.offers.pop(uid))
+            elif uid in self.offers:
                 # Rejected or hung up before the bridge; OriginateResponse may follow.
                 cause = ev.get("Cause") or ""
                 self._end_offer(uid, _result_of_cause(cause) or _result_of_cause(self.offers[uid].cause)
@@ -703,6 +786,72 @@ class AcdService:
         self._notify("agent.answered", {"agent_id": offer.agent_id, "call_id": offer.call_id})
         log.info("call %s answered by %s after %.1fs", offer.call_id, offer.agent_id, wait_s)
         self._spawn(self._start_recording(leg, offer))
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _callback_agent_answered(self, offer: Offer) -> None:
+        """The agent took the callback: now the dialplan calls the caller's number."""
+        if offer.answered is not None:
+            return
+        offer.answered = self.clock()
+        try:
+            self._apply(offer.agent_id, st.Answer())
+        except IllegalAgentAction as exc:
+            log.warning("callback answer by %s: %s", offer.agent_id, exc)
+        self._emit(offer.call_id, EventKind.OFFER_RESULT, {"agent_id": offer.agent_id, "result": "answered",
+                                                           "ring_s": round(offer.answered - offer.started, 3),
+                                                           "callback_id": offer.callback_id})
+        self._notify("agent.answered", {"agent_id": offer.agent_id, "call_id": offer.call_id})
+        log.info("callback %s: %s answered, calling the number", offer.callback_id, offer.agent_id)
+
+    def _callback_answered(self, leg: str) -> None:
+        """The called-back caller answered: agent and caller are bridged."""
+        offer = self.offers.pop(leg)
+        if offer.answered is None:
+            self.offers[leg] = offer
+            self._callback_agent_answered(offer)
+            self.offers.pop(leg)
+        self.talking[leg] = offer
+        w = self.waiting.get(offer.call_id)
+        cb = w.callback if w is not None else None
+        attempt = (cb.attempts + 1) if cb is not None else 1
+        wait_s = (self.clock() - w.call.joined_at) if w is not None else 0.0
+        if w is not None:
+            if w.caller:
+                self.last_agent[w.caller] = (offer.agent_id, self.wall())
+            self._drop_waiter(offer.call_id, None)
+        self._emit(offer.call_id, EventKind.CALLBACK_COMPLETED, {
+            "callback_id": offer.callback_id, "result": "answered", "attempt": attempt, "agent_id": offer.agent_id})
+        self._emit(offer.call_id, EventKind.ANSWERED, {"agent_id": offer.agent_id, "wait_s": round(wait_s, 3),
+                                                       "leg_uniqueid": leg, "callback_id": offer.callback_id})
+        log.info("callback %s of call %s answered (attempt %d), agent %s", offer.callback_id, offer.call_id,
+                 attempt, offer.agent_id)
+        self._spawn(self._start_recording(leg, offer))
+
+    def _callback_not_reached(self, leg: str, offer: Offer) -> None:
+        """The agent answered but the number did not (or could not be dialled): retry later, or give up."""
+        self._agent_hung_up(leg, offer, cause=f"callback {offer.dial_status or 'not reached'}")
+        w = self.waiting.get(offer.call_id)
+        if w is not None and w.offer is offer:
+            w.offer = None
+        cb = w.callback if w is not None else None
+        if cb is None or w is None:
+            return
+        cb.attempts += 1
+        result = "failed" if offer.dial_status in ("CHANUNAVAIL", "CONGESTION", "INVALIDARGS") else "no_answer"
+        final = cb.attempts >= max(1, self.settings.callback_max_attempts)
+        self._emit(offer.call_id, EventKind.CALLBACK_COMPLETED, {
+            "callback_id": cb.callback_id, "result": result, "attempt": cb.attempts, "final": final,
+            "agent_id": offer.agent_id, "dial_status": offer.dial_status or None})
+        if final:
+            log.info("callback %s to %s: %s after %d attempt(s), giving up", cb.callback_id, cb.number, result,
+                     cb.attempts)
+            self._drop_waiter(offer.call_id, None)
+        else:
+            cb.not_before = self.clock() + self.callback_retry_s
+            log.info("callback %s to %s: %s (attempt %d), retry in %.0fs", cb.callback_id, cb.number, result,
+                     cb.attempts, self.callback_retry_s)
+        self.schedule_route()
 
     async def _start_recording(self, leg: str, offer: Offer) -> None:
         day = datetime.now(UTC).strftime("%Y/%m/%d")

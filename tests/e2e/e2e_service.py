@@ -172,6 +172,20 @@ class Service:
         self.callers.append(task)
         return task
 
+    def pstn(self, *, mode: str = "answer", answer_after: float = 1.0, talk: float | None = 3.0,
+             calls: int = 1, timeout: float = 90.0) -> asyncio.Task[SippResult]:
+        """The local "PSTN" behind the trunk (STACK_TRUNK_OUT_PORT): a SIPp UAS that plays
+        the called-back caller for ``calls`` calls."""
+        scenario = agent_scenario(answer_after=answer_after, mode=mode, talk=talk).replace(
+            '<recv request="ACK" optional="true" timeout="5000"/>', '<recv request="ACK" timeout="5000"/>')
+        task = asyncio.create_task(run_caller(scenario, remote=sip_remote(self.env), service="", timeout=timeout,
+                                              port=int(self.env["STACK_TRUNK_OUT_PORT"]), calls=calls))
+        self.callers.append(task)
+        return task
+
+    def call_ids_of(self, caller: str) -> list[str]:
+        return [ev.call_id for ev in self.events if ev.kind == "call.started" and ev.data.get("caller") == caller]
+
     def call_id_of(self, caller: str) -> str | None:
         for ev in self.events:
             if ev.kind == "call.started" and ev.data.get("caller") == caller:
@@ -260,14 +274,16 @@ async def until(cond: Callable[[], bool | Awaitable[bool]], *, timeout: float, w
         await asyncio.sleep(interval)
 
 
-async def run_caller(scenario_xml: str, *, remote: str, service: str, timeout: float) -> SippResult:
+async def run_caller(scenario_xml: str, *, remote: str, service: str, timeout: float, port: int = 0,
+                     calls: int = 1) -> SippResult:
     """``run_sipp``, but the SIPp process dies with the task (a cancelled test leaves no caller behind)."""
     tmp = Path(tempfile.mkdtemp(prefix="sipp-caller-"))
     scen = tmp / "scenario.xml"
     scen.write_text(scenario_xml, encoding="ascii", errors="xmlcharrefreplace")
-    args = [sipp_binary(), remote, "-sf", str(scen), "-m", "1", "-i", "127.0.0.1", "-p", "0", "-nostdin",
-            "-trace_err", "-timeout", f"{int(timeout)}s", "-timeout_error", "-max_recv_loops", "1000",
-            "-s", service]
+    args = [sipp_binary(), remote, "-sf", str(scen), "-m", str(calls), "-i", "127.0.0.1", "-p", str(port),
+            "-nostdin", "-trace_err", "-timeout", f"{int(timeout)}s", "-timeout_error", "-max_recv_loops", "1000"]
+    if service:
+        args += ["-s", service]
     proc = await asyncio.create_subprocess_exec(*args, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:

@@ -1,0 +1,126 @@
+"""Callback that keeps the caller's place (issue 5), on the real stack: the caller
+presses 1 while waiting, hears the flow's ``callback_later`` prompt and is hung
+up; the request keeps its original place in line. When its turn comes the
+AGENT is called first (Originate into ``callback-out``), then the caller's
+number on the trunk, played by a SIPp UAS behind the local "PSTN" port.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from e2e_service import PENSION, running_service, until
+
+from switchboard.demo.sipp import AwaitHangup, Dtmf, HangUp, Pause
+
+pytestmark = pytest.mark.e2e
+
+
+def ivr(keys: str) -> list[Pause | Dtmf]:
+    steps: list[Pause | Dtmf] = []
+    for k in keys:
+        steps += [Pause(2.5), Dtmf(k)]
+    return steps
+
+
+def _ts(ev: object) -> float:
+    return ev.ts.timestamp()  # type: ignore[attr-defined]
+
+
+async def test_callback_keeps_its_place_and_calls_the_agent_first(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        svc.acd.callback_retry_s = 2.0
+        agent = await svc.agent("agent1009", talk=None)
+        busy, asks, dup, later = "02838200001", "02838200002", "02838200002", "02838200003"
+        pstn = svc.pstn(answer_after=1.0, talk=3.0)
+        # the first caller gets the agent; the others join the line while they talk
+        talking = svc.call([*ivr(PENSION), Pause(15), HangUp()], caller=busy)
+        asking = svc.call([Pause(2), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=asks)
+        # the same number calls again and asks too while its callback is pending: the first one is kept
+        again = svc.call([Pause(3), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=dup)
+        waiting = svc.call([Pause(5), *ivr(PENSION), Pause(32), HangUp()], caller=later)
+        answered_busy = await svc.wait_event(await svc.wait_call_id(busy), "call.answered", timeout=25)
+        assert answered_busy.data["agent_id"] == "agent1009"
+        cid = await svc.wait_call_id(asks)
+        requested = await svc.wait_event(cid, "callback.requested", timeout=25)
+        callback_id = requested.data["callback_id"]
+        assert requested.data["number"] == asks and callback_id
+        await until(lambda: len(svc.call_ids_of(dup)) == 2, timeout=10, what="second call from the number")
+        cid2 = svc.call_ids_of(dup)[1]
+        second = await svc.wait_event(cid2, "callback.requested", timeout=25)
+        assert second.data["callback_id"] == callback_id and second.data["duplicate"] is True
+        for task in (asking, again):
+            result = await task
+            assert result.ok, result.errors or result.stderr       # the line was hung up on them
+        assert "callback_later" in str([e.data for e in svc.of(cid, "ivr.step")])
+        cid_later = await svc.wait_call_id(later)
+        await svc.wait_event(cid_later, "queue.joined", timeout=25)
+        # the callback still holds its place, ahead of the later caller
+        order = [w.call_id for w in svc.acd.waiting_calls()]
+        assert order == [cid, cid_later], order
+        done = await svc.wait_event(cid, "callback.completed", timeout=45)
+        assert done.data["result"] == "answered" and done.data["callback_id"] == callback_id
+        offer = svc.of(cid, "agent.offer")[0]
+        agent_took = svc.of(cid, "agent.offer_result")[0]
+        assert offer.data["agent_id"] == "agent1009" and offer.data["callback_id"] == callback_id
+        assert _ts(offer) <= _ts(agent_took) <= _ts(done)        # the agent first, then the caller
+        # the later caller gets the agent only after the callback
+        answered_later = await svc.wait_event(cid_later, "call.answered", timeout=30)
+        assert _ts(answered_later) > _ts(done)
+        assert (await pstn).ok
+        assert (await talking).ok and (await waiting).ok
+        row, timeline = await svc.record(cid, until=("call.ended", "callback.completed", "agent.wrap_up_ended"))
+        assert (row["outcome"], row["callback_id"], row["callback_result"], row["agent_id"], row["offers"]) == \
+            ("callback", callback_id, "answered", "agent1009", 1)
+        seqs = [e["seq"] for e in timeline]
+        assert seqs == sorted(set(seqs))
+        kinds = [e["kind"] for e in timeline]
+        assert kinds.index("callback.requested") < kinds.index("call.ended") < kinds.index("agent.offer") \
+            < kinds.index("callback.completed")
+        row2, _ = await svc.record(cid2)
+        assert (row2["outcome"], row2["callback_id"]) == ("callback", callback_id)
+        cbs = await svc.fetch("SELECT callback_id, call_id, number, result, attempts FROM callbacks "
+                              "WHERE number = $1", asks)
+        assert [(r["callback_id"], r["call_id"], r["result"], r["attempts"]) for r in cbs] == \
+            [(callback_id, cid, "answered", 1)]
+        assert agent.calls_answered() == 3
+        assert json.loads(timeline[kinds.index("agent.offer")]["data"])["callback_id"] == callback_id
+
+
+async def test_callback_retries_a_number_that_does_not_answer_up_to_the_limit(stack_env: dict[str, str],
+                                                                              pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        svc.acd.callback_retry_s = 1.0
+        svc.acd.callback_ring_s = 4.0
+        limit = svc.acd.settings.callback_max_attempts
+        agent = await svc.agent("agent1009", talk=None, ready=False)    # nobody free: the caller waits
+        pstn = svc.pstn(mode="ringout", calls=limit)
+        caller = "02838200009"
+        asking = svc.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller)
+        cid = await svc.wait_call_id(caller)
+        requested = await svc.wait_event(cid, "callback.requested", timeout=25)
+        assert (await asking).ok
+        svc.acd.ready("agent1009")
+        await until(lambda: any(e.data.get("final") for e in svc.of(cid, "callback.completed")),
+                    timeout=20 + 12 * limit, what="the last callback attempt")
+        attempts = [(e.data["result"], e.data["attempt"], e.data["final"]) for e in svc.of(cid, "callback.completed")]
+        assert attempts == [("no_answer", n, n == limit) for n in range(1, limit + 1)]
+        assert [e.data["result"] for e in svc.of(cid, "agent.offer_result")] == ["answered"] * limit
+        assert not svc.acd.waiting                                   # given up: out of the line
+        await until(lambda: svc.status("agent1009") == "ready", timeout=8, what="agent1009 ready again")
+        assert svc.acd.states["agent1009"].no_answer_streak == 0     # the agent did answer
+        assert (await pstn).ok                                      # the number rang `limit` times
+        assert agent.calls_answered() == limit
+        row, _ = await svc.record(cid, until=("call.ended", "callback.completed"))
+        await until(lambda: _attempts_stored(svc, requested.data["callback_id"], limit), timeout=10,
+                    what="every attempt stored")
+        cbs = await svc.fetch("SELECT result, attempts FROM callbacks WHERE callback_id = $1",
+                              requested.data["callback_id"])
+        assert [(r["result"], r["attempts"]) for r in cbs] == [("no_answer", limit)]
+        assert (row["outcome"], row["agent_id"], row["offers"]) == ("callback", None, limit)
+
+
+async def _attempts_stored(svc: object, callback_id: str, n: int) -> bool:
+    rows = await svc.fetch("SELECT attempts FROM callbacks WHERE callback_id = $1", callback_id)  # type: ignore[attr-defined]
+    return bool(rows) and rows[0]["attempts"] == n
