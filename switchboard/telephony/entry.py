@@ -15,6 +15,7 @@ the flow again.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import time
@@ -35,6 +36,11 @@ log = logging.getLogger("switchboard.entry")
 #: The call id of the AGI session a task is serving (the IVR runner's emit has no call id).
 current_call: contextvars.ContextVar[str] = contextvars.ContextVar("current_call", default="")
 
+#: Dialplan applications a caller may be running while it still sits in ``AGI(agi:async)``:
+#: ``EXEC`` from AGI shows the executed application (a waiting caller shows StartMusicOnHold).
+#: Anything else (the fallback Queue, a transfer's Dial, Bridge) is not ours to adopt.
+NOT_IN_AGI = frozenset({"Queue", "Dial", "Bridge", "AppDial", "Hangup", ""})
+
 ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_mod.VAR_PRIORITY,
               acd_mod.VAR_LANGUAGE, acd_mod.VAR_JOINED, acd_mod.VAR_CALLER, "SB_DID")
 
@@ -52,6 +58,7 @@ class AgiEntry:
         self.survey_context = survey_context
         self.agents_context = agents_context
         self.manager: AgiManager | None = None
+        self._adopting = asyncio.Lock()   # start-up and AMI resync both ask: one pass at a time
         self.sessions_total = 0
         self.adopted_total = 0
         self._tails: dict[str, float] = {}     # call id -> when its record closed (ACD events still due)
@@ -137,6 +144,11 @@ class AgiEntry:
         """Take over callers still in AsyncAGI (after a service restart). Returns how many."""
         if self.manager is None:
             return 0
+        async with self._adopting:
+            return await self._readopt()
+
+    async def _readopt(self) -> int:
+        assert self.manager is not None
         try:
             listing = await self.ami.send({"Action": "CoreShowChannels"}, timeout=10)
         except (AmiError, TimeoutError) as exc:
@@ -146,7 +158,8 @@ class AgiEntry:
             return 0
         count = 0
         for ch in listing.events:
-            if ch.name != "CoreShowChannel" or (ch.get("Application") or "") != "AGI":
+            if ch.name != "CoreShowChannel" or (ch.get("Application") or "") in NOT_IN_AGI \
+                    or ch.get("BridgeId"):
                 continue
             uniqueid = ch.get("Uniqueid") or ""
             if not uniqueid or uniqueid in self.manager.sessions:

@@ -1,0 +1,283 @@
+"""kill -9 of the service (issue 5, "Fallback"): the service runs as a real
+subprocess (``switchboard run`` with a TOML config). With one bridged call and
+one caller waiting, SIGKILL: the bridged call stays up (Asterisk holds it), a
+new call while the heartbeat is stale goes to the dialplan's fallback queue,
+and a restarted service re-adopts the waiting caller from its SB_* channel
+variables and gets it an agent; its record continues above the old seqs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from e2e_service import (
+    REPO,
+    _Softphone,
+    agents_secret,
+    free_port,
+    hang_up_leftovers,
+    migrate,
+    run_caller,
+    sip_remote,
+    until,
+)
+from e2e_stack import ami_settings
+
+from switchboard.acd.agents import sip_password
+from switchboard.ami.client import AmiClient, ListResponse
+from switchboard.calls import adopted_seq_base
+from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippResult, caller_scenario
+from switchboard.ivr.calendar import vn_holiday
+
+pytestmark = pytest.mark.e2e
+
+HEALTH_CARD = "121"
+
+
+def ivr(keys: str) -> list[Pause | Dtmf]:
+    steps: list[Pause | Dtmf] = []
+    for k in keys:
+        steps += [Pause(2.5), Dtmf(k)]
+    return steps
+
+
+def clock_offset_to_open_hours() -> float:
+    """Seconds from now to the next working Tuesday 10:00 in Hồ Chí Minh City (ivr.clock_offset_s)."""
+    now = datetime.now(UTC)
+    day = (now + timedelta(days=1)).date()
+    while day.weekday() != 1 or vn_holiday(day) or vn_holiday(day - timedelta(days=1)) \
+            or vn_holiday(day + timedelta(days=1)):
+        day += timedelta(days=1)
+    target = datetime(day.year, day.month, day.day, 3, 0, tzinfo=UTC)   # 10:00 at UTC+7
+    return (target - now).total_seconds()
+
+
+def write_config(path: Path, env: dict[str, str], dsn: str, http_port: int, run_dir: Path) -> None:
+    path.write_text(f"""
+[ami]
+host = "{env['SWITCHBOARD_AMI_HOST']}"
+port = {env['SWITCHBOARD_AMI_PORT']}
+username = "{env['SWITCHBOARD_AMI_USERNAME']}"
+secret_file = "{env['SWITCHBOARD_AMI_SECRET_FILE']}"
+heartbeat_interval = 1.0
+
+[database]
+dsn = "{dsn}"
+spool_dir = "{run_dir}/spool"
+flush_interval = 0.05
+
+[http]
+host = "127.0.0.1"
+port = {http_port}
+
+[paths]
+flows_dir = "{REPO}/ivr_flows"
+recordings_dir = "{REPO}/recordings"
+prompts_dir = "{REPO}/recordings/prompts"
+run_dir = "{run_dir}"
+asterisk_prompts_dir = "{env['STACK_SOUND_PREFIX']}"
+asterisk_recordings_dir = "{env['STACK_RECORDINGS_IN_ASTERISK']}"
+
+[routing]
+ring_timeout_s = 6.0
+wrap_up_s = 3.0
+region_after_s = 60.0
+nation_after_s = 120.0
+reevaluate_interval_s = 0.5
+announce_interval_s = 4.0
+sticky_max_wait_s = 0.0
+
+[ivr]
+announce_first_s = 3.0
+clock_offset_s = {clock_offset_to_open_hours():.0f}
+""", encoding="utf-8")
+
+
+def cli(config: Path, *args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "switchboard"), "--config", str(config), *args]
+
+
+async def run_cli(config: Path, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(*cli(config, *args), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
+
+
+class ServiceProcess:
+    def __init__(self, config: Path, log: Path, http_port: int) -> None:
+        self.config, self.log, self.http_port = config, log, http_port
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+        env["SWITCHBOARD_CONFIG"] = str(self.config)
+        with self.log.open("ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cli(self.config, "run")[:1], "run", env=env, stdout=out, stderr=out, start_new_session=True)
+        await until(self._ready, timeout=20, what=f"service up (log {self.log})", interval=0.3)
+
+    async def _ready(self) -> bool:
+        try:
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.http_port}/readyz",
+                                                           timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def api_ready(port: int, token: str, agent_id: str) -> None:
+    async with aiohttp.ClientSession() as s, s.post(
+            f"http://127.0.0.1:{port}/api/agents/{agent_id}/ready", json={},
+            headers={"Authorization": f"Bearer {token}"}, timeout=aiohttp.ClientTimeout(total=5)) as r:
+        assert r.status == 200, await r.text()
+
+
+async def events_of(dsn: str, caller: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return list(await conn.fetch(
+            "SELECT e.call_id, e.seq, e.kind, e.data FROM call_events e WHERE e.call_id IN "
+            "(SELECT call_id FROM call_events WHERE kind = 'call.started' AND data->>'caller' = $1) "
+            "ORDER BY e.seq", caller, timeout=5))
+    finally:
+        await conn.close()
+
+
+async def has_kind(dsn: str, caller: str, kind: str) -> bool:
+    return any(e["kind"] == kind for e in await events_of(dsn, caller))
+
+
+@pytest.fixture
+async def ami(stack_env: dict[str, str]) -> AsyncIterator[AmiClient]:
+    client = AmiClient(ami_settings(stack_env))
+    await client.start(timeout=10)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
+        stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
+    await migrate(pg_dsn)
+    await hang_up_leftovers(stack_env)
+    http_port = free_port(socket.SOCK_STREAM)
+    config = tmp_path / "switchboard.toml"
+    write_config(config, stack_env, pg_dsn, http_port, tmp_path)
+    await run_cli(config, "agents", "import", str(REPO / "deploy" / "agents.yaml"))
+    tokens = {a: (await run_cli(config, "tokens", "create", "--role", "agent", "--agent", a,
+                                "--name", "e2e")).strip().splitlines()[-1] for a in ("agent1009", "agent1010")}
+    service = ServiceProcess(config, tmp_path / "service.log", http_port)
+    secret = agents_secret(stack_env)
+    phones = [_Softphone(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
+                         port=free_port(), talk=None) for a in ("agent1009", "agent1010")]
+    callers: list[asyncio.Task[SippResult]] = []
+
+    def call(steps: list[object], caller: str) -> asyncio.Task[SippResult]:
+        task = asyncio.create_task(run_caller(caller_scenario(steps, caller=caller),  # type: ignore[arg-type]
+                                              remote=sip_remote(stack_env), service="19009068", timeout=150))
+        callers.append(task)
+        return task
+
+    try:
+        for p in phones:
+            await p.start()
+        await service.start()
+        await asyncio.sleep(1.0)   # DeviceStateChange of the new registrations
+        await api_ready(http_port, tokens["agent1009"], "agent1009")   # agent1010 stays logged out for now
+        talker, waiter, late = "02838300001", "02838300002", "02838300003"
+        bridged = call([*ivr(HEALTH_CARD), Pause(75), HangUp()], talker)
+        await until(lambda: has_kind(pg_dsn, talker, "call.answered"), timeout=30, what="the first call answered")
+        call([*ivr(HEALTH_CARD), Pause(60), HangUp()], waiter)
+        await until(lambda: has_kind(pg_dsn, waiter, "queue.joined"), timeout=30, what="the second caller waiting")
+        await asyncio.sleep(1.0)   # the SB_* variables are set right after queue.joined
+        before = await events_of(pg_dsn, waiter)
+        old_max = max(e["seq"] for e in before)
+
+        service.kill9()
+        killed_at = time.monotonic()
+        # Asterisk keeps the bridged call: still up well after the kill
+        await asyncio.sleep(5)
+        assert not bridged.done(), "the bridged caller lost its call"
+        channels = await ami.send({"Action": "CoreShowChannels"}, timeout=5)
+        assert isinstance(channels, ListResponse)
+        by_caller = {ev.get("CallerIDNum"): ev for ev in channels.events if ev.name == "CoreShowChannel"}
+        assert by_caller[talker].get("BridgeId"), by_caller[talker]
+        assert any((ev.get("Channel") or "").startswith("PJSIP/agent1009") and ev.get("BridgeId")
+                   == by_caller[talker].get("BridgeId") for ev in channels.events)
+
+        # once the heartbeat is stale, a new call goes to the fallback queue
+        async def stale() -> bool:
+            resp = await ami.send({"Action": "DBGet", "Family": "switchboard", "Key": "heartbeat"}, timeout=5)
+            vals = [ev.get("Val") for ev in getattr(resp, "events", ()) if ev.get("Val")]
+            return not vals or time.time() - int(vals[0]) > 15 + 1
+
+        await until(stale, timeout=25, what="heartbeat stale")
+        fallback = call([Pause(8), HangUp()], late)
+
+        async def in_fallback() -> bool:
+            status = await ami.send({"Action": "QueueStatus", "Queue": "hotline-fallback"}, timeout=5)
+            return late in [ev.get("CallerIDNum") for ev in getattr(status, "events", ()) if ev.name == "QueueEntry"]
+
+        await until(in_fallback, timeout=8, what="the new call in the fallback queue")
+        assert (await fallback).ok
+
+        # restart: the waiting caller (still in AGI, music on hold) is re-adopted and gets the free agent
+        channels = await ami.send({"Action": "CoreShowChannels"}, timeout=5)
+        in_agi = [(ev.get("CallerIDNum"), ev.get("Application"), ev.get("Context"))
+                  for ev in getattr(channels, "events", ()) if ev.name == "CoreShowChannel"]
+        # AGI's "EXEC StartMusicOnHold" shows as the channel's application: not "AGI" (re-adoption
+        # used to skip every caller on hold because of that)
+        assert (waiter, "StartMusicOnHold", "hotline") in in_agi, in_agi
+        await service.start()
+        assert time.monotonic() - killed_at < 60
+        await api_ready(http_port, tokens["agent1010"], "agent1010")
+        await until(lambda: has_kind(pg_dsn, waiter, "call.answered"), timeout=30,
+                    what="the re-adopted caller answered")
+        after = [e for e in await events_of(pg_dsn, waiter) if e["seq"] > old_max]
+        assert after and min(e["seq"] for e in after) > adopted_seq_base(time.time() - 120)
+        kinds = [e["kind"] for e in after]
+        assert kinds[:1] == ["queue.joined"] and "call.answered" in kinds
+        joined = json.loads(after[0]["data"])
+        assert (joined["topic"], joined["province"], joined["province_source"]) == \
+            ("health.card", "ho-chi-minh", "adopted")
+        answered = json.loads(after[kinds.index("call.answered")]["data"])
+        assert answered["agent_id"] == "agent1010"
+        assert {e["call_id"] for e in before} == {e["call_id"] for e in after}   # the same call record
+        assert not bridged.done()
+    finally:
+        for t in callers:
+            t.cancel()
+        await asyncio.gather(*callers, return_exceptions=True)
+        await service.stop()
+        for p in phones:
+            await p.stop()
+        await hang_up_leftovers(stack_env)
+
