@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,9 +45,17 @@ def adopted_seq_base(now: float | None = None) -> int:
 
 
 class CallEventBus:
-    def __init__(self, sinks: Iterable[Sink] = ()) -> None:
+    """Numbers each call's events 1, 2, 3... and hands them to the sinks.
+
+    A call's counter outlives its record (events such as the agent's wrap-up
+    or a callback attempt come after ``call.ended``): counters are kept for
+    the ``max_calls`` most recently active calls.
+    """
+
+    def __init__(self, sinks: Iterable[Sink] = (), *, max_calls: int = 200_000) -> None:
         self.sinks: list[Sink] = list(sinks)
-        self._seq: dict[str, int] = {}
+        self.max_calls = max_calls
+        self._seq: OrderedDict[str, int] = OrderedDict()
         self.emitted_total = 0
         self.sink_errors = 0
 
@@ -58,8 +67,10 @@ class CallEventBus:
         self._seq.pop(call_id, None)
 
     def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any]) -> CallEvent:
-        seq = self._seq.get(call_id, 0) + 1
+        seq = self._seq.pop(call_id, 0) + 1
         self._seq[call_id] = seq
+        if len(self._seq) > self.max_calls:
+            self._seq.popitem(last=False)
         event = CallEvent(call_id=call_id, seq=seq, ts=datetime.now(UTC), kind=str(kind), data=dict(data))
         self.emitted_total += 1
         for sink in self.sinks:
@@ -217,5 +228,4 @@ class CallBook:
             "outcome": outcome, "node": node or None, "cause": cause_txt or cause or None,
             "duration_s": round(time.monotonic() - facts.started, 3)})
         log.info("call %s ended: %s%s", call_id, outcome, f" at {node}" if node else "")
-        self.bus.forget(call_id)
         return facts

@@ -248,7 +248,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
             "Content-Length: 0", "",
         ])
         out.append(f"<send>{_cdata(terminated)}</send>")
-        out.append('<recv request="ACK" optional="true" timeout="5000"/>')
+        out.append('<recv request="ACK" timeout="5000"/>')   # Asterisk ACKs the 487
         out.append(_OPTIONS_TAIL)
         out.append("</scenario>")
         return "\n".join(out) + "\n"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 import urllib.parse
 from typing import Any
 
@@ -27,7 +26,7 @@ from switchboard.acd.service import AcdService
 from switchboard.ami.agi import AgiHangup, AgiManager
 from switchboard.ami.client import AmiError, ListResponse
 from switchboard.ami.protocol import Event
-from switchboard.calls import CallBook, adopted_seq_base
+from switchboard.calls import CallBook
 from switchboard.events import EventKind
 from switchboard.telephony.features import FeatureCodes
 
@@ -61,25 +60,13 @@ class AgiEntry:
         self._adopting = asyncio.Lock()   # start-up and AMI resync both ask: one pass at a time
         self.sessions_total = 0
         self.adopted_total = 0
-        self._tails: dict[str, float] = {}     # call id -> when its record closed (ACD events still due)
         acd.send_events_to(self.emit_acd)
 
-    #: How long the numbering of a closed call is kept for late ACD events (wrap-up, callback).
-    TAIL_S = 6 * 3600.0
 
     def emit_acd(self, call_id: str, kind: EventKind, data: dict[str, Any]) -> None:
-        """The ACD's (and the IVR's) events. Some come after the caller's channel closed the call record
-        (``agent.ended`` and wrap-up when the caller hung up first, a callback later on):
-        the book has forgotten that call's numbering, so continue it above a time base
-        instead of starting again at seq 1 (which the store would drop as duplicates)."""
-        if call_id not in self.book.calls and call_id not in self._tails:
-            self.book.bus.seed(call_id, adopted_seq_base())
-            now = time.monotonic()
-            self._tails[call_id] = now
-            for old, at in list(self._tails.items()):
-                if now - at > self.TAIL_S:
-                    del self._tails[old]
-                    self.book.bus.forget(old)
+        """The ACD's events. Some come after the caller's channel closed the call record
+        (``agent.ended`` and wrap-up when the caller hung up first, a callback later on);
+        the bus keeps numbering them after the record's end."""
         self.book.emit(call_id, kind, data)
 
     def emit_current(self, kind: EventKind, data: dict[str, Any]) -> None:

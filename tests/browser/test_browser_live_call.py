@@ -51,8 +51,9 @@ async def shot(page: Page, name: str) -> None:
 
 
 async def test_agent_takes_a_real_call_in_the_panel_and_the_wallboard_follows(
-        stack_env: dict[str, str], pg_dsn: str, browser: Any) -> None:
-    async with running_service(stack_env, pg_dsn, routing=ROUTING) as svc:
+        stack_env: dict[str, str], fresh_db: str, browser: Any) -> None:
+    # A database of its own: "answered today" counts this test's call only.
+    async with running_service(stack_env, fresh_db, routing=ROUTING) as svc:
         url = base_url(svc)
         record = next(a for a in demo_agents() if a.id == AGENT)
         agent_token = await create_token(svc.dsn, role="agent", agent=record, name="browser agent1009")

@@ -110,8 +110,10 @@ def cli(config: Path, *args: str) -> list[str]:
 
 
 async def run_cli(config: Path, *args: str) -> str:
+    # Only the test's config: SWITCHBOARD_* of the shell (make test exports the stack's) would override it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     proc = await asyncio.create_subprocess_exec(*cli(config, *args), stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+                                                stderr=asyncio.subprocess.PIPE, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
     return out.decode()

@@ -81,3 +81,22 @@ def test_adopted_calls_number_above_earlier_events() -> None:
     bus = CallEventBus()
     bus.seed("c", 1000)
     assert bus.emit("c", EventKind.QUEUE_JOINED, {}).seq == 1001
+
+
+def test_events_after_the_end_keep_numbering() -> None:
+    book, seen = _book(grace=0)
+    book.started(call_id="c1", uniqueid="u1", caller="1", dialed="2", channel="x")
+    book.flow_ended("c1", reason="queue:bridged", node="agent")
+    book.channel_hung_up("u1")
+    book.emit("c1", EventKind.WRAP_UP_ENDED, {"agent_id": "a"})   # the agent's wrap-up, after call.ended
+    assert [e.seq for e in seen if e.call_id == "c1"] == [1, 2, 3]
+
+
+def test_bus_counters_are_bounded_lru() -> None:
+    bus = CallEventBus(max_calls=2)
+    bus.emit("a", EventKind.IVR_STEP, {})
+    bus.emit("b", EventKind.IVR_STEP, {})
+    bus.emit("a", EventKind.IVR_STEP, {})      # a is recent again
+    bus.emit("c", EventKind.IVR_STEP, {})      # evicts b, the least recently active
+    assert bus.emit("a", EventKind.IVR_STEP, {}).seq == 3
+    assert bus.emit("b", EventKind.IVR_STEP, {}).seq == 1
