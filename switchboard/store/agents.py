@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
-    id: str
-    name: str
-    sip_endpoint: str
-    skills: dict[str, int] = field(default_factory=dict)   # skill -> proficiency 1..5
-    home_province: str | None = None
-    languages: tuple[str, ...] = ("vi",)
-    active: bool = True
+from switchboard.acd.agents import AgentRecord  # one agent type for the ACD, the store and the CLI
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +23,7 @@ class AgentStateChange:
     duration_s: float | None = None   # time spent in from_state
 
 
-def _check_skills(skills: dict[str, int]) -> None:
+def _check_skills(skills: Mapping[str, int]) -> None:
     for skill, level in skills.items():
         if not isinstance(level, int) or not 1 <= level <= 5:
             raise ValueError(f"proficiency of {skill!r} must be 1..5, got {level!r}")
@@ -48,7 +39,7 @@ async def upsert_agent(conn: asyncpg.Connection, agent: AgentRecord, *, timeout:
             skills = EXCLUDED.skills, home_province = EXCLUDED.home_province,
             languages = EXCLUDED.languages, active = EXCLUDED.active
         """,
-        agent.id, agent.name, agent.sip_endpoint, json.dumps(agent.skills, ensure_ascii=False),
+        agent.id, agent.name, agent.sip_endpoint, json.dumps(dict(agent.skills), ensure_ascii=False),
         agent.home_province, list(agent.languages), agent.active, timeout=timeout,
     )
 
@@ -59,8 +50,8 @@ async def load_agents(conn: asyncpg.Connection, *, active_only: bool = True,
         "SELECT id, name, sip_endpoint, skills::text AS skills, home_province, languages, active "
         "FROM agents WHERE active OR NOT $1 ORDER BY id", active_only, timeout=timeout)
     return [
-        AgentRecord(r["id"], r["name"], r["sip_endpoint"], json.loads(r["skills"]), r["home_province"],
-                    tuple(r["languages"]), r["active"])
+        AgentRecord(id=r["id"], name=r["name"], sip_endpoint=r["sip_endpoint"], skills=json.loads(r["skills"]),
+                    home_province=r["home_province"], languages=tuple(r["languages"]), active=r["active"])
         for r in rows
     ]
 

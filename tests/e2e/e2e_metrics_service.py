@@ -81,10 +81,7 @@ async def create_token(dsn: str, *, role: str, agent: AgentRecord | None = None,
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
         if agent is not None:
-            row = store_agents.AgentRecord(id=agent.id, name=agent.name, sip_endpoint=agent.sip_endpoint,
-                                           skills=dict(agent.skills), home_province=agent.home_province,
-                                           languages=tuple(agent.languages), active=agent.active)
-            await store_agents.upsert_agent(conn, row, timeout=10)
+            await store_agents.upsert_agent(conn, agent, timeout=10)
         token, _ = await auth.create_token(PgTokenStore(conn), role=role,
                                            agent_id=agent.id if agent else None, name=name)
         return token

@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from switchboard.acd.agents import load_agents
-from switchboard.store.agents import AgentRecord, upsert_agent
+from switchboard.store.agents import upsert_agent
 from switchboard.store.migrate import apply_migrations
 
 pytestmark = pytest.mark.e2e
@@ -34,8 +34,7 @@ def doctor_env(stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> dict[s
         try:
             await apply_migrations(conn)
             for a in load_agents(REPO / "deploy" / "agents.yaml")[:2]:
-                await upsert_agent(conn, AgentRecord(a.id, a.name, a.sip_endpoint, dict(a.skills),
-                                                     a.home_province, tuple(a.languages), a.active))
+                await upsert_agent(conn, a)
         finally:
             await conn.close()
 

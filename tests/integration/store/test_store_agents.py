@@ -15,17 +15,19 @@ from switchboard.store.agents import (
 
 
 async def test_agents_roundtrip_and_state_log(db: asyncpg.Connection) -> None:
-    a = AgentRecord("a1", "Nguyễn Thị Mai", "PJSIP/agent1", {"social/pension": 5, "health/card": 2}, "Hà Nội",
-                    ("vi", "en"))
+    a = AgentRecord(id="a1", name="Nguyễn Thị Mai", sip_endpoint="PJSIP/agent1",
+                    skills={"social/pension": 5, "health/card": 2}, home_province="Hà Nội", languages=("vi", "en"))
     await upsert_agent(db, a)
-    await upsert_agent(db, AgentRecord("a2", "Lê Văn Tâm", "PJSIP/agent2", {}, None, ("vi",), active=False))
+    await upsert_agent(db, AgentRecord(id="a2", name="Lê Văn Tâm", sip_endpoint="PJSIP/agent2", skills={},
+                                             home_province=None, languages=("vi",), active=False))
     assert await load_agents(db) == [a]
-    changed = AgentRecord("a1", "Nguyễn Thị Mai", "PJSIP/agent9", {"social/pension": 4}, "Huế", ("vi",))
+    changed = AgentRecord(id="a1", name="Nguyễn Thị Mai", sip_endpoint="PJSIP/agent9",
+                          skills={"social/pension": 4}, home_province="Huế", languages=("vi",))
     await upsert_agent(db, changed)
     assert [x.id for x in await load_agents(db, active_only=False)] == ["a1", "a2"]
     assert (await load_agents(db))[0] == changed
     with pytest.raises(ValueError):
-        await upsert_agent(db, AgentRecord("a3", "x", "PJSIP/x", {"s": 6}))
+        await upsert_agent(db, AgentRecord(id="a3", name="x", sip_endpoint="PJSIP/x", home_province=None, skills={"s": 6}))
     t = datetime(2026, 3, 2, 1, tzinfo=UTC)
     n = await log_agent_states(db, [AgentStateChange("a1", t, "ready", None, "login"),
                                     AgentStateChange("a1", t, "paused", "ready", "no-answer", None, 42.5)])
