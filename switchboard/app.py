@@ -158,20 +158,19 @@ class _Pool:
         self.pool: Any = None
 
     async def start(self) -> None:
-        import asyncpg
+        import dataclasses
 
+        from switchboard.api.pg_services import create_pool
+
+        # pool_min 0: no connection is opened (or waited for) until one is needed.
         db = self.settings.database
-        self.pool = asyncpg.create_pool(db.dsn, min_size=0, max_size=max(1, db.pool_max), timeout=5,
-                                        command_timeout=db.command_timeout,
-                                        server_settings={"application_name": "switchboard"})
-        await self.pool
+        self.pool = await create_pool(dataclasses.replace(db, pool_min=0, pool_max=max(1, db.pool_max)))
 
     async def stop(self) -> None:
+        from switchboard.api.pg_services import close_pool
+
         if self.pool is not None:
-            try:
-                await asyncio.wait_for(self.pool.close(), 5)
-            except TimeoutError:
-                self.pool.terminate()
+            await close_pool(self.pool, timeout=5)
 
 
 class _Ami:
@@ -449,10 +448,11 @@ async def _noop() -> None:
 
 
 def _agent_counts(acd: Any) -> dict[tuple[str, str], int]:
+    from switchboard.api.acd_services import state_name
+
     out: dict[tuple[str, str], int] = {}
     for snap in acd.agents():
-        state = "talking" if snap.status == "on_call" else snap.status   # the API's and the pages' name
-        key = (state, snap.pause_reason or "")
+        key = (state_name(snap.status), snap.pause_reason or "")
         out[key] = out.get(key, 0) + 1
     return out
 

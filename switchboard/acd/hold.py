@@ -20,6 +20,8 @@ from switchboard.audio.numbers import say_number
 log = logging.getLogger("switchboard.acd.hold")
 
 CALLBACK_KEY = "1"
+#: The fixed prompts of the announcements (numbers come from switchboard.audio.numbers).
+HOLD_PROMPTS = ("queue_position", "queue_wait_about", "queue_minutes", "queue_callback_offer")
 
 
 class HoldLoop:

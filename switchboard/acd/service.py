@@ -218,10 +218,6 @@ class AcdService:
 
     # ------------------------------------------------------------------ set-up
 
-    def send_events_to(self, emit: Emit) -> None:
-        """Send the calls' timeline events to ``emit`` from now on."""
-        self._emit = emit
-
     def set_agents(self, agents: Iterable[AgentRecord]) -> None:
         now = self.clock()
         for rec in agents:
@@ -368,9 +364,7 @@ class AcdService:
 
     def logout(self, agent_id: str) -> AgentSnapshot:
         s = self.states.get(agent_id)
-        if s is not None and s.status is st.AgentStatus.READY:
-            self._apply(agent_id, st.Logout())
-        elif s is not None and s.status in (st.AgentStatus.PAUSED, st.AgentStatus.WRAP_UP):
+        if s is not None and s.status in (st.AgentStatus.READY, st.AgentStatus.PAUSED, st.AgentStatus.WRAP_UP):
             self._apply(agent_id, st.Logout())
         else:
             self._record(agent_id)
@@ -417,8 +411,12 @@ class AcdService:
             self._emit(call_id, EventKind.WRAP_UP_ENDED, {
                 "agent_id": agent_id, "wrap_up_s": round(wrap_s, 3), "disposition": disposition or None})
 
+    def agent_for_device(self, device: str) -> str | None:
+        """The agent whose endpoint is ``device`` (``PJSIP/agent1001``), None if none."""
+        return self._by_device.get(device.lower())
+
     def _device_changed(self, device: str, state: str) -> None:
-        agent_id = self._by_device.get(device.lower())
+        agent_id = self.agent_for_device(device)
         if agent_id is None:
             return
         new = st.DeviceState.parse(state)

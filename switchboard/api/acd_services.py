@@ -29,9 +29,14 @@ from switchboard.metrics import Metrics
 _STATE_NAMES = {"on_call": "talking"}
 
 
+def state_name(status: str) -> str:
+    """The ACD's status as the API, the pages and the metrics call it (``on_call`` is ``talking``)."""
+    return _STATE_NAMES.get(status, status)
+
+
 def agent_view(s: AgentSnapshot) -> AgentView:
     return AgentView(
-        id=s.agent_id, name=s.name, state=_STATE_NAMES.get(s.status, s.status),
+        id=s.agent_id, name=s.name, state=state_name(s.status),
         since=datetime.fromtimestamp(s.since_wall, UTC), pause_reason=s.pause_reason, endpoint=s.endpoint,
         skills=dict(s.skills), home_province=s.home_province or None, languages=list(s.languages),
         current_call_id=s.call_id)
@@ -139,7 +144,7 @@ class AcdQueueService:
             by_province.setdefault(w.province or "unknown", []).append(w.wait_s)
         agents: dict[str, int] = {}
         for s in self.acd.agents():
-            name = _STATE_NAMES.get(s.status, s.status)
+            name = state_name(s.status)
             agents[name] = agents.get(name, 0) + 1
         ratios = self.metrics.ratios()
         answered_today, abandoned_today = self.metrics.answered_abandoned_today()

@@ -39,6 +39,7 @@ def register(sub: Any) -> None:
 
 async def check_ami(settings: Settings, timeout: float) -> list[Check]:
     from switchboard.ami.client import AmiClient, ListResponse
+    from switchboard.telephony import heartbeat
 
     s = settings.ami
     where = f"{s.host}:{s.port} as {s.username}"
@@ -60,7 +61,8 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
         t0 = time.monotonic()
         pong = await client.send({"Action": "Ping"}, timeout=timeout)
         out.append(Check("AMI ping", pong.success, f"{(time.monotonic() - t0) * 1000:.1f} ms"))
-        db = await client.send({"Action": "DBGet", "Family": "switchboard", "Key": "heartbeat"}, timeout=timeout)
+        db = await client.send({"Action": "DBGet", "Family": heartbeat.FAMILY, "Key": heartbeat.KEY},
+                               timeout=timeout)
         beat = ""
         if isinstance(db, ListResponse):
             beat = next((e.get("Val") or "" for e in db.events if e.get("Val")), "")
@@ -110,6 +112,7 @@ async def check_database(settings: Settings, timeout: float) -> list[Check]:
 
 
 def check_flows(settings: Settings) -> list[Check]:
+    from switchboard.acd.hold import HOLD_PROMPTS
     from switchboard.audio.numbers import word_prompts
     from switchboard.ivr.registry import FlowRegistry
 
@@ -129,9 +132,8 @@ def check_flows(settings: Settings) -> list[Check]:
     # The flows' own prompts are checked by the loader; the ACD's announcements and numbers here.
     missing: list[str] = []
     languages = sorted({lang for f in registry.flows.values() for lang in f.languages}) or ["vi"]
-    needed = ["queue_position", "queue_wait_about", "queue_minutes", "queue_callback_offer"]
     for lang in languages:
-        for name in [*needed, *word_prompts(lang)]:
+        for name in [*HOLD_PROMPTS, *word_prompts(lang)]:
             if not (prompts_dir / lang / f"{name}.wav").is_file():
                 missing.append(f"{lang}/{name}")
     out.append(Check("prompt audio", not missing,

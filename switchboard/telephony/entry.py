@@ -60,19 +60,11 @@ class AgiEntry:
         self._adopting = asyncio.Lock()   # start-up and AMI resync both ask: one pass at a time
         self.sessions_total = 0
         self.adopted_total = 0
-        acd.send_events_to(self.emit_acd)
-
-
-    def emit_acd(self, call_id: str, kind: EventKind, data: dict[str, Any]) -> None:
-        """The ACD's events. Some come after the caller's channel closed the call record
-        (``agent.ended`` and wrap-up when the caller hung up first, a callback later on);
-        the bus keeps numbering them after the record's end."""
-        self.book.emit(call_id, kind, data)
 
     def emit_current(self, kind: EventKind, data: dict[str, Any]) -> None:
         call_id = current_call.get()
         if call_id:
-            self.emit_acd(call_id, kind, data)   # the IVR's last step can follow call.ended too
+            self.book.emit(call_id, kind, data)   # the IVR's last step can follow call.ended too
 
     async def on_start(self, session: Any) -> None:
         self.sessions_total += 1

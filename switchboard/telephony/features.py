@@ -35,11 +35,7 @@ class FeatureCodes:
         self.acd = acd
 
     def agent_for(self, channel: str) -> str | None:
-        endpoint = endpoint_of(channel)
-        for agent_id, rec in self.acd.records.items():
-            if rec.sip_endpoint == endpoint:
-                return agent_id
-        return None
+        return self.acd.agent_for_device(f"PJSIP/{endpoint_of(channel)}")
 
     def apply(self, agent_id: str, code: str) -> str:
         """Carry out a feature code for an agent; returns the new state (raises AcdError)."""
