@@ -13,8 +13,8 @@ while read -r _ mnt _; do
     case "$mnt" in "$ASTERISK_ROOT"/*) left+=("mount $mnt");; esac
 done </proc/mounts
 if pgrep -f "sipp .*$RUN" >/dev/null; then left+=("SIPp processes of $RUN: $(pgrep -f "sipp .*$RUN" | tr '\n' ' ')"); fi
-if [ -f "$RUN/pg/data/postmaster.pid" ] && kill -0 "$(head -1 "$RUN/pg/data/postmaster.pid")" 2>/dev/null; then
-    left+=("private PostgreSQL still running ($RUN/pg)")
+if [ -f "$PGDIR/data/postmaster.pid" ] && kill -0 "$(head -1 "$PGDIR/data/postmaster.pid")" 2>/dev/null; then
+    left+=("private PostgreSQL still running ($PGDIR)")
 fi
 if [ ${#left[@]} -gt 0 ]; then
     printf 'stack: left behind after stack-down: %s\n' "${left[@]}" >&2

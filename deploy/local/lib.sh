@@ -4,6 +4,9 @@ RUN="$REPO/run"
 ASTERISK_ROOT="${ASTERISK_ROOT:-/var/cache/switchboard/asterisk-sid}"
 AST_ETC=/etc/asterisk-switchboard
 AST_MEDIA=/var/lib/switchboard/recordings
+# The private PostgreSQL cluster lives outside the checkout: user postgres may not
+# traverse the checkout's parents (a `mktemp -d` clone is 0700). One per checkout.
+PGDIR="${SWITCHBOARD_PG_DIR:-/var/tmp/switchboard-pg/$(printf %s "$REPO" | md5sum | cut -c1-12)}"
 mkdir -p "$RUN"
 
 say() { echo "stack: $*"; }

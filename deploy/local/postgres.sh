@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # PostgreSQL for the local stack. Prints the DSN to use on stdout.
 #  - SWITCHBOARD_DSN set and reachable: use it as is.
-#  - else: a private cluster under run/pg (initdb + pg_ctl, as user postgres), on a free port.
+#  - else: a private cluster in $PGDIR (lib.sh: /var/tmp/switchboard-pg/<checkout>, initdb +
+#    pg_ctl as user postgres), on a free port.
 # `postgres.sh stop` stops the private cluster (if this repo started one).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-PGDIR="$RUN/pg"
 BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 
 reachable() {
@@ -28,7 +28,7 @@ PY
 }
 
 # Close inherited descriptors above 2 so the server holds no caller's lock or pipe.
-as_pg() { runuser -u postgres -- bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done; exec "$@"' as_pg "$@"; }
+as_pg() { (cd / && bash "$REPO/deploy/local/exec-clean.sh" runuser -u postgres -- "$@"); }
 
 if [ "${1:-start}" = "stop" ]; then
     if [ -f "$PGDIR/data/postmaster.pid" ]; then
@@ -50,6 +50,7 @@ fi
 [ -n "$BIN" ] && [ -x "$BIN/initdb" ] || die "PostgreSQL server binaries not found (apt-get install postgresql)"
 id postgres >/dev/null 2>&1 || die "no 'postgres' user (installed by Debian's postgresql package)"
 mkdir -p "$PGDIR"
+chmod 755 "$(dirname "$PGDIR")"
 chown postgres "$PGDIR"
 if [ ! -f "$PGDIR/data/PG_VERSION" ]; then
     rm -rf "$PGDIR/data"

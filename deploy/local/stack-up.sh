@@ -69,8 +69,7 @@ rm -f "$ASTERISK_ROOT/var/lib/asterisk/astdb.sqlite3"   # no heartbeat left over
 
 # 8. Start Asterisk in the background, detached from our output (CI must not hang on it).
 #    Close every inherited descriptor above 2 (a caller's lock file, CI's pipes).
-setsid bash -c 'for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done
-                exec chroot "$0" /usr/sbin/asterisk -f -C "$1"' "$ASTERISK_ROOT" "$AST_ETC/asterisk.conf" \
+setsid bash deploy/local/exec-clean.sh chroot "$ASTERISK_ROOT" /usr/sbin/asterisk -f -C "$AST_ETC/asterisk.conf" \
     </dev/null >"$RUN/asterisk.console.log" 2>&1 &
 echo $! >"$RUN/asterisk.launcher.pid"
 if ! python3 deploy/local/wait_ami.py 127.0.0.1 "$AMI_PORT" "$AMI_USER" "$RUN/ami.secret" 60; then
