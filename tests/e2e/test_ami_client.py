@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from e2e_stack import asterisk_pid
 
 from switchboard.ami.capture import AmiRecorder, frames_of_calls
 from switchboard.ami.client import AmiClient, AmiDisconnected, ListResponse
@@ -36,11 +37,10 @@ def _settings(env: dict[str, str], *, admin: bool = False, **kw: float) -> AmiSe
 
 
 def _asterisk_pid(env: dict[str, str]) -> int:
-    root = Path(env["STACK_ASTERISK_ROOT"])
-    for candidate in (root / "var/run/asterisk/asterisk.pid", root / "run/asterisk/asterisk.pid"):
-        if candidate.is_file():
-            return int(candidate.read_text().strip())
-    pytest.fail("cannot find the Asterisk pid file in the stack's root")
+    # var/run in the root is an absolute link to /run: on the host it would name the host's /run.
+    pid = asterisk_pid(env)
+    assert "asterisk" in Path(f"/proc/{pid}/comm").read_text(), f"pid {pid} is not Asterisk"
+    return pid
 
 
 async def test_md5_login_ping_and_list_action(stack_env: dict[str, str]) -> None:
