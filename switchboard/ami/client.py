@@ -363,9 +363,11 @@ class AmiClient:
             self.last_disconnect_reason = ""
             log.info("AMI connected to %s:%s (AMI %s, connection %d)", s.host, s.port,
                      self.asterisk_version, self._conn_no)
+            # The watchdog starts before anything else is asked: a link that goes half-open
+            # right after login must not hang the CoreStatus below for its whole timeout.
+            ping_task = asyncio.create_task(self._ping_loop(), name="ami-ping")
             restarted = await self._check_restart()
             self._enqueue(_Resync(restarted))
-            ping_task = asyncio.create_task(self._ping_loop(), name="ami-ping")
             await reader_task
         finally:
             if ping_task is not None:
@@ -443,25 +445,30 @@ class AmiClient:
 
     async def _read_loop(self, reader: asyncio.StreamReader, parser: AmiParser) -> None:
         size = self._read_size
-        while True:
-            data = await reader.read(size)
-            if not data:
-                if self._drop_reason is None:
-                    self._drop_reason = "connection closed by Asterisk"
-                return
-            wanted = self._wanted
-            try:
-                msgs = parser.feed(data) if wanted is None else parser.feed_filtered(data, wanted)
-            except RemoteProtocolError as exc:
-                self.protocol_errors += 1
-                for msg in exc.messages:
+        try:
+            while True:
+                data = await reader.read(size)
+                if not data:
+                    if self._drop_reason is None:
+                        self._drop_reason = "connection closed by Asterisk"
+                    return
+                wanted = self._wanted
+                try:
+                    msgs = parser.feed(data) if wanted is None else parser.feed_filtered(data, wanted)
+                except RemoteProtocolError as exc:
+                    self.protocol_errors += 1
+                    for msg in exc.messages:
+                        self._dispatch(msg)
+                    log.error("AMI protocol error, dropping the connection: %s", exc)
+                    self._abort(f"protocol error: {exc}")
+                    raise
+                self.events_skipped = parser.skipped
+                for msg in msgs:
                     self._dispatch(msg)
-                log.error("AMI protocol error, dropping the connection: %s", exc)
-                self._abort(f"protocol error: {exc}")
-                raise
-            self.events_skipped = parser.skipped
-            for msg in msgs:
-                self._dispatch(msg)
+        finally:
+            # Nothing more can be answered on this link: fail what waits now (the login or the
+            # CoreStatus of a link that died during set-up included) and refuse new sends.
+            self._teardown()
 
     def _dispatch(self, msg: Banner | Response | Event) -> None:
         if isinstance(msg, Event):

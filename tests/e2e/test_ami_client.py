@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,24 @@ def _asterisk_pid(env: dict[str, str]) -> int:
     pid = asterisk_pid(env)
     assert "asterisk" in Path(f"/proc/{pid}/comm").read_text(), f"pid {pid} is not Asterisk"
     return pid
+
+
+def _stop_process(pid: int, *, timeout: float = 5.0) -> None:
+    """SIGSTOP and wait until every thread is stopped: kill() only queues the signal, and a
+    thread already running (on the other core) could still answer the next action."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = set()
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                states.add(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue  # a thread that just ended
+        if states and states <= {"T", "t"}:
+            return
+        assert time.monotonic() < deadline, f"Asterisk threads not stopped: {states}"
+        time.sleep(0.01)
 
 
 async def test_md5_login_ping_and_list_action(stack_env: dict[str, str]) -> None:
@@ -88,8 +107,8 @@ async def test_half_open_link_detected_by_ping_watchdog(stack_env: dict[str, str
     await client.start(timeout=10)
     pid = _asterisk_pid(stack_env)
     try:
-        os.kill(pid, signal.SIGSTOP)
         try:
+            _stop_process(pid)
             pending = asyncio.create_task(client.send({"Action": "Ping"}, timeout=10))
             with pytest.raises(AmiDisconnected):
                 await pending

@@ -123,6 +123,30 @@ async def test_half_open_link_is_detected_by_the_ping_watchdog() -> None:
             await client.close()
 
 
+async def test_link_dead_right_after_login_is_caught_by_the_watchdog_not_the_action_timeout() -> None:
+    """The link dies while the client still sets up (its CoreStatus unanswered): the watchdog
+    runs already, so the pending CoreStatus and a caller's action fail in ping time."""
+    async with FakeAmi(hold={"CoreStatus"}) as fake:
+        client = _client(fake, ping_interval=0.2, ping_timeout=0.4, action_timeout=30.0)
+        await client.start(timeout=5)
+        try:
+            assert await fake.wait_login() == 1
+            await _until(lambda: fake.count("CoreStatus") == 1)
+            fake.answering = False
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            pending = asyncio.create_task(client.send(Action("Status"), timeout=30))
+            with pytest.raises(AmiDisconnected):
+                await pending
+            assert loop.time() - t0 < 10  # not the 30 s action timeout (ping: 0.2 + 0.4 s)
+            assert client.ping_failures == 1
+            fake.answering, fake.hold = True, set()
+            await client.wait_connected(timeout=5)
+            assert (await client.send(Action("Ping"), timeout=2)).success
+        finally:
+            await client.close()
+
+
 async def test_pending_actions_fail_on_disconnect_and_are_never_resent() -> None:
     async with FakeAmi(hold={"Originate"}) as fake:
         client = _client(fake)
