@@ -8,7 +8,9 @@ DeviceStateChange, action responses), generated at start (nothing large is
 kept in git), fed in 64 KiB chunks.
 
 * full parse: every frame becomes a message with all its headers in a dict:
-  - ours: ``AmiParser.feed`` (header dicts built eagerly),
+  - ours: ``AmiParser.feed`` (header dicts built eagerly) with the C splitter
+    (``switchboard/ami/_speedups.c``), as the service runs it;
+  - ours_pure: the same with the pure-Python path (``SWITCHBOARD_NO_EXTENSIONS=1``),
   - panoramisk: ``AMIProtocol.data_received`` (its own framing + Message.from_line),
   - asterisk-ami: its pack reader loop (1024-byte reads, regex split) +
     ``Response.read`` / ``Event.read``, as ``AMIClient._next_pack``/``fire_recv_pack`` do.
@@ -39,6 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from switchboard.ami import protocol
 from switchboard.ami.agi import AGI_EVENTS
 from switchboard.ami.protocol import AmiParser, Event
 from switchboard.ami.samples import generate_stream
@@ -67,6 +70,15 @@ def run_ours(data: bytes) -> int:
                 m.headers  # noqa: B018  (already built by feed; kept for symmetry)
             n += 1
     return n - 1  # banner
+
+
+def run_ours_pure(data: bytes) -> int:
+    saved = protocol._c
+    protocol._c = None
+    try:
+        return run_ours(data)
+    finally:
+        protocol._c = saved
 
 
 def run_filtered(data: bytes) -> int:
@@ -161,10 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=100_000)
     args = ap.parse_args(argv)
     rounds = 2 if args.quick else 5
+    if not protocol.SPEEDUPS:
+        raise SystemExit("switchboard.ami._speedups is not built (or SWITCHBOARD_NO_EXTENSIONS is set): "
+                         "`pip install -e .` builds it")
     data, frames = generate_stream(args.events)
     print(f"stream: {frames} frames, {len(data) / 1e6:.1f} MB, 64 KiB chunks, best of {rounds} interleaved "
           "rounds, frames per CPU second", flush=True)
-    runners = [("ours", run_ours), ("panoramisk", run_panoramisk), ("asterisk_ami", run_asterisk_ami),
+    runners = [("ours", run_ours), ("ours_pure", run_ours_pure), ("panoramisk", run_panoramisk),
+               ("asterisk_ami", run_asterisk_ami),
                ("filtered", run_filtered), ("filtered_full", run_filtered_full)]
     results: dict[str, float] = dict.fromkeys([name for name, _ in runners], 0.0)
     for _ in range(rounds):  # interleaved, so a burst of load elsewhere hits every parser alike
@@ -182,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         "asterisk_ami_eps": round(results["asterisk_ami"]),
         "ratio_panoramisk": round(results["ours"] / results["panoramisk"], 2),
         "ratio_asterisk_ami": round(results["ours"] / results["asterisk_ami"], 2),
+        "ours_pure_eps": round(results["ours_pure"]),
+        "ratio_pure_panoramisk": round(results["ours_pure"] / results["panoramisk"], 2),
+        "ratio_pure_asterisk_ami": round(results["ours_pure"] / results["asterisk_ami"], 2),
         "filtered_eps": round(results["filtered"]),
         "filtered_full_eps": round(results["filtered_full"]),
         "subscription": sorted(SUBSCRIPTION),

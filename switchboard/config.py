@@ -295,8 +295,9 @@ def load_settings(
             data.setdefault(section, {}).update(values)
 
     aliases = {"DSN": ("database", "dsn")}
+    not_settings = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "NO_EXTENSIONS")  # the file; the pure-Python AMI parser
     for var, value in env.items():
-        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+        if not var.startswith(ENV_PREFIX) or var in not_settings:
             continue
         rest = var[len(ENV_PREFIX):]
         if rest in aliases:

@@ -24,18 +24,27 @@ only on complete frames. As CR and LF never occur inside a UTF-8 multi-byte
 sequence, decoding a run of complete frames in one call gives exactly the
 same text as decoding each frame separately, so a character split across
 two reads is never lost or mangled.
+
+Splitting a frame into headers is the hot loop (every event of a busy
+switchboard). ``_speedups.c`` does it in C for plain frames (every line
+``Name: value``, no repeated name) and declines anything else, which then
+takes the general Python path here; both give the same messages (unit
+tests compare them, and run this module's tests on both paths).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar, overload
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
+    "SPEEDUPS",
     "Action",
     "AmiParser",
     "Banner",
@@ -56,6 +65,19 @@ _SEP = b"\r\n\r\n"
 _SSEP = "\r\n\r\n"
 _END_COMMAND = "--END COMMAND--"
 _T = TypeVar("_T")
+
+# The C fast path (switchboard/ami/_speedups.c, built by setup.py): splits plain frames into
+# (first name, first value, dict of the other headers) and declines the rest, which go through
+# the general path below, the one definition of a frame's meaning. ``_c`` is the module or None;
+# SWITCHBOARD_NO_EXTENSIONS=1 selects the pure-Python path (the unit tests run both).
+_FrameHeaders = Callable[[str], "tuple[str, str, dict[str, str]] | None"]
+_c: ModuleType | None = None
+if not os.environ.get("SWITCHBOARD_NO_EXTENSIONS"):
+    try:
+        from switchboard.ami import _speedups as _c
+    except ImportError:  # a source tree nobody built: correct, only slower (doctor reports it)
+        _c = None
+SPEEDUPS = _c is not None
 
 
 class ProtocolError(Exception):
@@ -352,70 +374,93 @@ def _parse_lines(lines: list[str]) -> tuple[Headers, tuple[str, ...]]:
     return Headers(first, multi), tuple(body)
 
 
-def _fast_pairs(frame: str) -> dict[str, str] | None:
-    """All ``Name: value`` pairs of a frame, first line included, or None.
+def _py_frame_headers(frame: str) -> tuple[str, str, dict[str, str]] | None:
+    """The pure-Python splitter: (first name, first value, dict of the other headers) or None.
 
-    One C-level replace and split per frame. Exact when the frame has as many
-    ``": "`` as lines and no repeated name; otherwise None (use the general
-    path): a value containing ``": "`` (command output, AppData) or a
-    repeated name (``ChanVariable``). Known limit: a corrupted frame with a
-    line lacking ``": "`` *and* a value containing ``": "`` may pair
-    differently than the general path would; Asterisk writes every line as
+    One C-level replace and split per frame give names and values alternately;
+    the frame is accepted only with exactly two tokens per line, no bare LF and
+    as many distinct names as lines; anything else (a value holding ``": "``,
+    a repeated ``ChanVariable``, ``Response: Follows`` bodies, stray empty
+    lines) is None and takes the general path. Known limit: a corrupted frame
+    with a line lacking ``": "`` *and* a value holding ``": "`` may pair
+    differently than the general path would (the C splitter reads line by
+    line and has no such limit); Asterisk writes every line as
     ``"%s: %s\\r\\n"``, and such a frame still gives an immutable message,
     never a crash.
     """
-    lines = frame.count("\r\n") + 1
-    parts = frame.replace("\r\n", ": ").split(": ")
-    if len(parts) != 2 * lines:
+    pairs_text = frame.replace("\r\n", ": ")
+    parts = pairs_text.split(": ")
+    n = len(parts)
+    # count("\n") is twice as fast as count("\r\n"); it counts the lines exactly
+    # when no bare LF is left after the replace (one memchr)
+    if n != (frame.count("\n") << 1) + 2 or "\n" in pairs_text:
         return None
     it = iter(parts)
     pairs = dict(zip(it, it, strict=False))
-    if len(pairs) != lines:
+    if len(pairs) << 1 != n:
         return None
-    return pairs
+    kind = parts[0]
+    del pairs[kind]
+    return kind, parts[1], pairs
+
+
+def _splitter() -> _FrameHeaders:
+    return _py_frame_headers if _c is None else _c.frame_headers
 
 
 def _headers_of(raw: str) -> Headers:
     """Headers of a frame text, its first line (``Event: X``) excluded."""
-    pairs = _fast_pairs(raw)
-    if pairs is not None:
-        pairs.pop(raw[: raw.find(": ")], None)
-        return Headers(pairs)
+    split = _splitter()(raw)
+    if split is not None:
+        return Headers(split[2])
     headers, _body = _parse_lines(raw.split("\r\n")[1:])
     return headers
 
 
 def _build(frame: str) -> Message | None:
+    """One frame to a message: the splitter's answer, or the general path when it declines."""
+    split = _splitter()(frame)
+    return _build_general(frame) if split is None else _message(frame, *split)
+
+
+def _message(frame: str, kind: str, value: str, pairs: dict[str, str]) -> Message | None:
+    """The message of a frame the splitter accepted (``pairs`` is used as is)."""
+    if kind == "Event":
+        h = _new(Headers)
+        h._first = pairs
+        h._multi = None
+        ev = _new(ListComplete if pairs.get("EventList") == "Complete" else Event)
+        ev._name = value
+        ev._headers = h
+        ev._raw = frame
+        return ev
+    if kind == "Response" and value != "Follows":
+        h = _new(Headers)
+        h._first = pairs
+        h._multi = None
+        return Response(value, h)
+    return _build_general(frame)
+
+
+def _build_general(frame: str) -> Message | None:
+    """The general path: stray CR LF, ``Follows`` bodies, repeated names, odd casing."""
     if frame.startswith("\r\n") or frame.endswith("\r\n"):
         # stray empty lines around a frame (a frame boundary that fell between
         # two separators, or a module writing an extra CRLF): drop them
         frame = frame.strip("\r\n")
         if not frame:
             return None
-    if frame.startswith("Event: "):
-        pairs = _fast_pairs(frame)
-        if pairs is None:
-            headers = _headers_of(frame)
-            name = frame[7:frame.find("\r\n")] if "\r\n" in frame else frame[7:]
-        else:
-            name = pairs.pop("Event")
-            headers = Headers(pairs)
+    lines = frame.split("\r\n")
+    head = lines[0]
+    if head.startswith("Event: "):
+        headers, _body = _parse_lines(lines[1:])
+        name = head[7:]
         if headers._first.get("EventList") == "Complete":
             return ListComplete(name, headers, raw=frame)
         return Event(name, headers, raw=frame)
-    lines = frame.split("\r\n")
-    head = lines[0]
     if head.startswith("Response: "):
-        status = head[10:]
-        if status == "Follows":
-            headers, body = _parse_lines(lines[1:])
-            return Response(status, headers, body)
-        pairs = _fast_pairs(frame)
-        if pairs is not None:
-            del pairs["Response"]
-            return Response(status, Headers(pairs))
         headers, body = _parse_lines(lines[1:])
-        return Response(status, headers, body)
+        return Response(head[10:], headers, body)
     # Tolerate "Event:" / "Response:" without the space and odd casing; anything
     # else is an unknown frame kind: dropped (counted by the parser).
     name, sep, value = head.partition(":")
@@ -510,7 +555,14 @@ class AmiParser:
             raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
         self._buf = rest
         # One decode for the whole run of complete frames (see the module docstring).
-        frames = buf[:end].decode("utf-8", "replace").split(_SSEP)
+        run = buf[:end].decode("utf-8", "replace")
+        if wanted is None and _c is not None and end <= limit:
+            # the C path frames and splits the run in one pass (no frame can be oversized)
+            count, unknown = _messages(_c.parse_run(run), out)
+            self.frames += count + unknown
+            self.unknown += unknown
+            return out
+        frames = run.split(_SSEP)
         if end > limit:  # only a run longer than the limit can hold an oversized frame
             for i, frame in enumerate(frames):
                 if len(frame) > limit:
@@ -567,50 +619,29 @@ _new = object.__new__
 def _parse_full(frames: list[str], out: list[Message]) -> tuple[int, int]:
     """Turn every frame into a message with all its headers: (messages, unknown frames).
 
-    The fast path covers frames where every line is ``Name: value`` with the
-    only ``": "`` of the line after the name, and no name repeats (nearly all
-    of them): one C-level replace and split give names and values
-    alternately, and a frame is accepted only when it has exactly two tokens
-    per line and as many distinct names as lines. (Like the general path, it
-    reads ``Name:x: y`` as a malformed line; Asterisk writes every header as
-    ``"%s: %s\\r\\n"``.) Anything else (a value
-    holding ``": "``, a repeated ``ChanVariable``, ``Response: Follows``
-    bodies, stray empty lines, odd casing) takes the general path.
+    The splitter handles the plain frames, nearly all of them; what it declines
+    takes the general path.
     """
+    split = _splitter()
+    items: Iterable[tuple[str, str, str, dict[str, str]] | str] = (
+        frame if (parts := split(frame)) is None else (frame, *parts) for frame in frames)
+    return _messages(items, out)
+
+
+def _messages(items: Iterable[tuple[str, str, str, dict[str, str]] | str],
+              out: list[Message]) -> tuple[int, int]:
+    """Messages of split frames (a tuple) and declined ones (the frame str): (messages, unknown)."""
     append = out.append
-    new = _new
     count = unknown = 0
-    for frame in frames:
-        pairs_text = frame.replace("\r\n", ": ")
-        parts = pairs_text.split(": ")
-        n = len(parts)
-        # count("\n") is twice as fast as count("\r\n"); it counts the lines exactly
-        # when no bare LF is left after the replace (one memchr)
-        if n == (frame.count("\n") << 1) + 2 and "\n" not in pairs_text:
-            it = iter(parts)
-            pairs = dict(zip(it, it, strict=False))
-            if len(pairs) << 1 == n:
-                kind = parts[0]
-                if kind == "Event":
-                    name = pairs.pop("Event")
-                    h = new(Headers)
-                    h._first = pairs
-                    h._multi = None
-                    ev = new(ListComplete if pairs.get("EventList") == "Complete" else Event)
-                    ev._name = name
-                    ev._headers = h
-                    ev._raw = frame
-                    count += 1
-                    append(ev)
-                    continue
-                if kind == "Response" and parts[1] != "Follows":
-                    del pairs["Response"]
-                    count += 1
-                    append(Response(parts[1], Headers(pairs)))
-                    continue
-        msg = _build(frame)
+    for item in items:
+        if isinstance(item, tuple):
+            frame = item[0]
+            msg = _message(*item)
+        else:
+            frame = item
+            msg = _build_general(frame)
         if msg is None:
-            if frame.strip("\r\n"):  # an empty frame (stray CRLFs) is no frame at all
+            if frame.strip("\r\n"):  # stray CRLFs alone are no frame at all
                 unknown += 1
             continue
         count += 1

@@ -2,7 +2,7 @@
 
 Checks AMI reachability and login (and the few actions the service needs),
 the database and its migration level, the flows folder, the prompt audio,
-the spool folder, and whether a running service answers on its HTTP port.
+the spool folder, whether the AMI parser's C fast path is built, and whether a running service answers on its HTTP port.
 Exits non-zero when any check fails.
 """
 
@@ -156,6 +156,17 @@ def check_spool(settings: Settings) -> Check:
     return Check("spool folder", True, f"{spool}: writable, {used} bytes spooled")
 
 
+def check_parser() -> Check:
+    """Whether the AMI parser runs its C fast path (a warning only: the pure path is correct, slower)."""
+    from switchboard.ami import protocol
+
+    if protocol.SPEEDUPS:
+        return Check("parser (AMI)", True, "C fast path (switchboard.ami._speedups)", optional=True)
+    why = ("SWITCHBOARD_NO_EXTENSIONS is set" if os.environ.get("SWITCHBOARD_NO_EXTENSIONS")
+           else "switchboard.ami._speedups is not built (`pip install -e .` builds it)")
+    return Check("parser (AMI)", False, f"pure Python, about half the speed: {why}", optional=True)
+
+
 def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
@@ -176,6 +187,7 @@ def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
     checks = asyncio.run(network())
     checks += check_flows(settings)
     checks.append(check_spool(settings))
+    checks.append(check_parser())
     checks.append(check_service(settings, timeout))
     return checks
 

@@ -50,13 +50,14 @@ def test_doctor_is_green_on_the_local_stack(doctor_env: dict[str, str]) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     lines = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines()
              if line[:4] in ("ok  ", "FAIL", "warn")}
-    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool"):
+    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool", "parser"):
         assert lines.get(name) == "ok", res.stdout
     assert "all checks passed" in res.stdout
 
 
 def test_doctor_fails_and_names_what_is_wrong(doctor_env: dict[str, str], tmp_path: Path) -> None:
-    bad = dict(doctor_env, SWITCHBOARD_AMI_PORT="9", SWITCHBOARD_PATHS_FLOWS_DIR=str(tmp_path / "nope"))
+    bad = dict(doctor_env, SWITCHBOARD_AMI_PORT="9", SWITCHBOARD_PATHS_FLOWS_DIR=str(tmp_path / "nope"),
+               SWITCHBOARD_NO_EXTENSIONS="1")
     res = _doctor(bad, "--json")
     assert res.returncode == 1
     import json
@@ -65,6 +66,8 @@ def test_doctor_fails_and_names_what_is_wrong(doctor_env: dict[str, str], tmp_pa
     assert checks["AMI login"]["ok"] is False and ":9" in checks["AMI login"]["detail"]
     assert checks["IVR flows"]["ok"] is False and "no such folder" in checks["IVR flows"]["detail"]
     assert checks["database"]["ok"] is True
+    parser = checks["parser (AMI)"]  # the pure-Python parser only warns
+    assert (parser["ok"], parser["optional"]) == (False, True) and "SWITCHBOARD_NO_EXTENSIONS" in parser["detail"]
 
 
 def test_doctor_reports_pending_migrations(doctor_env: dict[str, str], stack_env: dict[str, str]) -> None:

@@ -1,14 +1,21 @@
-"""The sans-I/O AMI core: framing, decoding, message types, bounds, action serialization."""
+"""The sans-I/O AMI core: framing, decoding, message types, bounds, action serialization.
+
+Every test here runs twice: with the C splitter (switchboard/ami/_speedups.c) and with the
+pure-Python path (what SWITCHBOARD_NO_EXTENSIONS=1 selects).
+"""
 
 from __future__ import annotations
 
+import importlib
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard.ami import protocol
 from switchboard.ami.protocol import (
     Action,
     AmiParser,
@@ -25,6 +32,16 @@ from switchboard.ami.protocol import (
 from switchboard.ami.samples import BANNER, call_frames
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ami"
+# imported directly, so the C path is tested even under SWITCHBOARD_NO_EXTENSIONS=1
+_C_MODULE = importlib.import_module("switchboard.ami._speedups")
+
+
+@pytest.fixture(autouse=True, scope="module", params=["c", "python"])
+def parser_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Module-scoped (hypothesis refuses function-scoped fixtures around @given)."""
+    protocol._c = _C_MODULE if request.param == "c" else None
+    yield request.param
+    protocol._c = _C_MODULE
 
 LOGIN = (
     b"Asterisk Call Manager/9.0.0\r\n"

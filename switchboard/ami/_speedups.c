@@ -1,0 +1,380 @@
+/*
+ * switchboard.ami._speedups: the hot loop of the AMI parser in C.
+ *
+ * frame_headers(frame: str) splits the text of one complete AMI frame (no
+ * trailing blank line) into its lines and each line into "Name: value";
+ * parse_run(run: str) does the same for every frame of a run of complete
+ * frames (one pass finds the frame ends and counts the lines). Both accept
+ * only the plain case and return None (the frame itself) for
+ * everything else, so that switchboard/ami/protocol.py's general path stays
+ * the one definition of what a frame means:
+ *
+ *   - lines are separated by CR LF; an empty line anywhere -> None;
+ *   - every line must hold a ':' with a non-empty name before it that has no
+ *     space, followed by a ' ' -> otherwise None (a command body line, a
+ *     "Name:value" line, stray CR LF around the frame);
+ *   - the value is everything after ": " (it may itself hold ": ");
+ *   - a name repeated after the first line (ChanVariable) -> None.
+ *
+ * When it returns (name, value, headers), the first line is "name: value"
+ * and headers is a new dict of the other lines, exactly what the general
+ * path (_parse_lines) gives for them. Strings are created with the kind of
+ * the frame (ASCII frames take a memcpy fast path).
+ *
+ * Built by setup.py. SWITCHBOARD_NO_EXTENSIONS=1 makes protocol.py use the
+ * pure-Python path instead; the unit tests run both and compare them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A name cache: AMI sends the same few hundred header names over and over.
+ * Reusing one str object per name saves an allocation and a hash per header
+ * (a str caches its hash). Direct-mapped; a miss (or a collision) just
+ * creates a new str. ASCII names only. */
+#define NAME_CACHE_SIZE 1024
+#define NAME_MAX_LEN 48
+static PyObject *name_cache[NAME_CACHE_SIZE];
+
+static PyObject *
+ascii_str(const unsigned char *s, Py_ssize_t n)
+{
+    PyObject *u = PyUnicode_New(n, 127);
+    if (u == NULL)
+        return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(u), s, (size_t)n);
+    return u;
+}
+
+static PyObject *
+ascii_name(const unsigned char *s, Py_ssize_t n)
+{
+    if (n > NAME_MAX_LEN)
+        return ascii_str(s, n);
+    /* slot from the length and three bytes: cheap, and distinct enough for AMI's names */
+    uint32_t key = (uint32_t)s[0] | (uint32_t)s[n - 1] << 8 | (uint32_t)s[n >> 1] << 16 | (uint32_t)n << 24;
+    size_t slot = (size_t)((key * 2654435761u) >> 22) & (NAME_CACHE_SIZE - 1);
+    PyObject *cached = name_cache[slot];
+    if (cached != NULL && PyUnicode_GET_LENGTH(cached) == n
+            && memcmp(PyUnicode_1BYTE_DATA(cached), s, (size_t)n) == 0) {
+        Py_INCREF(cached);
+        return cached;
+    }
+    PyObject *u = ascii_str(s, n);
+    if (u == NULL)
+        return NULL;
+    Py_XSETREF(name_cache[slot], Py_NewRef(u));
+    return u;
+}
+
+/* Add name -> value to dict; 1 added, 0 the name was there already, -1 error. */
+static inline int
+add_header(PyObject *dict, PyObject *name, PyObject *value)
+{
+    /* one lookup: insert unless present; a dict that did not grow means a repeat
+     * (comparing the returned object would miss '' and the cached 1-char strings) */
+    Py_ssize_t before = PyDict_GET_SIZE(dict);
+    PyObject *got = PyDict_SetDefault(dict, name, value);
+    Py_DECREF(name);
+    Py_DECREF(value);
+    if (got == NULL)
+        return -1;
+    return PyDict_GET_SIZE(dict) != before;
+}
+
+/* Result: 1 parsed, 0 not the plain case (caller returns None), -1 error. */
+static int
+parse_ascii(const unsigned char *s, Py_ssize_t len,
+            PyObject **kind, PyObject **first, PyObject *dict)
+{
+    const unsigned char *p = s, *end = s + len;
+    int line_no = 0;
+    for (;;) {
+        /* the name: up to the first ':', not empty, no space, no CR LF */
+        const unsigned char *name = p;
+        const unsigned char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon == NULL || colon == p || memchr(p, ' ', (size_t)(colon - p)) != NULL)
+            return 0;
+        for (const unsigned char *r = p; (r = memchr(r, '\r', (size_t)(colon - r))) != NULL; r++)
+            if (r + 1 < colon && r[1] == '\n')
+                return 0;   /* a line without ':' before this one */
+        p = colon;
+        Py_ssize_t name_len = p - name;
+        /* ": " must follow */
+        if (name_len == 0 || end - p < 2 || p[1] != ' ')
+            return 0;
+        const unsigned char *value = p + 2;
+        /* the value: up to CR LF or the end of the frame */
+        const unsigned char *eol = end, *q = value;
+        const unsigned char *cr;
+        while ((cr = memchr(q, '\r', (size_t)(end - q))) != NULL) {
+            if (cr + 1 < end && cr[1] == '\n') {
+                eol = cr;
+                break;
+            }
+            q = cr + 1;
+        }
+        PyObject *n = ascii_name(name, name_len);
+        if (n == NULL)
+            return -1;
+        PyObject *v = ascii_str(value, eol - value);
+        if (v == NULL) {
+            Py_DECREF(n);
+            return -1;
+        }
+        if (line_no++ == 0) {
+            *kind = n;
+            *first = v;
+        } else {
+            int added = add_header(dict, n, v);
+            if (added <= 0)
+                return added;
+        }
+        if (eol == end)
+            return 1;
+        p = eol + 2;
+        if (p == end)   /* the frame ends with CR LF: an empty last line */
+            return 0;
+    }
+}
+
+/* The same rules for frames holding non-ASCII text, on any string kind. */
+static int
+parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
+    int k = PyUnicode_KIND(frame);
+    const void *data = PyUnicode_DATA(frame);
+    Py_ssize_t pos = 0;
+    int line_no = 0;
+    while (1) {
+        Py_ssize_t eol = len;
+        Py_ssize_t colon = -1;
+        int space_in_name = 0;
+        for (Py_ssize_t i = pos; i < len; i++) {
+            Py_UCS4 c = PyUnicode_READ(k, data, i);
+            if (c == '\r' && i + 1 < len && PyUnicode_READ(k, data, i + 1) == '\n') {
+                eol = i;
+                break;
+            }
+            if (colon < 0) {
+                if (c == ':')
+                    colon = i;
+                else if (c == ' ')
+                    space_in_name = 1;
+            }
+        }
+        if (eol == pos || colon <= pos || space_in_name)
+            return 0;
+        if (colon + 1 >= eol || PyUnicode_READ(k, data, colon + 1) != ' ')
+            return 0;
+        PyObject *name = PyUnicode_Substring(frame, pos, colon);
+        if (name == NULL)
+            return -1;
+        PyObject *value = PyUnicode_Substring(frame, colon + 2, eol);
+        if (value == NULL) {
+            Py_DECREF(name);
+            return -1;
+        }
+        if (line_no == 0) {
+            *kind = name;
+            *first = value;
+        } else {
+            int added = add_header(dict, name, value);
+            if (added <= 0)
+                return added;
+        }
+        line_no++;
+        if (eol >= len)
+            return 1;
+        pos = eol + 2;
+        if (pos >= len)
+            return 0;
+    }
+}
+
+/* Split one frame str. lines: its number of CR LF when the caller counted them, else -1.
+ * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+static int
+split_frame(PyObject *frame, Py_ssize_t lines, PyObject **kind, PyObject **first, PyObject **dict)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
+    if (len == 0)
+        return 0;
+    int ascii = PyUnicode_IS_ASCII(frame);
+    if (lines < 0 && ascii) {
+        /* presize for the header lines (one memchr pass) so the dict never grows */
+        const char *d = (const char *)PyUnicode_1BYTE_DATA(frame), *e = d + len;
+        lines = 0;
+        while ((d = memchr(d, '\n', (size_t)(e - d))) != NULL) {
+            lines++;
+            d++;
+        }
+    }
+    *dict = lines > 5 ? _PyDict_NewPresized(lines) : PyDict_New();
+    if (*dict == NULL)
+        return -1;
+    *kind = *first = NULL;
+    int r = ascii ? parse_ascii(PyUnicode_1BYTE_DATA(frame), len, kind, first, *dict)
+                  : parse_generic(frame, kind, first, *dict);
+    if (r <= 0) {
+        Py_CLEAR(*kind);
+        Py_CLEAR(*first);
+        Py_CLEAR(*dict);
+    }
+    return r;
+}
+
+static int
+want_str(PyObject *obj, const char *fn)
+{
+    if (PyUnicode_Check(obj))
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() wants str, not %.100s", fn, Py_TYPE(obj)->tp_name);
+    return 0;
+}
+
+/* A tuple of the items given (references stolen: released even on failure). */
+static PyObject *
+steal_tuple(Py_ssize_t n, PyObject **items)
+{
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (t == NULL)
+            Py_DECREF(items[i]);
+        else
+            PyTuple_SET_ITEM(t, i, items[i]);
+    }
+    return t;
+}
+
+static PyObject *
+frame_headers(PyObject *module, PyObject *frame)
+{
+    (void)module;
+    if (!want_str(frame, "frame_headers"))
+        return NULL;
+    PyObject *parts[3];
+    int r = split_frame(frame, -1, &parts[0], &parts[1], &parts[2]);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        Py_RETURN_NONE;
+    return steal_tuple(3, parts);
+}
+
+/* End of the frame starting at pos: the index of the next CR LF CR LF, or len.
+ * *lines gets the number of CR LF inside the frame (1-byte kind only, else -1). */
+static Py_ssize_t
+frame_end(PyObject *run, Py_ssize_t pos, Py_ssize_t len, Py_ssize_t *lines)
+{
+    int k = PyUnicode_KIND(run);
+    if (k == PyUnicode_1BYTE_KIND) {
+        const unsigned char *s = PyUnicode_1BYTE_DATA(run), *p = s + pos, *end = s + len, *cr;
+        Py_ssize_t n = 0;
+        while ((cr = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+            if (end - cr >= 2 && cr[1] == '\n') {
+                if (end - cr >= 4 && cr[2] == '\r' && cr[3] == '\n') {
+                    *lines = n;
+                    return cr - s;
+                }
+                n++;
+                p = cr + 2;
+            } else {
+                p = cr + 1;
+            }
+        }
+        *lines = n;
+        return len;
+    }
+    const void *data = PyUnicode_DATA(run);
+    *lines = -1;
+    for (Py_ssize_t i = pos; i + 3 < len; i++)
+        if (PyUnicode_READ(k, data, i) == '\r' && PyUnicode_READ(k, data, i + 1) == '\n'
+                && PyUnicode_READ(k, data, i + 2) == '\r' && PyUnicode_READ(k, data, i + 3) == '\n')
+            return i;
+    return len;
+}
+
+static PyObject *
+parse_run(PyObject *module, PyObject *run)
+{
+    (void)module;
+    if (!want_str(run, "parse_run"))
+        return NULL;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(run), pos = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (;;) {
+        Py_ssize_t lines;
+        Py_ssize_t end = frame_end(run, pos, len, &lines);
+        PyObject *frame = PyUnicode_Substring(run, pos, end);
+        if (frame == NULL)
+            goto error;
+        PyObject *parts[4] = {frame, NULL, NULL, NULL}, *item;
+        int r = split_frame(frame, lines, &parts[1], &parts[2], &parts[3]);
+        if (r < 0) {
+            Py_DECREF(frame);
+            goto error;
+        }
+        item = r == 0 ? frame : steal_tuple(4, parts);
+        if (item == NULL)
+            goto error;
+        int failed = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (failed)
+            goto error;
+        if (end == len)
+            return out;
+        pos = end + 4;
+    }
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyMethodDef speedups_methods[] = {
+    {"frame_headers", frame_headers, METH_O,
+     "frame_headers(frame: str) -> (name, value, headers) | None\n\n"
+     "Split one AMI frame into its first line's name and value and a dict of\n"
+     "the other lines; None when the frame is not the plain case (see the\n"
+     "module source)."},
+    {"parse_run", parse_run, METH_O,
+     "parse_run(run: str) -> list[tuple[str, str, str, dict[str, str]] | str]\n\n"
+     "Split a run of complete frames as run.split('\\r\\n\\r\\n') does; each frame\n"
+     "becomes (frame, name, value, headers) as frame_headers() gives, or stays\n"
+     "the frame str itself where frame_headers() would say None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+speedups_clear(PyObject *module)
+{
+    (void)module;
+    for (size_t i = 0; i < NAME_CACHE_SIZE; i++)
+        Py_CLEAR(name_cache[i]);
+    return 0;
+}
+
+static void
+speedups_free(void *module)
+{
+    speedups_clear((PyObject *)module);
+}
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "switchboard.ami._speedups",
+    .m_doc = "C fast path of the AMI frame parser (see switchboard/ami/protocol.py).",
+    .m_size = -1,
+    .m_methods = speedups_methods,
+    .m_free = speedups_free,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&speedups_module);
+}

@@ -1,0 +1,172 @@
+"""The C splitter (switchboard/ami/_speedups.c) against the general path it stands in for.
+
+Its contract: ``frame_headers(frame)`` is None, or exactly what the general path
+(``_parse_lines``) makes of the frame; and it is None only for frames that are not
+plain ``Name: value`` lines (so the fast path really carries real traffic).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from switchboard.ami import protocol
+from switchboard.ami._speedups import frame_headers, parse_run
+from switchboard.ami.samples import generate_stream
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ami"
+
+
+def _plain(frame: str) -> bool:
+    """The frames the splitter must accept (its module comment, in Python)."""
+    lines = frame.split("\r\n")
+    names = []
+    for line in lines:
+        name, sep, value = line.partition(":")
+        if not (sep and name and " " not in name and value.startswith(" ")):
+            return False
+        names.append(name)
+    return len(set(names[1:])) == len(names) - 1
+
+
+def _general(frame: str) -> tuple[str, str, dict[str, str]]:
+    lines = frame.split("\r\n")
+    name, _, value = lines[0].partition(":")
+    headers, body = protocol._parse_lines(lines[1:])
+    assert body == () and headers._multi is None
+    return name, value[1:], headers._first
+
+
+def _check(frame: str) -> None:
+    got = frame_headers(frame)
+    if _plain(frame):
+        assert got == _general(frame), frame
+        assert [type(x) for x in got[2]] == [str] * len(got[2])
+    else:
+        assert got is None, frame
+
+
+def test_real_traffic_takes_the_fast_path() -> None:
+    captured = [f for p in sorted(FIXTURES.glob("*.ami"))
+                for f in p.read_bytes().decode("utf-8", "replace").split("\r\n\r\n")[1:] if f.strip()]
+    text = generate_stream(2000)[0].decode()
+    synthetic = text[text.index("\r\n") + 2:].split("\r\n\r\n")[:-1]  # after the banner line
+    assert len(captured) > 100 and len(synthetic) > 200
+    for f in captured + synthetic:
+        _check(f)
+    # the capture's only non-plain frames: TestEvent (State twice) and one with a stray CR LF
+    declined = [f for f in captured if frame_headers(f) is None]
+    assert {f.strip().split("\r\n", 1)[0] for f in declined} <= {"Event: TestEvent", "Event: DTMFEnd"}
+    assert len(declined) < len(captured) // 3
+    assert all(frame_headers(f) is not None for f in synthetic)
+
+
+def test_non_ascii_frames_of_every_string_kind() -> None:
+    for value in ("Nguyễn Thị Hồng – Huế", "café", "𝄞 music", "Hà Nội: 024"):
+        frame = f"Event: VarSet\r\nVariable: CALLER\r\nValue: {value}\r\nUniqueid: 1.1"
+        assert frame_headers(frame) == ("Event", "VarSet", {"Variable": "CALLER", "Value": value, "Uniqueid": "1.1"})
+        _check(frame)
+    assert frame_headers("Event: X\r\nNăm: 2026") == ("Event", "X", {"Năm": "2026"})
+
+
+def test_declines_what_the_general_path_must_decide() -> None:
+    declined = [
+        "",
+        "Event: X\r\n",  # trailing CR LF: an empty last line
+        "\r\nEvent: X",
+        "Event: X\r\n\r\nA: b",
+        "Event: X\r\nChanVariable: A=1\r\nChanVariable: B=2",  # repeated name
+        "Response: Follows\r\nPrivilege: Command\r\nraw output line\r\n--END COMMAND--",
+        "Event: X\r\nName:value",  # no space after the colon
+        "Event: X\r\nName:",
+        "Event: X\r\nBad Name: v",
+        "Event: X\r\n: v",
+        "Event:X",
+    ]
+    for frame in declined:
+        assert frame_headers(frame) is None, frame
+        _check(frame)
+    # accepted odd-but-plain shapes
+    assert frame_headers("Event: X\r\nAppData: Playback: x\r\nEmpty: ") == (
+        "Event", "X", {"AppData": "Playback: x", "Empty": ""})
+    assert frame_headers("Event: X\r\nA: b\nc\rd") == ("Event", "X", {"A": "b\nc\rd"})
+    assert frame_headers("Event: X\r\nEvent: Y") == ("Event", "X", {"Event": "Y"})
+
+
+_ALPHABET = st.sampled_from(["a", "B", ":", " ", "\r", "\n", "\r\n", ": ", "é", "ệ", "𝄞", "Event", "x", "1"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_ALPHABET, max_size=40).map("".join))
+def test_random_text_matches_the_general_path(frame: str) -> None:
+    _check(frame)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(st.text(st.sampled_from("aZ:_- é"), min_size=0, max_size=6),
+                          st.text(st.sampled_from("x: \r\né𝄞"), max_size=8)), min_size=1, max_size=8))
+def test_random_header_lists_match_the_general_path(pairs: list[tuple[str, str]]) -> None:
+    _check("\r\n".join(f"{n}: {v}" for n, v in pairs))
+
+
+def _run_reference(run: str) -> list[object]:
+    return [f if (h := frame_headers(f)) is None else (f, *h) for f in run.split("\r\n\r\n")]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(["\r\n\r\n", "\r\n", "\r", "\n", "Event: X", "A: b", ": ", "é", "ệ", "𝄞", "Z"]),
+                max_size=40).map("".join))
+def test_parse_run_frames_like_split_and_splits_like_frame_headers(run: str) -> None:
+    assert parse_run(run) == _run_reference(run)
+
+
+def test_parse_run_on_real_runs() -> None:
+    text = generate_stream(500)[0].decode()
+    run = text[text.index("\r\n") + 2:text.rindex("\r\n\r\n")]
+    got = parse_run(run)
+    assert got == _run_reference(run) and len(got) > 500
+    assert all(isinstance(item, tuple) for item in got)
+    for p in sorted(FIXTURES.glob("*.ami")):
+        run = p.read_bytes().decode("utf-8", "replace")
+        assert parse_run(run) == _run_reference(run), p.name
+    mixed = run + "\r\n\r\nEvent: VarSet\r\nValue: Nguyễn Thị Hồng\r\n\r\nEvent: X\r\nNote: 𝄞"
+    assert parse_run(mixed) == _run_reference(mixed)
+
+
+def test_not_a_string_is_a_type_error() -> None:
+    for fn in (frame_headers, parse_run):
+        try:
+            fn(b"Event: X")  # type: ignore[arg-type]
+        except TypeError as exc:
+            assert "wants str" in str(exc)
+        else:
+            raise AssertionError(f"{fn.__name__} accepted bytes")
+
+
+def test_whole_stream_same_messages_with_and_without_c() -> None:
+    data, frames = generate_stream(3000)
+    data += "Event: VarSet\r\nVariable: X\r\nValue: Hồng\r\n\r\n".encode()
+    assert protocol._c is not None
+    with_c = protocol.AmiParser().feed(data)
+    saved = protocol._c
+    protocol._c = None
+    try:
+        without = protocol.AmiParser().feed(data)
+    finally:
+        protocol._c = saved
+    assert len(with_c) == frames + 2 and with_c == without
+    assert [type(m) for m in with_c] == [type(m) for m in without]
+
+
+def test_the_extension_is_used_unless_switched_off() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_NO_EXTENSIONS"}
+    code = "from switchboard.ami import protocol; print(protocol.SPEEDUPS)"
+    on = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    off = subprocess.run([sys.executable, "-c", code], env={**env, "SWITCHBOARD_NO_EXTENSIONS": "1"},
+                         capture_output=True, text=True, check=True)
+    assert (on.stdout.strip(), off.stdout.strip()) == ("True", "False")
