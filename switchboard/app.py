@@ -191,16 +191,45 @@ class _Ami:
         await self.client.close()
 
 
-class _AgentLoader:
+class _Periodic:
+    """A part that runs ``once()`` at start and then every ``interval`` seconds until stopped."""
+
+    name = "periodic"
+    interval = 60.0
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    async def once(self) -> None:
+        raise NotImplementedError
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.once()
+
+    async def start(self) -> None:
+        await self.once()
+        self._task = asyncio.create_task(self._loop(), name=f"{self.name}-every-{self.interval:g}s")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class _AgentLoader(_Periodic):
     """Loads the agents from PostgreSQL into the ACD at start and every minute."""
 
     name = "agents"
 
     def __init__(self, acd: Any, pool_part: _Pool, fixed: Any) -> None:
+        super().__init__()
         self.acd = acd
         self.pool_part = pool_part
         self.fixed = fixed
-        self._task: asyncio.Task[None] | None = None
+        self.loaded: int | None = None
 
     async def load(self) -> int:
         if self.fixed is not None:
@@ -217,21 +246,51 @@ class _AgentLoader:
         self.acd.set_agents(records)
         return len(records)
 
-    async def _refresh(self) -> None:
-        while True:
-            await asyncio.sleep(60)
-            await self.load()
-
-    async def start(self) -> None:
+    async def once(self) -> None:
         n = await self.load()
-        log.info("%d agents loaded", n)
-        self._task = asyncio.create_task(self._refresh(), name="agents-refresh")
+        if self.loaded is None:
+            log.info("%d agents loaded", n)
+        self.loaded = n
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+
+class _CallbackSweep(_Periodic):
+    """Owed callbacks from the database into the ACD's line: at start (so a restart of the
+    service loses none) and every ``interval`` (callbacks asked after hours join the line)."""
+
+    name = "callbacks"
+
+    def __init__(self, acd: Any, pool_part: _Pool, bus: Any, *, sweep_s: float, max_age_s: float) -> None:
+        super().__init__()
+        self.acd = acd
+        self.pool_part = pool_part
+        self.bus = bus
+        self.interval = sweep_s
+        self.max_age_s = max_age_s
+
+    async def sweep(self) -> list[str]:
+        """Restore what is owed; the call ids put back in line."""
+        from datetime import timedelta
+
+        from switchboard.calls import adopted_seq_base
+        from switchboard.store.callbacks import open_callbacks
+
+        since = datetime.now(UTC) - timedelta(seconds=2 * self.max_age_s)  # older ones: expired long ago
+        try:
+            async with self.pool_part.pool.acquire(timeout=5) as conn:
+                owed = await open_callbacks(conn, since=since, timeout=10)
+        except Exception as exc:  # the database is away: the next sweep tries again
+            log.warning("owed callbacks not read from the database: %s", exc)
+            return []
+        base = adopted_seq_base()
+        for cb in owed:  # events of a call the previous process numbered continue above its numbers
+            if not self.bus.knows(cb.call_id):
+                self.bus.seed(cb.call_id, base)
+        return list(self.acd.restore_callbacks(owed, max_age_s=self.max_age_s))
+
+    async def once(self) -> None:
+        restored = await self.sweep()
+        if restored:
+            log.info("%d owed callback(s) back in line", len(restored))
 
 
 def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
@@ -239,7 +298,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from datetime import timedelta
 
     from switchboard.acd.hold import HoldLoop
-    from switchboard.acd.service import AcdService
+    from switchboard.acd.service import AcdService, new_callback_id
     from switchboard.ami.agi import AgiManager
     from switchboard.ami.client import AmiClient
     from switchboard.api import pg_services
@@ -337,10 +396,15 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     entry_holder: dict[str, AgiEntry] = {}
 
+    async def after_hours_callback(session: Any, cmd: Any) -> str:
+        """A callback asked in the flow (after hours): recorded now, in line at the next sweep."""
+        return new_callback_id()
+
     runner = IvrRunner(registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
                        on_enqueue=acd.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
-                       transfer_dial=s.ivr.transfer_dial, clock=ivr_clock)
+                       transfer_dial=s.ivr.transfer_dial, clock=ivr_clock,
+                       on_callback=after_hours_callback)
     entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
     entry_holder["entry"] = entry
     manager = AgiManager(client, on_start=entry.on_start)
@@ -354,6 +418,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     app.add(_AgentLoader(acd, pool_part, agents))
     app.add(acd)
+    sweep = _CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
+                           max_age_s=s.routing.callback_max_age_h * 3600)
+    app.add(sweep)
     app.add(Heartbeat(client, interval=s.ami.heartbeat_interval))
 
     async def readopt(restarted: bool = False) -> None:
@@ -413,6 +480,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     hub = api_app[HUB]
     metrics.set_sources(
         agents=lambda: _agent_counts(acd),
+        callbacks_pending=acd.callbacks_pending,
         ami_connected=lambda: bool(client.connected),
         agi_commands_in_flight=lambda: sum(len(getattr(x, "_waiting", ())) for x in manager.sessions.values()),
         db_writer_queue_depth=lambda: writer.queue_depth,
@@ -440,7 +508,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(FuncPart("re-adoption", lambda: readopt(False), _noop))
     app.context.update(pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
-                       api=api, api_app=api_app, hub=hub, state_log=state_log)
+                       api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep)
 
 
 async def _noop() -> None:

@@ -63,6 +63,9 @@ class CallEventBus:
         """Continue a call's numbering above ``base`` (re-adopted calls)."""
         self._seq[call_id] = max(self._seq.get(call_id, 0), base)
 
+    def knows(self, call_id: str) -> bool:
+        return call_id in self._seq
+
     def forget(self, call_id: str) -> None:
         self._seq.pop(call_id, None)
 

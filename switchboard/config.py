@@ -132,6 +132,10 @@ class RoutingSettings:
     short_abandon_s: float = 5.0
     announce_interval_s: float = 45.0
     callback_max_attempts: int = 3
+    # Owed callbacks are read back from the database at start and every callback_sweep_s
+    # (a restart loses none; after-hours requests join the line); older ones close as expired.
+    callback_sweep_s: float = 60.0
+    callback_max_age_h: float = 48.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,10 @@ class Offer:
     failed_at: float | None = None   # OriginateResponse said failure without saying why
 
 
+def new_callback_id() -> str:
+    return f"cb-{uuid.uuid4().hex[:16]}"
+
+
 @dataclass
 class Callback:
     """A caller's request to be called back, keeping its place in line."""
@@ -212,6 +216,9 @@ class AcdService:
         self._timer: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # callbacks this process closed: their closing events may not be in the database yet,
+        # so a sweep of owed callbacks must not put them back in line (bounded, oldest dropped)
+        self._closed_callbacks: dict[str, None] = {}
         # counters for metrics
         self.offers_total = 0
         self.originate_failures = 0
@@ -495,7 +502,7 @@ class AcdService:
             self._end_offer(w.offer.leg, "caller_gone", cancel=True)
         pending = next((o for o in self.waiting.values() if o.callback is not None and o.caller == w.caller), None)
         data = {"number": w.caller, "topic": w.call.topic, "province": w.call.province,
-                "language": w.call.language}
+                "language": w.call.language, "priority": w.call.priority}
         if pending is not None and pending.callback is not None:
             self._emit(call_id, EventKind.CALLBACK_REQUESTED, {
                 **data, "callback_id": pending.callback.callback_id, "duplicate": True})
@@ -504,7 +511,7 @@ class AcdService:
             w.done.set_result("callback")
             self._drop_waiter(call_id, None)
             return True
-        w.callback = Callback(callback_id=f"cb-{uuid.uuid4().hex[:16]}", number=w.caller)
+        w.callback = Callback(callback_id=new_callback_id(), number=w.caller)
         w.session = None
         self._emit(call_id, EventKind.CALLBACK_REQUESTED, {**data, "callback_id": w.callback.callback_id})
         log.info("call %s: callback %s to %s keeps its place in line", call_id, w.callback.callback_id, w.caller)
@@ -818,6 +825,7 @@ class AcdService:
             if w.caller:
                 self.last_agent[w.caller] = (offer.agent_id, self.wall())
             self._drop_waiter(offer.call_id, None)
+        self._callback_closed(offer.callback_id)
         self._emit(offer.call_id, EventKind.CALLBACK_COMPLETED, {
             "callback_id": offer.callback_id, "result": "answered", "attempt": attempt, "agent_id": offer.agent_id})
         self._emit(offer.call_id, EventKind.ANSWERED, {"agent_id": offer.agent_id, "wait_s": round(wait_s, 3),
@@ -844,12 +852,69 @@ class AcdService:
         if final:
             log.info("callback %s to %s: %s after %d attempt(s), giving up", cb.callback_id, cb.number, result,
                      cb.attempts)
+            self._callback_closed(cb.callback_id)
             self._drop_waiter(offer.call_id, None)
         else:
             cb.not_before = self.clock() + self.callback_retry_s
             log.info("callback %s to %s: %s (attempt %d), retry in %.0fs", cb.callback_id, cb.number, result,
                      cb.attempts, self.callback_retry_s)
         self.schedule_route()
+
+    def callbacks_pending(self) -> int:
+        """Callbacks owed and in line (asked while waiting, after hours, or read back at start)."""
+        return sum(1 for w in self.waiting.values() if w.callback is not None)
+
+    def _callback_closed(self, callback_id: str | None) -> None:
+        if callback_id:
+            self._closed_callbacks[callback_id] = None
+            while len(self._closed_callbacks) > 50_000:
+                del self._closed_callbacks[next(iter(self._closed_callbacks))]
+
+    def restore_callbacks(self, owed: Iterable[Any], *, max_age_s: float) -> list[str]:
+        """Put callbacks owed from the database back in line; returns their call ids.
+
+        ``owed``: ``store.callbacks.OpenCallback`` records (after a restart of the service,
+        or asked after hours), oldest first. Each keeps its place: the time its caller joined
+        the line. Skipped: one already in line, or closed by this process (its closing event
+        may not be written yet). Closed with a final ``callback.completed``: one requested
+        more than ``max_age_s`` ago (``expired``), and a second one for a number that already
+        has a callback in line (``duplicate``).
+        """
+        now, now_wall = self.clock(), self.wall()
+        in_line = {w.callback.callback_id: w for w in self.waiting.values() if w.callback is not None}
+        restored: list[str] = []
+        for cb in owed:
+            if cb.callback_id in in_line or cb.callback_id in self._closed_callbacks or cb.call_id in self.waiting:
+                continue
+            reason = ""
+            if now_wall - cb.requested_at.timestamp() > max_age_s:
+                reason = "expired"
+            elif any(w.caller == cb.number for w in in_line.values()):
+                reason = "duplicate"
+            if reason:
+                log.info("callback %s to %s (call %s) closed: %s", cb.callback_id, cb.number, cb.call_id, reason)
+                self._callback_closed(cb.callback_id)
+                self._emit(cb.call_id, EventKind.CALLBACK_COMPLETED, {
+                    "callback_id": cb.callback_id, "result": reason, "attempt": cb.attempts, "final": True})
+                continue
+            joined_wall = cb.joined_at.timestamp()
+            sticky = self.last_agent.get(cb.number)
+            call = WaitingCall(
+                call_id=cb.call_id, topic=cb.topic, province=cb.province, joined_at=now - (now_wall - joined_wall),
+                priority=cb.priority, language=cb.language, last_agent_id=sticky[0] if sticky else None,
+                last_agent_at=(now - (now_wall - sticky[1])) if sticky else None)
+            w = Waiter(call=call, caller=cb.number, channel="", uniqueid="", joined_wall=joined_wall,
+                       callback=Callback(callback_id=cb.callback_id, number=cb.number, attempts=cb.attempts))
+            self.waiting[cb.call_id] = w
+            self.call_vars[cb.call_id] = {"language": call.language, "topic": call.topic,
+                                          "province": call.province or ""}
+            in_line[cb.callback_id] = w
+            restored.append(cb.call_id)
+            log.info("callback %s to %s (call %s, %d attempt(s) so far) back in line, joined %.0fs ago",
+                     cb.callback_id, cb.number, cb.call_id, cb.attempts, now_wall - joined_wall)
+        if restored:
+            self.schedule_route()
+        return restored
 
     async def _start_recording(self, leg: str, offer: Offer) -> None:
         day = datetime.now(UTC).strftime("%Y/%m/%d")

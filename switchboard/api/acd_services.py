@@ -116,11 +116,11 @@ class AcdAgentService:
 
 class AcdQueueService:
     def __init__(self, acd: AcdService, metrics: Metrics, *, service_level_s: float,
-                 callbacks_pending: Callable[[], int] = lambda: 0) -> None:
+                 callbacks_pending: Callable[[], int] | None = None) -> None:
         self.acd = acd
         self.metrics = metrics
         self.service_level_s = service_level_s
-        self.callbacks_pending = callbacks_pending
+        self.callbacks_pending = callbacks_pending or acd.callbacks_pending
 
     async def waiting(self, *, topic: str | None = None, province: str | None = None) -> Sequence[WaitingCall]:
         out = []

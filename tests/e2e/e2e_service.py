@@ -320,12 +320,36 @@ async def _no_channels(client: AmiClient) -> bool:
     return not any(ev.name == "CoreShowChannel" for ev in getattr(listing, "events", ()))
 
 
+async def close_owed_callbacks(dsn: str) -> int:
+    """Close the callbacks earlier tests left owed in the shared database (the service would
+    put them back in line and dial them), as the service would: a final ``callback.completed``."""
+    import json
+
+    from switchboard.store.callbacks import open_callbacks
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        owed = await open_callbacks(conn, since=datetime.now(UTC) - timedelta(days=30))
+        for cb in owed:
+            await conn.execute(
+                "INSERT INTO call_events (call_id, seq, ts, kind, data) SELECT $1, max(seq) + 1, now(), "
+                "'callback.completed', $2::jsonb FROM call_events WHERE call_id = $1", cb.call_id,
+                json.dumps({"callback_id": cb.callback_id, "result": "expired", "final": True, "by": "e2e harness"}))
+    finally:
+        await conn.close(timeout=5)
+    return len(owed)
+
+
 @contextlib.asynccontextmanager
 async def running_service(env: dict[str, str], dsn: str, *, routing: dict[str, Any] | None = None,
-                          ivr: dict[str, Any] | None = None,
-                          agents: list[AgentRecord] | None = None) -> AsyncIterator[Service]:
-    """Start the whole service in this process; stop it (and every SIPp agent) afterwards."""
+                          ivr: dict[str, Any] | None = None, agents: list[AgentRecord] | None = None,
+                          keep_owed_callbacks: bool = False) -> AsyncIterator[Service]:
+    """Start the whole service in this process; stop it (and every SIPp agent) afterwards.
+
+    Callbacks owed by earlier tests are closed first unless ``keep_owed_callbacks``."""
     await migrate(dsn)
+    if not keep_owed_callbacks:
+        await close_owed_callbacks(dsn)
     settings = stack_settings(env, dsn, routing=routing, ivr=ivr)
     started = time.monotonic()
     app = build_application(settings, agents=agents if agents is not None else demo_agents(),

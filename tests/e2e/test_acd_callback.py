@@ -124,3 +124,65 @@ async def test_callback_retries_a_number_that_does_not_answer_up_to_the_limit(st
 async def _attempts_stored(svc: object, callback_id: str, n: int) -> bool:
     rows = await svc.fetch("SELECT attempts FROM callbacks WHERE callback_id = $1", callback_id)  # type: ignore[attr-defined]
     return bool(rows) and rows[0]["attempts"] == n
+
+
+async def test_owed_callback_survives_a_restart_of_the_service(stack_env: dict[str, str], pg_dsn: str) -> None:
+    """The service stops while a callback is owed; the next process reads it back from the
+    database, keeps its place and its number of attempts, and calls it."""
+    caller = "02838200021"
+    async with running_service(stack_env, pg_dsn) as svc:
+        await svc.agent("agent1009", talk=None, ready=False)          # nobody free: the caller waits
+        asking = svc.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller)
+        cid = await svc.wait_call_id(caller)
+        requested = await svc.wait_event(cid, "callback.requested", timeout=25)
+        callback_id = requested.data["callback_id"]
+        assert (await asking).ok
+        joined = svc.of(cid, "queue.joined")[0].ts
+        await svc.record(cid, until=("call.ended", "callback.requested"))
+    # a new process (as after a crash or a deploy): the callback is back in line at start
+    async with running_service(stack_env, pg_dsn, keep_owed_callbacks=True) as svc2:
+        line = svc2.acd.waiting_calls()
+        assert [w.call_id for w in line] == [cid]
+        w = svc2.acd.waiting[cid]
+        assert w.callback is not None and (w.callback.callback_id, w.callback.number) == (callback_id, caller)
+        assert abs(w.joined_wall - joined.timestamp()) < 0.01            # its place: when it joined the line
+        metrics = svc2.app.context["metrics"].scrape().decode()
+        assert "switchboard_callbacks_pending 1.0" in metrics
+        pstn = svc2.pstn(answer_after=1.0, talk=2.0)
+        agent = await svc2.agent("agent1009", talk=None)
+        done = await svc2.wait_event(cid, "callback.completed", timeout=45)
+        assert (done.data["result"], done.data["callback_id"], done.data["attempt"]) == ("answered", callback_id, 1)
+        assert (await pstn).ok and agent.calls_answered() == 1
+        row, timeline = await svc2.record(cid, until=("callback.completed", "agent.wrap_up_ended"))
+        seqs = [e["seq"] for e in timeline]
+        assert seqs == sorted(set(seqs))                                 # the new process numbers above the old
+        kinds = [e["kind"] for e in timeline]
+        assert kinds.index("call.ended") < kinds.index("agent.offer") < kinds.index("callback.completed")
+        assert (row["outcome"], row["callback_id"], row["callback_result"], row["agent_id"]) == \
+            ("callback", callback_id, "answered", "agent1009")
+        assert not svc2.acd.waiting
+
+
+async def test_after_hours_callback_joins_the_line_and_is_called(stack_env: dict[str, str], pg_dsn: str) -> None:
+    """A caller asks for a callback in the after-hours menu: the request is recorded with an id,
+    the next sweep puts it in line, and the first agent ready calls the number."""
+    caller = "02838200022"
+    async with running_service(stack_env, pg_dsn, routing={"callback_sweep_s": 1.0},
+                               ivr={"clock_offset_s": 10 * 3600}) as svc:   # 20:00 in Vietnam: closed
+        asking = svc.call([Pause(2.5), Dtmf("1"), Pause(3), Dtmf("1"), AwaitHangup(40)], caller=caller)
+        cid = await svc.wait_call_id(caller)
+        requested = await svc.wait_event(cid, "callback.requested", timeout=30)
+        callback_id = requested.data["callback_id"]
+        assert callback_id and requested.data["number"] == caller
+        assert (await asking).ok
+        assert "queue.joined" not in svc.kinds(cid)
+        await until(lambda: cid in svc.acd.waiting, timeout=15, what="the after-hours callback in line")
+        pstn = svc.pstn(answer_after=1.0, talk=2.0)
+        await svc.agent("agent1006", talk=None)
+        done = await svc.wait_event(cid, "callback.completed", timeout=45)
+        assert (done.data["result"], done.data["callback_id"]) == ("answered", callback_id)
+        assert (await pstn).ok
+        row, _ = await svc.record(cid, until=("call.ended", "callback.completed"))
+        assert (row["outcome"], row["callback_id"], row["callback_result"]) == ("callback", callback_id, "answered")
+        cbs = await svc.fetch("SELECT result, attempts FROM callbacks WHERE callback_id = $1", callback_id)
+        assert [(r["result"], r["attempts"]) for r in cbs] == [("answered", 1)]

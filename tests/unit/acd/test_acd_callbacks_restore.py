@@ -1,0 +1,61 @@
+"""Owed callbacks read back from the database go back in line (AcdService.restore_callbacks).
+
+Pure: no agent is logged in, so nothing is offered; what is checked is the line and the
+events. The database query and the dialling are covered by tests/integration/store and
+tests/e2e/test_acd_callback.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from switchboard.acd.service import AcdService
+from switchboard.config import RoutingSettings
+from switchboard.store.callbacks import OpenCallback
+
+NOW = 1_800_000_000.0
+
+
+def _acd(events: list[tuple[str, str, dict[str, Any]]]) -> AcdService:
+    return AcdService(ami=object(), routing=RoutingSettings(), agents=(), region_of={},
+                      emit=lambda call_id, kind, data: events.append((call_id, str(kind), data)),
+                      clock=lambda: 500.0, wall=lambda: NOW)
+
+
+def _owed(n: int, *, number: str = "", age_s: float = 600.0, joined_s: float | None = None,
+          attempts: int = 0) -> OpenCallback:
+    at = datetime.fromtimestamp(NOW - age_s, UTC)
+    joined = datetime.fromtimestamp(NOW - (joined_s if joined_s is not None else age_s), UTC)
+    return OpenCallback(callback_id=f"cb-{n}", call_id=f"call-{n}", number=number or f"09000000{n:02d}",
+                        topic="social.pension", province="ha-noi", language="vi", requested_at=at,
+                        joined_at=joined, attempts=attempts, priority=n % 2)
+
+
+async def test_owed_callbacks_keep_their_place_and_their_attempts() -> None:
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    acd = _acd(events)
+    restored = acd.restore_callbacks([_owed(1, joined_s=900, attempts=1), _owed(2, age_s=60)], max_age_s=3600)
+    assert restored == ["call-1", "call-2"] and events == []
+    w1, w2 = acd.waiting["call-1"], acd.waiting["call-2"]
+    assert w1.callback is not None and (w1.callback.callback_id, w1.callback.attempts) == ("cb-1", 1)
+    assert w1.caller == "0900000001" and w1.session is None and w1.done is None
+    assert w1.call.joined_at == 500.0 - 900 and w2.call.joined_at == 500.0 - 60   # place: when they joined
+    assert (w1.call.topic, w1.call.province, w1.call.priority) == ("social.pension", "ha-noi", 1)
+    # a second sweep finds the same rows: nothing doubles
+    assert acd.restore_callbacks([_owed(1), _owed(2)], max_age_s=3600) == []
+    assert len(acd.waiting) == 2 and acd.callbacks_pending() == 2
+
+
+async def test_expired_duplicate_and_just_closed_callbacks_stay_out() -> None:
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    acd = _acd(events)
+    acd._callback_closed("cb-4")           # answered a moment ago; its event not in the database yet
+    owed = [_owed(1), _owed(2, age_s=7200, attempts=2), _owed(3, number="0900000001"), _owed(4)]
+    assert acd.restore_callbacks(owed, max_age_s=3600) == ["call-1"]
+    assert events == [
+        ("call-2", "callback.completed", {"callback_id": "cb-2", "result": "expired", "attempt": 2, "final": True}),
+        ("call-3", "callback.completed", {"callback_id": "cb-3", "result": "duplicate", "attempt": 0,
+                                          "final": True}),
+    ]
+    assert acd.restore_callbacks(owed, max_age_s=3600) == [] and len(events) == 2   # closed ones stay closed
