@@ -139,19 +139,20 @@ parse_ascii(const unsigned char *s, Py_ssize_t len,
     }
 }
 
-/* The same rules for frames holding non-ASCII text, on any string kind. */
-static int
-parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict)
+/* The same rules for frames holding non-ASCII text, for one string kind k (a constant at
+ * each call site below, so PyUnicode_READ compiles to a plain typed read). */
+static inline __attribute__((always_inline)) int
+parse_kind(PyObject *frame, int k, PyObject **kind, PyObject **first, PyObject *dict)
 {
     Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
-    int k = PyUnicode_KIND(frame);
     const void *data = PyUnicode_DATA(frame);
     Py_ssize_t pos = 0;
     int line_no = 0;
+    unsigned char narrow[NAME_MAX_LEN];
     while (1) {
         Py_ssize_t eol = len;
         Py_ssize_t colon = -1;
-        int space_in_name = 0;
+        int space_in_name = 0, ascii_name_ok = 1;
         for (Py_ssize_t i = pos; i < len; i++) {
             Py_UCS4 c = PyUnicode_READ(k, data, i);
             if (c == '\r' && i + 1 < len && PyUnicode_READ(k, data, i + 1) == '\n') {
@@ -163,13 +164,23 @@ parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict
                     colon = i;
                 else if (c == ' ')
                     space_in_name = 1;
+                else if (c >= 128)
+                    ascii_name_ok = 0;
             }
         }
         if (eol == pos || colon <= pos || space_in_name)
             return 0;
         if (colon + 1 >= eol || PyUnicode_READ(k, data, colon + 1) != ' ')
             return 0;
-        PyObject *name = PyUnicode_Substring(frame, pos, colon);
+        PyObject *name;
+        Py_ssize_t name_len = colon - pos;
+        if (ascii_name_ok && name_len <= NAME_MAX_LEN) {   /* names are ASCII: share the cached ones */
+            for (Py_ssize_t i = 0; i < name_len; i++)
+                narrow[i] = (unsigned char)PyUnicode_READ(k, data, pos + i);
+            name = ascii_name(narrow, name_len);
+        } else {
+            name = PyUnicode_Substring(frame, pos, colon);
+        }
         if (name == NULL)
             return -1;
         PyObject *value = PyUnicode_Substring(frame, colon + 2, eol);
@@ -191,6 +202,19 @@ parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict
         pos = eol + 2;
         if (pos >= len)
             return 0;
+    }
+}
+
+static int
+parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict)
+{
+    switch (PyUnicode_KIND(frame)) {
+    case PyUnicode_1BYTE_KIND:
+        return parse_kind(frame, PyUnicode_1BYTE_KIND, kind, first, dict);
+    case PyUnicode_2BYTE_KIND:
+        return parse_kind(frame, PyUnicode_2BYTE_KIND, kind, first, dict);
+    default:
+        return parse_kind(frame, PyUnicode_4BYTE_KIND, kind, first, dict);
     }
 }
 
@@ -264,6 +288,18 @@ frame_headers(PyObject *module, PyObject *frame)
     return steal_tuple(3, parts);
 }
 
+/* The index of the next CR LF CR LF from pos in a run of kind k (a constant), or len. */
+static inline __attribute__((always_inline)) Py_ssize_t
+sep_kind(PyObject *run, int k, Py_ssize_t pos, Py_ssize_t len)
+{
+    const void *data = PyUnicode_DATA(run);
+    for (Py_ssize_t i = pos; i + 3 < len; i++)
+        if (PyUnicode_READ(k, data, i) == '\r' && PyUnicode_READ(k, data, i + 1) == '\n'
+                && PyUnicode_READ(k, data, i + 2) == '\r' && PyUnicode_READ(k, data, i + 3) == '\n')
+            return i;
+    return len;
+}
+
 /* End of the frame starting at pos: the index of the next CR LF CR LF, or len.
  * *lines gets the number of CR LF inside the frame (1-byte kind only, else -1). */
 static Py_ssize_t
@@ -288,13 +324,9 @@ frame_end(PyObject *run, Py_ssize_t pos, Py_ssize_t len, Py_ssize_t *lines)
         *lines = n;
         return len;
     }
-    const void *data = PyUnicode_DATA(run);
     *lines = -1;
-    for (Py_ssize_t i = pos; i + 3 < len; i++)
-        if (PyUnicode_READ(k, data, i) == '\r' && PyUnicode_READ(k, data, i + 1) == '\n'
-                && PyUnicode_READ(k, data, i + 2) == '\r' && PyUnicode_READ(k, data, i + 3) == '\n')
-            return i;
-    return len;
+    return k == PyUnicode_2BYTE_KIND ? sep_kind(run, PyUnicode_2BYTE_KIND, pos, len)
+                                     : sep_kind(run, PyUnicode_4BYTE_KIND, pos, len);
 }
 
 static PyObject *
