@@ -170,14 +170,19 @@ class CallBook:
                                                         "language": language, "uniqueid": uniqueid})
         return facts
 
-    def adopt(self, *, call_id: str, uniqueid: str, caller: str, dialed: str) -> CallFacts:
-        """A call found waiting after a restart: continue its record."""
+    def adopt(self, *, call_id: str, uniqueid: str, caller: str, dialed: str, answered: bool = False,
+              age_s: float = 0.0) -> CallFacts:
+        """A call found after a restart, waiting (or ``answered``: bridged to an agent): continue its
+        record. ``age_s``: how long its channel has existed, for the ``duration_s`` of ``call.ended``."""
         facts = CallFacts(call_id=call_id, uniqueid=uniqueid, caller=caller, dialed=dialed,
-                          started=time.monotonic(), queued=True)
+                          started=time.monotonic() - age_s, queued=True, answered=answered)
         self.calls[call_id] = facts
         self._by_uniqueid[uniqueid] = call_id
         self.bus.seed(call_id, adopted_seq_base())
         return facts
+
+    def knows_channel(self, uniqueid: str) -> bool:
+        return uniqueid in self._by_uniqueid
 
     def flow_ended(self, call_id: str, *, reason: str, node: str, hangup_reason: str = "") -> None:
         facts = self.calls.get(call_id)

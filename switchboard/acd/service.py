@@ -418,6 +418,16 @@ class AcdService:
             self._emit(call_id, EventKind.WRAP_UP_ENDED, {
                 "agent_id": agent_id, "wrap_up_s": round(wrap_s, 3), "disposition": disposition or None})
 
+    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
+        """An agent leg found bridged after a restart: its hang-up ends the agent's call as usual
+        (``agent.ended`` with the talk time, then wrap-up). ``talked_s``: the leg's age (ring included)."""
+        if not leg or leg in self.talking:
+            return
+        now = self.clock()
+        self.talking[leg] = Offer(leg=leg, call_id=call_id, agent_id=agent_id, started=now - talked_s,
+                                  answered=now - talked_s)
+        log.info("agent %s is talking on call %s (leg %s, re-adopted)", agent_id, call_id, leg)
+
     def agent_for_device(self, device: str) -> str | None:
         """The agent whose endpoint is ``device`` (``PJSIP/agent1001``), None if none."""
         return self._by_device.get(device.lower())

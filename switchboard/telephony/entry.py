@@ -135,10 +135,11 @@ class AgiEntry:
             return 0
         if not isinstance(listing, ListResponse):
             return 0
+        channels = [ch for ch in listing.events if ch.name == "CoreShowChannel"]
+        await self._adopt_bridged(channels)
         count = 0
-        for ch in listing.events:
-            if ch.name != "CoreShowChannel" or (ch.get("Application") or "") in NOT_IN_AGI \
-                    or ch.get("BridgeId"):
+        for ch in channels:
+            if (ch.get("Application") or "") in NOT_IN_AGI or ch.get("BridgeId"):
                 continue
             uniqueid = ch.get("Uniqueid") or ""
             if not uniqueid or uniqueid in self.manager.sessions:
@@ -170,6 +171,47 @@ class AgiEntry:
             self.manager.handle_event(start)
             count += 1
         self.adopted_total += count
+        return count
+
+    async def _adopt_bridged(self, channels: list[Any]) -> int:
+        """Calls an agent was talking on when the service stopped: Asterisk kept the bridge; take
+        their records back so the hang-ups still close them (``call.ended``, the agent's talk time)."""
+        by_bridge: dict[str, list[Any]] = {}
+        for ch in channels:
+            if ch.get("BridgeId"):
+                by_bridge.setdefault(ch.get("BridgeId") or "", []).append(ch)
+        count = 0
+        for members in by_bridge.values():
+            legs = {id(ch): self.acd.agent_for_device((ch.get("Channel") or "").rsplit("-", 1)[0])
+                    for ch in members}
+            others = [ch for ch in members if legs[id(ch)] is None]
+            if len(others) != 1 or len(members) < 2:
+                continue   # not one caller with agents (a conference, a transfer in progress)
+            caller = others[0]
+            uniqueid, channel = caller.get("Uniqueid") or "", caller.get("Channel") or ""
+            if not uniqueid or self.book.knows_channel(uniqueid):
+                continue
+            values: dict[str, str] = {}
+            for name in (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"):
+                try:
+                    resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
+                    values[name] = (resp.headers.get("Value") or "") if resp.success else ""
+                except (AmiError, TimeoutError):
+                    values[name] = ""
+            call_id = values[acd_mod.VAR_CALL_ID]
+            if not call_id:    # never reached an agent through us (e.g. the fallback queue)
+                continue
+            self.book.adopt(call_id=call_id, uniqueid=uniqueid, answered=True, age_s=_duration_s(caller),
+                            caller=values[acd_mod.VAR_CALLER] or caller.get("CallerIDNum") or "",
+                            dialed=values["SB_DID"] or caller.get("Exten") or "")
+            for leg in members:
+                agent_id = legs[id(leg)]
+                if agent_id is not None:
+                    self.acd.adopt_talking(leg.get("Uniqueid") or "", call_id=call_id, agent_id=agent_id,
+                                           talked_s=_duration_s(leg))
+            log.info("re-adopted call %s bridged with %s", call_id,
+                     ", ".join(ch.get("Channel") or "" for ch in members if ch is not caller))
+            count += 1
         return count
 
     async def _resume_adopted(self, session: Any) -> None:
@@ -211,3 +253,12 @@ class _AdoptedRequest:
         self.language = language
         self.province_source = province_source
         self.variables = variables
+
+
+def _duration_s(ch: Any) -> float:
+    """A CoreShowChannel's ``Duration`` (``HH:MM:SS``) in seconds; 0 when absent or odd."""
+    try:
+        h, m, sec = (int(x) for x in (ch.get("Duration") or "").split(":"))
+    except ValueError:
+        return 0.0
+    return float(h * 3600 + m * 60 + sec)

@@ -119,6 +119,18 @@ async def run_cli(config: Path, *args: str) -> str:
     return out.decode()
 
 
+async def service_config(env: dict[str, str], dsn: str, run_dir: Path) -> tuple[Path, int]:
+    """A migrated database with the demo agents, no call left on the stack, and a config file
+    for a service process on a free HTTP port: (config, port)."""
+    await migrate(dsn)
+    await hang_up_leftovers(env)
+    http_port = free_port(socket.SOCK_STREAM)
+    config = run_dir / "switchboard.toml"
+    write_config(config, env, dsn, http_port, run_dir)
+    await run_cli(config, "agents", "import", str(REPO / "deploy" / "agents.yaml"))
+    return config, http_port
+
+
 class ServiceProcess:
     def __init__(self, config: Path, log: Path, http_port: int) -> None:
         self.config, self.log, self.http_port = config, log, http_port
@@ -188,12 +200,7 @@ async def ami(stack_env: dict[str, str]) -> AsyncIterator[AmiClient]:
 
 async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
-    await migrate(pg_dsn)
-    await hang_up_leftovers(stack_env)
-    http_port = free_port(socket.SOCK_STREAM)
-    config = tmp_path / "switchboard.toml"
-    write_config(config, stack_env, pg_dsn, http_port, tmp_path)
-    await run_cli(config, "agents", "import", str(REPO / "deploy" / "agents.yaml"))
+    config, http_port = await service_config(stack_env, pg_dsn, tmp_path)
     tokens = {a: (await run_cli(config, "tokens", "create", "--role", "agent", "--agent", a,
                                 "--name", "e2e")).strip().splitlines()[-1] for a in ("agent1009", "agent1010")}
     service = ServiceProcess(config, tmp_path / "service.log", http_port)
@@ -274,6 +281,19 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         assert answered["agent_id"] == "agent1010"
         assert {e["call_id"] for e in before} == {e["call_id"] for e in after}   # the same call record
         assert not bridged.done()
+        # the call that stayed bridged through the restart was taken back too: its hang-up closes it
+        talk_before = await events_of(pg_dsn, talker)
+        assert "call.ended" not in [e["kind"] for e in talk_before]
+        assert (await bridged).ok
+        await until(lambda: has_kind(pg_dsn, talker, "call.ended"), timeout=20,
+                    what="the bridged call closed by the new process")
+        talk_after = [e for e in await events_of(pg_dsn, talker) if e["seq"] > max(x["seq"] for x in talk_before)]
+        kinds = [e["kind"] for e in talk_after]
+        assert "agent.ended" in kinds and "call.ended" in kinds, kinds
+        ended = json.loads(talk_after[kinds.index("call.ended")]["data"])
+        agent_ended = json.loads(talk_after[kinds.index("agent.ended")]["data"])
+        assert ended["outcome"] == "answered" and ended["duration_s"] > 60   # the whole call, not since the restart
+        assert agent_ended["agent_id"] == "agent1009" and agent_ended["talk_s"] > 50
     finally:
         for t in callers:
             t.cancel()
