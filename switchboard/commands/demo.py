@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import time
 import urllib.request
@@ -22,6 +23,8 @@ def register(sub: Any) -> None:
     p.add_argument("--every", type=float, default=12.0, help="mean seconds between demo callers (default 12)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--agents-file", default="deploy/agents.yaml")
+    p.add_argument("--duration", type=float, default=0.0,
+                   help="stop after this many seconds and print a summary (default: run until Ctrl-C)")
     p.set_defaults(func=_demo)
 
 
@@ -76,9 +79,15 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             if task is not None:
                 loop.add_signal_handler(sig, task.cancel)
         try:
-            await traffic.run()
+            if args.duration > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(traffic.run(), args.duration)
+            else:
+                await traffic.run()
         except asyncio.CancelledError:
-            log.info("demo stopped: %d callers placed", traffic.calls_started)
+            pass
+        print(f"demo: {traffic.calls_started} callers placed, {traffic.calls_ok} finished their scenario, "
+              f"{traffic.agents_ready} of {len(traffic.phones)} agents ready", flush=True)
 
     asyncio.run(main())
     return 0

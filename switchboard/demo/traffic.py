@@ -77,6 +77,7 @@ class DemoTraffic:
         self.phones: list[SippAgent] = []
         self.calls_started = 0
         self.calls_ok = 0
+        self.agents_ready = 0   # agents whose *20 (log in, ready) went through
         self._tasks: set[asyncio.Task[None]] = set()
         Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
 
@@ -93,6 +94,7 @@ class DemoTraffic:
             password = sip_password(self.cfg.sip_secret, rec.sip_endpoint)
             res = await run_sipp(feature_code_scenario(user=rec.sip_endpoint, password=password, code="*20"),
                                  remote=self.cfg.sip_remote, timeout=30, workdir=self.cfg.workdir)
+            self.agents_ready += int(res.ok)
             log.info("agent %s (%s) dialed *20: %s", rec.id, rec.home_province, "ready" if res.ok else "FAILED")
 
     def caller_steps(self, caller: str) -> tuple[list[Step], str]:
