@@ -224,11 +224,12 @@ class _AgentLoader(_Periodic):
 
     name = "agents"
 
-    def __init__(self, acd: Any, pool_part: _Pool, fixed: Any) -> None:
+    def __init__(self, acd: Any, pool_part: _Pool, fixed: Any, *, restore_states_h: float = 0.0) -> None:
         super().__init__()
         self.acd = acd
         self.pool_part = pool_part
         self.fixed = fixed
+        self.restore_states_h = restore_states_h
         self.loaded: int | None = None
 
     async def load(self) -> int:
@@ -250,7 +251,24 @@ class _AgentLoader(_Periodic):
         n = await self.load()
         if self.loaded is None:
             log.info("%d agents loaded", n)
+            if self.restore_states_h > 0:
+                await self.restore_states()
         self.loaded = n
+
+    async def restore_states(self) -> list[str]:
+        """Agents take back their last logged state (the service restarted under them)."""
+        from datetime import timedelta
+
+        from switchboard.store.agents import last_agent_states
+
+        since = datetime.now(UTC) - timedelta(hours=self.restore_states_h)
+        try:
+            async with self.pool_part.pool.acquire(timeout=5) as conn:
+                last = await last_agent_states(conn, since=since, timeout=5)
+        except Exception as exc:
+            log.error("agent states not restored (agents log in again): %s", exc)
+            return []
+        return list(self.acd.restore_states(last))
 
 
 class _CallbackSweep(_Periodic):
@@ -416,7 +434,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     client.subscribe(on_hangup, names=("Hangup",))
 
-    app.add(_AgentLoader(acd, pool_part, agents))
+    app.add(_AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h))
     app.add(acd)
     sweep = _CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
                            max_age_s=s.routing.callback_max_age_h * 3600)

@@ -136,6 +136,9 @@ class RoutingSettings:
     # (a restart loses none; after-hours requests join the line); older ones close as expired.
     callback_sweep_s: float = 60.0
     callback_max_age_h: float = 48.0
+    # At start, agents take back their last logged state (ready / paused with its reason) when
+    # it is younger than this: a restart does not log everybody out. 0 = everybody logs in again.
+    restore_agent_states_h: float = 12.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -418,6 +418,30 @@ class AcdService:
             self._emit(call_id, EventKind.WRAP_UP_ENDED, {
                 "agent_id": agent_id, "wrap_up_s": round(wrap_s, 3), "disposition": disposition or None})
 
+    def restore_states(self, last: Mapping[str, tuple[str, str | None]]) -> list[str]:
+        """After a restart, put logged-out agents back in their last logged state: ``ready``
+        (also for one that was ringing, talking or in wrap-up: its phone's state still decides
+        whether it is offered) or ``paused`` with its reason. Returns the agents restored."""
+        restored: list[str] = []
+        for agent_id, (state, reason) in sorted(last.items()):
+            s = self.states.get(agent_id)
+            if s is None or s.status is not st.AgentStatus.LOGGED_OUT or state == st.AgentStatus.LOGGED_OUT:
+                continue
+            try:
+                if state == st.AgentStatus.PAUSED:
+                    self.pause(agent_id, reason or "break")
+                else:
+                    self.ready(agent_id)
+            except IllegalAgentAction as exc:
+                log.warning("agent %s not restored to %s: %s", agent_id, state, exc)
+                continue
+            restored.append(agent_id)
+        if restored:
+            log.info("agent states restored after a restart: %s", ", ".join(
+                f"{a} {self.states[a].status.value}" for a in restored))
+            self.schedule_route()
+        return restored
+
     def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
         """An agent leg found bridged after a restart: its hang-up ends the agent's call as usual
         (``agent.ended`` with the talk time, then wrap-up). ``talked_s``: the leg's age (ring included)."""

@@ -56,6 +56,15 @@ async def load_agents(conn: asyncpg.Connection, *, active_only: bool = True,
     ]
 
 
+async def last_agent_states(conn: asyncpg.Connection, *, since: datetime,
+                            timeout: float = 10.0) -> dict[str, tuple[str, str | None]]:
+    """Each agent's last logged state (and pause reason) at or after ``since``."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (agent_id) agent_id, to_state, reason FROM agent_state_log WHERE at >= $1 "
+        "ORDER BY agent_id, at DESC, id DESC", since, timeout=timeout)
+    return {r["agent_id"]: (r["to_state"], r["reason"]) for r in rows}
+
+
 async def log_agent_states(conn: asyncpg.Connection, changes: Iterable[AgentStateChange], *,
                            timeout: float = 10.0) -> int:
     rows = [(c.agent_id, c.at, c.from_state, c.to_state, c.reason, c.call_id, c.duration_s) for c in changes]

@@ -57,6 +57,7 @@ FAST_ROUTING: dict[str, Any] = {
     "ring_timeout_s": 6.0, "wrap_up_s": 3.0, "region_after_s": 6.0, "nation_after_s": 12.0,
     "reevaluate_interval_s": 0.5, "announce_interval_s": 4.0, "no_answer_limit": 2,
     "sticky_max_wait_s": 0.0, "callback_max_attempts": 2,
+    "restore_agent_states_h": 0.0,   # each test logs its agents in itself (the database is shared)
 }
 
 

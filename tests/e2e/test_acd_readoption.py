@@ -267,6 +267,11 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         assert (waiter, "StartMusicOnHold", "hotline") in in_agi, in_agi
         await service.start()
         assert time.monotonic() - killed_at < 60
+        # agent1009 takes back its last logged state (it was on the bridged call): nobody logs in again
+        async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{http_port}/api/agents/agent1009",
+                headers={"Authorization": f"Bearer {tokens['agent1009']}"}) as r:
+            assert r.status == 200 and (await r.json())["state"] == "ready", await r.text()
         await api_ready(http_port, tokens["agent1010"], "agent1010")
         await until(lambda: has_kind(pg_dsn, waiter, "call.answered"), timeout=30,
                     what="the re-adopted caller answered")

@@ -51,4 +51,5 @@ async def test_demo_agents_log_in_and_demo_callers_are_answered(stack_env: dict[
     assert len(rows) >= 5, rows                                            # a caller every ~5 s for 60 s
     answered = [r for r in rows if r["outcome"] == "answered"]
     assert answered and {r["agent_id"] for r in answered} <= {"agent1001", "agent1002", "agent1003"}, rows
-    assert {r["agent_id"] for r in logins} == {"agent1001", "agent1002", "agent1003"}
+    # (agents of earlier tests may be restored to their last state too; their phones are gone)
+    assert {r["agent_id"] for r in logins} >= {"agent1001", "agent1002", "agent1003"}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -8,6 +8,7 @@ import pytest
 from switchboard.store.agents import (
     AgentRecord,
     AgentStateChange,
+    last_agent_states,
     load_agents,
     log_agent_states,
     upsert_agent,
@@ -34,3 +35,19 @@ async def test_agents_roundtrip_and_state_log(db: asyncpg.Connection) -> None:
     assert n == 2
     rows = await db.fetch("SELECT to_state, reason, duration_s FROM agent_state_log ORDER BY id", timeout=10)
     assert [tuple(r) for r in rows] == [("ready", "login", None), ("paused", "no-answer", 42.5)]
+
+
+async def test_last_agent_states_are_the_latest_row_per_agent_since(db: asyncpg.Connection) -> None:
+    t = datetime(2026, 3, 2, 1, tzinfo=UTC)
+    await log_agent_states(db, [
+        AgentStateChange("a1", t, "ready", "logged_out"),
+        AgentStateChange("a1", t + timedelta(minutes=5), "paused", "ready", "lunch"),
+        AgentStateChange("a2", t, "ready", "logged_out"),
+        AgentStateChange("a2", t + timedelta(minutes=1), "offered", "ready"),
+        AgentStateChange("a2", t + timedelta(minutes=1), "on_call", "offered"),   # same instant: the later row
+        AgentStateChange("a3", t - timedelta(hours=20), "ready", "logged_out"),   # too old
+        AgentStateChange("a4", t, "ready", "logged_out"),
+        AgentStateChange("a4", t + timedelta(minutes=9), "logged_out", "ready"),
+    ])
+    last = await last_agent_states(db, since=t - timedelta(hours=12))
+    assert last == {"a1": ("paused", "lunch"), "a2": ("on_call", None), "a4": ("logged_out", None)}

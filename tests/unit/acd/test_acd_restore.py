@@ -1,8 +1,10 @@
-"""Owed callbacks read back from the database go back in line (AcdService.restore_callbacks).
+"""What the ACD takes back after a restart: owed callbacks go back in line
+(AcdService.restore_callbacks) and agents take back their last logged state
+(AcdService.restore_states).
 
-Pure: no agent is logged in, so nothing is offered; what is checked is the line and the
-events. The database query and the dialling are covered by tests/integration/store and
-tests/e2e/test_acd_callback.py.
+Pure: no phone is reachable, so nothing is offered; what is checked is the line, the
+states and the events. The database queries and the dialling are covered by
+tests/integration/store and tests/e2e (test_acd_callback.py, test_acd_readoption.py).
 """
 
 from __future__ import annotations
@@ -59,3 +61,20 @@ async def test_expired_duplicate_and_just_closed_callbacks_stay_out() -> None:
                                           "final": True}),
     ]
     assert acd.restore_callbacks(owed, max_age_s=3600) == [] and len(events) == 2   # closed ones stay closed
+
+
+async def test_agents_take_back_their_last_logged_state() -> None:
+    from switchboard.acd.agents import AgentRecord
+
+    acd = _acd([])
+    acd.set_agents([AgentRecord(id=f"a{i}", name=f"A{i}", sip_endpoint=f"a{i}", skills={"general": 3},
+                                home_province="ha-noi") for i in range(1, 7)])
+    acd.ready("a6")                                   # logged in since the start: left alone
+    acd.pause("a6", "meeting")
+    last = {"a1": ("ready", None), "a2": ("paused", "lunch"), "a3": ("on_call", None), "a4": ("logged_out", None),
+            "a5": ("wrap_up", None), "a6": ("ready", None), "ghost": ("ready", None)}
+    assert acd.restore_states(last) == ["a1", "a2", "a3", "a5"]
+    status = {a: (s.status.value, s.pause_reason) for a, s in acd.states.items()}
+    assert status == {"a1": ("ready", None), "a2": ("paused", "lunch"), "a3": ("ready", None),
+                      "a4": ("logged_out", None), "a5": ("ready", None), "a6": ("paused", "meeting")}
+    assert acd.restore_states(last) == []             # nobody is logged out any more
