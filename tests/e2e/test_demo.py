@@ -9,8 +9,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from e2e_process import ServiceProcess, cli, service_config
 from e2e_service import REPO, hang_up_leftovers
-from test_acd_readoption import ServiceProcess, cli, service_config
 
 pytestmark = pytest.mark.e2e
 
