@@ -435,10 +435,7 @@ def _message(frame: str, kind: str, value: str, pairs: dict[str, str]) -> Messag
         ev._raw = frame
         return ev
     if kind == "Response" and value != "Follows":
-        h = _new(Headers)
-        h._first = pairs
-        h._multi = None
-        return Response(value, h)
+        return Response(value, Headers(pairs))
     return _build_general(frame)
 
 

@@ -115,12 +115,10 @@ class AcdAgentService:
 
 
 class AcdQueueService:
-    def __init__(self, acd: AcdService, metrics: Metrics, *, service_level_s: float,
-                 callbacks_pending: Callable[[], int] | None = None) -> None:
+    def __init__(self, acd: AcdService, metrics: Metrics, *, service_level_s: float) -> None:
         self.acd = acd
         self.metrics = metrics
         self.service_level_s = service_level_s
-        self.callbacks_pending = callbacks_pending or acd.callbacks_pending
 
     async def waiting(self, *, topic: str | None = None, province: str | None = None) -> Sequence[WaitingCall]:
         out = []
@@ -157,7 +155,7 @@ class AcdQueueService:
             service_level_now=ratios["window"][0], service_level_today=ratios["today"][0],
             abandon_rate_now=ratios["window"][1], abandon_rate_today=ratios["today"][1],
             answered_today=answered_today, abandoned_today=abandoned_today,
-            callbacks_pending=self.callbacks_pending())
+            callbacks_pending=self.acd.callbacks_pending())
 
 
 class AmiSupervisorService:

@@ -148,14 +148,7 @@ class AgiEntry:
             if context not in (self.hotline_context, self.survey_context):
                 continue
             channel = ch.get("Channel") or ""
-            values: dict[str, str] = {}
-            for name in ADOPT_VARS:
-                try:
-                    resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name},
-                                               timeout=5)
-                    values[name] = (resp.headers.get("Value") or "") if resp.success else ""
-                except (AmiError, TimeoutError):
-                    values[name] = ""
+            values = await self._getvars(channel, ADOPT_VARS)
             env = {
                 "agi_request": "async", "agi_channel": channel, "agi_uniqueid": uniqueid,
                 "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
@@ -173,6 +166,17 @@ class AgiEntry:
         self.adopted_total += count
         return count
 
+    async def _getvars(self, channel: str, names: tuple[str, ...]) -> dict[str, str]:
+        """Channel variables by name ("" for one unset or unreadable)."""
+        values: dict[str, str] = {}
+        for name in names:
+            try:
+                resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
+                values[name] = (resp.headers.get("Value") or "") if resp.success else ""
+            except (AmiError, TimeoutError):
+                values[name] = ""
+        return values
+
     async def _adopt_bridged(self, channels: list[Any]) -> int:
         """Calls an agent was talking on when the service stopped: Asterisk kept the bridge; take
         their records back so the hang-ups still close them (``call.ended``, the agent's talk time)."""
@@ -182,8 +186,7 @@ class AgiEntry:
                 by_bridge.setdefault(ch.get("BridgeId") or "", []).append(ch)
         count = 0
         for members in by_bridge.values():
-            legs = {id(ch): self.acd.agent_for_device((ch.get("Channel") or "").rsplit("-", 1)[0])
-                    for ch in members}
+            legs = {id(ch): self.features.agent_for(ch.get("Channel") or "") for ch in members}
             others = [ch for ch in members if legs[id(ch)] is None]
             if len(others) != 1 or len(members) < 2:
                 continue   # not one caller with agents (a conference, a transfer in progress)
@@ -191,13 +194,7 @@ class AgiEntry:
             uniqueid, channel = caller.get("Uniqueid") or "", caller.get("Channel") or ""
             if not uniqueid or self.book.knows_channel(uniqueid):
                 continue
-            values: dict[str, str] = {}
-            for name in (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"):
-                try:
-                    resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
-                    values[name] = (resp.headers.get("Value") or "") if resp.success else ""
-                except (AmiError, TimeoutError):
-                    values[name] = ""
+            values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"))
             call_id = values[acd_mod.VAR_CALL_ID]
             if not call_id:    # never reached an agent through us (e.g. the fallback queue)
                 continue
