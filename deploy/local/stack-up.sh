@@ -60,6 +60,18 @@ python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
     RTP_START=20000 RTP_END=20999 \
     --agents-pjsip "$RUN/pjsip_agents.conf" --agents-queue "$RUN/queues_members.conf"
 
+# 6b. Name look-ups never leave the root: without /etc/hosts Asterisk resolves the host's
+#     name and A.ROOT-SERVERS.NET (its "find our address" fallback) for every new channel,
+#     and each look-up that times out blocks PJSIP's distributor for seconds (issue 12).
+{
+    echo "# written by deploy/local/stack-up.sh: Asterisk must never wait on DNS"
+    echo "127.0.0.1 localhost"
+    echo "::1 localhost ip6-localhost ip6-loopback"
+    echo "127.0.1.1 $(hostname)"
+    echo "198.41.0.4 A.ROOT-SERVERS.NET a.root-servers.net"
+} >"$ASTERISK_ROOT/etc/hosts"
+grep -q '^hosts:' "$ASTERISK_ROOT/etc/nsswitch.conf" 2>/dev/null || echo 'hosts: files dns' >>"$ASTERISK_ROOT/etc/nsswitch.conf"
+
 # 7. Mounts: proc, and the recordings folder (prompts to play, call recordings to write)
 mkdir -p "$ASTERISK_ROOT/proc" "$ASTERISK_ROOT$AST_MEDIA" "$REPO/recordings/calls"
 mountpoint -q "$ASTERISK_ROOT/proc" || mount -t proc proc "$ASTERISK_ROOT/proc"
