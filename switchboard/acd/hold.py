@@ -14,7 +14,7 @@ import logging
 import math
 from typing import Any
 
-from switchboard.ami.agi import AgiHangup
+from switchboard.ami.agi import AgiHangup, agi_quote
 from switchboard.audio.numbers import say_number
 
 log = logging.getLogger("switchboard.acd.hold")
@@ -47,9 +47,9 @@ class HoldLoop:
         session = waiter.session
         call_id = waiter.call.call_id
         lang = waiter.call.language or "vi"
-        keys = f'"{CALLBACK_KEY}"' if self.callbacks else '""'
+        keys = agi_quote(CALLBACK_KEY if self.callbacks else "")
         try:
-            await session.execute(f"EXEC StartMusicOnHold {self.moh_class}", timeout=10)
+            await session.execute(f"EXEC StartMusicOnHold {agi_quote(self.moh_class)}", timeout=10)
             wait_s = self.first_after_s
             while True:
                 result = await session.execute(f"WAIT FOR DIGIT {int(wait_s * 1000)}", timeout=wait_s + 15)
@@ -63,19 +63,19 @@ class HoldLoop:
                         return
                     await session.execute("EXEC StopMusicOnHold", timeout=10)
                     for name in self.announcement(position, estimate, lang):
-                        played = await session.execute(f"STREAM FILE {self.prefix}/{lang}/{name} {keys}", timeout=30)
+                        played = await session.execute(f"STREAM FILE {agi_quote(f'{self.prefix}/{lang}/{name}')} {keys}", timeout=30)
                         if played.digit:
                             pressed = played.digit
                             break
                     if not pressed:
-                        await session.execute(f"EXEC StartMusicOnHold {self.moh_class}", timeout=10)
+                        await session.execute(f"EXEC StartMusicOnHold {agi_quote(self.moh_class)}", timeout=10)
                 if pressed == CALLBACK_KEY and self.callbacks:
                     await session.execute("EXEC StopMusicOnHold", timeout=10)
                     log.info("call %s: caller asked for a callback", call_id)
                     if acd.caller_pressed_callback(call_id):
                         return
                     # refused (no number to call back): keep waiting with the music
-                    await session.execute(f"EXEC StartMusicOnHold {self.moh_class}", timeout=10)
+                    await session.execute(f"EXEC StartMusicOnHold {agi_quote(self.moh_class)}", timeout=10)
                 wait_s = self.interval_s
         except AgiHangup:
             acd.caller_gone(call_id)

@@ -39,7 +39,7 @@ from switchboard.acd import agent_state as st
 from switchboard.acd.agents import AgentRecord
 from switchboard.acd.router import AgentView as RouterAgent
 from switchboard.acd.router import Assignment, RoutingPolicy, WaitingCall, estimate_wait, route, tier_of
-from switchboard.ami.agi import AgiHangup
+from switchboard.ami.agi import AgiHangup, agi_quote
 from switchboard.ami.client import AmiError
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
@@ -513,7 +513,7 @@ class AcdService:
                   VAR_JOINED: f"{w.joined_wall:.3f}", VAR_CALLER: w.caller}
         for name, value in values.items():
             try:
-                await session.execute(f'SET VARIABLE {name} "{value}"', timeout=5)
+                await session.execute(f"SET VARIABLE {name} {agi_quote(value)}", timeout=5)
             except AgiHangup:
                 raise
             except Exception as exc:  # a lost variable only weakens re-adoption

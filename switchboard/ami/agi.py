@@ -28,7 +28,7 @@ from .client import AmiDisconnected, AmiError, AmiTimeout
 from .protocol import Action, Event, Response
 
 __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult", "AgiSession",
-           "parse_agi_env", "parse_agi_result"]
+           "agi_quote", "parse_agi_env", "parse_agi_result"]
 
 log = logging.getLogger("switchboard.ami.agi")
 
@@ -67,6 +67,22 @@ class AgiResult:
         if self.result.isdigit() and int(self.result) > 0:
             return chr(int(self.result))
         return None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def agi_quote(value: object) -> str:
+    """One AGI command argument, quoted for Asterisk's parser (res_agi ``parse_args``).
+
+    The one way to put variable data (a caller id, a file name, a value) into an AGI
+    command: the result is always exactly one argument. Inside double quotes spaces
+    are literal; ``\\`` and ``"`` are escaped with a backslash. Control characters
+    (CR, LF, tab, NUL...) are dropped: CR/LF cannot travel in an AMI header at all,
+    and a tab would split the argument.
+    """
+    text = _CONTROL.sub("", str(value))
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _RESULT_RE = re.compile(r"^(\d{3})(?:[ -](.*))?$", re.S)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from switchboard.ami.agi import AgiHangup, AgiResult
+from switchboard.ami.agi import AgiHangup, AgiResult, agi_quote
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
@@ -272,7 +272,7 @@ class IvrRunner:
                     return _FlowJump(cmd.flow)
                 self._emit(EventKind.TRANSFER, {"target": cmd.number})
                 dial = self.transfer_dial.format(number=cmd.number)
-                await self._agi(session, f"EXEC Dial {dial},60", limit=4 * 3600)
+                await self._agi(session, f"EXEC Dial {agi_quote(f'{dial},60')}", limit=4 * 3600)
                 await self._agi(session, "HANGUP")
             elif isinstance(cmd, mc.HangUpCmd):
                 try:
@@ -284,12 +284,12 @@ class IvrRunner:
     async def _play(self, session: AgiSessionLike, cmd: mc.PlayCmd) -> str:
         if not cmd.barge_in:
             files = "&".join(self._file(p) for p in cmd.prompts)
-            result = await self._agi(session, f"EXEC Playback {files}")
+            result = await self._agi(session, f"EXEC Playback {agi_quote(files)}")
             if result.result == "-1":
                 raise _Hangup
             return ""
         for prompt in cmd.prompts:
-            command = f'STREAM FILE {self._file(prompt)} "{ESCAPE_DIGITS}"'
+            command = f"STREAM FILE {agi_quote(self._file(prompt))} {agi_quote(ESCAPE_DIGITS)}"
             result = await self._agi(session, command)
             if result.digit and self._is_trailing(session, result.digit):
                 # the terminator of the input just taken: play the rest of this prompt
@@ -325,7 +325,7 @@ class IvrRunner:
             self._expect_trailing(session, cmd, digits)
             return mc.Digits(digits, self._clock())
         file = self._file(cmd.prompt) if cmd.prompt else "silence/1"
-        command = f"GET DATA {file} {timeout_ms} {cmd.max_digits}"
+        command = f"GET DATA {agi_quote(file)} {timeout_ms} {cmd.max_digits}"
         limit = self._timeout + cmd.timeout * (cmd.max_digits + 1)
         result = await self._agi(session, command, limit=limit)
         if not result.result and result.data != "timeout" and self._is_trailing(session, "#"):
@@ -363,7 +363,7 @@ class IvrRunner:
         beep = " BEEP" if cmd.beep else ""
         silence = f" s={cmd.silence_seconds}" if cmd.silence_seconds else ""
         term = cmd.terminator or "#"
-        await self._agi(session, f'RECORD FILE {path} wav "{term}" {cmd.max_seconds * 1000}{beep}{silence}',
+        await self._agi(session, f"RECORD FILE {agi_quote(path)} wav {agi_quote(term)} {cmd.max_seconds * 1000}{beep}{silence}",
                         limit=cmd.max_seconds + 30)
 
 

@@ -7,6 +7,9 @@ by the real ``parse_agi_result``) and plays a scripted caller:
   (silence until the timeout), ``"-1"`` (hang-up reported as result=-1) or
   ``"HANGUP"`` (the channel leaves AGI: ``AgiHangup``);
 * ``barge``: prompt name -> the key pressed while it plays (STREAM FILE).
+
+Commands are split into arguments by ``agi_args``, a restatement of Asterisk 22's
+``parse_args`` (res/res_agi.c): what Asterisk would see, quotes and escapes included.
 """
 
 from __future__ import annotations
@@ -14,6 +17,38 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from switchboard.ami.agi import AgiHangup, AgiResult, parse_agi_result
+
+
+def agi_args(command: str) -> list[str]:
+    """Asterisk's res_agi ``parse_args``, restated: a command line -> its arguments.
+
+    Outside quotes, spaces and tabs end an argument; ``"`` toggles quoting (and starts an
+    argument, even an empty one); a backslash makes the next character literal.
+    """
+    args: list[str] = []
+    cur: list[str] | None = None
+    quoted = escaped = False
+    for ch in command:
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            if quoted and cur is None:
+                cur = []
+            continue
+        if ch in " \t" and not quoted and not escaped:
+            if cur is not None:
+                args.append("".join(cur))
+                cur = None
+            continue
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        if cur is None:
+            cur = []
+        cur.append(ch)
+        escaped = False
+    if cur is not None:
+        args.append("".join(cur))
+    return args
 
 
 class FakeAgi:
@@ -58,10 +93,10 @@ class FakeAgi:
         return item
 
     def _reply(self, command: str) -> str:
-        verb = command.split(" ", 2)
+        verb = agi_args(command)
         head = " ".join(verb[:2])
         if head == "STREAM FILE":
-            name = verb[2].split(" ", 1)[0].rsplit("/", 1)[-1]
+            name = verb[2].rsplit("/", 1)[-1]
             if name in self.barge:
                 return f"200 result={ord(self.barge.pop(name))} endpos=4000"
             return "200 result=0 endpos=16000"

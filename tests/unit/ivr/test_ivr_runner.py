@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_agi import FakeAgi
+from fake_agi import FakeAgi, agi_args
 
 from switchboard.ami.agi import AgiHangup
 from switchboard.events import EventKind
@@ -84,17 +84,17 @@ async def test_pension_call_by_provincial_did_with_survey() -> None:
     result = await h.runner.run(agi)
     assert agi.commands.pop(0) == "ANSWER"
     assert agi.commands[:4] == [
-        f'STREAM FILE {P}/vi/welcome "0123456789*#"',
-        f'STREAM FILE {P}/vi/lang_vi "0123456789*#"',
-        f"GET DATA {P}/en/lang_en 5000 1",
-        f"GET DATA {P}/vi/main_menu 5000 1",
+        f'STREAM FILE "{P}/vi/welcome" "0123456789*#"',
+        f'STREAM FILE "{P}/vi/lang_vi" "0123456789*#"',
+        f'GET DATA "{P}/en/lang_en" 5000 1',
+        f'GET DATA "{P}/vi/main_menu" 5000 1',
     ]
     assert agi.commands[4:] == [
-        f"GET DATA {P}/vi/social_menu 5000 1",
-        f"EXEC Playback {P}/vi/connecting",
-        f"GET DATA {P}/vi/survey_ask 5000 1",
-        f"EXEC Playback {P}/vi/survey_thanks",
-        f"EXEC Playback {P}/vi/goodbye",
+        f'GET DATA "{P}/vi/social_menu" 5000 1',
+        f'EXEC Playback "{P}/vi/connecting"',
+        f'GET DATA "{P}/vi/survey_ask" 5000 1',
+        f'EXEC Playback "{P}/vi/survey_thanks"',
+        f'EXEC Playback "{P}/vi/goodbye"',
         "HANGUP",
     ]
     assert [(e.topic, e.province, e.province_source, e.language, e.priority) for e in h.enqueued] == [
@@ -113,10 +113,10 @@ async def test_pension_call_by_provincial_did_with_survey() -> None:
 
 async def test_barge_in_skips_the_rest_and_feeds_the_menu() -> None:
     h = Harness()
-    agi = FakeAgi(keys=["*"], barge={"welcome": "2"}, hangup_on="GET DATA /var/lib/switchboard/prompts/en/main")
+    agi = FakeAgi(keys=["*"], barge={"welcome": "2"}, hangup_on='GET DATA "/var/lib/switchboard/prompts/en/main')
     result = await h.runner.run(agi)
-    assert agi.commands[1].startswith(f"STREAM FILE {P}/vi/welcome")
-    assert agi.commands[2] == f"GET DATA {P}/en/main_menu 5000 1"
+    assert agi.commands[1].startswith(f'STREAM FILE "{P}/vi/welcome"')
+    assert agi.commands[2] == f'GET DATA "{P}/en/main_menu" 5000 1'
     assert result.variables["language"] == "en"
     assert result.end == mc.End("caller_hangup", "main_menu")
     assert h.steps()[-1] == ("main_menu", "hangup")
@@ -127,7 +127,7 @@ async def test_province_code_typed_over_the_list_with_wait_for_digit() -> None:
     agi = FakeAgi(caller="0912345678", keys=["1", "3", "1", "1", "HANGUP"], barge={"province_03": "0"})
     await h.runner.run(agi)
     assert "WAIT FOR DIGIT 5000" in agi.commands
-    assert not any(c.startswith(f"STREAM FILE {P}/vi/province_04") for c in agi.commands)
+    assert not any(c.startswith(f'STREAM FILE "{P}/vi/province_04"') for c in agi.commands)
     assert [(e.topic, e.province, e.province_source) for e in h.enqueued] == [
         ("unemployment.benefit", "ha-noi", "menu")]
 
@@ -147,7 +147,7 @@ async def test_hang_up_mid_menu_ends_cleanly_where_the_caller_left(how: str) -> 
     result = await h.runner.run(agi)
     assert result.end == mc.End("caller_hangup", "unemployment_menu")
     assert h.steps()[-1] == ("unemployment_menu", "hangup")
-    assert agi.commands[-1] == f"GET DATA {P}/vi/unemployment_menu 5000 1"
+    assert agi.commands[-1] == f'GET DATA "{P}/vi/unemployment_menu" 5000 1'
     assert h.enqueued == []
 
 
@@ -164,12 +164,12 @@ async def test_wrong_digits_then_silence_until_retries_exhausted() -> None:
     agi = FakeAgi(keys=["1", "7", None, "9"])
     result = await h.runner.run(agi)
     assert agi.commands[4:] == [
-        f"GET DATA {P}/vi/main_menu 5000 1",
-        f'STREAM FILE {P}/vi/invalid_choice "0123456789*#"',
-        f"GET DATA {P}/vi/main_menu 5000 1",
-        f'STREAM FILE {P}/vi/no_input "0123456789*#"',
-        f"GET DATA {P}/vi/main_menu 5000 1",
-        f"EXEC Playback {P}/vi/goodbye_no_input",
+        f'GET DATA "{P}/vi/main_menu" 5000 1',
+        f'STREAM FILE "{P}/vi/invalid_choice" "0123456789*#"',
+        f'GET DATA "{P}/vi/main_menu" 5000 1',
+        f'STREAM FILE "{P}/vi/no_input" "0123456789*#"',
+        f'GET DATA "{P}/vi/main_menu" 5000 1',
+        f'EXEC Playback "{P}/vi/goodbye_no_input"',
         "HANGUP",
     ]
     assert result.end == mc.End("hangup", "goodbye_no_input")
@@ -182,7 +182,7 @@ async def test_lookup_found_reads_the_record() -> None:
     assert h.lookups == [("si_code", "0123456789")]
     lookup_events = [d for k, d in h.events if k is EventKind.IVR_LOOKUP]
     assert lookup_events == [{"by": "si_code", "found": True, "participant_id": "77", "error": False}]
-    streamed = [c.split(" ")[2].rsplit("/", 1)[1] for c in agi.commands if c.startswith("STREAM FILE")]
+    streamed = [agi_args(c)[2].rsplit("/", 1)[1] for c in agi.commands if c.startswith("STREAM FILE")]
     assert streamed[-11:] == ["status_paid_to_month", "num_muoi_huyen", "num_2", "status_year",  # 12 / 2024
                               "num_2", "num_nghin", "num_0", "num_tram", "num_2", "num_muoi_ngang", "num_tu"]
     assert streamed[:12] == ["welcome", "lang_vi", "si_code_is", *[f"num_{d}" for d in "0123456789"]][:12]
@@ -212,7 +212,7 @@ async def test_after_hours_callback_and_voicemail() -> None:
     agi2 = FakeAgi(keys=["1", "2"])
     await h2.runner.run(agi2)
     rec = [c for c in agi2.commands if c.startswith("RECORD FILE")]
-    assert rec == ['RECORD FILE /var/spool/switchboard/voicemail/1767225600.42-1767225600.42 wav "#" 120000 BEEP s=6']
+    assert rec == ['RECORD FILE "/var/spool/switchboard/voicemail/1767225600.42-1767225600.42" wav "#" 120000 BEEP s=6']
     assert any(k is EventKind.RECORDING for k in h2.kinds())
 
 
@@ -220,7 +220,7 @@ async def test_transfer_to_number_and_to_another_flow() -> None:
     h = Harness(TEST_FLOWS, now=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     agi = FakeAgi(keys=["1", "6"])
     result = await h.runner.run(agi)
-    assert agi.commands[-2:] == ["EXEC Dial PJSIP/0243999999@trunk,60", "HANGUP"]
+    assert agi.commands[-2:] == ['EXEC Dial "PJSIP/0243999999@trunk,60"', "HANGUP"]
     assert (EventKind.TRANSFER, {"target": "0243999999"}) in h.events
     assert result.end == mc.End("transfer", "to_number")
     h2 = Harness(TEST_FLOWS, now=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
@@ -238,8 +238,8 @@ async def test_survey_entry_after_the_agent_leg() -> None:
     agi.env["agi_extension"] = "survey"
     agi.env["agi_context"] = "hotline-after"
     result = await h.runner.run(agi, variables={"language": "en", "topic": "health.card"})
-    assert agi.commands == ["ANSWER", f"GET DATA {P}/en/survey_ask 5000 1", f"EXEC Playback {P}/en/survey_thanks",
-                            f"EXEC Playback {P}/en/goodbye", "HANGUP"]
+    assert agi.commands == ["ANSWER", f'GET DATA "{P}/en/survey_ask" 5000 1', f'EXEC Playback "{P}/en/survey_thanks"',
+                            f'EXEC Playback "{P}/en/goodbye"', "HANGUP"]
     assert h.surveys == [4] and h.steps()[0] == ("survey", "4")
     assert result.end == mc.End("hangup", "goodbye")
 
