@@ -29,6 +29,7 @@ __all__ = [
     "HttpSettings",
     "IvrSettings",
     "LogSettings",
+    "NumberSettings",
     "PathSettings",
     "RoutingSettings",
     "Settings",
@@ -153,6 +154,21 @@ class IvrSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NumberSettings:
+    """The number policy (switchboard.telephony.numbers): what the switchboard may dial."""
+
+    # National prefixes of mobile numbers (0 + 9 digits); landlines come from the area codes.
+    mobile_prefixes: tuple[str, ...] = ("03", "05", "07", "08", "09")
+    # Extra prefixes accepted besides subscriber numbers (e.g. "1800", "+855"); the deny-list wins.
+    allow_prefixes: tuple[str, ...] = ()
+    # Never dialled: premium (1900) and toll-free service numbers (1800).
+    deny_prefixes: tuple[str, ...] = ("1900", "1800")
+    dial_format: str = "national"        # national (0912345678) | e164 (+84912345678) on the trunk
+    callbacks_per_day: int = 3           # callbacks granted per number per local day; 0 = no cap
+    timezone: str = "Asia/Ho_Chi_Minh"   # where the day of the cap begins
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # text | json
@@ -166,6 +182,7 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
+    numbers: NumberSettings = field(default_factory=NumberSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:
@@ -179,6 +196,7 @@ _SECTIONS: dict[str, type[Any]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "ami.auth": ("md5", "plain"),
     "log.format": ("text", "json"),
+    "numbers.dial_format": ("national", "e164"),
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 
@@ -231,6 +249,12 @@ def _coerce(key: str, hint: Any, value: Any, *, from_env: bool) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(key, f"expected a string, got {value!r}")
+    if hint == tuple[str, ...]:
+        if from_env and isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(key, f"expected a list of strings, got {value!r}")
     if isinstance(hint, types.GenericAlias) or typing.get_origin(hint) is not None:
         return value
     raise ConfigError(key, f"unsupported type {hint!r}")  # pragma: no cover
