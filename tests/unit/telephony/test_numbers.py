@@ -142,7 +142,7 @@ def test_settings_section(tmp_path: object) -> None:
     assert s.numbers.deny_prefixes == ("1900", "1800", "+1") and s.numbers.callbacks_per_day == 5
     assert load_settings(environ={}, overrides={"numbers": {"allow_prefixes": ["1800"]}}).numbers.allow_prefixes \
         == ("1800",)
-    with pytest.raises(ValueError, match="numbers.dial_format"):
+    with pytest.raises(ValueError, match=r"numbers\.dial_format"):
         load_settings(environ={}, overrides={"numbers": {"dial_format": "sip"}})
     with pytest.raises(ValueError, match="list of strings"):
         load_settings(environ={}, overrides={"numbers": {"deny_prefixes": [1900]}})
