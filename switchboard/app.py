@@ -290,15 +290,26 @@ class _CallbackSweep(_Periodic):
         from datetime import timedelta
 
         from switchboard.calls import adopted_seq_base
-        from switchboard.store.callbacks import open_callbacks
+        from switchboard.store.callbacks import callbacks_granted, open_callbacks
 
-        since = datetime.now(UTC) - timedelta(seconds=2 * self.max_age_s)  # older ones: expired long ago
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=2 * self.max_age_s)  # older ones: expired long ago
+        cap = self.acd.numbers.cap
+        day_start = datetime.fromisoformat(cap.day_of(now)).replace(tzinfo=cap.tz)
         try:
             async with self.pool_part.pool.acquire(timeout=5) as conn:
                 owed = await open_callbacks(conn, since=since, timeout=10)
+                granted = await callbacks_granted(conn, since=day_start, timeout=10)
         except Exception as exc:  # the database is away: the next sweep tries again
             log.warning("owed callbacks not read from the database: %s", exc)
             return []
+        # the daily cap counts what the database holds for today: a restart does not reset it
+        counts: dict[str, int] = {}
+        for raw, n in granted.items():
+            number = self.acd.numbers.policy.check(raw).number
+            if number:
+                counts[number] = counts.get(number, 0) + n
+        cap.seed(counts, now)
         base = adopted_seq_base()
         for cb in owed:  # events of a call the previous process numbered continue above its numbers
             if not self.bus.knows(cb.call_id):
@@ -340,6 +351,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.entry import AgiEntry
     from switchboard.telephony.features import FeatureCodes
     from switchboard.telephony.heartbeat import Heartbeat
+    from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
 
     s = app.settings
     secret = s.ami.resolved_secret()
@@ -410,12 +422,19 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                      emit=book.emit, recordings_dir=rec_dir,
                      hold=HoldLoop(sound_prefix=sound_prefix, interval_s=s.routing.announce_interval_s,
                                    first_after_s=s.ivr.announce_first_s, moh_class=s.ivr.moh_class,
-                                   callbacks=s.ivr.callbacks))
+                                   callbacks=s.ivr.callbacks),
+                     numbers=default_callback_numbers(s.numbers))
 
     entry_holder: dict[str, AgiEntry] = {}
 
     async def after_hours_callback(session: Any, cmd: Any) -> str:
-        """A callback asked in the flow (after hours): recorded now, in line at the next sweep."""
+        """A callback asked in the flow (after hours): recorded now, in line at the next sweep.
+        Raises ``NumberRefused`` when the number policy (or the daily cap) refuses the number."""
+        now = datetime.now(UTC)
+        decision = acd.numbers.decide(cmd.number, now)
+        if not decision.ok:
+            raise NumberRefused(decision)
+        acd.numbers.grant(decision.number, now)
         return new_callback_id()
 
     runner = IvrRunner(registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),

@@ -27,6 +27,7 @@ class EventKind(enum.StrEnum):
     TRANSFER = "call.transfer"             # data: target
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
+    CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail
     SURVEY = "call.survey"                 # data: score
     AGENT_ENDED = "agent.ended"            # data: agent_id, talk_s
     WRAP_UP_ENDED = "agent.wrap_up_ended"  # data: agent_id, wrap_up_s, disposition

@@ -1,6 +1,8 @@
 """What a waiting caller hears: music on hold, and every ``interval`` seconds
 their place in line and the estimated wait in their language, with the offer
-to press 1 for a callback that keeps their place.
+to press 1 for a callback that keeps their place. A caller whose number the
+number policy refuses hears ``queue_callback_refused`` and keeps waiting; the
+offer is not repeated to them.
 
 The loop runs on the caller's AGI session while the router looks for an
 agent. When an agent answers, Asterisk pulls the caller into the bridge and
@@ -21,7 +23,8 @@ log = logging.getLogger("switchboard.acd.hold")
 
 CALLBACK_KEY = "1"
 #: The fixed prompts of the announcements (numbers come from switchboard.audio.numbers).
-HOLD_PROMPTS = ("queue_position", "queue_wait_about", "queue_minutes", "queue_callback_offer")
+HOLD_PROMPTS = ("queue_position", "queue_wait_about", "queue_minutes", "queue_callback_offer",
+                "queue_callback_refused")
 
 
 class HoldLoop:
@@ -33,13 +36,13 @@ class HoldLoop:
         self.moh_class = moh_class
         self.callbacks = callbacks
 
-    def announcement(self, position: int, estimate_s: float | None, lang: str) -> list[str]:
+    def announcement(self, position: int, estimate_s: float | None, lang: str, *, offer: bool = True) -> list[str]:
         """Prompt names: "you are number N in line[, the wait is about M minutes][, press 1 ...]"."""
         names = ["queue_position", *say_number(position, lang)]
         if estimate_s is not None and estimate_s > 0:
             minutes = max(1, math.ceil(estimate_s / 60))
             names += ["queue_wait_about", *say_number(minutes, lang), "queue_minutes"]
-        if self.callbacks:
+        if self.callbacks and offer:
             names.append("queue_callback_offer")
         return names
 
@@ -62,7 +65,7 @@ class HoldLoop:
                     if position == 0:
                         return
                     await session.execute("EXEC StopMusicOnHold", timeout=10)
-                    for name in self.announcement(position, estimate, lang):
+                    for name in self.announcement(position, estimate, lang, offer=not waiter.callback_refused):
                         played = await session.execute(f"STREAM FILE {agi_quote(f'{self.prefix}/{lang}/{name}')} {keys}", timeout=30)
                         if played.digit:
                             pressed = played.digit
@@ -72,9 +75,12 @@ class HoldLoop:
                 if pressed == CALLBACK_KEY and self.callbacks:
                     await session.execute("EXEC StopMusicOnHold", timeout=10)
                     log.info("call %s: caller asked for a callback", call_id)
-                    if acd.caller_pressed_callback(call_id):
+                    answer = acd.caller_pressed_callback(call_id)
+                    if answer != "refused":     # accepted (the flow says goodbye), or no longer waiting
                         return
-                    # refused (no number to call back): keep waiting with the music
+                    # the number cannot be called back: say so, and keep the caller in line
+                    await session.execute(f"STREAM FILE {agi_quote(f'{self.prefix}/{lang}/queue_callback_refused')} "
+                                          f'""', timeout=30)
                     await session.execute(f"EXEC StartMusicOnHold {agi_quote(self.moh_class)}", timeout=10)
                 wait_s = self.interval_s
         except AgiHangup:

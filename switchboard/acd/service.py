@@ -44,6 +44,7 @@ from switchboard.ami.client import AmiError
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
 from switchboard.events import EventKind
+from switchboard.telephony.numbers import CallbackNumbers, default_callback_numbers, log_safe, presentable
 
 log = logging.getLogger("switchboard.acd")
 
@@ -98,6 +99,12 @@ class Offer:
     failed_at: float | None = None   # OriginateResponse said failure without saying why
 
 
+def _caller_id(caller: str) -> str:
+    """The CallerID of a leg that shows the caller: the untrusted caller id reduced to digits."""
+    shown = presentable(caller)
+    return f'"{shown}" <{shown}>' if shown else "Hotline"
+
+
 def new_callback_id() -> str:
     return f"cb-{uuid.uuid4().hex[:16]}"
 
@@ -130,6 +137,7 @@ class Waiter:
     done: asyncio.Future[str] | None = None
     hold_task: asyncio.Task[None] | None = None
     callback: Callback | None = None   # set once the caller asked for a callback and left the line
+    callback_refused: str = ""         # why the number cannot be called back (no more offers to press 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +191,7 @@ class AcdService:
         callback_retry_s: float = 120.0,
         callback_ring_s: float = 30.0,
         callback_cli: str = "",
+        numbers: CallbackNumbers | None = None,
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -199,6 +208,7 @@ class AcdService:
         self.callback_retry_s = callback_retry_s     # between two calls to a number that did not answer
         self.callback_ring_s = callback_ring_s       # how long the caller's number rings
         self.callback_cli = callback_cli             # the number the called-back caller sees ("" = unchanged)
+        self.numbers = numbers if numbers is not None else default_callback_numbers()
         self.records: dict[str, AgentRecord] = {}
         self.states: dict[str, st.AgentState] = {}
         self._by_device: dict[str, str] = {}
@@ -519,41 +529,52 @@ class AcdService:
             except Exception as exc:  # a lost variable only weakens re-adoption
                 log.warning("call %s: cannot set %s: %s", w.call.call_id, name, exc)
 
-    def caller_pressed_callback(self, call_id: str) -> bool:
+    def caller_pressed_callback(self, call_id: str) -> str:
         """The caller asked to be called back: keep the place, release the line.
 
-        False when that cannot be done (no caller number): the caller keeps waiting.
+        ``accepted``: the callback keeps the place and the caller may hang up.
+        ``refused``: the number policy refused the number (``callback.refused`` with the
+        reason is recorded); the caller stays in line and should hear why.
+        ``unavailable``: nothing to do (the caller is not waiting any more).
         A second request for a number that already has a callback pending keeps the
         first one (and its place); this call just ends with outcome ``callback``.
         """
         w = self.waiting.get(call_id)
         if w is None or w.done is None or w.done.done() or w.session is None:
-            return False
-        if not w.caller:
-            log.info("call %s: no caller number, cannot call back", call_id)
-            return False
+            return "unavailable"
+        decision = self.numbers.decide(w.caller, datetime.now(UTC))
+        if not decision.ok:
+            w.callback_refused = decision.reason
+            self._emit(call_id, EventKind.CALLBACK_REFUSED, {
+                "reason": decision.reason, "number": decision.number, "detail": decision.detail})
+            log.info("call %s: callback to %s refused (%s%s); the caller stays in line", call_id,
+                     log_safe(w.caller), decision.reason, f" {decision.detail}" if decision.detail else "")
+            return "refused"
+        number = decision.number
         if w.offer is not None:
             self._end_offer(w.offer.leg, "caller_gone", cancel=True)
-        pending = next((o for o in self.waiting.values() if o.callback is not None and o.caller == w.caller), None)
-        data = {"number": w.caller, "topic": w.call.topic, "province": w.call.province,
+        pending = next((o for o in self.waiting.values() if o.callback is not None and o.callback.number == number),
+                       None)
+        data = {"number": number, "topic": w.call.topic, "province": w.call.province,
                 "language": w.call.language, "priority": w.call.priority}
         if pending is not None and pending.callback is not None:
             self._emit(call_id, EventKind.CALLBACK_REQUESTED, {
                 **data, "callback_id": pending.callback.callback_id, "duplicate": True})
             log.info("call %s: callback to %s already pending (%s, call %s): keeping that one", call_id,
-                     w.caller, pending.callback.callback_id, pending.call.call_id)
+                     number, pending.callback.callback_id, pending.call.call_id)
             w.done.set_result("callback")
             self._drop_waiter(call_id, None)
-            return True
-        w.callback = Callback(callback_id=new_callback_id(), number=w.caller)
+            return "accepted"
+        self.numbers.grant(number, datetime.now(UTC))
+        w.callback = Callback(callback_id=new_callback_id(), number=number)
         w.session = None
         self._emit(call_id, EventKind.CALLBACK_REQUESTED, {**data, "callback_id": w.callback.callback_id})
-        log.info("call %s: callback %s to %s keeps its place in line", call_id, w.callback.callback_id, w.caller)
+        log.info("call %s: callback %s to %s keeps its place in line", call_id, w.callback.callback_id, number)
         w.done.set_result("callback")
         if w.hold_task is not None and w.hold_task is not asyncio.current_task() and not w.hold_task.done():
             w.hold_task.cancel()
         self.schedule_route()
-        return True
+        return "accepted"
 
     def caller_gone(self, call_id: str) -> None:
         """The caller hung up while waiting (seen by the hold loop or a Hangup event)."""
@@ -667,7 +688,18 @@ class AcdService:
         log.info("offer %scall %s to %s (%s, tier %s, leg %s)", "callback of " if offer.callback_id else "",
                  a.call_id, a.agent_id, rec.sip_endpoint, a.tier.name.lower(), leg)
         if w.callback is not None:
-            self._spawn(self._originate(leg, self._callback_action(leg, w, a.agent_id, rec.sip_endpoint)))
+            try:
+                action = self._callback_action(leg, w, a.agent_id, rec.sip_endpoint)
+            except ValueError as exc:   # the policy changed since the request: never dialled
+                cb = w.callback
+                log.error("callback %s of call %s not dialled: %s", cb.callback_id, a.call_id, exc)
+                self._end_offer(leg, "failed")
+                self._callback_closed(cb.callback_id)
+                self._emit(a.call_id, EventKind.CALLBACK_COMPLETED, {
+                    "callback_id": cb.callback_id, "result": "refused", "attempt": cb.attempts, "final": True})
+                self._drop_waiter(a.call_id, None)
+                return
+            self._spawn(self._originate(leg, action))
             return
         action = {
             "Action": "Originate",
@@ -677,25 +709,31 @@ class AcdService:
             "Application": "Bridge",
             "Data": f"{w.channel},F({self.survey_context}^survey^1)",
             "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
-            "CallerID": f'"{w.caller}" <{w.caller}>' if w.caller else "Hotline",
+            "CallerID": _caller_id(w.caller),
             "Variable": [f"SB_CALL_ID={a.call_id}", f"SB_AGENT={a.agent_id}"],
             "Async": "true",
         }
         self._spawn(self._originate(leg, action))
 
     def _callback_action(self, leg: str, w: Waiter, agent_id: str, endpoint: str) -> dict[str, Any]:
-        """The agent first: when the agent answers, the dialplan (``callback_context``) dials the number."""
+        """The agent first: when the agent answers, the dialplan (``callback_context``) dials the number.
+
+        The number is checked by the number policy once more (a callback read back from the
+        database may predate the policy) and only its dial string (digits, a leading ``+``)
+        becomes the extension; ``ValueError`` if the policy refuses it.
+        """
         assert w.callback is not None
+        dial = self.numbers.policy.dial_string(self.numbers.decide(w.callback.number, datetime.now(UTC), count=False))
         return {
             "Action": "Originate",
             "Channel": f"PJSIP/{endpoint}",
             "ChannelId": leg,
             "OtherChannelId": f"{leg}-o",
             "Context": self.callback_context,
-            "Exten": w.callback.number,
+            "Exten": dial,
             "Priority": "1",
             "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
-            "CallerID": f'"Callback {w.callback.number}" <{w.callback.number}>',
+            "CallerID": f'"Callback {dial}" <{dial}>',
             "Variable": [f"SB_CALL_ID={w.call.call_id}", f"SB_AGENT={agent_id}",
                          f"SB_CALLBACK_ID={w.callback.callback_id}", f"SB_CB_RING={int(self.callback_ring_s)}",
                          f"SB_CB_CLI={self.callback_cli}"],
@@ -921,31 +959,38 @@ class AcdService:
             if cb.callback_id in in_line or cb.callback_id in self._closed_callbacks or cb.call_id in self.waiting:
                 continue
             reason = ""
-            if now_wall - cb.requested_at.timestamp() > max_age_s:
+            decision = self.numbers.decide(cb.number, datetime.now(UTC), count=False)
+            if not decision.ok:
+                reason = "refused"
+                self._emit(cb.call_id, EventKind.CALLBACK_REFUSED, {
+                    "reason": decision.reason, "number": decision.number, "detail": decision.detail,
+                    "callback_id": cb.callback_id})
+            elif now_wall - cb.requested_at.timestamp() > max_age_s:
                 reason = "expired"
-            elif any(w.caller == cb.number for w in in_line.values()):
+            elif any(w.caller == decision.number for w in in_line.values()):
                 reason = "duplicate"
             if reason:
-                log.info("callback %s to %s (call %s) closed: %s", cb.callback_id, cb.number, cb.call_id, reason)
+                log.info("callback %s to %s (call %s) closed: %s", cb.callback_id, log_safe(cb.number), cb.call_id,
+                         reason)
                 self._callback_closed(cb.callback_id)
                 self._emit(cb.call_id, EventKind.CALLBACK_COMPLETED, {
                     "callback_id": cb.callback_id, "result": reason, "attempt": cb.attempts, "final": True})
                 continue
             joined_wall = cb.joined_at.timestamp()
-            sticky = self.last_agent.get(cb.number)
+            sticky = self.last_agent.get(decision.number)
             call = WaitingCall(
                 call_id=cb.call_id, topic=cb.topic, province=cb.province, joined_at=now - (now_wall - joined_wall),
                 priority=cb.priority, language=cb.language, last_agent_id=sticky[0] if sticky else None,
                 last_agent_at=(now - (now_wall - sticky[1])) if sticky else None)
-            w = Waiter(call=call, caller=cb.number, channel="", uniqueid="", joined_wall=joined_wall,
-                       callback=Callback(callback_id=cb.callback_id, number=cb.number, attempts=cb.attempts))
+            w = Waiter(call=call, caller=decision.number, channel="", uniqueid="", joined_wall=joined_wall,
+                       callback=Callback(callback_id=cb.callback_id, number=decision.number, attempts=cb.attempts))
             self.waiting[cb.call_id] = w
             self.call_vars[cb.call_id] = {"language": call.language, "topic": call.topic,
                                           "province": call.province or ""}
             in_line[cb.callback_id] = w
             restored.append(cb.call_id)
             log.info("callback %s to %s (call %s, %d attempt(s) so far) back in line, joined %.0fs ago",
-                     cb.callback_id, cb.number, cb.call_id, cb.attempts, now_wall - joined_wall)
+                     cb.callback_id, decision.number, cb.call_id, cb.attempts, now_wall - joined_wall)
         if restored:
             self.schedule_route()
         return restored

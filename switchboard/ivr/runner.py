@@ -42,6 +42,7 @@ from switchboard.ami.agi import AgiHangup, AgiResult, agi_quote
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
+from switchboard.telephony.numbers import NumberRefused, log_safe
 
 __all__ = ["AgiSessionLike", "IvrRunner", "RunResult"]
 
@@ -169,7 +170,7 @@ class IvrRunner:
         variables.update(extra)
         flow = route.flow
         log.info("call %s: flow %s@%s for dialed %s caller %s", session.linkedid, flow.name, flow.version,
-                 dialed or "?", caller or "?")
+                 dialed or "?", log_safe(caller) if caller else "?")
         state, cmds = mc.step(mc.initial_state(flow),
                               mc.Started(caller, dialed, self._clock(), variables, start=start_at))
         if self.answer:
@@ -242,9 +243,10 @@ class IvrRunner:
                        cmds: list[mc.Command]) -> mc.Input | _FlowJump | None:
         """Carry out one batch of commands; the input they produced for the machine (None: flow over)."""
         pending = ""  # digits pressed during an interruptible prompt
+        refused = False  # a callback the number policy refused: its confirmation is not played
         for cmd in cmds:
             if isinstance(cmd, mc.PlayCmd):
-                if pending:
+                if pending or refused:
                     continue
                 pending = await self._play(session, cmd)
             elif isinstance(cmd, mc.CollectCmd):
@@ -261,7 +263,15 @@ class IvrRunner:
                 if self._on_survey is not None:
                     await self._on_survey(session, cmd.score)
             elif isinstance(cmd, mc.RequestCallback):
-                callback_id = await self._on_callback(session, cmd) if self._on_callback is not None else None
+                try:
+                    callback_id = await self._on_callback(session, cmd) if self._on_callback is not None else None
+                except NumberRefused as exc:
+                    d = exc.decision
+                    self._emit(EventKind.CALLBACK_REFUSED, {"reason": d.reason, "number": d.number, "detail": d.detail})
+                    log.info("call %s: callback to %s refused (%s)", session.linkedid, log_safe(cmd.number), d.reason)
+                    refused = True
+                    await self._play(session, mc.PlayCmd((mc.Prompt("callback_refused", cmd.language),), False))
+                    continue
                 self._emit(EventKind.CALLBACK_REQUESTED, {"number": cmd.number, "callback_id": callback_id,
                                                            "topic": cmd.topic, "province": cmd.province,
                                                            "language": cmd.language})

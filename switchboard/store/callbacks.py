@@ -71,3 +71,19 @@ async def open_callbacks(conn: asyncpg.Connection, *, since: datetime, timeout: 
             joined_at=r["joined_at"], attempts=int(r["attempts"]),
             priority=int(data.get("priority") or 0)))
     return out
+
+
+CALLBACKS_GRANTED = """
+SELECT data->>'number' AS number, count(DISTINCT data->>'callback_id') AS n
+FROM call_events
+WHERE kind = 'callback.requested' AND ts >= $1
+  AND data->>'callback_id' IS NOT NULL
+  AND NOT coalesce((data->>'duplicate')::boolean, false)
+GROUP BY 1
+"""
+
+
+async def callbacks_granted(conn: asyncpg.Connection, *, since: datetime, timeout: float = 10.0) -> dict[str, int]:
+    """Callbacks granted since ``since`` per number as recorded (the daily cap's count after a restart)."""
+    rows = await conn.fetch(CALLBACKS_GRANTED, since, timeout=timeout)
+    return {str(r["number"] or ""): int(r["n"]) for r in rows}

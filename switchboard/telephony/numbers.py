@@ -36,7 +36,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from switchboard.config import NumberSettings
 
-__all__ = ["DailyCap", "NumberDecision", "NumberPolicy", "Refusal", "log_safe"]
+__all__ = ["CallbackNumbers", "DailyCap", "NumberDecision", "NumberPolicy", "NumberRefused", "Refusal",
+           "default_callback_numbers",
+           "log_safe", "presentable"]
 
 #: The longest number (with separators) worth looking at; longer is ``malformed``.
 MAX_RAW_LENGTH = 24
@@ -239,3 +241,30 @@ class CallbackNumbers:
 
     def grant(self, number: str, now: datetime) -> None:
         self.cap.take(number, now)
+
+
+def default_callback_numbers(settings: NumberSettings | None = None) -> CallbackNumbers:
+    """The policy and cap of the ``[numbers]`` settings (defaults when None), landlines from geo."""
+    from zoneinfo import ZoneInfo
+
+    from switchboard.config import NumberSettings
+    from switchboard.geo import load_provinces
+
+    s = settings if settings is not None else NumberSettings()
+    policy = NumberPolicy.from_settings(s, landline_codes=load_provinces().area_codes)
+    return CallbackNumbers(policy, DailyCap(s.callbacks_per_day, ZoneInfo(s.timezone)))
+
+
+def presentable(raw: str | None) -> str:
+    """A caller id for a CallerID header or a display: digits and a leading ``+`` only."""
+    text = (raw or "").strip()
+    digits = re.sub(r"[^0-9]", "", text)[:20]
+    return ("+" + digits) if text.startswith("+") and digits else digits
+
+
+class NumberRefused(Exception):
+    """A number the policy refused, where an answer cannot carry it (e.g. the IVR's callback hook)."""
+
+    def __init__(self, decision: NumberDecision) -> None:
+        super().__init__(f"number refused: {decision.reason}")
+        self.decision = decision
