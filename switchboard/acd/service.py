@@ -11,12 +11,13 @@ what each agent may do); this shell only moves events and timers:
   a timer, the router runs over **all** waiting calls and **all** agents;
 * an assignment becomes an offer: AMI ``Originate`` to the agent's endpoint
   with ``ChannelId`` (the agent leg's Uniqueid is known before it exists),
-  ``Application: Bridge`` onto the caller's channel, ``Async: true``. Asterisk
-  bridges both legs when the agent answers; ring timeout, reject and caller
+  into our dialplan context ``agent-leg`` (``Async: true``), which bridges the
+  agent to the caller's channel when the agent answers; ring timeout, reject and caller
   hang-up end the agent leg (``Hangup`` by that Uniqueid) and put both sides
   back in a correct state;
-* once bridged, MixMonitor records the agent leg (both directions) under the
-  recordings folder by date; the agent's hang-up starts wrap-up, the caller
+* once bridged, the dialplan's MixMonitor (started by ``agent-leg`` with option
+  ``b``) records the agent leg (both directions) under the recordings folder by
+  date; the agent's hang-up starts wrap-up, the caller
   goes on to the post-call survey (Bridge option ``F``).
 
 Every step is emitted as a call-timeline event (``emit(call_id, kind, data)``).
@@ -97,6 +98,7 @@ class Offer:
     dial_status: str = ""     # a callback: DialEnd status of the call to the number
     cause: str = ""           # hang-up cause of the leg, once Asterisk reports one
     failed_at: float | None = None   # OriginateResponse said failure without saying why
+    recording: str = ""       # the file the dialplan's MixMonitor writes (Asterisk's path)
 
 
 def _caller_id(caller: str) -> str:
@@ -188,6 +190,7 @@ class AcdService:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         callback_context: str = "callback-out",
+        agent_context: str = "agent-leg",
         callback_retry_s: float = 120.0,
         callback_ring_s: float = 30.0,
         callback_cli: str = "",
@@ -205,6 +208,7 @@ class AcdService:
         self.clock = clock
         self.wall = wall
         self.callback_context = callback_context
+        self.agent_context = agent_context           # where an agent leg bridges to its caller (and records)
         self.callback_retry_s = callback_retry_s     # between two calls to a number that did not answer
         self.callback_ring_s = callback_ring_s       # how long the caller's number rings
         self.callback_cli = callback_cli             # the number the called-back caller sees ("" = unchanged)
@@ -673,7 +677,8 @@ class AcdService:
             return
         leg = f"sb-{uuid.uuid4().hex[:20]}"
         offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock(),
-                      callback_id=w.callback.callback_id if w.callback is not None else None)
+                      callback_id=w.callback.callback_id if w.callback is not None else None,
+                      recording=self.recording_path(a.call_id, a.agent_id))
         self.offers[leg] = offer
         w.offer = offer
         w.offers += 1
@@ -701,16 +706,21 @@ class AcdService:
                 return
             self._spawn(self._originate(leg, action))
             return
+        # Into our own dialplan (agent_context), never an application: there the leg starts
+        # MixMonitor (b: only while bridged) and bridges to the caller, who goes on to the
+        # survey when the agent hangs up. No AMI MixMonitor: that action needs the system class.
         action = {
             "Action": "Originate",
             "Channel": f"PJSIP/{rec.sip_endpoint}",
             "ChannelId": leg,
             "OtherChannelId": f"{leg}-o",
-            "Application": "Bridge",
-            "Data": f"{w.channel},F({self.survey_context}^survey^1)",
+            "Context": self.agent_context,
+            "Exten": "bridge",
+            "Priority": "1",
             "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
             "CallerID": _caller_id(w.caller),
-            "Variable": [f"SB_CALL_ID={a.call_id}", f"SB_AGENT={a.agent_id}"],
+            "Variable": [f"SB_CALL_ID={a.call_id}", f"SB_AGENT={a.agent_id}", f"SB_PEER={w.channel}",
+                         f"SB_AFTER={self.survey_context}^survey^1", f"SB_REC_FILE={offer.recording}"],
             "Async": "true",
         }
         self._spawn(self._originate(leg, action))
@@ -736,7 +746,7 @@ class AcdService:
             "CallerID": f'"Callback {dial}" <{dial}>',
             "Variable": [f"SB_CALL_ID={w.call.call_id}", f"SB_AGENT={agent_id}",
                          f"SB_CALLBACK_ID={w.callback.callback_id}", f"SB_CB_RING={int(self.callback_ring_s)}",
-                         f"SB_CB_CLI={self.callback_cli}"],
+                         f"SB_CB_CLI={self.callback_cli}", f"SB_REC_FILE={self.offers[leg].recording}"],
             "Async": "true",
         }
 
@@ -862,7 +872,7 @@ class AcdService:
                                                        "leg_uniqueid": leg})
         self._notify("agent.answered", {"agent_id": offer.agent_id, "call_id": offer.call_id})
         log.info("call %s answered by %s after %.1fs", offer.call_id, offer.agent_id, wait_s)
-        self._spawn(self._start_recording(leg, offer))
+        self._recording_started(offer)
 
     # ------------------------------------------------------------------ callbacks
 
@@ -904,7 +914,7 @@ class AcdService:
                                                        "leg_uniqueid": leg, "callback_id": offer.callback_id})
         log.info("callback %s of call %s answered (attempt %d), agent %s", offer.callback_id, offer.call_id,
                  attempt, offer.agent_id)
-        self._spawn(self._start_recording(leg, offer))
+        self._recording_started(offer)
 
     def _callback_not_reached(self, leg: str, offer: Offer) -> None:
         """The agent answered but the number did not (or could not be dialled): retry later, or give up."""
@@ -995,19 +1005,15 @@ class AcdService:
             self.schedule_route()
         return restored
 
-    async def _start_recording(self, leg: str, offer: Offer) -> None:
+    def recording_path(self, call_id: str, agent_id: str) -> str:
+        """Where the agent leg's MixMonitor writes (as Asterisk sees it); given to the dialplan."""
         day = datetime.now(UTC).strftime("%Y/%m/%d")
-        path = f"{self.recordings_dir}/calls/{day}/{offer.call_id}-{offer.agent_id}.wav"
-        try:
-            resp = await self.ami.send({"Action": "MixMonitor", "Channel": leg, "File": path, "Options": "b"},
-                                       timeout=5)
-        except (AmiError, TimeoutError) as exc:
-            log.warning("recording of %s not started: %s", offer.call_id, exc)
-            return
-        if resp.success:
-            self._emit(offer.call_id, EventKind.RECORDING, {"path": path, "agent_id": offer.agent_id})
-        else:
-            log.warning("recording of %s not started: %s", offer.call_id, resp.message)
+        return f"{self.recordings_dir}/calls/{day}/{call_id}-{agent_id}.wav"
+
+    def _recording_started(self, offer: Offer) -> None:
+        """The leg is bridged: the dialplan's MixMonitor (option b) records from now on."""
+        if offer.recording:
+            self._emit(offer.call_id, EventKind.RECORDING, {"path": offer.recording, "agent_id": offer.agent_id})
 
     def _agent_hung_up(self, leg: str, offer: Offer, *, cause: str = "") -> None:
         talk = self.clock() - (offer.answered or self.clock())

@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
 
 
 async def check_ami(settings: Settings, timeout: float) -> list[Check]:
-    from switchboard.ami.client import AmiClient, ListResponse
+    from switchboard.ami.client import AmiClient
     from switchboard.telephony import heartbeat
 
     s = settings.ami
@@ -61,17 +61,14 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
         t0 = time.monotonic()
         pong = await client.send({"Action": "Ping"}, timeout=timeout)
         out.append(Check("AMI ping", pong.success, f"{(time.monotonic() - t0) * 1000:.1f} ms"))
-        db = await client.send({"Action": "DBGet", "Family": heartbeat.FAMILY, "Key": heartbeat.KEY},
-                               timeout=timeout)
-        beat = ""
-        if isinstance(db, ListResponse):
-            beat = next((e.get("Val") or "" for e in db.events if e.get("Val")), "")
+        got = await client.send(heartbeat.get_action(), timeout=timeout)
+        beat = (got.headers.get("Value") or "") if got.success else ""
         if beat.isdigit():
             age = time.time() - int(beat)
             out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago"
                              + ("" if age < 15 else " (stale: calls go to the fallback queue)"), optional=True))
         else:
-            out.append(Check("service heartbeat", False, "none in AstDB (service not running: calls go to the "
+            out.append(Check("service heartbeat", False, "none in Asterisk (service not running: calls go to the "
                              "fallback queue)", optional=True))
         chans = await client.send({"Action": "CoreShowChannels"}, timeout=timeout)
         n = len(getattr(chans, "events", ()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import tempfile
 import time
@@ -155,8 +156,14 @@ class Service:
         return sipp
 
     async def _contact_port(self, endpoint: str, port: int) -> bool:
-        """Is ``endpoint``'s registered contact the SIPp on ``port`` (not a stale one of an earlier test)?"""
-        resp = await self.app.context["client"].send({"Action": "PJSIPShowContacts"}, timeout=5)
+        """Is ``endpoint``'s registered contact the SIPp on ``port`` (not a stale one of an earlier test)?
+        Asked as the test-only admin: PJSIPShowContacts needs the system class the service's user lacks."""
+        admin = AmiClient(ami_settings(self.env, admin=True))
+        await admin.start(timeout=10)
+        try:
+            resp = await admin.send({"Action": "PJSIPShowContacts"}, timeout=5)
+        finally:
+            await admin.close()
         return any(ev.get("Endpoint") == endpoint and f":{port}" in (ev.get("Uri") or "")
                    for ev in getattr(resp, "events", ()))
 
@@ -174,11 +181,17 @@ class Service:
         return task
 
     def pstn(self, *, mode: str = "answer", answer_after: float = 1.0, talk: float | None = 3.0,
-             calls: int = 1, timeout: float = 90.0) -> asyncio.Task[SippResult]:
+             calls: int = 1, timeout: float = 90.0, expect_number: str = "") -> asyncio.Task[SippResult]:
         """The local "PSTN" behind the trunk (STACK_TRUNK_OUT_PORT): a SIPp UAS that plays
-        the called-back caller for ``calls`` calls."""
+        the called-back caller for ``calls`` calls. ``expect_number``: SIPp fails the call
+        unless the INVITE's Request-URI is ``sip:<expect_number>@...`` (needs ``talk``)."""
         scenario = agent_scenario(answer_after=answer_after, mode=mode, talk=talk).replace(
             '<recv request="ACK" optional="true" timeout="5000"/>', '<recv request="ACK" timeout="5000"/>')
+        if expect_number:
+            head = '<recv request="INVITE" crlf="true" timeout="120000"><action>'
+            assert head in scenario and expect_number.lstrip("+").isdigit()
+            scenario = scenario.replace(head, head + f'<ereg regexp="^INVITE sip:{re.escape(expect_number)}@" '
+                                        'search_in="msg" check_it="true" assign_to="ruri"/>', 1)
         task = asyncio.create_task(run_caller(scenario, remote=sip_remote(self.env), service="", timeout=timeout,
                                               port=int(self.env["STACK_TRUNK_OUT_PORT"]), calls=calls))
         self.callers.append(task)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from switchboard.ami.client import AmiClient
 from switchboard.config import AmiSettings
+from switchboard.telephony import heartbeat
 
 
 def ami_settings(env: dict[str, str], *, admin: bool = False, **kw: float) -> AmiSettings:
@@ -25,13 +26,12 @@ def sip_remote(env: dict[str, str]) -> str:
 
 async def put_heartbeat(client: AmiClient, *, age: float = 0.0) -> None:
     """Write the service heartbeat the hotline dialplan checks (age in seconds)."""
-    resp = await client.send({"Action": "DBPut", "Family": "switchboard", "Key": "heartbeat",
-                              "Val": str(int(time.time() - age))}, timeout=5)
+    resp = await client.send(heartbeat.put_action(int(time.time() - age)), timeout=5)
     assert resp.success, resp
 
 
 async def clear_heartbeat(client: AmiClient) -> None:
-    await client.send({"Action": "DBDel", "Family": "switchboard", "Key": "heartbeat"}, timeout=5)
+    await client.send(heartbeat.put_action(0), timeout=5)
 
 
 def asterisk_pid(env: dict[str, str]) -> int:

@@ -33,6 +33,7 @@ from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient, ListResponse
 from switchboard.calls import adopted_seq_base
 from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippResult, caller_scenario
+from switchboard.telephony import heartbeat
 
 pytestmark = pytest.mark.e2e
 
@@ -117,9 +118,9 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
 
         # once the heartbeat is stale, a new call goes to the fallback queue
         async def stale() -> bool:
-            resp = await ami.send({"Action": "DBGet", "Family": "switchboard", "Key": "heartbeat"}, timeout=5)
-            vals = [ev.get("Val") for ev in getattr(resp, "events", ()) if ev.get("Val")]
-            return not vals or time.time() - int(vals[0]) > 15 + 1
+            resp = await ami.send(heartbeat.get_action(), timeout=5)
+            val = resp.headers.get("Value") or ""
+            return not val or time.time() - int(val) > 15 + 1
 
         await until(stale, timeout=25, what="heartbeat stale")
         fallback = call([Pause(8), HangUp()], late)
