@@ -191,7 +191,8 @@ class Service:
             head = '<recv request="INVITE" crlf="true" timeout="120000"><action>'
             assert head in scenario and expect_number.lstrip("+").isdigit()
             scenario = scenario.replace(head, head + f'<ereg regexp="^INVITE sip:{re.escape(expect_number)}@" '
-                                        'search_in="msg" check_it="true" assign_to="ruri"/>', 1)
+                                        'search_in="msg" check_it="true" assign_to="ruri"/>'
+                                        '<log message="INVITE for [$ruri]"/>', 1)
         task = asyncio.create_task(run_caller(scenario, remote=sip_remote(self.env), service="", timeout=timeout,
                                               port=int(self.env["STACK_TRUNK_OUT_PORT"]), calls=calls))
         self.callers.append(task)

@@ -21,6 +21,9 @@ from switchboard.demo.sipp import AwaitHangup, Dtmf, HangUp, Pause
 
 pytestmark = pytest.mark.e2e
 
+#: The demo Hồ Chí Minh City line: mobile and premium caller ids give no province by area code.
+HCM_LINE = "02839999002"
+
 
 def ivr(keys: str) -> list[Pause | Dtmf]:
     steps: list[Pause | Dtmf] = []
@@ -40,8 +43,9 @@ async def test_refused_numbers_are_recorded_and_kept_in_line_and_a_plus84_mobile
     async with running_service(stack_env, pg_dsn) as svc:
         agent = await svc.agent("agent1009", talk=None, ready=False)     # nobody free: everybody waits
         stay = [*ivr(PENSION), Pause(7.5), Dtmf("1"), Pause(14), HangUp()]
-        refused_calls = {c: svc.call(stay, caller=c) for c in (premium, amp, comma)}
-        asking = svc.call([Pause(1), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=mobile)
+        refused_calls = {c: svc.call(stay, caller=c, dialed=HCM_LINE) for c in (premium, amp, comma)}
+        asking = svc.call([Pause(1), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=mobile,
+                          dialed=HCM_LINE)
 
         expected = {premium: ("denied_prefix", "19009999"), amp: ("malformed", ""), comma: ("malformed", "")}
         refused_ids: dict[str, str] = {}
@@ -92,7 +96,7 @@ async def test_daily_cap_refuses_a_number_over_its_callbacks_of_the_day(stack_en
     async with running_service(stack_env, pg_dsn) as svc:
         svc.acd.numbers.cap.limit = 1
         await svc.agent("agent1009", talk=None, ready=False)
-        first = svc.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller)
+        first = svc.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller, dialed=HCM_LINE)
         cid = await svc.wait_call_id(caller)
         await svc.wait_event(cid, "callback.requested", timeout=30)
         assert (await first).ok
@@ -102,7 +106,8 @@ async def test_daily_cap_refuses_a_number_over_its_callbacks_of_the_day(stack_en
         await until(lambda: svc2.acd.numbers.cap.used(caller, datetime.now(UTC)) >= 1, timeout=10,
                     what="today's count read from the database")
         await svc2.agent("agent1009", talk=None, ready=False)
-        again = svc2.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), Pause(6), HangUp()], caller=caller)
+        again = svc2.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), Pause(6), HangUp()], caller=caller,
+                          dialed=HCM_LINE)
         cid2 = await svc2.wait_call_id(caller)
         ev = await svc2.wait_event(cid2, "callback.refused", timeout=30)
         assert (ev.data["reason"], ev.data["number"], ev.data["detail"]) == ("daily_cap", caller, "1")
