@@ -64,7 +64,9 @@ async def test_the_shipped_user_cannot_run_shell_commands(stack_env: dict[str, s
                       ("AGI", "/bin/sh"),
                       ("AGI", f"/bin/sh,-c,touch /tmp/{marker}"),
                       ("Exec", f"System(touch /tmp/{marker})"),
-                      ("MixMonitor", f"/tmp/{marker}.wav,,touch /tmp/{marker}")):
+                      ("MixMonitor", f"/tmp/{marker}.wav,,touch /tmp/{marker}"),
+                      ("NoOp", f"${{SHELL(touch /tmp/{marker})}}"),
+                      ("NoOp", "${DB(switchboard/heartbeat)}")):
         ok, message = await _originate(shipped, Channel=channel, Application=app, Data=data)
         assert not ok and "Forbidden" in message, (app, data, message)
     # the MixMonitor action (and its Command) needs the system class

@@ -78,3 +78,16 @@ async def test_agents_take_back_their_last_logged_state() -> None:
     assert status == {"a1": ("ready", None), "a2": ("paused", "lunch"), "a3": ("ready", None),
                       "a4": ("logged_out", None), "a5": ("ready", None), "a6": ("paused", "meeting")}
     assert acd.restore_states(last) == []             # nobody is logged out any more
+
+
+async def test_owed_callbacks_the_number_policy_refuses_are_closed_not_dialled() -> None:
+    """A callback stored before the number policy (or under another configuration) is checked
+    again when read back: refused numbers are closed as ``refused``, never put in line."""
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    acd = _acd(events)
+    owed = [_owed(1, number="0912345678&PJSIP/agent1003"), _owed(2, number="19001234"), _owed(3, number="+84912345678")]
+    assert acd.restore_callbacks(owed, max_age_s=3600) == ["call-3"]
+    assert acd.waiting["call-3"].callback is not None and acd.waiting["call-3"].callback.number == "0912345678"
+    assert [(c, k, d.get("reason") or d.get("result")) for c, k, d in events] == [
+        ("call-1", "callback.refused", "malformed"), ("call-1", "callback.completed", "refused"),
+        ("call-2", "callback.refused", "denied_prefix"), ("call-2", "callback.completed", "refused")]

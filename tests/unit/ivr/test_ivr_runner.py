@@ -16,6 +16,7 @@ from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
 from switchboard.ivr.runner import IvrRunner
+from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
 
 REPO = Path(__file__).resolve().parents[3]
 HOTLINE = FlowRegistry(REPO / "ivr_flows", None)
@@ -214,6 +215,27 @@ async def test_after_hours_callback_and_voicemail() -> None:
     rec = [c for c in agi2.commands if c.startswith("RECORD FILE")]
     assert rec == ['RECORD FILE "/var/spool/switchboard/voicemail/1767225600.42-1767225600.42" wav "#" 120000 BEEP s=6']
     assert any(k is EventKind.RECORDING for k in h2.kinds())
+
+
+async def test_after_hours_callback_to_a_refused_number_says_so_and_ends() -> None:
+    """The number policy refuses the caller id (a premium number): ``callback.refused`` with the
+    reason, the caller hears ``callback_refused`` (not the confirmation) and the call ends."""
+    h = Harness(now=EVENING)
+    policy = default_callback_numbers()
+
+    async def refuse(session: Any, request: mc.RequestCallback) -> str | None:
+        raise NumberRefused(policy.decide(request.number, EVENING))
+
+    h.runner._on_callback = refuse
+    agi = FakeAgi(caller="19001234", keys=["1", "1"])
+    result = await h.runner.run(agi)
+    assert (EventKind.CALLBACK_REFUSED, {"reason": "denied_prefix", "number": "19001234", "detail": "1900"}) \
+        in h.events
+    assert EventKind.CALLBACK_REQUESTED not in h.kinds()
+    played = " ".join(agi.commands)
+    assert f"{P}/vi/callback_refused" in played and "callback_confirmed" not in played
+    assert agi.commands[-1] == "HANGUP"
+    assert result.end == mc.End("hangup", "callback_confirmed")
 
 
 async def test_transfer_to_number_and_to_another_flow() -> None:
