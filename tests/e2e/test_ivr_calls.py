@@ -117,17 +117,17 @@ async def test_pension_call_on_a_provincial_number(stack_env: dict[str, str]) ->
                                                    now=OPEN)
     prefix = stack_env["STACK_SOUND_PREFIX"]
     cmds = rec.commands()
-    assert cmds[:2] == ["ANSWER", f'STREAM FILE {prefix}/vi/welcome "0123456789*#"']
+    assert cmds[:2] == ["ANSWER", f'STREAM FILE "{prefix}/vi/welcome" "0123456789*#"']
     first = rec.log[1][1]
     assert first is not None and first.digit == "1"  # barged in on the welcome with DTMF 1
-    assert f"GET DATA {prefix}/vi/main_menu 5000 1" in cmds
+    assert f'GET DATA "{prefix}/vi/main_menu" 5000 1' in cmds
     results = {c: r for c, r in rec.log}
-    main = results[f"GET DATA {prefix}/vi/main_menu 5000 1"]
+    main = results[f'GET DATA "{prefix}/vi/main_menu" 5000 1']
     assert main is not None and main.result == "1"
-    social = results[f"GET DATA {prefix}/vi/social_menu 5000 1"]
+    social = results[f'GET DATA "{prefix}/vi/social_menu" 5000 1']
     assert social is not None and social.result == "1"
-    assert f"EXEC Playback {prefix}/vi/connecting" in cmds
-    play = results[f"EXEC Playback {prefix}/vi/connecting"]
+    assert f'EXEC Playback "{prefix}/vi/connecting"' in cmds
+    play = results[f'EXEC Playback "{prefix}/vi/connecting"']
     assert play is not None and play.code == 200 and play.result == "0"  # the file exists and played
     assert [(e.topic, e.province, e.province_source) for e in enqueued] == [("social.pension", "ha-noi", "did")]
     assert result.end == mc.End("caller_hangup", "agent")
@@ -142,9 +142,9 @@ async def test_english_then_hang_up_mid_menu_with_area_code_caller(stack_env: di
     result, rec, enqueued, _, events = await _call(stack_env, steps, dialed="19009068", caller="02363822000",
                                                    now=OPEN)
     prefix = stack_env["STACK_SOUND_PREFIX"]
-    assert f"GET DATA {prefix}/en/main_menu 5000 1" in rec.commands()
+    assert f'GET DATA "{prefix}/en/main_menu" 5000 1' in rec.commands()
     last_command, last_result = rec.log[-1]
-    assert last_command == f"GET DATA {prefix}/en/main_menu 5000 1"  # nothing sent after the hang-up
+    assert last_command == f'GET DATA "{prefix}/en/main_menu" 5000 1'  # nothing sent after the hang-up
     assert last_result is None or last_result.result == "-1"
     assert result.end == mc.End("caller_hangup", "main_menu")
     assert result.variables["caller_province"] == "da-nang" and result.variables["language"] == "en"
@@ -158,8 +158,8 @@ async def test_after_hours_callback_request(stack_env: dict[str, str]) -> None:
                                                     now=EVENING)
     prefix = stack_env["STACK_SOUND_PREFIX"]
     cmds = rec.commands()
-    assert f'STREAM FILE {prefix}/vi/closed "0123456789*#"' in cmds
-    assert cmds[-2:] == [f"EXEC Playback {prefix}/vi/callback_confirmed&{prefix}/vi/goodbye", "HANGUP"]
+    assert f'STREAM FILE "{prefix}/vi/closed" "0123456789*#"' in cmds
+    assert cmds[-2:] == [f'EXEC Playback "{prefix}/vi/callback_confirmed&{prefix}/vi/goodbye"', "HANGUP"]
     assert callbacks == [mc.RequestCallback("0912345678", "general", "", "vi")]
     assert any(k is EventKind.CALLBACK_REQUESTED and d["callback_id"] == "cb-e2e" for k, d in events)
     assert result.end == mc.End("hangup", "callback_confirmed")

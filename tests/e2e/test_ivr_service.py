@@ -148,12 +148,12 @@ async def test_lookup_by_si_code_reads_back_the_status_and_routes_with_the_crm_p
                                              "error": False}]
     # The status read back: the code digit by digit, paid up to month 6 of 2025.
     # (a prompt resumed after the caller's trailing '#' has an offset: counted once)
-    streamed = [c.split()[2].rsplit("/", 1)[1] for c in cmds
+    streamed = [c.split()[2].strip('"').rsplit("/", 1)[1] for c in cmds
                 if c.startswith("STREAM FILE") and c.endswith('"0123456789*#"')]
     i = streamed.index("si_code_is")
     assert streamed[i:i + 21] == ["si_code_is", *(f"num_{d}" for d in KNOWN_CODE), "status_paid_to_month",
                                   "num_6", "status_year", *say_number(2025, "vi")], streamed
-    assert all(c.startswith(f"STREAM FILE {prefix}/vi/") for c in cmds if c.startswith("STREAM FILE"))
+    assert all(c.startswith(f'STREAM FILE "{prefix}/vi/') for c in cmds if c.startswith("STREAM FILE"))
     joined = data(timeline, "queue.joined")
     assert [(j["topic"], j["province"], j["province_source"]) for j in joined] == [
         ("social.contribution", "ha-noi", "crm")]
@@ -177,7 +177,7 @@ async def test_unknown_si_code_takes_the_not_found_path(stack_env: dict[str, str
         ("si_retry_menu", "hangup")]
     assert data(timeline, "ivr.lookup") == [{"by": "si_code", "found": False, "participant_id": None,
                                              "error": False}]
-    assert any(c.endswith("/vi/si_not_found") for c in cmds), cmds
+    assert any(c.endswith('/vi/si_not_found"') for c in cmds), cmds
     assert "queue.joined" not in kinds(timeline)
     assert (row["outcome"], row["ivr_node"], row["participant_id"], row["topic"]) == (
         "abandoned_ivr", "si_retry_menu", None, None)
@@ -199,9 +199,9 @@ async def test_silence_at_the_main_menu_ends_with_the_no_input_goodbye(
 
     assert_numbered(timeline)
     assert path(timeline)[-2:] == [("main_menu", "timeout"), ("goodbye_no_input", None)]
-    assert cmds.count(f"GET DATA {prefix}/vi/main_menu 5000 1") == 3
-    assert cmds.count(f'STREAM FILE {prefix}/vi/no_input "0123456789*#"') == 2
-    assert cmds[-2:] == [f"EXEC Playback {prefix}/vi/goodbye_no_input", "HANGUP"]
+    assert cmds.count(f'GET DATA "{prefix}/vi/main_menu" 5000 1') == 3
+    assert cmds.count(f'STREAM FILE "{prefix}/vi/no_input" "0123456789*#"') == 2
+    assert cmds[-2:] == [f'EXEC Playback "{prefix}/vi/goodbye_no_input"', "HANGUP"]
     assert (row["outcome"], row["ivr_node"], row["topic"]) == ("abandoned_ivr", "goodbye_no_input", None)
 
 
@@ -268,9 +268,9 @@ async def test_english_caller_recovers_from_a_wrong_key(stack_env: dict[str, str
         ("connecting", None), ("agent", "hangup")]
     # the wrong key was heard: "invalid choice", then the menu again, all in English
     results = agi.by_call[call_id]
-    menu = [r.result for c, r in results if c == f"GET DATA {prefix}/en/main_menu 5000 1" and r is not None]
+    menu = [r.result for c, r in results if c == f'GET DATA "{prefix}/en/main_menu" 5000 1' and r is not None]
     assert menu == ["9", "1"], results
-    assert f'STREAM FILE {prefix}/en/invalid_choice "0123456789*#"' in cmds
+    assert f'STREAM FILE "{prefix}/en/invalid_choice" "0123456789*#"' in cmds
     assert not [c for c in cmds[2:] if "/vi/" in c], cmds   # after the language choice: only en prompts
     joined = data(timeline, "queue.joined")
     assert [(j["topic"], j["province"], j["province_source"], j["language"]) for j in joined] == [
