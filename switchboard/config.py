@@ -13,6 +13,7 @@ accepted for convenience: ``SWITCHBOARD_DSN`` (= database.dsn) and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -99,6 +100,10 @@ class HttpSettings:
     port: int = 8080
     shutdown_timeout: float = 5.0
     websocket_buffer: int = 256
+    # Set the session cookie's Secure flag (true whenever browsers reach the API over HTTPS).
+    secure_cookies: bool = False
+    # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed; empty: none.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +236,12 @@ def _coerce(key: str, hint: Any, value: Any, *, from_env: bool) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(key, f"expected a string, got {value!r}")
+    if hint == tuple[str, ...]:
+        if from_env and isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(key, f"expected a list of strings, got {value!r}")
     if isinstance(hint, types.GenericAlias) or typing.get_origin(hint) is not None:
         return value
     raise ConfigError(key, f"unsupported type {hint!r}")  # pragma: no cover
@@ -243,6 +254,12 @@ def _check(key: str, value: Any) -> None:
             value = str(value).upper()
         if value not in choices:
             raise ConfigError(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    if key == "http.trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(key, f"not an address or CIDR block: {item!r}") from None
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:
         raise ConfigError(key, f"port out of range: {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -413,6 +413,9 @@ class RegistryFlowService:
             flow = load_flow_text(source, file, prompts_dir=self._registry.prompts_dir)
         except FlowLoadError as exc:
             return FlowValidation(ok=False, problems=[_problem(e) for e in exc.errors])
+        except RecursionError:  # a hostile document nested thousands deep: a problem, not a crash
+            return FlowValidation(ok=False, problems=[FlowProblem(
+                where=file, message="the document nests too deeply to be a flow")])
         known = set(self._registry.flows) | {flow.name}
         problems = [
             FlowProblem(where=str(node.where), message=f"node {node.name}: transfer to unknown flow {node.flow!r}")
