@@ -200,11 +200,13 @@ class PgCallService:
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        if isinstance(self._pool, asyncpg.Pool):
+        # A connection is used as it is; anything else is a pool (the service hands a lazy
+        # proxy of one, which is no asyncpg.Pool instance).
+        if isinstance(self._pool, asyncpg.Connection):
+            yield self._pool
+        else:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 yield conn
-        else:
-            yield self._pool
 
 
 # ============================================================================ reports
@@ -337,11 +339,13 @@ class PgReportService:
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        if isinstance(self._pool, asyncpg.Pool):
+        # A connection is used as it is; anything else is a pool (the service hands a lazy
+        # proxy of one, which is no asyncpg.Pool instance).
+        if isinstance(self._pool, asyncpg.Connection):
+            yield self._pool
+        else:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 yield conn
-        else:
-            yield self._pool
 
 
 # ============================================================================ recordings
