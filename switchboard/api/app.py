@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from switchboard.api import auth, guards
 from switchboard.api.auth import Access, FailureLimiter, Principal
@@ -333,6 +334,23 @@ async def _close_websockets(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
+class _BadRequestLines(logging.Filter):
+    """aiohttp logs every malformed HTTP message (CR in a header, NUL in the path, both
+    Content-Length and Transfer-Encoding...) at ERROR with a traceback, though it answers
+    400. A hostile client must not fill the log with tracebacks: one line, no trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (exc.code, exc.message.splitlines()[0])
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_BAD_REQUESTS = _BadRequestLines()
+
+
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}"
 _ID_RE = re.compile(ID_PATTERN)
 
@@ -353,6 +371,9 @@ class ApiServer:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        server_log = logging.getLogger("aiohttp.server")
+        if _BAD_REQUESTS not in server_log.filters:
+            server_log.addFilter(_BAD_REQUESTS)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
