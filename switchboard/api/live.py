@@ -67,13 +67,14 @@ class LiveMessage:
 
 
 class _Client:
-    __slots__ = ("dropped", "principal", "queue", "sender", "ws")
+    __slots__ = ("closer", "dropped", "principal", "queue", "sender", "ws")
 
     def __init__(self, principal: Principal, ws: web.WebSocketResponse, buffer: int) -> None:
         self.principal = principal
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=buffer)
         self.sender: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
         self.dropped = False
 
     def wants(self, msg: LiveMessage) -> bool:
@@ -181,6 +182,7 @@ class LiveHub:
         if client.sender is not None and client.sender is not asyncio.current_task():
             client.sender.cancel()
         task = asyncio.create_task(self._close(client.ws, code=code, message=message), name="ws-close")
+        client.closer = task
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
@@ -251,6 +253,11 @@ async def serve_websocket(
                     client.queue.put_nowait(LiveMessage("pong").encode())
     finally:
         await hub.unregister(client)
+        if client.closer is not None:
+            # closed by the hub (token gone, too slow): let the close frame go out before the
+            # handler returns, or aiohttp cuts the connection first (the client sees 1006)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(client.closer)
     return ws
 
 

@@ -47,7 +47,7 @@ async def _database() -> AsyncIterator[None]:
     try:
         yield
     except TRANSIENT_DB_ERRORS as exc:
-        log.warning("database unavailable while checking a token: %s", type(exc).__name__)
+        log.warning("database unavailable (%s) while checking an API token", type(exc).__name__)
         raise UnavailableError("the database is not reachable", details={"reading": "token"}) from exc
 
 _COLUMNS = "id, secret_hash, role, agent_id, name, kind, created_at, expires_at, revoked_at, parent_id"

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +132,30 @@ def _ready(url: str) -> bool:
         return False
 
 
+@pytest.fixture(scope="module")
+def probe_db(pg_dsn: str) -> Iterator[str]:
+    """A database of the probe's own: its hostile rows never meet other tests' counts."""
+    import asyncpg
+
+    name = f"sbsec_{uuid.uuid4().hex[:12]}"
+
+    async def sql(statement: str) -> None:
+        conn = await asyncpg.connect(pg_dsn, timeout=10)  # the session's database, to create ours beside it
+        try:
+            await conn.execute(statement, timeout=30)
+        finally:
+            await conn.close(timeout=5)
+
+    asyncio.run(sql(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(pg_dsn)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="module")  # gone before later e2e tests place calls on the same Asterisk
-def probe(stack_env: dict[str, str], pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+def probe(stack_env: dict[str, str], probe_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
+    pg_dsn = probe_db
     run_dir = tmp_path_factory.mktemp("security")
     parts = urlsplit(pg_dsn)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)

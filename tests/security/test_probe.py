@@ -85,7 +85,9 @@ async def closed_within(ws: aiohttp.ClientWebSocketResponse, limit: float) -> in
     async with asyncio.timeout(limit):
         while True:
             msg = await ws.receive()
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                return int(msg.data)  # the server's code (ws.close_code may turn 1006 if the reply races)
+            if msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return ws.close_code
 
 
@@ -441,6 +443,8 @@ async def test_zz_the_service_still_stands_and_never_answered_500(probe: Probe, 
             break
         await asyncio.sleep(0.2)
     assert status == 200, body
+    async with http.get("/healthz") as r:
+        assert r.headers.get("Server") == "switchboard"  # no software, no version
     assert len(probe.seen) > 100
     assert [what for status, what in probe.seen if status >= 500 and status != 503] == []
     log = probe.log.read_text(errors="replace")

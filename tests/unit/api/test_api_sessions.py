@@ -72,7 +72,8 @@ async def _closed_within(ws: aiohttp.ClientWebSocketResponse, limit: float) -> i
             msg = await ws.receive()
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 assert loop.time() - start <= limit
-                return ws.close_code
+                # the server's code (ws.close_code may turn 1006 if the client's reply races the server's close)
+                return int(msg.data) if msg.type is aiohttp.WSMsgType.CLOSE else ws.close_code
 
 
 async def test_logout_closes_the_sessions_socket(client: Client, tokens: Tokens) -> None:
@@ -96,3 +97,21 @@ async def test_revocation_and_expiry_close_sockets_within_a_second(client: Clien
     assert await _closed_within(ws, 1.0) == CLOSE_UNAUTHORIZED
     assert await _closed_within(ws_short, 2.5) == CLOSE_UNAUTHORIZED
     assert row.expires_at is not None and datetime.now(UTC) >= row.expires_at - timedelta(seconds=0.6)
+
+
+async def test_secure_cookie_flag_follows_the_setting_and_server_header_has_no_version(
+        world: World, tokens: Tokens) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from switchboard.api.app import create_app
+    from switchboard.config import HttpSettings, Settings
+
+    for secure in (False, True):
+        app = create_app(settings=Settings(http=HttpSettings(secure_cookies=secure)), services=world.services)
+        async with TestClient(TestServer(app)) as c:
+            resp = await c.post("/api/session", json={"agent_id": "a1", "token": tokens.a1})
+            assert resp.status == 201
+            cookie = resp.headers["Set-Cookie"]
+            assert ("Secure" in cookie) is secure and "HttpOnly" in cookie
+            assert resp.headers["Server"] == "switchboard"
+            assert (await c.get("/healthz")).headers["Server"] == "switchboard"
