@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import asyncpg
 import pytest
-from conftest import TRUSTED_PROXY, UNTRUSTED_PEER, Probe, free_loopback
+from probe_service import TRUSTED_PROXY, UNTRUSTED_PEER, Probe, free_loopback
 
 from switchboard.api.auth import Access
 from switchboard.api.live import CLOSE_UNAUTHORIZED
