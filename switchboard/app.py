@@ -530,7 +530,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
             state_log.record(agent_id, datetime.fromtimestamp(payload["at"], UTC), payload["from"],
                              payload["to"], payload.get("reason"), payload.get("call_id"), payload.get("duration_s"))
             view = agent_view(acd.snapshot(agent_id))
-            hub.publish(LiveMessage("agent.state", view, agent_id=agent_id, audience=Audience.ALL))
+            hub.publish(LiveMessage("agent.state", view, agent_id=agent_id, audience=Audience.AGENT))
         elif kind == "agent.offer" and agent_id:
             info = live_info.get(payload["call_id"], {})
             pop = {**payload, "ivr_path": info.get("ivr_path", []), "si_code": info.get("si_code")}

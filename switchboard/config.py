@@ -13,6 +13,7 @@ accepted for convenience: ``SWITCHBOARD_DSN`` (= database.dsn) and
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -100,6 +101,10 @@ class HttpSettings:
     port: int = 8080
     shutdown_timeout: float = 5.0
     websocket_buffer: int = 256
+    # Set the session cookie's Secure flag (true whenever browsers reach the API over HTTPS).
+    secure_cookies: bool = False
+    # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For is believed; empty: none.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +272,12 @@ def _check(key: str, value: Any) -> None:
             value = str(value).upper()
         if value not in choices:
             raise ConfigError(key, f"must be one of {', '.join(choices)}; got {value!r}")
+    if key == "http.trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(key, f"not an address or CIDR block: {item!r}") from None
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:
         raise ConfigError(key, f"port out of range: {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -14,7 +14,7 @@ validation (path, query and JSON body against the route's schemas).
 from __future__ import annotations
 
 import asyncio
-import json
+import dataclasses
 import logging
 import re
 import time
@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from switchboard.api import auth
+from switchboard.api import auth, guards
 from switchboard.api.auth import Access, FailureLimiter, Principal
 from switchboard.api.errors import (
     Forbidden,
@@ -49,6 +50,7 @@ HUB = web.AppKey("hub", LiveHub)
 ROUTES = web.AppKey("routes", dict)  # (method, path template) -> Route
 LOGIN_LIMITER = web.AppKey("login_limiter", FailureLimiter)
 TOKEN_LIMITER = web.AppKey("token_limiter", FailureLimiter)
+TRUSTED_PROXIES: web.AppKey[tuple[guards.Network, ...]] = web.AppKey("trusted_proxies")
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 BODY = web.RequestKey("body", dict)
@@ -68,6 +70,7 @@ class ApiOptions:
     figures_interval_s: float = 2.0    # how often supervisors get queue figures
     ws_send_timeout: float = 5.0
     ws_auth_timeout: float = 5.0
+    ws_recheck_s: float = 0.5          # how often live sockets' tokens are checked (logout, revocation, expiry)
     max_body_bytes: int = 256 * 1024
 
 
@@ -100,7 +103,9 @@ def principal_of(request: web.Request) -> Principal:
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address; ``X-Forwarded-For`` counts only from ``http.trusted_proxies``."""
+    trusted = request.app[TRUSTED_PROXIES]
+    return guards.client_address(request.remote, request.headers.getall("X-Forwarded-For", []), trusted)
 
 
 def _route_of(request: web.Request) -> Route | None:
@@ -137,17 +142,18 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def authenticate(request: web.Request, token: str) -> Principal | None:
-    """Check a token (bearer or cookie), counting failures per IP."""
+    """Check a token (bearer or cookie), counting failures per (token id claimed, client address):
+    bad tokens from one address never block another token's holder behind the same address."""
     app = request.app
-    ip = client_ip(request)
-    wait = app[TOKEN_LIMITER].retry_after(ip)
+    key = guards.limiter_key(guards.claimed_principal(token), client_ip(request))
+    wait = app[TOKEN_LIMITER].retry_after(key)
     if wait > 0:
-        raise TooManyRequests("too many invalid tokens from this address",
+        raise TooManyRequests("too many invalid tokens for this token id from this address",
                               headers={"Retry-After": str(int(wait) + 1)})
     async with asyncio.timeout(app[OPTIONS].service_timeout):
         principal = await auth.verify_token(app[SERVICES].tokens, token)
     if principal is None:
-        app[TOKEN_LIMITER].failed(ip)
+        app[TOKEN_LIMITER].failed(key)
     return principal
 
 
@@ -201,10 +207,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if request.content_length is not None and request.content_length > request.app[OPTIONS].max_body_bytes:
             raise ValidationFailed("the request body is too large")
         raw = await request.read() if request.can_read_body else b""
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            raise ValidationFailed("the request body is not valid JSON", error_id="invalid-json") from None
+        body = guards.parse_json(raw) if raw else {}
         request[BODY] = check_body(body, route.body)
     return await handler(request)
 
@@ -276,19 +279,76 @@ def create_app(
     app[SERVICES] = services
     app[METRICS] = m
     app[HUB] = h
+    if settings.http.secure_cookies and not opts.secure_cookies:
+        opts = dataclasses.replace(opts, secure_cookies=True)
     app[OPTIONS] = opts
+    app[TRUSTED_PROXIES] = guards.parse_networks(settings.http.trusted_proxies)
     app[LOGIN_LIMITER] = FailureLimiter(max_failures=opts.login_max_failures, window_s=opts.login_window_s)
     app[TOKEN_LIMITER] = FailureLimiter(max_failures=opts.token_max_failures, window_s=opts.login_window_s)
     _register(app, ROUTE_TABLE)
     app.cleanup_ctx.append(_figures_pusher)
+    app.cleanup_ctx.append(_session_watch)
+    app.on_response_prepare.append(_server_header)
     app.on_shutdown.append(_close_websockets)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No software versions to the world (aiohttp would send its own and Python's)."""
+    response.headers["Server"] = "switchboard"
+
+
+async def _session_watch(app: web.Application) -> AsyncIterator[None]:
+    """Close live sockets (4001) whose token was logged out, revoked or expired, or whose
+    login token was: checked every ``ws_recheck_s`` with one query for all of them."""
+    hub, tokens, options = app[HUB], app[SERVICES].tokens, app[OPTIONS]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(options.ws_recheck_s)
+            hub.close_expired()
+            ids = hub.token_ids()
+            if not ids:
+                continue
+            try:
+                async with asyncio.timeout(options.service_timeout):
+                    alive = await auth.active_ids(tokens, ids)
+            except Exception as exc:  # the database is away: keep the sockets, say so
+                log.warning("could not re-check live sockets' tokens: %r", exc)
+                continue
+            for token_id in ids - alive:
+                hub.close_token(token_id, why="token revoked or expired")
+
+    task = asyncio.create_task(loop(), name="api-session-watch")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def _close_websockets(app: web.Application) -> None:
     """Close the live sockets when shutdown starts: their handlers then end at
     once instead of holding the server's shutdown for its whole timeout."""
     await app[HUB].close_all()
+
+
+class _BadRequestLines(logging.Filter):
+    """aiohttp logs every malformed HTTP message (CR in a header, NUL in the path, both
+    Content-Length and Transfer-Encoding...) at ERROR with a traceback, though it answers
+    400. A hostile client must not fill the log with tracebacks: one line, no trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (exc.code, exc.message.splitlines()[0])
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_BAD_REQUESTS = _BadRequestLines()
 
 
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}"
@@ -311,6 +371,9 @@ class ApiServer:
     _runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        server_log = logging.getLogger("aiohttp.server")
+        if _BAD_REQUESTS not in server_log.filters:
+            server_log.addFilter(_BAD_REQUESTS)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

@@ -21,7 +21,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +32,8 @@ SESSION_COOKIE = "sb_session"
 CSRF_HEADER = "X-Switchboard-CSRF"
 _TOKEN_RE = re.compile(r"sb_([0-9a-f]{12})\.([A-Za-z0-9_-]{20,100})")
 _DUMMY_HASH = hashlib.sha256(b"switchboard-dummy").digest()
+#: How many parents a token's validity is checked through (a session has one: its login token).
+MAX_PARENT_DEPTH = 4
 
 
 class Access(enum.StrEnum):
@@ -52,6 +54,9 @@ class Principal:
     agent_id: str | None
     name: str
     kind: str  # api | session
+    # The moment this principal stops being valid: its own expiry or its parent's, whichever is first.
+    expires_at: datetime | None = None
+    parent_id: str | None = None
 
     @property
     def is_supervisor(self) -> bool:
@@ -122,9 +127,48 @@ async def verify_token(store: TokenStore, token: str, *, now: datetime | None = 
     if not hmac.compare_digest(given, row.secret_hash):
         return None
     moment = now or datetime.now(UTC)
-    if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= moment):
+    alive, expires_at = await _chain(store, row, moment)
+    if not alive:
         return None
-    return Principal(token_id=row.id, role=row.role, agent_id=row.agent_id, name=row.name, kind=row.kind)
+    return Principal(token_id=row.id, role=row.role, agent_id=row.agent_id, name=row.name, kind=row.kind,
+                     expires_at=expires_at, parent_id=row.parent_id)
+
+
+def _alive(row: StoredToken, moment: datetime) -> bool:
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > moment)
+
+
+async def _chain(store: TokenStore, row: StoredToken, moment: datetime) -> tuple[bool, datetime | None]:
+    """(alive, earliest expiry) along ``row`` and its parents: dead when any of them is
+    revoked, expired or missing, so a session never outlives the token it was opened with."""
+    earliest: datetime | None = None
+    current: StoredToken | None = row
+    for _ in range(MAX_PARENT_DEPTH + 1):
+        if current is None or not _alive(current, moment):
+            return False, None
+        if current.expires_at is not None and (earliest is None or current.expires_at < earliest):
+            earliest = current.expires_at
+        if current.parent_id is None:
+            return True, earliest
+        current = await store.fetch(current.parent_id)
+    return False, None  # deeper than any token we mint: refuse
+
+
+async def active_ids(store: TokenStore, token_ids: Iterable[str], *, now: datetime | None = None) -> set[str]:
+    """Which of ``token_ids`` are still valid (not revoked or expired, nor any parent).
+    Uses the store's one-query ``active`` when it has one."""
+    ids = set(token_ids)
+    batch = getattr(store, "active", None)
+    if batch is not None:
+        found: set[str] = await batch(ids)
+        return found
+    moment = now or datetime.now(UTC)
+    alive: set[str] = set()
+    for token_id in ids:
+        row = await store.fetch(token_id)
+        if row is not None and (await _chain(store, row, moment))[0]:
+            alive.add(token_id)
+    return alive
 
 
 def may_access(principal: Principal, access: Access, agent_id: str | None) -> bool:

@@ -90,6 +90,7 @@ ERROR_IDS: dict[str, int] = {
     "unauthorized": 401,
     "invalid-credentials": 401,
     "forbidden": 403,
+    "session-from-session": 403,
     "not-found": 404,
     "method-not-allowed": 405,
     "conflict": 409,

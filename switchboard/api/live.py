@@ -9,6 +9,10 @@ slow reader never slows the others or the publisher.
 Who sees what: ``Audience.ALL`` goes to everyone, ``SUPERVISORS`` to
 supervisor and admin connections, ``AGENT`` to the agent named by
 ``agent_id`` and to supervisors.
+
+A connection lives no longer than its token: ``close_token`` (logout,
+revocation, found by the app's periodic re-check) and ``close_expired``
+close it with code 4001.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from switchboard.api.auth import Principal
+from switchboard.api.errors import ValidationFailed
+from switchboard.api.guards import parse_json
 from switchboard.api.jsonutil import to_jsonable
 
 log = logging.getLogger("switchboard.api.live")
@@ -61,13 +67,14 @@ class LiveMessage:
 
 
 class _Client:
-    __slots__ = ("dropped", "principal", "queue", "sender", "ws")
+    __slots__ = ("closer", "dropped", "principal", "queue", "sender", "ws")
 
     def __init__(self, principal: Principal, ws: web.WebSocketResponse, buffer: int) -> None:
         self.principal = principal
         self.ws = ws
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=buffer)
         self.sender: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
         self.dropped = False
 
     def wants(self, msg: LiveMessage) -> bool:
@@ -92,6 +99,26 @@ class LiveHub:
 
     def __len__(self) -> int:
         return len(self._clients)
+
+    def token_ids(self) -> set[str]:
+        """The tokens (sessions or API tokens) of the connected clients."""
+        return {c.principal.token_id for c in self._clients if not c.dropped}
+
+    def close_token(self, token_id: str, *, why: str = "logged out") -> int:
+        """Close (4001) every connection authenticated by ``token_id``; returns how many."""
+        hits = [c for c in self._clients if c.principal.token_id == token_id]
+        for client in hits:
+            self._drop(client, why, code=CLOSE_UNAUTHORIZED, message=b"unauthorized", count=False)
+        return len(hits)
+
+    def close_expired(self, *, now: datetime | None = None) -> int:
+        """Close (4001) every connection whose token (or its login token) has expired."""
+        moment = now or datetime.now(UTC)
+        hits = [c for c in self._clients
+                if c.principal.expires_at is not None and c.principal.expires_at <= moment]
+        for client in hits:
+            self._drop(client, "token expired", code=CLOSE_UNAUTHORIZED, message=b"unauthorized", count=False)
+        return len(hits)
 
     def supervisors_connected(self) -> bool:
         return any(c.principal.is_supervisor for c in self._clients)
@@ -138,26 +165,32 @@ class LiveHub:
             except (ConnectionError, RuntimeError):
                 return  # the socket is closing; the handler unregisters it
 
-    def _drop(self, client: _Client, why: str) -> None:
+    def _drop(self, client: _Client, why: str, *, code: int = CLOSE_TOO_SLOW, message: bytes = b"too slow",
+              count: bool = True) -> None:
         if client.dropped:
             return
         client.dropped = True
-        self.dropped_total += 1
         self._clients.discard(client)
-        if self._on_drop is not None:
-            self._on_drop()
         who = client.principal.agent_id or client.principal.role
-        log.warning("websocket client %s dropped: %s", who, why)
+        if count:
+            self.dropped_total += 1
+            if self._on_drop is not None:
+                self._on_drop()
+            log.warning("websocket client %s dropped: %s", who, why)
+        else:
+            log.info("websocket client %s closed: %s", who, why)
         if client.sender is not None and client.sender is not asyncio.current_task():
             client.sender.cancel()
-        task = asyncio.create_task(self._close(client.ws), name="ws-close-slow")
+        task = asyncio.create_task(self._close(client.ws, code=code, message=message), name="ws-close")
+        client.closer = task
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
-    async def _close(self, ws: web.WebSocketResponse) -> None:
+    async def _close(self, ws: web.WebSocketResponse, *, code: int = CLOSE_TOO_SLOW,
+                     message: bytes = b"too slow") -> None:
         try:
             async with asyncio.timeout(self.close_timeout):
-                await ws.close(code=CLOSE_TOO_SLOW, message=b"too slow")
+                await ws.close(code=code, message=message)
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
         finally:
@@ -212,14 +245,19 @@ async def serve_websocket(
             if msg.type != WSMsgType.TEXT:
                 continue
             try:
-                incoming = json.loads(msg.data)
-            except ValueError:
+                incoming = parse_json(msg.data)
+            except ValidationFailed:
                 incoming = None
             if isinstance(incoming, Mapping) and incoming.get("type") == "ping":
                 with contextlib.suppress(asyncio.QueueFull):
                     client.queue.put_nowait(LiveMessage("pong").encode())
     finally:
         await hub.unregister(client)
+        if client.closer is not None:
+            # closed by the hub (token gone, too slow): let the close frame go out before the
+            # handler returns, or aiohttp cuts the connection first (the client sees 1006)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(client.closer)
     return ws
 
 
@@ -233,8 +271,8 @@ async def _first_message_auth(ws: web.WebSocketResponse, authenticate: Callable[
     if msg.type != WSMsgType.TEXT:
         return None
     try:
-        first = json.loads(msg.data)
-    except ValueError:
+        first = parse_json(msg.data)
+    except ValidationFailed:
         return None
     if not isinstance(first, Mapping) or first.get("type") != "auth" or not isinstance(first.get("token"), str):
         return None

@@ -200,11 +200,13 @@ class PgCallService:
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        if isinstance(self._pool, asyncpg.Pool):
+        # A connection is used as it is; anything else is a pool (the service hands a lazy
+        # proxy of one, which is no asyncpg.Pool instance).
+        if isinstance(self._pool, asyncpg.Connection):
+            yield self._pool
+        else:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 yield conn
-        else:
-            yield self._pool
 
 
 # ============================================================================ reports
@@ -337,11 +339,13 @@ class PgReportService:
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        if isinstance(self._pool, asyncpg.Pool):
+        # A connection is used as it is; anything else is a pool (the service hands a lazy
+        # proxy of one, which is no asyncpg.Pool instance).
+        if isinstance(self._pool, asyncpg.Connection):
+            yield self._pool
+        else:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 yield conn
-        else:
-            yield self._pool
 
 
 # ============================================================================ recordings
@@ -413,6 +417,9 @@ class RegistryFlowService:
             flow = load_flow_text(source, file, prompts_dir=self._registry.prompts_dir)
         except FlowLoadError as exc:
             return FlowValidation(ok=False, problems=[_problem(e) for e in exc.errors])
+        except RecursionError:  # a hostile document nested thousands deep: a problem, not a crash
+            return FlowValidation(ok=False, problems=[FlowProblem(
+                where=file, message="the document nests too deeply to be a flow")])
         known = set(self._registry.flows) | {flow.name}
         problems = [
             FlowProblem(where=str(node.where), message=f"node {node.name}: transfer to unknown flow {node.flow!r}")

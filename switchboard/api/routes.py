@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from switchboard.api import auth
+from switchboard.api import auth, guards
 from switchboard.api.app import (
     BODY,
     HUB,
@@ -48,6 +48,7 @@ from switchboard.api.services import (
     Code,
     FlowReload,
     FlowValidation,
+    NotFoundError,
     ProvinceInfo,
     QueueFigures,
     ScreenPop,
@@ -120,7 +121,8 @@ async def session_create(request: web.Request) -> web.Response:
     body = _b(request)
     limiter = app[LOGIN_LIMITER]
     identity = body.get("agent_id") or "-"
-    keys = [f"ip:{client_ip(request)}", f"id:{identity}"]
+    # failures count per (claimed principal, address): others' failures never block a valid login
+    keys = [guards.limiter_key(guards.claimed_principal(body["token"], body.get("agent_id")), client_ip(request))]
     wait = max(limiter.retry_after(k) for k in keys)
     if wait > 0:
         raise TooManyRequests("too many failed logins; try again later",
@@ -133,13 +135,18 @@ async def session_create(request: web.Request) -> web.Response:
             limiter.failed(k)
         log.info("failed web login for %s from %s", identity, client_ip(request))
         raise Unauthorized("wrong agent id or token", error_id="invalid-credentials")
+    if principal.kind != "api":
+        raise Forbidden("a session cannot open another session; log in with your token",
+                        error_id="session-from-session")
     for k in keys:
         limiter.succeeded(k)
     ttl = timedelta(seconds=app[OPTIONS].session_ttl_s)
+    now = datetime.now(UTC)
+    if principal.expires_at is not None:  # never outlive the login token
+        ttl = min(ttl, principal.expires_at - now)
     session, row = await _call(request, auth.create_token(
         app[SERVICES].tokens, role=principal.role, agent_id=principal.agent_id,
-        name=principal.name, kind="session", ttl=ttl,
-        parent_id=principal.token_id if principal.kind == "api" else None))
+        name=principal.name, kind="session", ttl=ttl, now=now, parent_id=principal.token_id))
     log.info("web login: %s (%s)", principal.agent_id or principal.name or principal.token_id, principal.role)
     resp = json_ok({"role": principal.role, "agent_id": principal.agent_id, "name": principal.name,
                     "expires_at": row.expires_at, "token": session}, status=201)
@@ -157,6 +164,7 @@ async def session_delete(request: web.Request) -> web.Response:
     p = principal_of(request)
     if p.kind == "session":
         await _call(request, request.app[SERVICES].tokens.revoke(p.token_id))
+        request.app[HUB].close_token(p.token_id)
     resp = web.Response(status=204)
     resp.del_cookie(auth.SESSION_COOKIE, path="/")
     return resp
@@ -274,8 +282,8 @@ async def queue_figures(request: web.Request) -> web.Response:
 
 
 def _date_range(q: dict[str, Any]) -> tuple[date | None, date | None]:
-    d_from = date.fromisoformat(q["from"]) if "from" in q else None
-    d_to = date.fromisoformat(q["to"]) if "to" in q else None
+    d_from = guards.check_date(q["from"], "from") if "from" in q else None
+    d_to = guards.check_date(q["to"], "to") if "to" in q else None
     if d_from and d_to and d_to < d_from:
         raise ValidationFailed("the query parameters are invalid", details={"problems": [
             {"field": "to", "problem": "must not be before from"}]})
@@ -298,9 +306,15 @@ async def calls_search(request: web.Request) -> web.Response:
 
 async def call_show(request: web.Request) -> web.Response:
     p = principal_of(request)
-    detail = await _call(request, request.app[SERVICES].calls.get(request.match_info["call_id"]))
-    if not p.is_supervisor and p.agent_id not in detail.call.agent_ids:
-        raise Forbidden("an agent may only read its own calls")
+    if p.is_supervisor:
+        return json_ok(await _call(request, request.app[SERVICES].calls.get(request.match_info["call_id"])))
+    # an agent gets the same answer for a colleague's call as for a call that does not exist
+    try:
+        detail = await _call(request, request.app[SERVICES].calls.get(request.match_info["call_id"]))
+    except NotFoundError:
+        detail = None
+    if detail is None or p.agent_id not in detail.call.agent_ids:
+        raise NotFound("no such call among yours")
     return json_ok(detail)
 
 
@@ -349,7 +363,8 @@ async def report_run(request: web.Request) -> web.Response:
     q = _q(request)
     today = datetime.now(UTC).date()
     d_from, d_to = _date_range(q)
-    table = await _call(request, reports.run(name, date_from=d_from or today, date_to=d_to or d_from or today))
+    first, last = guards.check_range(d_from or today, d_to or d_from or today)
+    table = await _call(request, reports.run(name, date_from=first, date_to=last))
     if q.get("format", "json") == "csv":
         out = io.StringIO()
         writer = csv.writer(out)
@@ -481,7 +496,7 @@ ROUTE_TABLE: list[Route] = [
           "Search calls by number, date, agent, outcome (agents: their own calls only).", "calls", "calls_search",
           query={**DATE_RANGE, "number": {"type": "string", "pattern": r"\+?[0-9]{2,20}"}, "agent_id": ID,
                  "outcome": CODE, "limit": {"type": "integer", "minimum": 1, "maximum": 500},
-                 "offset": {"type": "integer", "minimum": 0}},
+                 "offset": {"type": "integer", "minimum": 0, "maximum": guards.MAX_OFFSET}},
           response=CallPage),
     Route("GET", "/api/calls/{call_id}", call_show, Access.ANY,
           "One call and its full timeline (agents: their own calls only).", "calls", "call_show",

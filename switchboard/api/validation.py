@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from switchboard.api.errors import ValidationFailed
+from switchboard.api.guards import MAX_DATE, MIN_DATE
 
 Schema = Mapping[str, Any]
 
@@ -52,9 +53,12 @@ def problems(value: Any, schema: Schema, where: str = "") -> list[dict[str, str]
             out.append({"field": label, "problem": f"must match {schema['pattern']}"})
         if schema.get("format") == "date":
             try:
-                date.fromisoformat(value)
+                day = date.fromisoformat(value)
             except ValueError:
                 out.append({"field": label, "problem": "must be a date YYYY-MM-DD"})
+            else:
+                if not MIN_DATE <= day <= MAX_DATE:
+                    out.append({"field": label, "problem": f"must be between {MIN_DATE} and {MAX_DATE}"})
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
             out.append({"field": label, "problem": f"must be >= {schema['minimum']}"})

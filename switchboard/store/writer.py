@@ -271,6 +271,8 @@ class EventWriter:
                 except TimeoutError:
                     pass
             self._wake.clear()
+            if not self._stopping and not self.db_connected and not self._queue:
+                await self._ensure_conn()  # idle after an outage: reconnect (with back-off) so readiness returns
             if self._spool.has_data() and await self._ensure_conn():
                 await self._replay_spool()
             while self._queue:

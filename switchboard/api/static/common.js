@@ -96,8 +96,10 @@ const SB = (() => {
       ws = new WebSocket(`${proto}//${location.host}/api/ws`);
       ws.onopen = () => { delay = 500; onStatus(true); };
       ws.onmessage = (ev) => { try { onMessage(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
-      ws.onclose = () => {
+      ws.onclose = (ev) => {
         onStatus(false);
+        // 4001: the session was logged out, revoked or expired; back to the sign-in form, no retry
+        if (ev.code === 4001) { closed = true; location.reload(); return; }
         if (!closed) { setTimeout(open, delay); delay = Math.min(delay * 2, 10000); }
       };
     }

@@ -111,3 +111,32 @@ async def test_app_authenticates_and_revokes_against_postgres(db: str, tmp_path:
             assert (await client.get("/api/agents/a1", headers={"Authorization": f"Bearer {session}"})).status == 401
     finally:
         await pool.close()
+
+
+async def test_revocation_ends_the_whole_tree_and_active_checks_parents(db: str) -> None:
+    from datetime import timedelta
+
+    conn = await asyncpg.connect(db, timeout=10)
+    try:
+        store = PgTokenStore(conn)
+        root, root_row = await auth.create_token(store, role="agent", agent_id="a1")
+        _, session = await auth.create_token(store, role="agent", agent_id="a1", kind="session",
+                                             ttl=timedelta(hours=1), parent_id=root_row.id)
+        # a session of a session, as versions before the fix could mint
+        _, grandchild = await auth.create_token(store, role="agent", agent_id="a1", kind="session",
+                                                ttl=timedelta(hours=1), parent_id=session.id)
+        _, other = await auth.create_token(store, role="supervisor")
+        ids = {root_row.id, session.id, grandchild.id, other.id}
+        assert await store.active(ids) == ids
+        # only the parent revoked by hand: the children are no longer active though their rows are not
+        await conn.execute("UPDATE api_tokens SET revoked_at = now() WHERE id = $1", root_row.id, timeout=10)
+        assert await store.active(ids) == {other.id}
+        assert await auth.active_ids(store, ids) == {other.id}
+        await conn.execute("UPDATE api_tokens SET revoked_at = NULL", timeout=10)
+        assert await store.revoke(root_row.id)
+        revoked = {r["id"] for r in await conn.fetch("SELECT id FROM api_tokens WHERE revoked_at IS NOT NULL",
+                                                     timeout=10)}
+        assert revoked == {root_row.id, session.id, grandchild.id}
+        assert await auth.verify_token(store, root) is None
+    finally:
+        await conn.close(timeout=5)

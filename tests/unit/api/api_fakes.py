@@ -72,8 +72,13 @@ class FakeTokens:
         self.rows[token.id] = token
 
     async def revoke(self, token_id: str) -> bool:
-        hits = [r for r in self.rows.values()
-                if (r.id == token_id or r.parent_id == token_id) and r.revoked_at is None]
+        tree = {token_id}
+        while True:  # the token and everything opened with it, at any depth
+            more = {r.id for r in self.rows.values() if r.parent_id in tree} - tree
+            if not more:
+                break
+            tree |= more
+        hits = [r for r in self.rows.values() if r.id in tree and r.revoked_at is None]
         for row in hits:
             self.rows[row.id] = dataclasses.replace(row, revoked_at=datetime.now(UTC))
         return bool(hits)
