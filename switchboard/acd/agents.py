@@ -15,6 +15,12 @@ YAML::
         skills: {social.pension: 5, health.card: 3}
         active: true                     # default true
 
+    supervisors:                         # their own phones: where listen/whisper/barge legs ring
+      - id: sup1
+        name: "Đỗ Thanh Tâm"
+        sip_endpoint: sup1               # default: the id; bind it to their token with
+                                         # `switchboard tokens create --role supervisor --sip-endpoint sup1`
+
 CSV (header required): ``id,name,sip_endpoint,home_province,languages,skills,active``
 with ``languages`` as ``vi;en`` and ``skills`` as ``social.pension=5;health.card=3``.
 
@@ -38,7 +44,8 @@ import yaml
 
 from switchboard.geo import ProvinceTable, load_provinces
 
-__all__ = ["AgentFileError", "AgentRecord", "load_agents", "parse_agents", "render_pjsip", "sip_password"]
+__all__ = ["AgentFileError", "AgentRecord", "SupervisorRecord", "load_agents", "load_supervisors", "parse_agents",
+           "parse_supervisors", "render_pjsip", "sip_password"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SKILL = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
@@ -57,6 +64,16 @@ class AgentRecord:
     home_province: str | None
     skills: Mapping[str, int] = field(default_factory=dict)
     languages: tuple[str, ...] = ("vi",)
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisorRecord:
+    """A supervisor's own SIP phone: no skills, never offered calls; spy legs ring it."""
+
+    id: str
+    name: str
+    sip_endpoint: str
     active: bool = True
 
 
@@ -165,6 +182,53 @@ def parse_agents(text: str, *, fmt: str, provinces: ProvinceTable | None = None)
     raise AgentFileError(f"unknown format {fmt!r} (yaml or csv)")
 
 
+def parse_supervisors(text: str, *, agents: Sequence[AgentRecord] = ()) -> list[SupervisorRecord]:
+    """The ``supervisors:`` list of a YAML agent file (none when absent). An endpoint or id
+    shared with an agent is an error: a supervisor's phone is never an agent's."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AgentFileError(f"invalid YAML: {exc}") from None
+    items = data.get("supervisors") if isinstance(data, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise AgentFileError("'supervisors' must be a list")
+    taken_ids = {a.id for a in agents}
+    taken_endpoints = {a.sip_endpoint for a in agents}
+    out: list[SupervisorRecord] = []
+    for i, raw in enumerate(items):
+        where = f"supervisor #{i + 1}"
+        if not isinstance(raw, dict):
+            raise AgentFileError(f"{where}: expected a mapping")
+        unknown = set(raw) - {"id", "name", "sip_endpoint", "active"}
+        if unknown:
+            raise AgentFileError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        sup_id = str(raw.get("id") or "").strip()
+        if not _ID.match(sup_id):
+            raise AgentFileError(f"{where}: id {sup_id!r} must be letters, digits, '_', '.', '-'")
+        where = f"{where} ({sup_id})"
+        name = str(raw.get("name") or "").strip()
+        if not name:
+            raise AgentFileError(f"{where}: name is required")
+        endpoint = str(raw.get("sip_endpoint") or sup_id).strip()
+        if not _ID.match(endpoint):
+            raise AgentFileError(f"{where}: sip_endpoint {endpoint!r} is not a valid PJSIP section name")
+        if sup_id in taken_ids or endpoint in taken_endpoints:
+            raise AgentFileError(f"{where}: id or sip_endpoint already used by an agent or another supervisor")
+        taken_ids.add(sup_id)
+        taken_endpoints.add(endpoint)
+        out.append(SupervisorRecord(sup_id, name, endpoint, _bool(raw.get("active", True), where)))
+    return out
+
+
+def load_supervisors(path: str | Path, *, provinces: ProvinceTable | None = None) -> list[SupervisorRecord]:
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return []
+    return parse_supervisors(p.read_text(encoding="utf-8"), agents=load_agents(p, provinces=provinces))
+
+
 def _not_mapping(i: int) -> Mapping[str, Any]:
     raise AgentFileError(f"agent #{i + 1}: expected a mapping")
 
@@ -184,12 +248,18 @@ def sip_password(secret: str, endpoint: str) -> str:
 
 def render_pjsip(
     agents: Iterable[AgentRecord], secret: str, *, context: str = "agents", transport: str = "",
-    codecs: str = "ulaw,alaw", dtmf_mode: str = "rfc4733",
+    codecs: str = "ulaw,alaw", dtmf_mode: str = "rfc4733", supervisors: Iterable[SupervisorRecord] = (),
+    supervisor_context: str = "supervisors",
 ) -> str:
-    """``pjsip.conf`` sections (endpoint, auth, aor) for every active agent."""
+    """``pjsip.conf`` sections (endpoint, auth, aor) for every active agent and supervisor.
+
+    A supervisor's endpoint has its own context (no dialplan of ours: it dials
+    nothing) and no ``SWITCHBOARD_AGENT`` variable: it only receives spy legs."""
     out = ["; generated by `switchboard agents render-pjsip` - do not edit; passwords derive from a secret",
            ""]
-    for a in agents:
+    phones: list[tuple[AgentRecord | SupervisorRecord, str]] = [(a, context) for a in agents]
+    phones += [(s, supervisor_context) for s in supervisors]
+    for a, ctx in phones:
         if not a.active:
             continue
         ext = re.sub(r"\D", "", a.sip_endpoint) or a.sip_endpoint
@@ -197,7 +267,7 @@ def render_pjsip(
         lines = [
             f"[{a.sip_endpoint}]",
             "type=endpoint",
-            f"context={context}",
+            f"context={ctx}",
             "disallow=all",
             f"allow={codecs}",
             f"auth={a.sip_endpoint}-auth",
@@ -208,8 +278,9 @@ def render_pjsip(
             "force_rport=yes",
             "rewrite_contact=yes",
             f"dtmf_mode={dtmf_mode}",
-            f"set_var=SWITCHBOARD_AGENT={a.id}",
         ]
+        if isinstance(a, AgentRecord):
+            lines.append(f"set_var=SWITCHBOARD_AGENT={a.id}")
         if transport:
             lines.insert(2, f"transport={transport}")
         lines += [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from typing import Any
 
 from switchboard.acd.codes import DISPOSITIONS, PAUSE_REASONS, is_disposition, is_pause_reason
 from switchboard.acd.service import AcdService, AgentSnapshot, IllegalAgentAction, UnknownAgent
+from switchboard.acd.spy import chanspy_originate
 from switchboard.ami.client import AmiError
 from switchboard.api.services import (
     AgentView,
@@ -25,6 +27,8 @@ from switchboard.api.services import (
     WaitingCall,
 )
 from switchboard.metrics import Metrics
+
+log = logging.getLogger("switchboard.api")
 
 _STATE_NAMES = {"on_call": "talking"}
 
@@ -159,32 +163,42 @@ class AcdQueueService:
 
 
 class AmiSupervisorService:
-    """Listen / whisper / barge: ChanSpy originated over AMI from the supervisor's phone."""
+    """Listen / whisper / barge: ChanSpy originated over AMI, ringing the supervisor's own phone.
 
-    OPTIONS = {SpyMode.LISTEN: "qE", SpyMode.WHISPER: "qwE", SpyMode.BARGE: "qBE"}
+    Who: the endpoint bound to the supervisor's token. On what: the Uniqueid of the
+    agent's bridged leg, as the ACD knows it. Neither comes from the request."""
 
     def __init__(self, acd: AcdService, ami: Any) -> None:
         self.acd = acd
         self.ami = ami
 
-    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str) -> SpyResult:
+    def _talking_leg(self, agent_id: str) -> str | None:
+        return next((o.leg for o in self.acd.talking.values() if o.agent_id == agent_id), None)
+
+    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str | None) -> SpyResult:
+        if not supervisor_endpoint:
+            raise ConflictError("your token has no SIP endpoint of your own to ring: ask an admin for one "
+                                "(switchboard tokens create --role supervisor --sip-endpoint ...)",
+                                error_id="supervisor-no-endpoint")
         try:
             snap = self.acd.snapshot(agent_id)
         except UnknownAgent:
-            raise NotFoundError(f"unknown agent {agent_id}") from None
-        leg = next((o.leg for o in self.acd.talking.values() if o.agent_id == agent_id), None)
+            raise NotFoundError(f"unknown agent {agent_id}", details={"agent_id": agent_id}) from None
+        leg = self._talking_leg(agent_id)
         if leg is None:
-            raise ConflictError(f"agent {agent_id} has no call to listen to", details={"state": snap.status})
+            raise ConflictError(f"agent {agent_id} is not on a call", error_id="agent-not-on-call",
+                                details={"state": state_name(snap.status)})
+        mode = SpyMode(mode)
         channel_id = f"spy-{uuid.uuid4().hex[:16]}"
-        target = f"PJSIP/{snap.endpoint}"
-        action = {"Action": "Originate", "Channel": f"PJSIP/{supervisor_endpoint}", "ChannelId": channel_id,
-                  "Application": "ChanSpy", "Data": f"{target},{self.OPTIONS[SpyMode(mode)]}",
-                  "CallerID": f'"{mode} {agent_id}" <spy>', "Async": "true", "Timeout": "30000"}
+        action = chanspy_originate(supervisor_endpoint=supervisor_endpoint, target_uniqueid=leg, mode=mode.value,
+                                   channel_id=channel_id, agent_id=agent_id)
         try:
             resp = await self.ami.send(action, timeout=10)
         except (AmiError, TimeoutError) as exc:
             raise UnavailableError(f"AMI unavailable: {exc}") from None
         if not resp.success:
             raise ConflictError(f"cannot start {mode}: {resp.message}")
-        return SpyResult(agent_id=agent_id, mode=SpyMode(mode), supervisor_endpoint=supervisor_endpoint,
-                         channel_id=channel_id)
+        log.info("%s on agent %s (leg %s) from PJSIP/%s (leg %s)", mode, agent_id, leg, supervisor_endpoint,
+                 channel_id)
+        return SpyResult(agent_id=agent_id, mode=mode, supervisor_endpoint=supervisor_endpoint,
+                         channel_id=channel_id, spied_channel_id=leg)

@@ -34,6 +34,7 @@ _TOKEN_RE = re.compile(r"sb_([0-9a-f]{12})\.([A-Za-z0-9_-]{20,100})")
 _DUMMY_HASH = hashlib.sha256(b"switchboard-dummy").digest()
 #: How many parents a token's validity is checked through (a session has one: its login token).
 MAX_PARENT_DEPTH = 4
+_ENDPOINT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a PJSIP section name
 
 
 class Access(enum.StrEnum):
@@ -57,6 +58,7 @@ class Principal:
     # The moment this principal stops being valid: its own expiry or its parent's, whichever is first.
     expires_at: datetime | None = None
     parent_id: str | None = None
+    sip_endpoint: str | None = None  # a supervisor's own phone, where spy legs ring
 
     @property
     def is_supervisor(self) -> bool:
@@ -89,12 +91,21 @@ async def create_token(
     ttl: timedelta | None = None,
     now: datetime | None = None,
     parent_id: str | None = None,
+    sip_endpoint: str | None = None,
 ) -> tuple[str, StoredToken]:
-    """Create and store a token; returns the token (to show once) and its row."""
+    """Create and store a token; returns the token (to show once) and its row.
+
+    ``sip_endpoint``: a supervisor's (or admin's) own PJSIP endpoint, the only
+    phone their listen / whisper / barge legs ring."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     if role == "agent" and not agent_id:
         raise ValueError("an agent token needs an agent id")
+    if sip_endpoint is not None:
+        if role == "agent":
+            raise ValueError("only supervisor and admin tokens carry a SIP endpoint")
+        if not _ENDPOINT_RE.fullmatch(sip_endpoint):
+            raise ValueError(f"not a PJSIP endpoint name: {sip_endpoint!r}")
     created = now or datetime.now(UTC)
     token, token_id, secret = new_token()
     row = StoredToken(
@@ -107,6 +118,7 @@ async def create_token(
         created_at=created,
         expires_at=created + ttl if ttl is not None else None,
         parent_id=parent_id,
+        sip_endpoint=sip_endpoint,
     )
     await store.insert(row)
     return token, row
@@ -131,7 +143,8 @@ async def verify_token(store: TokenStore, token: str, *, now: datetime | None = 
     if not alive:
         return None
     return Principal(token_id=row.id, role=row.role, agent_id=row.agent_id, name=row.name, kind=row.kind,
-                     expires_at=expires_at, parent_id=row.parent_id)
+                     expires_at=expires_at, parent_id=row.parent_id,
+                     sip_endpoint=row.sip_endpoint)
 
 
 def _alive(row: StoredToken, moment: datetime) -> bool:

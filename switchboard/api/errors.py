@@ -94,6 +94,8 @@ ERROR_IDS: dict[str, int] = {
     "not-found": 404,
     "method-not-allowed": 405,
     "conflict": 409,
+    "supervisor-no-endpoint": 409,
+    "agent-not-on-call": 409,
     "too-many-requests": 429,
     "internal-error": 500,
     "service-unavailable": 503,
@@ -112,12 +114,12 @@ def error_response(status: int, error_id: str, message: str, details: Mapping[st
 
 def from_service_error(exc: ServiceError) -> ApiError:
     if isinstance(exc, NotFoundError):
-        return NotFound(exc.message, details=exc.details)
+        return NotFound(exc.message, details=exc.details, error_id=exc.error_id)
     if isinstance(exc, ConflictError):
-        return Conflict(exc.message, details=exc.details)
+        return Conflict(exc.message, details=exc.details, error_id=exc.error_id)
     if isinstance(exc, UnavailableError):
-        return ServiceUnavailable(exc.message, details=exc.details)
-    return ApiError(exc.message, details=exc.details)
+        return ServiceUnavailable(exc.message, details=exc.details, error_id=exc.error_id)
+    return ApiError(exc.message, details=exc.details, error_id=exc.error_id)
 
 
 @web.middleware

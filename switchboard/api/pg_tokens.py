@@ -1,4 +1,4 @@
-"""``TokenStore`` over PostgreSQL (table ``api_tokens``, migration 0010).
+"""``TokenStore`` over PostgreSQL (table ``api_tokens``, migrations 0010 and 0011).
 
 A database that is away raises the API's ``UnavailableError`` (503), never a
 raw driver error (which would be a 500 on every authenticated request).
@@ -65,6 +65,7 @@ def _row(rec: Any) -> StoredToken:
         expires_at=rec["expires_at"],
         revoked_at=rec["revoked_at"],
         parent_id=rec["parent_id"],
+        sip_endpoint=rec["sip_endpoint"],
     )
 
 
@@ -74,9 +75,12 @@ class PgTokenStore:
         self._timeout = timeout
 
     async def fetch(self, token_id: str) -> StoredToken | None:
+        # A session has no endpoint of its own: it takes its login token's (the binding stays in one row).
         async with _database():
             rec = await self._pool.fetchrow(
-                f"SELECT {_COLUMNS} FROM api_tokens WHERE id = $1", token_id, timeout=self._timeout
+                f"SELECT {_COLUMNS}, COALESCE(sip_endpoint, (SELECT p.sip_endpoint FROM api_tokens p"
+                " WHERE p.id = api_tokens.parent_id)) AS sip_endpoint FROM api_tokens WHERE id = $1",
+                token_id, timeout=self._timeout
             )
         return None if rec is None else _row(rec)
 
@@ -91,10 +95,10 @@ class PgTokenStore:
 
     async def insert(self, token: StoredToken) -> None:
         await self._pool.execute(
-            "INSERT INTO api_tokens (id, secret_hash, role, agent_id, name, kind, created_at, expires_at, parent_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO api_tokens (id, secret_hash, role, agent_id, name, kind, created_at, expires_at, parent_id,"
+            " sip_endpoint) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             token.id, token.secret_hash, token.role, token.agent_id, token.name, token.kind,
-            token.created_at, token.expires_at, token.parent_id,
+            token.created_at, token.expires_at, token.parent_id, token.sip_endpoint,
             timeout=self._timeout,
         )
 
@@ -105,7 +109,7 @@ class PgTokenStore:
 
     async def list_tokens(self) -> Sequence[StoredToken]:
         recs = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM api_tokens WHERE kind = 'api' ORDER BY created_at", timeout=self._timeout
+            f"SELECT {_COLUMNS}, sip_endpoint FROM api_tokens WHERE kind = 'api' ORDER BY created_at", timeout=self._timeout
         )
         return [_row(r) for r in recs]
 

@@ -258,10 +258,10 @@ async def agent_force_logout(request: web.Request) -> web.Response:
 
 
 async def agent_spy(request: web.Request) -> web.Response:
-    body = _b(request)
+    # The leg rings only the supervisor's own phone (bound to the token), never a target from the body.
     result = await _call(request, request.app[SERVICES].supervisor.spy(
-        agent_id=request.match_info["agent_id"], mode=SpyMode(body["mode"]),
-        supervisor_endpoint=body["endpoint"]))
+        agent_id=request.match_info["agent_id"], mode=SpyMode(_b(request)["mode"]),
+        supervisor_endpoint=principal_of(request).sip_endpoint))
     return json_ok(result, status=201)
 
 
@@ -481,11 +481,11 @@ ROUTE_TABLE: list[Route] = [
           "Supervisor: log an agent out.", "supervisor", "agent_force_logout", path_params=AGENT_PATH,
           body=EMPTY_BODY, response=AgentView, errors=(404, 409)),
     Route("POST", "/api/agents/{agent_id}/spy", agent_spy, _SUP,
-          "Supervisor: listen to, whisper to or barge into the agent's call (ChanSpy originated over AMI).",
+          "Supervisor: listen to, whisper to or barge into the agent's call: ChanSpy on the agent's leg, "
+          "originated over AMI to the supervisor's own phone (the SIP endpoint bound to the token).",
           "supervisor", "agent_spy", path_params=AGENT_PATH, response=SpyResult, errors=(404, 409, 503),
-          body={"type": "object", "additionalProperties": False, "required": ["mode", "endpoint"],
-                "properties": {"mode": {"type": "string", "enum": [m.value for m in SpyMode]},
-                               "endpoint": {"type": "string", "pattern": r"(PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.@-]{1,80}"}}}),
+          body={"type": "object", "additionalProperties": False, "required": ["mode"],
+                "properties": {"mode": {"type": "string", "enum": [m.value for m in SpyMode]}}}),
     Route("GET", "/api/queues/waiting", queue_waiting, _SUP, "Calls waiting now, by topic and province.",
           "queues", "queue_waiting", query={"topic": {"type": "string", "pattern": r"[a-z0-9_/.-]{1,48}"},
                                             "province": {"type": "string", "pattern": r"[a-z0-9-]{1,48}"}},

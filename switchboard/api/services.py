@@ -66,13 +66,16 @@ __all__ = [
 class ServiceError(Exception):
     """Base of the errors a service may raise on purpose.
 
-    ``details`` is JSON-safe extra information returned to the client.
+    ``details`` is JSON-safe extra information returned to the client;
+    ``error_id`` (optional) a more precise stable id than the status's generic one.
     """
 
-    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, details: Mapping[str, Any] | None = None,
+                 error_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = dict(details or {})
+        self.error_id = error_id
 
 
 class NotFoundError(ServiceError):
@@ -283,17 +286,20 @@ class FlowReload:
 
 
 class SpyMode(enum.StrEnum):
-    LISTEN = "listen"    # ChanSpy(…,q)   : hear both sides, speak to nobody
-    WHISPER = "whisper"  # ChanSpy(…,qw)  : speak to the agent only
-    BARGE = "barge"      # ChanSpy(…,qB)  : speak to both
+    """ChanSpy options per mode: switchboard/acd/spy.py."""
+
+    LISTEN = "listen"    # ChanSpy(<agent leg>,qEu)  : hear both sides, speak to nobody
+    WHISPER = "whisper"  # ChanSpy(<agent leg>,qwEu) : speak to the agent only
+    BARGE = "barge"      # ChanSpy(<agent leg>,qBEu) : speak to the agent and the caller
 
 
 @dataclass(frozen=True, slots=True)
 class SpyResult:
     agent_id: str
     mode: SpyMode
-    supervisor_endpoint: str
+    supervisor_endpoint: str  # the PJSIP endpoint bound to the supervisor's token
     channel_id: str  # Uniqueid of the supervisor leg originated over AMI
+    spied_channel_id: str  # Uniqueid of the agent's leg ChanSpy listens to
 
 
 # --------------------------------------------------------------------------- protocols
@@ -364,9 +370,11 @@ class FlowService(Protocol):
 
 
 class SupervisorService(Protocol):
-    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str) -> SpyResult:
-        """Originate ChanSpy over AMI from the supervisor's endpoint onto the
-        agent's current channel. ConflictError when the agent has no call."""
+    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str | None) -> SpyResult:
+        """Originate ChanSpy over AMI from the supervisor's own endpoint (bound to
+        their token; None when it has none) onto the agent's bridged leg, as the
+        ACD knows it. ConflictError ``supervisor-no-endpoint`` / ``agent-not-on-call``,
+        NotFoundError for an unknown agent."""
         ...
 
 
@@ -384,6 +392,7 @@ class StoredToken:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     parent_id: str | None = None  # for a session: the token used to log in
+    sip_endpoint: str | None = None  # a supervisor's own phone (spy legs ring it); a session inherits it
 
 
 class TokenStore(Protocol):

@@ -1,7 +1,8 @@
 """``switchboard agents``: import the agent list into PostgreSQL, render their PJSIP endpoints.
 
 * ``switchboard agents import FILE.csv|FILE.yaml [--deactivate-missing]``
-* ``switchboard agents render-pjsip [--file deploy/agents.yaml] [--secret-file F] [-o OUT]``
+* ``switchboard agents render-pjsip [--file deploy/agents.yaml] [--secret-file F] [-o OUT]``: the agents'
+  endpoints and the supervisors' own phones (the file's ``supervisors:`` list)
 
 The SIP passwords derive from one secret: the ``AGENT_SIP_SECRET`` environment
 variable, else ``--secret-file`` (default ``<run_dir>/agent-sip.secret``), which
@@ -42,6 +43,8 @@ def register(sub: Any) -> None:
     rp.add_argument("--secret-file", help="secret the passwords derive from (default <run_dir>/agent-sip.secret)")
     rp.add_argument("--create-secret", action="store_true", help="make the secret file if it is missing")
     rp.add_argument("--context", default="agents", help="dialplan context of the agent endpoints")
+    rp.add_argument("--supervisor-context", default="supervisors",
+                    help="dialplan context of the supervisors' endpoints (they only receive spy legs)")
     rp.add_argument("--transport", default="", help="PJSIP transport name (default: Asterisk's default)")
     rp.add_argument("-o", "--output", help="write here instead of standard output")
     rp.add_argument("--credentials-out", help="also write endpoint,password lines here (mode 0600)")
@@ -71,22 +74,31 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _render(args: argparse.Namespace, settings: Settings) -> int:
-    from switchboard.acd.agents import AgentFileError, load_agents, render_pjsip, sip_password
+    from switchboard.acd.agents import (
+        AgentFileError,
+        load_agents,
+        load_supervisors,
+        render_pjsip,
+        sip_password,
+    )
 
     try:
         agents = load_agents(args.file)
+        supervisors = load_supervisors(args.file)
         secret = read_secret(Path(args.secret_file or Path(settings.paths.run_dir) / "agent-sip.secret"),
                              create=args.create_secret)
     except (AgentFileError, OSError) as exc:
         print(f"switchboard agents render-pjsip: {exc}", file=sys.stderr)
         return 1
-    text = render_pjsip(agents, secret, context=args.context, transport=args.transport)
+    text = render_pjsip(agents, secret, context=args.context, transport=args.transport, supervisors=supervisors,
+                        supervisor_context=args.supervisor_context)
     if args.output:
         _write_private(Path(args.output), text)
     else:
         sys.stdout.write(text)
     if args.credentials_out:
-        creds = "".join(f"{a.sip_endpoint},{sip_password(secret, a.sip_endpoint)}\n" for a in agents if a.active)
+        phones = [(a.sip_endpoint, a.active) for a in agents] + [(s.sip_endpoint, s.active) for s in supervisors]
+        creds = "".join(f"{endpoint},{sip_password(secret, endpoint)}\n" for endpoint, active in phones if active)
         _write_private(Path(args.credentials_out), creds)
     return 0
 

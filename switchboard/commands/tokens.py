@@ -20,6 +20,8 @@ def register(sub: Any) -> None:
     c.add_argument("--role", required=True, choices=("agent", "supervisor", "admin"))
     c.add_argument("--agent", dest="agent_id", help="the agent this token acts as (required for --role agent)")
     c.add_argument("--name", default="", help="a label (who holds the token)")
+    c.add_argument("--sip-endpoint", help="supervisor/admin: their own PJSIP endpoint (a `supervisors:` entry "
+                   "of the agent list), the only phone their listen/whisper/barge legs ring")
     c.set_defaults(func=_create)
     ls = tsub.add_parser("list", help="list tokens (never their secrets)")
     ls.set_defaults(func=_list)
@@ -50,15 +52,23 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "agent" and not args.agent_id:
         print("switchboard tokens: --role agent needs --agent ID", file=sys.stderr)
         return 2
+    if args.sip_endpoint and args.role == "agent":
+        print("switchboard tokens: --sip-endpoint is for supervisor and admin tokens", file=sys.stderr)
+        return 2
 
     async def action(store: Any) -> int:
         try:
-            token, row = await create_token(store, role=args.role, agent_id=args.agent_id, name=args.name)
+            token, row = await create_token(store, role=args.role, agent_id=args.agent_id, name=args.name,
+                                            sip_endpoint=args.sip_endpoint or None)
+        except ValueError as exc:
+            print(f"switchboard tokens: {exc}", file=sys.stderr)
+            return 2
         except asyncpg.ForeignKeyViolationError:
             print(f"switchboard tokens: no agent with id {args.agent_id!r}", file=sys.stderr)
             return 1
         print(token)
-        print(f"created token {row.id} ({row.role}{', agent ' + row.agent_id if row.agent_id else ''}); "
+        print(f"created token {row.id} ({row.role}{', agent ' + row.agent_id if row.agent_id else ''}"
+              f"{', phone PJSIP/' + row.sip_endpoint if row.sip_endpoint else ''}); "
               "it is shown only once", file=sys.stderr)
         return 0
 
@@ -69,7 +79,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     async def action(store: Any) -> int:
         for row in await store.list_tokens():
             state = "revoked" if row.revoked_at else "active"
-            print(f"{row.id}\t{row.role}\t{row.agent_id or '-'}\t{state}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.name}")
+            print(f"{row.id}\t{row.role}\t{row.agent_id or row.sip_endpoint or '-'}\t{state}"
+                  f"\t{row.created_at:%Y-%m-%d %H:%M}\t{row.name}")
         return 0
 
     return asyncio.run(_with_store(settings, action))

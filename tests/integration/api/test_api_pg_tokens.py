@@ -140,3 +140,28 @@ async def test_revocation_ends_the_whole_tree_and_active_checks_parents(db: str)
         assert await auth.verify_token(store, root) is None
     finally:
         await conn.close(timeout=5)
+
+
+async def test_supervisor_phone_is_bound_to_the_token_and_its_sessions(db: str) -> None:
+    done = _cli(db, "tokens", "create", "--role", "supervisor", "--sip-endpoint", "sup1", "--name", "Tâm")
+    assert done.returncode == 0 and "PJSIP/sup1" in done.stderr, done.stderr
+    token = done.stdout.strip()
+    refused = [_cli(db, "tokens", "create", "--role", "agent", "--agent", "a1", "--sip-endpoint", "sup1"),
+               _cli(db, "tokens", "create", "--role", "supervisor", "--sip-endpoint", "sup1@trunk")]
+    assert [r.returncode for r in refused] == [2, 2] and all(not r.stdout for r in refused)
+    conn = await asyncpg.connect(db, timeout=10)
+    try:
+        store = PgTokenStore(conn)
+        p = await auth.verify_token(store, token)
+        assert p is not None and (p.role, p.sip_endpoint) == ("supervisor", "sup1")
+        session, _ = await auth.create_token(store, role="supervisor", name="Tâm", kind="session",
+                                             parent_id=p.token_id)
+        s = await auth.verify_token(store, session)
+        assert s is not None and (s.kind, s.sip_endpoint) == ("session", "sup1")   # taken from its login token
+        with pytest.raises(asyncpg.CheckViolationError):   # the database refuses a free-form target too
+            await conn.execute("UPDATE api_tokens SET sip_endpoint = 'x@trunk' WHERE id = $1", p.token_id)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("INSERT INTO api_tokens (id, secret_hash, role, agent_id, sip_endpoint) "
+                               "VALUES ('0123456789ab', $1, 'agent', 'a1', 'sup1')", b"x" * 32)
+    finally:
+        await conn.close(timeout=5)

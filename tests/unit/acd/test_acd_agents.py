@@ -81,7 +81,7 @@ def test_render_command_creates_the_secret_and_credentials(tmp_path: Path, monke
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and stat.S_IMODE(creds.stat().st_mode) == 0o600
     first = creds.read_text().splitlines()[0].split(",")
     assert first[0] == "agent1001" and first[1] == sip_password(secret.read_text().strip(), "agent1001")
-    assert out.read_text().count("type=aor") == len(load_agents(DEMO))
+    assert out.read_text().count("type=aor") == len(load_agents(DEMO)) + 2   # and the supervisors sup1, sup2
     monkeypatch.setenv("AGENT_SIP_SECRET", "from-env")
     assert main(["agents", "render-pjsip", "--secret-file", str(secret)]) == 0
     assert sip_password("from-env", "agent1001") in capsys.readouterr().out
@@ -119,3 +119,23 @@ def test_import_upserts_into_postgresql(pg_dsn: str, tmp_path: Path) -> None:
     asyncio.run(scenario())
     # the command reports database errors instead of a traceback
     assert main(["agents", "import", str(DEMO), "--dsn", "postgresql://nobody@127.0.0.1:1/none"]) == 1
+
+
+def test_supervisors_get_phones_of_their_own() -> None:
+    from switchboard.acd.agents import load_supervisors, parse_supervisors
+
+    sups = load_supervisors(DEMO)
+    assert [(s.id, s.sip_endpoint) for s in sups] == [("sup1", "sup1"), ("sup2", "sup2")]
+    assert not {s.sip_endpoint for s in sups} & {a.sip_endpoint for a in load_agents(DEMO)}
+    text = render_pjsip(load_agents(DEMO)[:1], "s3cret", supervisors=sups)
+    section = text[text.index("[sup1]"):text.index("[sup1-auth]")]
+    assert "context=supervisors" in section and "SWITCHBOARD_AGENT" not in section
+    assert f"password={sip_password('s3cret', 'sup1')}" in text
+    agents = parse_agents(CSV, fmt="csv")
+    with pytest.raises(AgentFileError, match="already used"):
+        parse_supervisors("supervisors:\n  - {id: s9, name: S, sip_endpoint: agent2001}\n", agents=agents)
+    with pytest.raises(AgentFileError, match="sip_endpoint"):
+        parse_supervisors("supervisors:\n  - {id: s9, name: S, sip_endpoint: 'x@trunk'}\n")
+    with pytest.raises(AgentFileError, match="unknown field"):
+        parse_supervisors("supervisors:\n  - {id: s9, name: S, skills: {general: 3}}\n")
+    assert parse_supervisors("agents: []\n") == []

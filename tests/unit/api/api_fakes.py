@@ -64,7 +64,11 @@ class FakeTokens:
         self.rows: dict[str, StoredToken] = {}
 
     async def fetch(self, token_id: str) -> StoredToken | None:
-        return self.rows.get(token_id)
+        row = self.rows.get(token_id)
+        parent = self.rows.get(row.parent_id) if row is not None and row.parent_id else None
+        if row is not None and row.sip_endpoint is None and parent is not None:   # as PgTokenStore: inherited
+            row = dataclasses.replace(row, sip_endpoint=parent.sip_endpoint)
+        return row
 
     async def insert(self, token: StoredToken) -> None:
         if token.id in self.rows:
@@ -278,17 +282,23 @@ class FakeFlows:
 
 
 class FakeSupervisor:
+    """Records what the route hands over; refuses as the SupervisorService Protocol says
+    (the real AmiSupervisorService: tests/unit/acd/test_acd_spy.py and tests/e2e)."""
+
     def __init__(self, agents: FakeAgents) -> None:
         self.agents = agents
         self.spied: list[tuple[str, SpyMode, str]] = []
 
-    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str) -> SpyResult:
+    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str | None) -> SpyResult:
+        if not supervisor_endpoint:
+            raise ConflictError("no SIP endpoint of your own", error_id="supervisor-no-endpoint")
         agent = self.agents._get(agent_id)
-        if agent.state not in ("talking", "offered"):
-            raise ConflictError("the agent has no call", details={"state": agent.state})
+        if agent.state != "talking":
+            raise ConflictError("the agent is not on a call", details={"state": agent.state},
+                                error_id="agent-not-on-call")
         self.spied.append((agent_id, mode, supervisor_endpoint))
         return SpyResult(agent_id=agent_id, mode=mode, supervisor_endpoint=supervisor_endpoint,
-                         channel_id=f"spy-{len(self.spied)}")
+                         channel_id=f"spy-{len(self.spied)}", spied_channel_id=f"leg-{agent_id}")
 
 
 class FakeHealth:
@@ -341,6 +351,7 @@ class Tokens:
     a2: str
     supervisor: str
     admin: str
+    phone_supervisor: str   # a supervisor token bound to the SIP endpoint sup1
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -33,7 +33,8 @@ async def tokens(world: World) -> Tokens:
     a2, _ = await auth.create_token(world.tokens, role="agent", agent_id="a2", name="Agent a2")
     sup, _ = await auth.create_token(world.tokens, role="supervisor", name="Sup")
     adm, _ = await auth.create_token(world.tokens, role="admin", name="Admin")
-    return Tokens(a1=a1, a2=a2, supervisor=sup, admin=adm)
+    phone, _ = await auth.create_token(world.tokens, role="supervisor", name="Sup phone", sip_endpoint="sup1")
+    return Tokens(a1=a1, a2=a2, supervisor=sup, admin=adm, phone_supervisor=phone)
 
 
 @pytest.fixture

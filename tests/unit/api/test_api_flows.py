@@ -103,13 +103,26 @@ async def test_report_json_and_csv(client: Client, tokens: Tokens) -> None:
 
 async def test_supervisor_actions(client: Client, tokens: Tokens, world: World) -> None:
     h = bearer(tokens.supervisor)
-    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/sup1"}, headers=h)
-    assert resp.status == 409  # no call
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper"}, headers=bearer(tokens.phone_supervisor))
+    assert resp.status == 409 and (await resp.json())["error_id"] == "agent-not-on-call"
     world.agents.set_state("a1", "talking")
-    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/sup1"}, headers=h)
-    assert resp.status == 201 and world.supervisor.spied == [("a1", "whisper", "PJSIP/sup1")]
-    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper", "endpoint": "PJSIP/x;y"}, headers=h)
-    assert resp.status == 400
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper"}, headers=bearer(tokens.phone_supervisor))
+    assert resp.status == 201 and world.supervisor.spied == [("a1", "whisper", "sup1")]   # the token's phone
+    assert (await resp.json())["supervisor_endpoint"] == "sup1"
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "listen"}, headers=h)   # a token without a phone
+    assert resp.status == 409 and (await resp.json())["error_id"] == "supervisor-no-endpoint"
+    for body in ({"mode": "whisper", "endpoint": "PJSIP/sup1"}, {"mode": "listen", "endpoint": "Local/1@x"},
+                 {"mode": "barge", "channel": "PJSIP/0912345678@trunk"}, {"mode": "record"}, {}):
+        resp = await client.post("/api/agents/a1/spy", json=body, headers=bearer(tokens.phone_supervisor))
+        assert resp.status == 400 and (await resp.json())["error_id"] == "invalid-request", body
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "listen"}, headers=bearer(tokens.a1))
+    assert resp.status == 403
+    # a web session opened with the phone token rings the same phone
+    login = await client.post("/api/session", json={"token": tokens.phone_supervisor})
+    session = (await login.json())["token"]
+    resp = await client.post("/api/agents/a1/spy", json={"mode": "barge"}, headers=bearer(session))
+    assert resp.status == 201 and world.supervisor.spied[-1] == ("a1", "barge", "sup1")
+    assert len(world.supervisor.spied) == 2
     resp = await client.post("/api/agents/a1/force-pause", json={"reason": "training"}, headers=h)
     assert (await resp.json())["state"] == "paused"
     resp = await client.post("/api/agents/a1/force-logout", json={}, headers=h)

@@ -15,7 +15,7 @@ from switchboard.api.services import CallSummary
 PROTECTED = [r for r in ROUTE_TABLE if r.access is not Access.OPEN and r.path != "/api/ws"]
 BODIES: dict[str, dict[str, Any]] = {
     "agent_pause": {"reason": "break"}, "agent_wrap_up": {"disposition": "resolved"},
-    "agent_force_pause": {"reason": "break"}, "agent_spy": {"mode": "listen", "endpoint": "PJSIP/sup1"},
+    "agent_force_pause": {"reason": "break"}, "agent_spy": {"mode": "listen"},
     "flows_validate": {"name": "hotline", "source": "start: x"},
 }
 
