@@ -352,6 +352,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.features import FeatureCodes
     from switchboard.telephony.heartbeat import Heartbeat
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
+    from switchboard.telephony.rescue import Reconciler, Rescuer
 
     s = app.settings
     secret = s.ami.resolved_secret()
@@ -444,6 +445,10 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        on_callback=after_hours_callback)
     entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
     entry_holder["entry"] = entry
+    book.current_node = runner.node_of   # a record closed while its flow is stuck still says where
+    # never strand a caller: a failed step hands the channel on; the reconciliation backs it up
+    rescuer = Rescuer(client, book, observe=metrics.observe_rescue)
+    entry.rescuer = rescuer
     manager = AgiManager(client, on_start=entry.on_start)
     entry.manager = manager
 
@@ -543,7 +548,12 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
     app.add(FuncPart("re-adoption", lambda: readopt(False), _noop))
-    app.context.update(pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
+    reconciler = Reconciler(client, book, entry, rescuer, interval=s.ami.reconcile_interval_s,
+                            min_age_s=s.ami.reconcile_min_age_s, observe=metrics.observe_reconciled,
+                            observe_stranded=metrics.observe_stranded)
+    app.add(reconciler)
+    app.context.update(rescuer=rescuer, reconciler=reconciler,
+                       pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep)
 

@@ -14,7 +14,17 @@ emits ``call.ended`` with the outcome as the reports define it
 ``abandoned_ivr``   hung up (or gave no input) in the menus; ``node`` says where
 ``self_service``    the IVR served the call (e.g. the contribution lookup) and said goodbye
 ``transferred``     the IVR transferred the call to another number
-``failed``          anything else (no flow for the number, an internal error)
+``fallback``        the service could not go on serving the call (an AGI step failed or
+                    timed out, or the reconciliation found the caller stranded in AGI) and
+                    handed it to the fallback queue (``call.handed_to_fallback``); ``node``
+                    says where the caller was
+``failed``          anything else (no flow for the number, an internal error, a caller hung
+                    up by the service with a cause because even the hand-over failed)
+
+The record closes only when Asterisk says the caller's channel is gone: its
+``Hangup`` event, or the periodic reconciliation finding the channel no longer
+listed by Asterisk (cause ``reconciled_gone``). Never on a timer while the
+channel lives.
 """
 
 from __future__ import annotations
@@ -101,6 +111,8 @@ class CallFacts:
     flow_node: str = ""       # where the flow ended
     hangup_reason: str = ""   # the reason of the flow's hangup node, if any
     in_survey: bool = False
+    fallback: str = ""        # why the service handed the call to the fallback queue (if it did)
+    hung_up_by_service: str = ""   # why the service hung the caller up with a cause (if it did)
     agents: list[str] = field(default_factory=list)
 
     def outcome(self) -> tuple[str, str]:
@@ -109,6 +121,10 @@ class CallFacts:
             return "answered", ""
         if self.callback:
             return "callback", ""
+        if self.fallback:
+            return "fallback", self.flow_node
+        if self.hung_up_by_service:
+            return "failed", self.flow_node
         if self.queued:
             return "abandoned_queue", ""
         if self.after_hours:
@@ -131,13 +147,17 @@ class CallBook:
     Asterisk's ``Hangup`` usually arrives before the IVR runner has noticed the
     hang-up and reported where its flow ended. So when the caller's channel
     hangs up while the flow is still running, ``call.ended`` waits for the
-    flow's end (at most ``flow_grace_s``), and carries the right node and
-    outcome.
+    flow's end (at most ``flow_grace_s`` after the hang-up), and carries the
+    right node and outcome. Should the flow not report by then, the record
+    still closes (the channel is gone) at the node ``current_node`` says the
+    caller was at. Nothing closes a record while its channel lives.
     """
 
-    def __init__(self, bus: CallEventBus, *, flow_grace_s: float = 5.0) -> None:
+    def __init__(self, bus: CallEventBus, *, flow_grace_s: float = 5.0,
+                 current_node: Callable[[str], str] | None = None) -> None:
         self.bus = bus
         self.flow_grace_s = flow_grace_s
+        self.current_node = current_node   # the caller channel's uniqueid -> the flow node it is at
         self.calls: dict[str, CallFacts] = {}
         self._by_uniqueid: dict[str, str] = {}
         self._hung_up: dict[str, tuple[str, str, Any]] = {}   # call id -> (cause, cause text, timer)
@@ -184,6 +204,50 @@ class CallBook:
     def knows_channel(self, uniqueid: str) -> bool:
         return uniqueid in self._by_uniqueid
 
+    def open_calls(self, *, started_before: float | None = None) -> dict[str, str]:
+        """Open records whose channel has not hung up yet: call id -> the caller channel's uniqueid
+        (only those opened before ``started_before``, a ``time.monotonic()``, when given)."""
+        return {cid: f.uniqueid for cid, f in self.calls.items()
+                if cid not in self._hung_up and (started_before is None or f.started < started_before)}
+
+    def node_of(self, call_id: str) -> str:
+        """Where the caller is in the flow now (the flow's end node once it ended)."""
+        facts = self.calls.get(call_id)
+        if facts is None:
+            return ""
+        if facts.flow_end or self.current_node is None:
+            return facts.flow_node
+        return self.current_node(facts.uniqueid) or facts.flow_node
+
+    def handed_to_fallback(self, call_id: str, *, reason: str, node: str, detail: str = "") -> None:
+        """The service handed the caller to the fallback queue: recorded now; the record stays open
+        until the channel hangs up (outcome ``fallback``)."""
+        facts = self.calls.get(call_id)
+        if facts is not None:
+            facts.fallback = reason
+            facts.flow_end = facts.flow_end or "fallback"
+            facts.flow_node = node or facts.flow_node
+        self.emit(call_id, EventKind.HANDED_TO_FALLBACK, {"reason": reason, "node": node or None,
+                                                         "detail": detail or None})
+
+    def hung_up_by_service(self, call_id: str, *, reason: str, node: str, cause: int, detail: str = "") -> None:
+        """The service hung the caller up with ``cause`` (the hand-over was impossible)."""
+        facts = self.calls.get(call_id)
+        if facts is not None and cause != 16:   # 16 (normal clearing): after the flow ended, as it would
+            facts.hung_up_by_service = reason
+            facts.flow_end = facts.flow_end or "failed"
+            facts.flow_node = node or facts.flow_node
+        self.emit(call_id, EventKind.HUNG_UP_BY_SERVICE, {"reason": reason, "node": node or None, "cause": cause,
+                                                         "detail": detail or None})
+
+    def channel_gone(self, call_id: str, *, cause: str) -> CallFacts | None:
+        """The reconciliation found the record's channel gone from Asterisk (its ``Hangup`` was
+        never seen, e.g. during an AMI outage): close it now."""
+        pending = self._hung_up.pop(call_id, None)
+        if pending is not None and pending[2] is not None:
+            pending[2].cancel()
+        return self._close(call_id, cause, "")
+
     def flow_ended(self, call_id: str, *, reason: str, node: str, hangup_reason: str = "") -> None:
         facts = self.calls.get(call_id)
         if facts is None:
@@ -222,8 +286,8 @@ class CallBook:
     def _close_pending(self, call_id: str) -> None:
         pending = self._hung_up.pop(call_id, None)
         if pending is not None:
-            log.warning("call %s: the flow did not report its end in %.0fs; closing the record",
-                        call_id, self.flow_grace_s)
+            log.warning("call %s: the channel hung up %.0fs ago and the flow did not report its end; "
+                        "closing the record at %s", call_id, self.flow_grace_s, self.node_of(call_id) or "-")
             self._close(call_id, pending[0], pending[1])
 
     def _close(self, call_id: str, cause: str, cause_txt: str) -> CallFacts | None:
@@ -231,6 +295,8 @@ class CallBook:
         if facts is None:
             return None
         self._by_uniqueid.pop(facts.uniqueid, None)
+        if not facts.flow_end and self.current_node is not None:
+            facts.flow_node = self.current_node(facts.uniqueid) or facts.flow_node
         outcome, node = facts.outcome()
         self.emit(call_id, EventKind.CALL_ENDED, {
             "outcome": outcome, "node": node or None, "cause": cause_txt or cause or None,

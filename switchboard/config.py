@@ -66,6 +66,10 @@ class AmiSettings:
     reconnect_max: float = 15.0
     event_queue_size: int = 10000
     heartbeat_interval: float = 3.0
+    # Compare Asterisk's channels with the service's calls this often (0: never); a channel
+    # younger than reconcile_min_age_s is left alone (its AGI start may be on its way).
+    reconcile_interval_s: float = 30.0
+    reconcile_min_age_s: float = 10.0
 
     def resolved_secret(self) -> str:
         """The AMI secret, read from ``secret_file`` when one is set."""

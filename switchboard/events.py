@@ -31,6 +31,8 @@ class EventKind(enum.StrEnum):
     SURVEY = "call.survey"                 # data: score
     AGENT_ENDED = "agent.ended"            # data: agent_id, talk_s
     WRAP_UP_ENDED = "agent.wrap_up_ended"  # data: agent_id, wrap_up_s, disposition
+    HANDED_TO_FALLBACK = "call.handed_to_fallback"  # data: reason, node (where the caller was), detail
+    HUNG_UP_BY_SERVICE = "call.hung_up_by_service"  # data: reason, node, cause (Q.850), detail
     CALL_ENDED = "call.ended"              # data: outcome, cause, node (where the caller left), ...
 
 

@@ -45,12 +45,16 @@ OUTCOMES = (
     "ivr_completed",
     "callback",
     "transferred",
+    "fallback",           # the service handed the caller to the fallback queue (a failed step, stranded)
     "timeout",
     "failed",
     "other",
 )
 OTHER = "other"
 UNKNOWN = "unknown"
+#: Why a caller was taken off AGI by the service (switchboard/telephony/rescue.py).
+RESCUE_REASONS = ("agi_timeout", "ami_disconnected", "agi_refused", "error", "stranded")
+RECONCILE_ACTIONS = ("gone", "adopted", "fallback", "hangup")
 _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_/.-]{0,47}")
 
 WAIT_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
@@ -208,6 +212,23 @@ class Metrics:
         self.service_level_target = Gauge("switchboard_service_level_target_seconds",
                                           "Answer-time target of the service level.", registry=r)
         self.service_level_target.set(service_level_s)
+        self.handed_to_fallback = Counter(
+            "switchboard_calls_handed_to_fallback", "Callers the service took off AGI to the fallback queue "
+            "(a failed or timed-out step, or found stranded), by reason.", ["reason"], registry=r)
+        self.hung_up_by_service = Counter(
+            "switchboard_calls_hung_up_by_service", "Callers the service hung up with a cause because it could "
+            "not hand them on (or found them in AGI after their flow), by reason.", ["reason"], registry=r)
+        self.rescue_failures = Counter(
+            "switchboard_rescue_failures", "Callers neither handed on nor hung up (Asterisk did not answer); "
+            "the reconciliation retries.", ["reason"], registry=r)
+        self.reconciled = Counter(
+            "switchboard_reconciled", "Reconciliation actions: records closed because the channel was gone, "
+            "stranded channels adopted, handed to the fallback queue or hung up.", ["action"], registry=r)
+        self.stranded = Gauge("switchboard_stranded_channels",
+                              "Channels in AGI that no session served, found by the last reconciliation.",
+                              registry=r)
+        self._rescue_reason = _Labels(RESCUE_REASONS)
+        self._reconcile_action = _Labels(RECONCILE_ACTIONS)
         r.register(_LiveCollector(self))
 
     # ------------------------------------------------------------------ feeding
@@ -218,6 +239,18 @@ class Metrics:
             if not hasattr(self.sources, name):
                 raise TypeError(f"unknown metrics source {name!r}")
             setattr(self.sources, name, fn)
+
+    def observe_rescue(self, kind: str, reason: str) -> None:
+        """A caller taken off AGI: ``kind`` fallback / hangup / failed (see telephony/rescue.py)."""
+        counter = {"fallback": self.handed_to_fallback, "hangup": self.hung_up_by_service}.get(
+            kind, self.rescue_failures)
+        counter.labels(self._rescue_reason(reason)).inc()
+
+    def observe_reconciled(self, action: str) -> None:
+        self.reconciled.labels(self._reconcile_action(action)).inc()
+
+    def observe_stranded(self, count: int) -> None:
+        self.stranded.set(count)
 
     def observe_ami_lag(self, seconds: float) -> None:
         self.ami_event_lag.set(max(0.0, seconds))

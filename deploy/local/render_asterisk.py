@@ -19,6 +19,7 @@ SRC = Path(__file__).resolve().parent.parent / "asterisk"
 KEYS = {
     "ETC_DIR", "AMI_PORT", "AMI_USERNAME", "AMI_SECRET", "AMI_EXTRA_USERS", "SIP_PORT",
     "TRUNK_MATCH", "TRUNK_OUT", "HEARTBEAT_MAX_AGE", "RTP_START", "RTP_END",
+    "TRUNK_LOCAL_OPTIONS", "PJSIP_LOCAL",
 }
 
 

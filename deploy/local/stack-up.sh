@@ -34,7 +34,7 @@ ADMIN_USER=sbadmin
 # 5. Agents' endpoints from the agents list
 AGENTS_FILE="${STACK_AGENTS_FILE:-deploy/agents.yaml}"
 switchboard agents render-pjsip --file "$AGENTS_FILE" --secret-file "$RUN/sip-agents.secret" \
-    -o "$RUN/pjsip_agents.conf" || die "cannot render the agents' PJSIP endpoints from $AGENTS_FILE"
+    --templates reap-vanished,local-sipp -o "$RUN/pjsip_agents.conf" || die "cannot render the agents' PJSIP endpoints from $AGENTS_FILE"
 python3 - "$AGENTS_FILE" >"$RUN/queues_members.conf" <<'PY'
 import sys
 from switchboard.acd.agents import load_agents
@@ -54,10 +54,41 @@ permit = 127.0.0.1/255.255.255.255
 read = all
 write = all
 "
+# 6a. Vanished peers: the shipped reap-vanished values (pjsip.conf) hang up a channel after 60 s
+#     without RTP. The tests' and the demo's SIPp callers and agents send no RTP, so on the
+#     local stack the trunk (127.0.0.1) and the agents run with STACK_RTP_TIMEOUT (default 0:
+#     off; session timers stay on). Test callers that send RTP (SIPp playing a pcap) come from
+#     127.0.0.2, the "trunk-media" endpoint, which has the shipped values unchanged.
+RTP_TIMEOUT_LOCAL="${STACK_RTP_TIMEOUT:-0}"
+TRUNK_LOCAL="; local stack: SIPp callers send no RTP (deploy/local/stack-up.sh)
+rtp_timeout = $RTP_TIMEOUT_LOCAL
+rtp_timeout_hold = $RTP_TIMEOUT_LOCAL"
+PJSIP_LOCAL="; local stack only (deploy/local/stack-up.sh): SIPp agents send no RTP
+[local-sipp](!)
+rtp_timeout = $RTP_TIMEOUT_LOCAL
+rtp_timeout_hold = $RTP_TIMEOUT_LOCAL
+
+; the trunk again for test callers that send RTP, with the shipped reap-vanished values
+[trunk-media](reap-vanished)
+type = endpoint
+context = hotline
+disallow = all
+allow = ulaw,alaw
+dtmf_mode = info
+direct_media = no
+rtp_symmetric = yes
+language = vi
+trust_id_inbound = yes
+
+[trunk-media]
+type = identify
+endpoint = trunk-media
+match = 127.0.0.2
+"
 python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
     ETC_DIR="$AST_ETC" AMI_PORT="$AMI_PORT" AMI_USERNAME="$AMI_USER" AMI_SECRET="$(cat "$RUN/ami.secret")" \
     AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$SIP_PORT" TRUNK_MATCH=127.0.0.1 TRUNK_OUT="127.0.0.1:$TRUNK_OUT_PORT" HEARTBEAT_MAX_AGE=15 \
-    RTP_START=20000 RTP_END=20999 \
+    RTP_START=20000 RTP_END=20999 TRUNK_LOCAL_OPTIONS="$TRUNK_LOCAL" PJSIP_LOCAL="$PJSIP_LOCAL" \
     --agents-pjsip "$RUN/pjsip_agents.conf" --agents-queue "$RUN/queues_members.conf"
 
 # 6b. Name look-ups never leave the root: without /etc/hosts Asterisk resolves the host's
@@ -105,6 +136,8 @@ STACK_ASTERISK_ROOT=$ASTERISK_ROOT
 STACK_ASTERISK_ETC=$AST_ETC
 STACK_SOUND_PREFIX=$AST_MEDIA/prompts
 STACK_RECORDINGS_IN_ASTERISK=$AST_MEDIA
+STACK_RTP_TIMEOUT=$RTP_TIMEOUT_LOCAL
+STACK_MEDIA_TRUNK_IP=127.0.0.2
 ENV
 cat >"$RUN/switchboard.toml" <<TOML
 # Written by deploy/local/stack-up.sh for the local stack. Use with

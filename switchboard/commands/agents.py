@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     rp.add_argument("--supervisor-context", default="supervisors",
                     help="dialplan context of the supervisors' endpoints (they only receive spy legs)")
     rp.add_argument("--transport", default="", help="PJSIP transport name (default: Asterisk's default)")
+    rp.add_argument("--templates", default="reap-vanished",
+                    help="pjsip.conf templates of each endpoint (default reap-vanished: RTP timeout and "
+                         "session timers from deploy/asterisk/pjsip.conf; '' for none)")
     rp.add_argument("-o", "--output", help="write here instead of standard output")
     rp.add_argument("--credentials-out", help="also write endpoint,password lines here (mode 0600)")
     rp.set_defaults(func=_render)
@@ -91,7 +94,7 @@ def _render(args: argparse.Namespace, settings: Settings) -> int:
         print(f"switchboard agents render-pjsip: {exc}", file=sys.stderr)
         return 1
     text = render_pjsip(agents, secret, context=args.context, transport=args.transport, supervisors=supervisors,
-                        supervisor_context=args.supervisor_context)
+                        supervisor_context=args.supervisor_context, templates=args.templates)
     if args.output:
         _write_private(Path(args.output), text)
     else:

@@ -38,13 +38,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from switchboard.ami.agi import AgiHangup, AgiResult, agi_quote
+from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiResult, agi_quote
+from switchboard.ami.client import AmiDisconnected, AmiTimeout
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
 from switchboard.telephony.numbers import NumberRefused, log_safe
 
-__all__ = ["AgiSessionLike", "IvrRunner", "RunResult"]
+__all__ = ["AgiSessionLike", "IvrRunner", "RunResult", "StepFailed", "failure_reason"]
 
 log = logging.getLogger("switchboard.ivr")
 
@@ -80,6 +81,29 @@ class RunResult:
 
 class _Hangup(Exception):
     """The channel is gone (result=-1)."""
+
+
+class StepFailed(Exception):
+    """A flow step failed for a reason other than the caller hanging up (an AGI command that gave
+    no result in time, the AMI link lost during a command, Asterisk refusing the command, a bug).
+    The channel may still be up in AGI: whoever runs the flow must hand it on (never leave it)."""
+
+    def __init__(self, *, reason: str, node: str, detail: str) -> None:
+        super().__init__(f"{reason} at {node or '-'}: {detail}")
+        self.reason = reason
+        self.node = node
+        self.detail = detail
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable name for why a step failed (a metric label and the record's ``reason``)."""
+    if isinstance(exc, AmiTimeout):
+        return "agi_timeout"
+    if isinstance(exc, AmiDisconnected):
+        return "ami_disconnected"
+    if isinstance(exc, AgiCommandError):
+        return "agi_refused"
+    return "error"
 
 
 def _utc_now() -> datetime:
@@ -139,6 +163,8 @@ class IvrRunner:
         # uniqueid -> (terminator, until): a collect that filled up to max_digits, whose
         # terminator the caller is still about to press (it must not barge into what follows)
         self._trailing: dict[str, tuple[str, float]] = {}
+        #: uniqueid -> the node each running flow is at (the record's node when a step fails)
+        self.nodes: dict[str, str] = {}
 
     # ------------------------------------------------------------ public
 
@@ -149,7 +175,8 @@ class IvrRunner:
         ``start_at`` enters the flow at that node (e.g. ``survey`` when the
         caller comes back after the agent hung up; a call to extension
         ``survey`` does this by itself) with extra ``variables`` (language,
-        topic, province...). Never raises for a hang-up.
+        topic, province...). Never raises for a hang-up; any other failure
+        of a step raises :class:`StepFailed` with the node the caller was at.
         """
         env = session.env
         caller = _clean_number(env.get("agi_callerid", ""))
@@ -173,15 +200,27 @@ class IvrRunner:
                  dialed or "?", log_safe(caller) if caller else "?")
         state, cmds = mc.step(mc.initial_state(flow),
                               mc.Started(caller, dialed, self._clock(), variables, start=start_at))
-        if self.answer:
-            try:
-                await self._agi(session, "ANSWER", limit=10)
-            except AgiHangup:
-                state, cmds = mc.step(state, mc.HangUp(self._clock()))
+        self.nodes[session.uniqueid] = state.node
         try:
+            if self.answer:
+                try:
+                    await self._agi(session, "ANSWER", limit=10)
+                except AgiHangup:
+                    state, cmds = mc.step(state, mc.HangUp(self._clock()))
             return await self._loop(session, state, cmds)
+        except (asyncio.CancelledError, StepFailed):
+            raise
+        except Exception as exc:
+            node = self.nodes.get(session.uniqueid, "")
+            log.error("call %s: flow step failed at %s: %r", session.linkedid, node or "-", exc)
+            raise StepFailed(reason=failure_reason(exc), node=node, detail=str(exc)) from exc
         finally:
             self._trailing.pop(session.uniqueid, None)
+            self.nodes.pop(session.uniqueid, None)
+
+    def node_of(self, uniqueid: str) -> str:
+        """The node the flow on this channel is at ("" when no flow runs there)."""
+        return self.nodes.get(uniqueid, "")
 
     async def _loop(self, session: AgiSessionLike, state: mc.FlowState, cmds: list[mc.Command]) -> RunResult:
         emitted = 0
@@ -200,10 +239,12 @@ class IvrRunner:
                                       mc.Started(carried.get("caller", ""), carried.get("dialed", ""),
                                                  self._clock(), carried))
                 emitted = 0
+                self.nodes[session.uniqueid] = state.node
                 continue
             if inp is None:
                 break
             state, cmds = mc.step(state, inp)
+            self.nodes[session.uniqueid] = state.node
         end = state.end or mc.End("unknown", state.node)
         log.info("call %s: flow %s ended (%s) at %s", session.linkedid, state.flow.name, end.reason, end.node or "-")
         return RunResult(state.flow.name, state.flow.version, end, state.path, dict(state.variables))

@@ -11,6 +11,11 @@ sitting in ``AGI(agi:async)``: callers that had joined the line (their
 ``SB_*`` channel variables say when, for which topic and province) go back
 to the router with their original join time; callers still in the IVR start
 the flow again.
+
+A session whose flow step fails (not a hang-up: an AGI command without a
+result in time, the AMI link lost, a refused command) is never left in AGI:
+the caller is handed to the fallback queue (survey and feature-code sessions
+are hung up) by the :class:`~switchboard.telephony.rescue.Rescuer`.
 """
 
 from __future__ import annotations
@@ -23,22 +28,19 @@ from typing import Any
 
 from switchboard.acd import service as acd_mod
 from switchboard.acd.service import AcdService
-from switchboard.ami.agi import AgiHangup, AgiManager
-from switchboard.ami.client import AmiError, ListResponse
+from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiManager
+from switchboard.ami.client import AmiDisconnected, AmiError, AmiTimeout, ListResponse
 from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
+from switchboard.ivr.runner import StepFailed, failure_reason
 from switchboard.telephony.features import FeatureCodes
+from switchboard.telephony.rescue import CAUSE_NORMAL_CLEARING, NOT_IN_AGI, Rescuer, duration_s
 
 log = logging.getLogger("switchboard.entry")
 
 #: The call id of the AGI session a task is serving (the IVR runner's emit has no call id).
 current_call: contextvars.ContextVar[str] = contextvars.ContextVar("current_call", default="")
-
-#: Dialplan applications a caller may be running while it still sits in ``AGI(agi:async)``:
-#: ``EXEC`` from AGI shows the executed application (a waiting caller shows StartMusicOnHold).
-#: Anything else (the fallback Queue, a transfer's Dial, Bridge) is not ours to adopt.
-NOT_IN_AGI = frozenset({"Queue", "Dial", "Bridge", "AppDial", "Hangup", ""})
 
 ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_mod.VAR_PRIORITY,
               acd_mod.VAR_LANGUAGE, acd_mod.VAR_JOINED, acd_mod.VAR_CALLER, "SB_DID")
@@ -57,9 +59,17 @@ class AgiEntry:
         self.survey_context = survey_context
         self.agents_context = agents_context
         self.manager: AgiManager | None = None
+        self.rescuer: Rescuer | None = None
         self._adopting = asyncio.Lock()   # start-up and AMI resync both ask: one pass at a time
         self.sessions_total = 0
         self.adopted_total = 0
+        self.served: set[str] = set()   # uniqueids whose session a task is serving now
+        self.hotline_contexts = (hotline_context,)
+        self.other_contexts = (survey_context, agents_context)
+
+    def flow_over(self) -> set[str]:
+        """Caller channels whose flow has ended (normally: nothing more to do for them in AGI)."""
+        return {f.uniqueid for f in self.book.calls.values() if f.flow_end and not f.fallback}
 
     def emit_current(self, kind: EventKind, data: dict[str, Any]) -> None:
         call_id = current_call.get()
@@ -68,9 +78,36 @@ class AgiEntry:
 
     async def on_start(self, session: Any) -> None:
         self.sessions_total += 1
+        current_call.set(session.linkedid)
+        self.served.add(session.uniqueid)
+        try:
+            await self._dispatch(session)
+        except StepFailed as exc:
+            await self._rescue(session, exc.reason, exc.node, exc.detail)
+        except (AmiTimeout, AmiDisconnected, AgiCommandError) as exc:
+            await self._rescue(session, failure_reason(exc), self.book.node_of(session.linkedid), str(exc))
+        finally:
+            self.served.discard(session.uniqueid)
+
+    async def _rescue(self, session: Any, reason: str, node: str, detail: str) -> None:
+        """The session's step failed and the channel may still sit in AGI: never leave it there."""
+        if self.rescuer is None:
+            return
+        call_id = session.linkedid if session.linkedid in self.book.calls else ""
+        context = session.env.get("agi_context", "")
+        if context == self.hotline_context:
+            result = await self.rescuer.hand_to_fallback(channel=session.channel, uniqueid=session.uniqueid,
+                                                         call_id=call_id, reason=reason, node=node, detail=detail,
+                                                         session=session)
+        else:   # a survey or a feature code: nothing to hand on; end it cleanly
+            result = await self.rescuer.hang_up(channel=session.channel, call_id=call_id, reason=reason, node=node,
+                                                cause=CAUSE_NORMAL_CLEARING, detail=detail)
+        if call_id and result != "failed":
+            self.book.flow_ended(call_id, reason="caller_hangup" if result == "gone" else result, node=node)
+
+    async def _dispatch(self, session: Any) -> None:
         env = session.env
         context = env.get("agi_context", "")
-        current_call.set(session.linkedid)
         if env.get("agi_adopted") == "1":
             await self._resume_adopted(session)
         elif context == self.hotline_context:
@@ -141,30 +178,43 @@ class AgiEntry:
         for ch in channels:
             if (ch.get("Application") or "") in NOT_IN_AGI or ch.get("BridgeId"):
                 continue
-            uniqueid = ch.get("Uniqueid") or ""
-            if not uniqueid or uniqueid in self.manager.sessions:
-                continue
-            context = ch.get("Context") or ""
-            if context not in (self.hotline_context, self.survey_context):
-                continue
-            channel = ch.get("Channel") or ""
-            values = await self._getvars(channel, ADOPT_VARS)
-            env = {
-                "agi_request": "async", "agi_channel": channel, "agi_uniqueid": uniqueid,
-                "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
-                "agi_context": context, "agi_extension": values.get("SB_DID") or ch.get("Exten") or "",
-                "agi_dnid": values.get("SB_DID") or "", "agi_adopted": "1",
-            }
-            env.update({f"sb_{k.lower()}": v for k, v in values.items()})
-            encoded = urllib.parse.quote("".join(f"{k}: {v}\n" for k, v in env.items()))
-            start = Event("AsyncAGIStart", {"Channel": channel, "Uniqueid": uniqueid,
-                                            "Linkedid": ch.get("Linkedid") or uniqueid, "Env": encoded})
-            log.info("re-adopting %s (call %s, %s)", channel, ch.get("Linkedid"),
-                     "waiting" if values.get(acd_mod.VAR_JOINED) else "in the IVR")
-            self.manager.handle_event(start)
-            count += 1
+            count += await self._adopt(ch)
         self.adopted_total += count
         return count
+
+    async def adopt_channel(self, ch: Any) -> int:
+        """Adopt one channel found in AGI (a ``CoreShowChannel`` event) the service holds no session of."""
+        if self.manager is None or ch is None:
+            return 0
+        async with self._adopting:
+            count = await self._adopt(ch)
+        self.adopted_total += count
+        return count
+
+    async def _adopt(self, ch: Any) -> int:
+        assert self.manager is not None
+        uniqueid = ch.get("Uniqueid") or ""
+        if not uniqueid or uniqueid in self.manager.sessions:
+            return 0
+        context = ch.get("Context") or ""
+        if context not in (self.hotline_context, self.survey_context):
+            return 0
+        channel = ch.get("Channel") or ""
+        values = await self._getvars(channel, ADOPT_VARS)
+        env = {
+            "agi_request": "async", "agi_channel": channel, "agi_uniqueid": uniqueid,
+            "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
+            "agi_context": context, "agi_extension": values.get("SB_DID") or ch.get("Exten") or "",
+            "agi_dnid": values.get("SB_DID") or "", "agi_adopted": "1",
+        }
+        env.update({f"sb_{k.lower()}": v for k, v in values.items()})
+        encoded = urllib.parse.quote("".join(f"{k}: {v}\n" for k, v in env.items()))
+        start = Event("AsyncAGIStart", {"Channel": channel, "Uniqueid": uniqueid,
+                                        "Linkedid": ch.get("Linkedid") or uniqueid, "Env": encoded})
+        log.info("re-adopting %s (call %s, %s)", channel, ch.get("Linkedid"),
+                 "waiting" if values.get(acd_mod.VAR_JOINED) else "in the IVR")
+        self.manager.handle_event(start)
+        return 1
 
     async def _getvars(self, channel: str, names: tuple[str, ...]) -> dict[str, str]:
         """Channel variables by name ("" for one unset or unreadable)."""
@@ -198,14 +248,14 @@ class AgiEntry:
             call_id = values[acd_mod.VAR_CALL_ID]
             if not call_id:    # never reached an agent through us (e.g. the fallback queue)
                 continue
-            self.book.adopt(call_id=call_id, uniqueid=uniqueid, answered=True, age_s=_duration_s(caller),
+            self.book.adopt(call_id=call_id, uniqueid=uniqueid, answered=True, age_s=duration_s(caller.get("Duration") or ""),
                             caller=values[acd_mod.VAR_CALLER] or caller.get("CallerIDNum") or "",
                             dialed=values["SB_DID"] or caller.get("Exten") or "")
             for leg in members:
                 agent_id = legs[id(leg)]
                 if agent_id is not None:
                     self.acd.adopt_talking(leg.get("Uniqueid") or "", call_id=call_id, agent_id=agent_id,
-                                           talked_s=_duration_s(leg))
+                                           talked_s=duration_s(leg.get("Duration") or ""))
             log.info("re-adopted call %s bridged with %s", call_id,
                      ", ".join(ch.get("Channel") or "" for ch in members if ch is not caller))
             count += 1
@@ -251,11 +301,3 @@ class _AdoptedRequest:
         self.province_source = province_source
         self.variables = variables
 
-
-def _duration_s(ch: Any) -> float:
-    """A CoreShowChannel's ``Duration`` (``HH:MM:SS``) in seconds; 0 when absent or odd."""
-    try:
-        h, m, sec = (int(x) for x in (ch.get("Duration") or "").split(":"))
-    except ValueError:
-        return 0.0
-    return float(h * 3600 + m * 60 + sec)

@@ -61,6 +61,8 @@ def test_render_pjsip_derives_passwords_and_skips_inactive() -> None:
     assert text.count("type=endpoint") == 1 and "agent2002" not in text
     assert f"password={sip_password('s3cret', 'agent2001')}" in text
     assert "transport=transport-udp" in text and "set_var=SWITCHBOARD_AGENT=agent2001" in text
+    assert "[agent2001](reap-vanished)\ntype=endpoint" in text   # RTP timeout + session timers (pjsip.conf)
+    assert "[agent2001]\ntype=endpoint" in render_pjsip(agents, "s3cret", templates="")
     assert sip_password("s3cret", "agent2001") != sip_password("other", "agent2001")
     assert sip_password("s3cret", "agent2001") != sip_password("s3cret", "agent2002")
     with pytest.raises(ValueError):
