@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test deps venv stack-up stack-down lint unit integration e2e browser bench clean demo
+.PHONY: run test deps venv stack-up stack-down lint unit integration e2e browser bench bench-load clean demo
 
 deps:
 	@bash deploy/local/install-deps.sh
@@ -47,6 +47,10 @@ run: deps venv
 
 bench: venv
 	$(PY) bench/run_all.py
+
+# The whole switchboard under SIP load, level by level (brings the local stack up if needed).
+bench-load: deps venv
+	$(PY) bench/load.py $(ARGS)
 
 clean: stack-down
 	rm -rf run artifacts

@@ -346,6 +346,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.ivr.registry import FlowRegistry
     from switchboard.ivr.runner import IvrRunner
     from switchboard.logging_setup import register_secret
+    from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
     from switchboard.store.writer import EventWriter
     from switchboard.telephony.entry import AgiEntry
@@ -449,7 +450,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     # never strand a caller: a failed step hands the channel on; the reconciliation backs it up
     rescuer = Rescuer(client, book, observe=metrics.observe_rescue)
     entry.rescuer = rescuer
-    manager = AgiManager(client, on_start=entry.on_start)
+    manager = AgiManager(client, on_start=entry.on_start,
+                         observe=lambda verb, ack, result: metrics.observe_agi(verb, ack_s=ack, result_s=result))
     entry.manager = manager
 
     def on_hangup(ev: Any) -> None:
@@ -545,6 +547,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     acd.listeners.append(on_acd)
     app.add(_MetricsSync(metrics, client))
+    loop_lag = LoopLag(metrics.loop_lag.observe)
+    app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
     app.add(FuncPart("re-adoption", lambda: readopt(False), _noop))
@@ -555,7 +559,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.context.update(rescuer=rescuer, reconciler=reconciler,
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
-                       api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep)
+                       api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
+                       loop_lag=loop_lag)
 
 
 async def _noop() -> None:

@@ -60,6 +60,8 @@ _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_/.-]{0,47}")
 WAIT_BUCKETS = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 HANDLE_BUCKETS = (30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600)
 SCORE_BUCKETS = (1, 2, 3, 4, 5)
+#: AGI commands and event-loop lag: milliseconds matter (targets: p99 < 100 ms and < 20 ms).
+FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -209,6 +211,16 @@ class Metrics:
                                          "Websocket clients dropped for reading too slowly.", registry=r)
         self.websocket_messages = Counter("switchboard_websocket_messages", "Live messages published.",
                                           registry=r)
+        self.agi_ack = Histogram("switchboard_agi_ack_seconds",
+                                 "AGI command sent over AMI until Asterisk accepted it (the action's response), "
+                                 "by command.", ["command"], buckets=FAST_BUCKETS, registry=r)
+        self.agi_round_trip = Histogram("switchboard_agi_round_trip_seconds",
+                                        "AGI command sent until its AsyncAGIExec result, by command (prompts and "
+                                        "digit collection include the time they play).", ["command"],
+                                        buckets=(*FAST_BUCKETS, 2.5, 5.0, 10.0, 30.0), registry=r)
+        self.loop_lag = Histogram("switchboard_event_loop_lag_seconds",
+                                  "How late a 10 ms ticker on the service's event loop wakes up.",
+                                  buckets=FAST_BUCKETS, registry=r)
         self.service_level_target = Gauge("switchboard_service_level_target_seconds",
                                           "Answer-time target of the service level.", registry=r)
         self.service_level_target.set(service_level_s)
@@ -254,6 +266,12 @@ class Metrics:
 
     def observe_ami_lag(self, seconds: float) -> None:
         self.ami_event_lag.set(max(0.0, seconds))
+
+    def observe_agi(self, command: str, *, ack_s: float, result_s: float | None) -> None:
+        """One AGI command: ``command`` is its verb (``STREAM FILE``, ``GET DATA``, ``EXEC Playback``...)."""
+        self.agi_ack.labels(command).observe(max(0.0, ack_s))
+        if result_s is not None:
+            self.agi_round_trip.labels(command).observe(max(0.0, result_s))
 
     def observe_http(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()

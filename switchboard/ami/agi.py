@@ -19,6 +19,7 @@ import inspect
 import itertools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -129,13 +130,29 @@ class _AmiSender(Protocol):
                   names: frozenset[str] | None = None) -> Callable[[], None]: ...
 
 
+#: ``observe(verb, ack_s, result_s)``: one AGI command's timings (``result_s`` None when it got no result).
+AgiObserver = Callable[[str, float, float | None], None]
+
+
+def agi_verb(command: str) -> str:
+    """The command's name without its arguments, for metrics: ``STREAM FILE``, ``EXEC Playback``."""
+    words = command.split(None, 2)
+    if not words:
+        return ""
+    if len(words) == 1:
+        return words[0].upper()
+    return f"{words[0].upper()} {words[1] if words[0].upper() == 'EXEC' else words[1].upper()}"
+
+
 class AgiSession:
     """One channel in AsyncAGI: ``await execute("STREAM FILE x \\"#\\"")`` -> AgiResult."""
 
     _ids = itertools.count(1)
 
-    def __init__(self, client: _AmiSender, start: Event, *, default_timeout: float = 60.0) -> None:
+    def __init__(self, client: _AmiSender, start: Event, *, default_timeout: float = 60.0,
+                 observe: AgiObserver | None = None) -> None:
         self._client = client
+        self._observe = observe
         self.channel: str = start.get("Channel") or ""
         self.uniqueid: str = start.get("Uniqueid") or ""
         self.linkedid: str = start.get("Linkedid") or self.uniqueid
@@ -173,18 +190,26 @@ class AgiSession:
         command_id = f"agi-{self.uniqueid}-{next(self._ids)}"
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = fut
+        t0 = time.monotonic()
+        ack_s: float | None = None
+        result_s: float | None = None
         try:
             reply = await self._client.send(
                 Action("AGI", {"Channel": self.channel, "Command": command, "CommandID": command_id}),
                 timeout=timeout,
             )
+            ack_s = time.monotonic() - t0
             if not reply.success:
                 if self.closed:
                     raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
                 raise AgiCommandError(f"{self.channel}: AGI refused: {reply.message or reply.status}")
-            return await fut
+            result = await fut
+            result_s = time.monotonic() - t0
+            return result
         finally:
             self._waiting.pop(command_id, None)
+            if self._observe is not None and ack_s is not None:
+                self._observe(agi_verb(command), ack_s, result_s)
 
     async def break_(self, *, timeout: float | None = None) -> AgiResult:
         """``ASYNCAGI BREAK``: leave AGI and continue in the dialplan."""
@@ -226,8 +251,10 @@ class AgiManager:
     the AMI link drops.
     """
 
-    def __init__(self, client: _AmiSender, *, on_start: StartCallback, default_timeout: float = 60.0) -> None:
+    def __init__(self, client: _AmiSender, *, on_start: StartCallback, default_timeout: float = 60.0,
+                 observe: AgiObserver | None = None) -> None:
         self._client = client
+        self._observe = observe
         self._on_start = on_start
         self._default_timeout = default_timeout
         self.sessions: dict[str, AgiSession] = {}  # by Uniqueid
@@ -257,7 +284,7 @@ class AgiManager:
             old = self.sessions.get(uniqueid)
             if old is not None:
                 old._close("AGI restarted on the channel")
-            session = AgiSession(self._client, ev, default_timeout=self._default_timeout)
+            session = AgiSession(self._client, ev, default_timeout=self._default_timeout, observe=self._observe)
             self.sessions[uniqueid] = session
             log.info("AGI start %s", session.channel, extra={"call_id": session.linkedid})
             self._spawn(session)

@@ -172,14 +172,19 @@ _OPTIONS_TAIL = (
 )
 
 
-def register_scenario(*, user: str, password: str, expires: int = 3600, stay: float = 86400.0) -> str:
+def register_scenario(*, user: str, password: str, expires: int = 3600, stay: float = 86400.0,
+                      auth: str | None = None) -> str:
     """A UAC scenario that registers ``user`` (digest auth) and stays registered.
+
+    ``auth`` replaces the ``[authentication ...]`` keyword built from ``user`` and ``password``:
+    SIPp does not expand ``[fieldN]`` inside that keyword, so a scenario that registers many
+    users from an injection file puts the whole keyword in a field and passes ``auth="[field1]"``.
 
     Run it with the agent's UAS scenario as the out-of-call scenario
     (``-oocsf``) so the same SIPp process answers the calls Asterisk sends to
     the registered contact. It unregisters when the pause ends.
     """
-    def register(cseq: int, auth: bool, exp: int) -> str:
+    def register(cseq: int, with_auth: bool, exp: int) -> str:
         lines = [
             "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0",
             "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
@@ -191,8 +196,8 @@ def register_scenario(*, user: str, password: str, expires: int = 3600, stay: fl
             f"Expires: {exp}",
             "Max-Forwards: 70",
         ]
-        if auth:
-            lines.append(f"[authentication username={user} password={password}]")
+        if with_auth:
+            lines.append(auth or f"[authentication username={user} password={password}]")
         lines.append("Content-Length: 0")
         return "\n".join(lines) + "\n"
 
@@ -228,6 +233,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     elif talk is not None:  # the agent hangs up: keep what the BYE needs
         out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
                    '<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>'
+                   '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>'
                    '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>'
                    '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" assign_to="c,peer_uri"/>'
                    "</action></recv>")
@@ -269,10 +275,13 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         out.append(f'<pause milliseconds="{int(talk * 1000)}"/>')
         bye = "\n".join([
             "BYE [$peer_uri] SIP/2.0",
-            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]",
+            # Out-of-call scenarios share one [call_number], so [branch] would repeat from one call
+            # to the next and Asterisk would answer a new BYE from the previous one's transaction:
+            # the branch and the Call-ID come from this call's INVITE.
+            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-bye-[$inv_cid]",
             "From:[$inv_to];tag=[pid]SIPpTag01[call_number]",
             "To:[$inv_from]",
-            "Call-ID: [call_id]",
+            "Call-ID: [$inv_cid]",
             "CSeq: 1 BYE",
             "X-Agent-Peer-Contact: [$c]",
             "Max-Forwards: 70",

@@ -8,7 +8,15 @@ from urllib.parse import quote
 
 import pytest
 
-from switchboard.ami.agi import AgiHangup, AgiManager, AgiResult, AgiSession, parse_agi_env, parse_agi_result
+from switchboard.ami.agi import (
+    AgiHangup,
+    AgiManager,
+    AgiResult,
+    AgiSession,
+    agi_verb,
+    parse_agi_env,
+    parse_agi_result,
+)
 from switchboard.ami.client import AmiDisconnected
 from switchboard.ami.protocol import Action, Event, Headers, Response
 
@@ -157,3 +165,40 @@ async def test_reconnect_after_blip_fails_in_flight_but_keeps_session() -> None:
     assert not s.closed
     ami.resync[0](True)
     assert s.closed
+
+
+@pytest.mark.parametrize(("command", "verb"), [
+    ('STREAM FILE /p/vi/welcome "0123456789*#"', "STREAM FILE"),
+    ("GET DATA /p/vi/menu 5000 1", "GET DATA"),
+    ("EXEC Playback /p/vi/a&/p/vi/b", "EXEC Playback"),
+    ('SET VARIABLE SB_TOPIC "social.pension"', "SET VARIABLE"),
+    ("answer", "ANSWER"),
+    ("asyncagi break", "ASYNCAGI BREAK"),
+    ("", ""),
+])
+def test_agi_verb_drops_the_arguments(command: str, verb: str) -> None:
+    assert agi_verb(command) == verb
+
+
+async def test_each_command_reports_its_ack_and_result_times() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    seen: list[tuple[str, float, float | None]] = []
+    AgiManager(ami, on_start=sessions.append, observe=lambda v, a, r: seen.append((v, a, r)))
+    _start(ami)
+    await asyncio.sleep(0)
+    s = sessions[0]
+    t = asyncio.create_task(s.execute('STREAM FILE welcome "#"', timeout=2))
+    action = await ami.next_action()
+    await asyncio.sleep(0.05)
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId=str(action.headers["CommandID"]),
+             Result="200%20result=0%20endpos=1%0A")
+    await t
+    t2 = asyncio.create_task(s.execute("WAIT FOR DIGIT 5000", timeout=2))
+    await ami.next_action()
+    ami.emit("Hangup", Uniqueid=s.uniqueid, Channel=s.channel, Cause="16")
+    with pytest.raises(AgiHangup):
+        await t2
+    (verb, ack, result), (verb2, _, result2) = seen
+    assert verb == "STREAM FILE" and ack < 0.05 <= result < 1.0     # the result waited for the event
+    assert verb2 == "WAIT FOR" and result2 is None                  # hung up: no result time

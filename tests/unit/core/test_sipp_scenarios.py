@@ -63,3 +63,25 @@ def test_examples_are_rendered(tmp_path: Path) -> None:
     assert len(files) >= 8
     for f in files:
         _elements(f.read_text())
+
+
+def test_committed_examples_are_what_the_generator_renders_today(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[3] / "deploy" / "local" / "sipp"
+    for f in write_examples(tmp_path):
+        assert (repo / f.name).read_text() == f.read_text(), (
+            f"deploy/local/sipp/{f.name} is stale: python -m switchboard.demo.sipp deploy/local/sipp")
+
+
+def test_agent_hang_up_is_a_new_transaction_of_its_own_call() -> None:
+    """Out-of-call scenarios share one [call_number]: the BYE's branch and Call-ID come from the
+    INVITE, or Asterisk answers a second agent's BYE from the first one's transaction."""
+    uas = agent_scenario(answer_after=1, talk=5)
+    bye = uas[uas.index("BYE [$peer_uri]"):]
+    bye = bye[:bye.index("]]>")]
+    assert "branch=z9hG4bK-[pid]-bye-[$inv_cid]" in bye and "Call-ID: [$inv_cid]" in bye
+    assert "[branch]" not in bye and "[call_id]" not in bye
+
+
+def test_many_users_register_from_an_injection_file() -> None:
+    reg = register_scenario(user="[field0]", password="", auth="[field1]", stay=10)
+    assert reg.count("\n[field1]\n") == 2 and "[authentication" not in reg

@@ -1,0 +1,28 @@
+"""The event-loop lag ticker sees a loop that is blocked (no timing bound on an idle loop: the
+machine may be busy)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from switchboard.loop_lag import LoopLag
+
+
+async def test_a_blocked_loop_shows_as_lag_and_an_idle_one_does_not() -> None:
+    seen: list[float] = []
+    lag = LoopLag(seen.append, tick_s=0.01, window_s=10)
+    await lag.start()
+    try:
+        await asyncio.sleep(0.2)
+        time.sleep(0.15)  # noqa: ASYNC251 -- the point: a synchronous step holds the loop
+        await asyncio.sleep(0.05)
+    finally:
+        await lag.stop()
+    assert len(seen) >= 5
+    assert max(seen) >= 0.1         # the tick that waited behind the blocking step
+    assert lag.recent(1.0) == max(seen)
+
+
+def test_no_ticks_yet_reads_zero() -> None:
+    assert LoopLag(lambda _: None).recent() == 0.0
