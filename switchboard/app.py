@@ -419,13 +419,14 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     def ivr_clock() -> datetime:
         return (clock() if clock is not None else datetime.now(UTC)) + offset
 
-    # ACD
+    # ACD; every number dialled out (callbacks, transfers) goes through one policy
+    numbers = default_callback_numbers(s.numbers)
     acd = AcdService(ami=client, routing=s.routing, agents=(), region_of=provinces.region_of_map(),
                      emit=book.emit, recordings_dir=rec_dir,
                      hold=HoldLoop(sound_prefix=sound_prefix, interval_s=s.routing.announce_interval_s,
                                    first_after_s=s.ivr.announce_first_s, moh_class=s.ivr.moh_class,
                                    callbacks=s.ivr.callbacks),
-                     numbers=default_callback_numbers(s.numbers))
+                     numbers=numbers)
 
     entry_holder: dict[str, AgiEntry] = {}
 
@@ -442,7 +443,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     runner = IvrRunner(registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
                        on_enqueue=acd.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
-                       transfer_dial=s.ivr.transfer_dial, clock=ivr_clock,
+                       transfer_dial=s.ivr.transfer_dial, transfer_policy=numbers.policy,
+                       clock=ivr_clock,
                        on_callback=after_hours_callback)
     entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
     entry_holder["entry"] = entry

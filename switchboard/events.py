@@ -24,7 +24,8 @@ class EventKind(enum.StrEnum):
     OFFER_RESULT = "agent.offer_result"    # data: agent_id, result (answered|timeout|rejected|caller_gone|failed)
     ANSWERED = "call.answered"             # data: agent_id, wait_s
     RECORDING = "call.recording"           # data: path
-    TRANSFER = "call.transfer"             # data: target
+    TRANSFER = "call.transfer"             # data: target (the number as dialled)
+    TRANSFER_REFUSED = "transfer.refused"  # data: number, reason, detail (the number policy said no)
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
     CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail

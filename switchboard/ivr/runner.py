@@ -43,7 +43,7 @@ from switchboard.ami.client import AmiDisconnected, AmiTimeout
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
-from switchboard.telephony.numbers import NumberRefused, log_safe
+from switchboard.telephony.numbers import NumberPolicy, NumberRefused, default_callback_numbers, log_safe
 
 __all__ = ["AgiSessionLike", "IvrRunner", "RunResult", "StepFailed", "failure_reason"]
 
@@ -141,6 +141,7 @@ class IvrRunner:
         sound_prefix: str = "/var/lib/switchboard/prompts",
         voicemail_dir: str = "/var/spool/switchboard/voicemail",
         transfer_dial: str = "PJSIP/{number}@trunk",
+        transfer_policy: NumberPolicy | None = None,
         clock: Callable[[], datetime] = _utc_now,
         lookup_timeout: float = 5.0,
         command_timeout: float = 120.0,
@@ -157,6 +158,9 @@ class IvrRunner:
         self.sound_prefix = sound_prefix.rstrip("/")
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.transfer_dial = transfer_dial
+        # every number a transfer node dials goes through the one number policy (a node's `to`
+        # may name a variable the caller typed): the default policy when none is given
+        self._transfer_policy = transfer_policy or default_callback_numbers().policy
         self._clock = clock
         self._lookup_timeout = lookup_timeout
         self._timeout = command_timeout
@@ -321,8 +325,18 @@ class IvrRunner:
             elif isinstance(cmd, mc.TransferCmd):
                 if cmd.flow:
                     return _FlowJump(cmd.flow)
-                self._emit(EventKind.TRANSFER, {"target": cmd.number})
-                dial = self.transfer_dial.format(number=cmd.number)
+                decision = self._transfer_policy.check(cmd.number)
+                if not decision.ok:
+                    self._emit(EventKind.TRANSFER_REFUSED, {"number": decision.number, "reason": decision.reason,
+                                                            "detail": decision.detail})
+                    log.warning("call %s: transfer to %s refused (%s)", session.linkedid,
+                                log_safe(cmd.number), decision.reason)
+                    # never strand the caller: whoever runs the flow hands the channel to a person
+                    raise StepFailed(reason="transfer_refused", node=self.nodes.get(session.uniqueid, ""),
+                                     detail=f"number policy: {decision.reason}")
+                number = self._transfer_policy.dial_string(decision)
+                self._emit(EventKind.TRANSFER, {"target": number})
+                dial = self.transfer_dial.format(number=number)
                 await self._agi(session, f"EXEC Dial {agi_quote(f'{dial},60')}", limit=4 * 3600)
                 await self._agi(session, "HANGUP")
             elif isinstance(cmd, mc.HangUpCmd):

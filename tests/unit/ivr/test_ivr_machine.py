@@ -222,7 +222,7 @@ def test_callback_offer_accept_and_decline() -> None:
 def test_transfer_to_number_and_to_flow() -> None:
     state, _ = at_main()
     s1, cmds = feed(state, "6")
-    assert cmds == [mc.TransferCmd(number="0243999999")] and s1.end == mc.End("transfer", "to_number")
+    assert cmds == [mc.TransferCmd(number="02439999999")] and s1.end == mc.End("transfer", "to_number")
     _s2, cmds = feed(state, "7")
     assert cmds == [mc.TransferCmd(flow="every_kind")]
 

@@ -13,10 +13,11 @@ from fake_agi import FakeAgi, agi_args
 
 from switchboard.ami.agi import AgiHangup
 from switchboard.events import EventKind
+from switchboard.geo import load_provinces
 from switchboard.ivr import machine as mc
 from switchboard.ivr.registry import FlowRegistry
-from switchboard.ivr.runner import IvrRunner
-from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
+from switchboard.ivr.runner import IvrRunner, StepFailed
+from switchboard.telephony.numbers import NumberPolicy, NumberRefused, default_callback_numbers
 
 REPO = Path(__file__).resolve().parents[3]
 HOTLINE = FlowRegistry(REPO / "ivr_flows", None)
@@ -242,8 +243,8 @@ async def test_transfer_to_number_and_to_another_flow() -> None:
     h = Harness(TEST_FLOWS, now=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     agi = FakeAgi(keys=["1", "6"])
     result = await h.runner.run(agi)
-    assert agi.commands[-2:] == ['EXEC Dial "PJSIP/0243999999@trunk,60"', "HANGUP"]
-    assert (EventKind.TRANSFER, {"target": "0243999999"}) in h.events
+    assert agi.commands[-2:] == ['EXEC Dial "PJSIP/02439999999@trunk,60"', "HANGUP"]
+    assert (EventKind.TRANSFER, {"target": "02439999999"}) in h.events
     assert result.end == mc.End("transfer", "to_number")
     h2 = Harness(TEST_FLOWS, now=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     agi2 = FakeAgi(keys=["2", "7", "HANGUP"])
@@ -272,3 +273,20 @@ async def test_bridged_outcome_ends_the_flow_without_hanging_up() -> None:
     result = await h.runner.run(agi)
     assert result.end == mc.End("queue:bridged", "agent")
     assert "HANGUP" not in agi.commands
+
+
+async def test_a_transfer_the_number_policy_refuses_is_never_dialled() -> None:
+    """A transfer node's number goes through the one number policy (its ``to`` may name a variable
+    the caller typed): refused, it is recorded and the step fails with the node, so whoever runs the
+    flow hands the caller to a person (telephony/rescue.py) instead of dialling it."""
+    h = Harness(TEST_FLOWS, now=datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    h.runner._transfer_policy = NumberPolicy.create(landline_codes=load_provinces().area_codes,
+                                                    deny_prefixes=("024",))
+    agi = FakeAgi(keys=["1", "6"])
+    with pytest.raises(StepFailed) as failed:
+        await h.runner.run(agi)
+    assert (failed.value.reason, failed.value.node) == ("transfer_refused", "to_number")
+    assert (EventKind.TRANSFER_REFUSED, {"number": "02439999999", "reason": "denied_prefix", "detail": "024"}) \
+        in h.events
+    assert not any(c.startswith("EXEC Dial") for c in agi.commands)
+    assert EventKind.TRANSFER not in h.kinds()
