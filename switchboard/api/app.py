@@ -14,11 +14,12 @@ validation (path, query and JSON body against the route's schemas).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,13 +243,8 @@ async def _figures_pusher(app: web.Application) -> AsyncIterator[None]:
             hub.publish(LiveMessage("queue.figures", figures, audience=Audience.SUPERVISORS))
             hub.publish(LiveMessage("agents", list(agents), audience=Audience.SUPERVISORS))
 
-    task = asyncio.create_task(loop(), name="api-figures-pusher")
-    yield
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    async with _running(loop(), "api-figures-pusher"):
+        yield
     await hub.close_all()
 
 
@@ -319,13 +315,20 @@ async def _session_watch(app: web.Application) -> AsyncIterator[None]:
             for token_id in ids - alive:
                 hub.close_token(token_id, why="token revoked or expired")
 
-    task = asyncio.create_task(loop(), name="api-session-watch")
-    yield
-    task.cancel()
+    async with _running(loop(), "api-session-watch"):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _running(coro: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """Run ``coro`` as a background task for the life of the block; cancel it at the end."""
+    task = asyncio.create_task(coro, name=name)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _close_websockets(app: web.Application) -> None:

@@ -32,6 +32,7 @@ from switchboard.demo.sipp import (
     caller_scenario,
     register_scenario,
     sipp_binary,
+    stop_sipp,
 )
 
 #: A seeded participant (switchboard/store/seed.py) for the self-service status look-up.
@@ -193,14 +194,7 @@ class AgentFarm:
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
 
     async def stop(self, *, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await stop_sipp(self.proc, timeout=timeout)
 
 
 @dataclass

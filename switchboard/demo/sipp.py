@@ -384,14 +384,19 @@ class SippAgent:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
 
     async def stop(self, *, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await stop_sipp(self.proc, timeout=timeout)
+
+
+async def stop_sipp(proc: asyncio.subprocess.Process | None, *, timeout: float = 5.0) -> None:
+    """Terminate a SIPp process that is still running; kill it if it does not go in ``timeout``."""
+    if proc is None or proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
 
 
 def feature_code_scenario(*, user: str, password: str, code: str) -> str:

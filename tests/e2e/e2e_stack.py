@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -36,3 +38,21 @@ async def clear_heartbeat(client: AmiClient) -> None:
 
 def asterisk_pid(env: dict[str, str]) -> int:
     return int((Path(env["STACK_ASTERISK_ROOT"]) / "run/asterisk/asterisk.pid").read_text().strip())
+
+
+def stop_process(pid: int, *, timeout: float = 5.0) -> None:
+    """SIGSTOP and wait until every thread is stopped: kill() only queues the signal, and a
+    thread already running (on the other core) could still answer the next action."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = set()
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                states.add(stat.read_text().rsplit(")", 1)[1].split()[0])
+            except (OSError, IndexError):
+                continue  # a thread that just ended
+        if states and states <= {"T", "t"}:
+            return
+        assert time.monotonic() < deadline, f"threads of {pid} not stopped: {states}"
+        time.sleep(0.01)

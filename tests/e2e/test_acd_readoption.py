@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +26,6 @@ from e2e_service import (
     sip_remote,
     until,
 )
-from e2e_stack import ami_settings
 
 from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient, ListResponse
@@ -61,15 +59,6 @@ async def events_of(dsn: str, caller: str) -> list[asyncpg.Record]:
 async def has_kind(dsn: str, caller: str, kind: str) -> bool:
     return any(e["kind"] == kind for e in await events_of(dsn, caller))
 
-
-@pytest.fixture
-async def ami(stack_env: dict[str, str]) -> AsyncIterator[AmiClient]:
-    client = AmiClient(ami_settings(stack_env))
-    await client.start(timeout=10)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(

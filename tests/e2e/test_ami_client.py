@@ -11,11 +11,10 @@ import asyncio
 import hashlib
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
-from e2e_stack import asterisk_pid
+from e2e_stack import asterisk_pid, stop_process
 
 from switchboard.ami.capture import AmiRecorder, frames_of_calls
 from switchboard.ami.client import AmiClient, AmiDisconnected, ListResponse
@@ -43,23 +42,6 @@ def _asterisk_pid(env: dict[str, str]) -> int:
     assert "asterisk" in Path(f"/proc/{pid}/comm").read_text(), f"pid {pid} is not Asterisk"
     return pid
 
-
-def _stop_process(pid: int, *, timeout: float = 5.0) -> None:
-    """SIGSTOP and wait until every thread is stopped: kill() only queues the signal, and a
-    thread already running (on the other core) could still answer the next action."""
-    os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + timeout
-    while True:
-        states = set()
-        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            try:
-                states.add(stat.read_text().rsplit(")", 1)[1].split()[0])
-            except (OSError, IndexError):
-                continue  # a thread that just ended
-        if states and states <= {"T", "t"}:
-            return
-        assert time.monotonic() < deadline, f"Asterisk threads not stopped: {states}"
-        time.sleep(0.01)
 
 
 async def test_md5_login_ping_and_list_action(stack_env: dict[str, str]) -> None:
@@ -108,7 +90,7 @@ async def test_half_open_link_detected_by_ping_watchdog(stack_env: dict[str, str
     pid = _asterisk_pid(stack_env)
     try:
         try:
-            _stop_process(pid)
+            stop_process(pid)
             pending = asyncio.create_task(client.send({"Action": "Ping"}, timeout=10))
             with pytest.raises(AmiDisconnected):
                 await pending

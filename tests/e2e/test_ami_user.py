@@ -28,15 +28,6 @@ from switchboard.telephony import heartbeat
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-async def shipped(stack_env: dict[str, str]) -> AsyncIterator[AmiClient]:
-    client = AmiClient(ami_settings(stack_env))
-    await client.start(timeout=10)
-    try:
-        yield client
-    finally:
-        await client.close()
-
 
 @pytest.fixture
 async def admin(stack_env: dict[str, str]) -> AsyncIterator[AmiClient]:
@@ -53,7 +44,7 @@ async def _originate(client: AmiClient, **fields: str) -> tuple[bool, str]:
     return resp.success, resp.message
 
 
-async def test_the_shipped_user_cannot_run_shell_commands(stack_env: dict[str, str], shipped: AmiClient,
+async def test_the_shipped_user_cannot_run_shell_commands(stack_env: dict[str, str], ami: AmiClient,
                                                           admin: AmiClient) -> None:
     marker = f"sb-pwned-{uuid.uuid4().hex[:8]}"
     victim = Path(stack_env["STACK_ASTERISK_ROOT"]) / "tmp" / marker
@@ -67,20 +58,20 @@ async def test_the_shipped_user_cannot_run_shell_commands(stack_env: dict[str, s
                       ("MixMonitor", f"/tmp/{marker}.wav,,touch /tmp/{marker}"),
                       ("NoOp", f"${{SHELL(touch /tmp/{marker})}}"),
                       ("NoOp", "${DB(switchboard/heartbeat)}")):
-        ok, message = await _originate(shipped, Channel=channel, Application=app, Data=data)
+        ok, message = await _originate(ami, Channel=channel, Application=app, Data=data)
         assert not ok and "Forbidden" in message, (app, data, message)
     # the MixMonitor action (and its Command) needs the system class
-    resp = await shipped.send({"Action": "MixMonitor", "Channel": channel, "File": f"/tmp/{marker}.wav",
+    resp = await ami.send({"Action": "MixMonitor", "Channel": channel, "File": f"/tmp/{marker}.wav",
                                "Command": f"touch /tmp/{marker}"}, timeout=5)
     assert not resp.success and resp.message == "Permission denied", resp.message
     for action in ({"Action": "DBPut", "Family": "switchboard", "Key": "probe", "Val": "1"},
                    {"Action": "Command", "Command": "core show version"},
                    {"Action": "ModuleLoad", "Module": "app_system.so", "LoadType": "load"}):
-        resp = await shipped.send(action, timeout=5)
+        resp = await ami.send(action, timeout=5)
         assert not resp.success and resp.message == "Permission denied", (action, resp.message)
     # Setvar of DB() is accepted by the call class but does not write: AMI threads may not
     # run dangerous functions (escalations inhibited)
-    await shipped.send({"Action": "Setvar", "Variable": "DB(switchboard/probe)", "Value": "1"}, timeout=5)
+    await ami.send({"Action": "Setvar", "Variable": "DB(switchboard/probe)", "Value": "1"}, timeout=5)
     got = await admin.send({"Action": "DBGet", "Family": "switchboard", "Key": "probe"}, timeout=5)
     assert not [ev.get("Val") for ev in getattr(got, "events", ()) if ev.get("Val")]
     await asyncio.sleep(2)
@@ -90,23 +81,23 @@ async def test_the_shipped_user_cannot_run_shell_commands(stack_env: dict[str, s
     assert ok, message
 
 
-async def test_what_the_service_needs_is_permitted(stack_env: dict[str, str], shipped: AmiClient) -> None:
+async def test_what_the_service_needs_is_permitted(stack_env: dict[str, str], ami: AmiClient) -> None:
     epoch = int(time.time())
-    assert (await shipped.send(heartbeat.put_action(epoch), timeout=5)).success
-    got = await shipped.send(heartbeat.get_action(), timeout=5)
+    assert (await ami.send(heartbeat.put_action(epoch), timeout=5)).success
+    got = await ami.send(heartbeat.get_action(), timeout=5)
     assert got.success and got.headers.get("Value") == str(epoch)
-    assert (await shipped.send(heartbeat.put_action(0), timeout=5)).success
+    assert (await ami.send(heartbeat.put_action(0), timeout=5)).success
     for name in ("CoreShowChannels", "DeviceStateList"):
-        resp = await shipped.send({"Action": name}, timeout=5)
+        resp = await ami.send({"Action": name}, timeout=5)
         assert resp.success and isinstance(resp, ListResponse), (name, resp.message)
-    assert (await shipped.send({"Action": "CoreStatus"}, timeout=5)).success
+    assert (await ami.send({"Action": "CoreStatus"}, timeout=5)).success
     # Originate into our own contexts, and of the applications we use (Bridge; ChanSpy for
     # supervisors): queued (the endpoint does not exist, so the call itself fails later)
     for fields in ({"Context": "agent-leg", "Exten": "bridge", "Priority": "1"},
                    {"Context": "callback-out", "Exten": "0912345678", "Priority": "1"},
                    {"Application": "Bridge", "Data": "PJSIP/trunk-00000000,F(hotline-after^survey^1)"},
                    {"Application": "ChanSpy", "Data": "PJSIP/agent1001,qw"}):
-        ok, message = await _originate(shipped, Channel="PJSIP/nobody-here", **fields)
+        ok, message = await _originate(ami, Channel="PJSIP/nobody-here", **fields)
         assert ok, (fields, message)
 
 

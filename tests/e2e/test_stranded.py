@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 from e2e_service import PENSION, Service, running_service, sip_remote, until
-from e2e_stack import asterisk_pid
+from e2e_stack import asterisk_pid, stop_process
 
 from switchboard.demo.sipp import Dtmf, HangUp, Pause, caller_scenario, sipp_binary
 
@@ -38,22 +38,6 @@ pytestmark = pytest.mark.e2e
 PCAP = "/usr/share/sip-tester/g711a.pcap"   # 7 s of PCMA, shipped by Debian's sip-tester
 RTP_TIMEOUT_S = 60                           # reap-vanished in deploy/asterisk/pjsip.conf
 
-
-def _stop_process(pid: int, *, timeout: float = 5.0) -> None:
-    """SIGSTOP and wait until every thread of Asterisk is stopped."""
-    os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + timeout
-    while True:
-        states = set()
-        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-            try:
-                states.add(stat.read_text().rsplit(")", 1)[1].split()[0])
-            except (OSError, IndexError):
-                continue
-        if states and states <= {"T", "t"}:
-            return
-        assert time.monotonic() < deadline, f"Asterisk threads not stopped: {states}"
-        time.sleep(0.01)
 
 
 async def _channels(svc: Service) -> list[Any]:
@@ -80,7 +64,7 @@ async def test_a_stuck_agi_step_hands_the_caller_to_the_fallback_queue(stack_env
 
         def pause_asterisk(ev: Any) -> None:
             if not paused:
-                _stop_process(pid)
+                stop_process(pid)
                 paused["at"] = time.monotonic()
 
         client = svc.app.context["client"]
