@@ -353,6 +353,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.features import FeatureCodes
     from switchboard.telephony.heartbeat import Heartbeat
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
+    from switchboard.telephony.overload import OverloadCheck
     from switchboard.telephony.rescue import Reconciler, Rescuer
 
     s = app.settings
@@ -444,14 +445,25 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
                        transfer_dial=s.ivr.transfer_dial, clock=ivr_clock,
                        on_callback=after_hours_callback)
-    entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
+    # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
+    loop_lag = LoopLag(metrics.loop_lag.observe)
+    overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
+                             on_refused=metrics.observe_overload_refused)
+    metrics.overload_active.set_function(lambda: 1.0 if overload.check().refuse else 0.0)
+    busy_files = tuple(f"{sound_prefix}/{lang}/{s.overload.busy_prompt}" for lang in s.overload.busy_languages)
+    entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client,
+                     overload=overload, busy_files=busy_files)
     entry_holder["entry"] = entry
     book.current_node = runner.node_of   # a record closed while its flow is stuck still says where
     # never strand a caller: a failed step hands the channel on; the reconciliation backs it up
     rescuer = Rescuer(client, book, observe=metrics.observe_rescue)
     entry.rescuer = rescuer
-    manager = AgiManager(client, on_start=entry.on_start,
-                         observe=lambda verb, ack, result: metrics.observe_agi(verb, ack_s=ack, result_s=result))
+
+    def observe_agi(verb: str, ack: float, result: float | None) -> None:
+        metrics.observe_agi(verb, ack_s=ack, result_s=result)
+        overload.observe_agi(ack)
+
+    manager = AgiManager(client, on_start=entry.on_start, observe=observe_agi)
     entry.manager = manager
 
     def on_hangup(ev: Any) -> None:
@@ -547,7 +559,6 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     acd.listeners.append(on_acd)
     app.add(_MetricsSync(metrics, client))
-    loop_lag = LoopLag(metrics.loop_lag.observe)
     app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
@@ -560,7 +571,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
-                       loop_lag=loop_lag)
+                       loop_lag=loop_lag, overload=overload)
 
 
 async def _noop() -> None:
