@@ -348,6 +348,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.logging_setup import register_secret
     from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
+    from switchboard.store.participants import ParticipantLookup
     from switchboard.store.writer import EventWriter
     from switchboard.telephony.entry import AgiEntry
     from switchboard.telephony.features import FeatureCodes
@@ -394,26 +395,13 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     sound_prefix = s.paths.asterisk_prompts_dir or _abs(s.paths.prompts_dir)
     rec_dir = s.paths.asterisk_recordings_dir or _abs(s.paths.recordings_dir)
 
-    async def lookup(by: str, value: str) -> dict[str, str] | None:
-        """The participant for the flow's ``lookup`` node; ``province`` is a province id (routing)."""
-        if by == "phone":
-            value = normalize_number(value) or value
-        where = "insurance_code = $1" if by == "si_code" else "phone = $1"
-        async with pool_part.pool.acquire(timeout=3) as conn:
-            row = await conn.fetchrow(
-                "SELECT insurance_code, full_name, province, contribution_status, months_contributed, "
-                f"last_contribution, health_card_valid_to FROM participants WHERE {where} LIMIT 1", value,
-                timeout=3)
-        if row is None:
-            return None
-        last = row["last_contribution"]
-        # The CRM stores a display name (possibly a pre-2025 one); the router needs the unit's id.
-        unit = provinces.find(row["province"]) if row["province"] else None
-        if row["province"] and unit is None:
-            log.warning("lookup: participant with an unknown province %r", row["province"])
-        return {"id": row["insurance_code"], "name": row["full_name"], "province": unit.id if unit else "",
-                "status": row["contribution_status"], "months": str(row["months_contributed"]),
-                "paid_month": f"{last.month:02d}" if last else "", "paid_year": str(last.year) if last else ""}
+    # the CRM look-up of the flow's lookup node: its own pool share, a cache, a deadline
+    def province_id(name: str) -> str | None:
+        unit = provinces.find(name)
+        return unit.id if unit is not None else None
+
+    lookup = ParticipantLookup(s.database, province_id=province_id, normalize=normalize_number)
+    app.add(lookup)
 
     offset = timedelta(seconds=s.ivr.clock_offset_s)
 
@@ -571,7 +559,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
-                       loop_lag=loop_lag, overload=overload)
+                       loop_lag=loop_lag, overload=overload, lookup=lookup)
 
 
 async def _noop() -> None:

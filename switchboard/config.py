@@ -95,6 +95,12 @@ class DatabaseSettings:
     queue_size: int = 100_000
     retention_days_calls: int = 730
     retention_days_recordings: int = 180
+    # The IVR's CRM look-up (switchboard.store.participants): its own small pool, one deadline
+    # over connection and query (past it the flow takes its on_error path), a cache of hot rows.
+    lookup_pool_max: int = 4
+    lookup_timeout_s: float = 2.0
+    lookup_cache_ttl_s: float = 60.0
+    lookup_cache_size: int = 5000
 
     def __repr__(self) -> str:
         return f"DatabaseSettings(dsn={redact_dsn(self.dsn)!r})"
