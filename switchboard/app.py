@@ -348,11 +348,13 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.logging_setup import register_secret
     from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
+    from switchboard.store.participants import ParticipantLookup
     from switchboard.store.writer import EventWriter
     from switchboard.telephony.entry import AgiEntry
     from switchboard.telephony.features import FeatureCodes
     from switchboard.telephony.heartbeat import Heartbeat
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
+    from switchboard.telephony.overload import OverloadCheck
     from switchboard.telephony.rescue import Reconciler, Rescuer
 
     s = app.settings
@@ -393,26 +395,13 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     sound_prefix = s.paths.asterisk_prompts_dir or _abs(s.paths.prompts_dir)
     rec_dir = s.paths.asterisk_recordings_dir or _abs(s.paths.recordings_dir)
 
-    async def lookup(by: str, value: str) -> dict[str, str] | None:
-        """The participant for the flow's ``lookup`` node; ``province`` is a province id (routing)."""
-        if by == "phone":
-            value = normalize_number(value) or value
-        where = "insurance_code = $1" if by == "si_code" else "phone = $1"
-        async with pool_part.pool.acquire(timeout=3) as conn:
-            row = await conn.fetchrow(
-                "SELECT insurance_code, full_name, province, contribution_status, months_contributed, "
-                f"last_contribution, health_card_valid_to FROM participants WHERE {where} LIMIT 1", value,
-                timeout=3)
-        if row is None:
-            return None
-        last = row["last_contribution"]
-        # The CRM stores a display name (possibly a pre-2025 one); the router needs the unit's id.
-        unit = provinces.find(row["province"]) if row["province"] else None
-        if row["province"] and unit is None:
-            log.warning("lookup: participant with an unknown province %r", row["province"])
-        return {"id": row["insurance_code"], "name": row["full_name"], "province": unit.id if unit else "",
-                "status": row["contribution_status"], "months": str(row["months_contributed"]),
-                "paid_month": f"{last.month:02d}" if last else "", "paid_year": str(last.year) if last else ""}
+    # the CRM look-up of the flow's lookup node: its own pool share, a cache, a deadline
+    def province_id(name: str) -> str | None:
+        unit = provinces.find(name)
+        return unit.id if unit is not None else None
+
+    lookup = ParticipantLookup(s.database, province_id=province_id, normalize=normalize_number)
+    app.add(lookup)
 
     offset = timedelta(seconds=s.ivr.clock_offset_s)
 
@@ -446,14 +435,25 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        transfer_dial=s.ivr.transfer_dial, transfer_policy=numbers.policy,
                        clock=ivr_clock,
                        on_callback=after_hours_callback)
-    entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client)
+    # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
+    loop_lag = LoopLag(metrics.loop_lag.observe)
+    overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
+                             on_refused=metrics.observe_overload_refused)
+    metrics.overload_active.set_function(lambda: 1.0 if overload.check().refuse else 0.0)
+    busy_files = tuple(f"{sound_prefix}/{lang}/{s.overload.busy_prompt}" for lang in s.overload.busy_languages)
+    entry = AgiEntry(book=book, runner=runner, acd=acd, features=FeatureCodes(acd), ami=client,
+                     overload=overload, busy_files=busy_files)
     entry_holder["entry"] = entry
     book.current_node = runner.node_of   # a record closed while its flow is stuck still says where
     # never strand a caller: a failed step hands the channel on; the reconciliation backs it up
     rescuer = Rescuer(client, book, observe=metrics.observe_rescue)
     entry.rescuer = rescuer
-    manager = AgiManager(client, on_start=entry.on_start,
-                         observe=lambda verb, ack, result: metrics.observe_agi(verb, ack_s=ack, result_s=result))
+
+    def observe_agi(verb: str, ack: float, result: float | None) -> None:
+        metrics.observe_agi(verb, ack_s=ack, result_s=result)
+        overload.observe_agi(ack)
+
+    manager = AgiManager(client, on_start=entry.on_start, observe=observe_agi)
     entry.manager = manager
 
     def on_hangup(ev: Any) -> None:
@@ -549,7 +549,6 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     acd.listeners.append(on_acd)
     app.add(_MetricsSync(metrics, client))
-    loop_lag = LoopLag(metrics.loop_lag.observe)
     app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
@@ -562,7 +561,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
-                       loop_lag=loop_lag)
+                       loop_lag=loop_lag, overload=overload, lookup=lookup)
 
 
 async def _noop() -> None:

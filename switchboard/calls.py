@@ -18,6 +18,9 @@ emits ``call.ended`` with the outcome as the reports define it
                     timed out, or the reconciliation found the caller stranded in AGI) and
                     handed it to the fallback queue (``call.handed_to_fallback``); ``node``
                     says where the caller was
+``overload``        a new caller refused past capacity (``call.refused_overload``: the
+                    reason and the figures): heard "all lines are busy" and was hung up,
+                    or was handed straight to the fallback queue (``overload.action``)
 ``failed``          anything else (no flow for the number, an internal error, a caller hung
                     up by the service with a cause because even the hand-over failed)
 
@@ -113,6 +116,7 @@ class CallFacts:
     in_survey: bool = False
     fallback: str = ""        # why the service handed the call to the fallback queue (if it did)
     hung_up_by_service: str = ""   # why the service hung the caller up with a cause (if it did)
+    overload: str = ""        # why the caller was refused past capacity (if it was)
     agents: list[str] = field(default_factory=list)
 
     def outcome(self) -> tuple[str, str]:
@@ -121,6 +125,8 @@ class CallFacts:
             return "answered", ""
         if self.callback:
             return "callback", ""
+        if self.overload:
+            return "overload", ""
         if self.fallback:
             return "fallback", self.flow_node
         if self.hung_up_by_service:
@@ -200,6 +206,18 @@ class CallBook:
         self._by_uniqueid[uniqueid] = call_id
         self.bus.seed(call_id, adopted_seq_base())
         return facts
+
+    def live_calls(self) -> int:
+        """Callers the service holds now, not counting those refused past capacity."""
+        return sum(1 for f in self.calls.values() if not f.overload)
+
+    def refused_overload(self, call_id: str, *, reason: str, action: str, figures: dict[str, Any]) -> None:
+        """A new caller refused past capacity (outcome ``overload``); the record stays open until
+        the channel hangs up."""
+        facts = self.calls.get(call_id)
+        if facts is not None:
+            facts.overload = reason
+        self.emit(call_id, EventKind.REFUSED_OVERLOAD, {"reason": reason, "action": action, **figures})
 
     def knows_channel(self, uniqueid: str) -> bool:
         return uniqueid in self._by_uniqueid

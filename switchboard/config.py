@@ -31,6 +31,7 @@ __all__ = [
     "IvrSettings",
     "LogSettings",
     "NumberSettings",
+    "OverloadSettings",
     "PathSettings",
     "RoutingSettings",
     "Settings",
@@ -94,6 +95,12 @@ class DatabaseSettings:
     queue_size: int = 100_000
     retention_days_calls: int = 730
     retention_days_recordings: int = 180
+    # The IVR's CRM look-up (switchboard.store.participants): its own small pool, one deadline
+    # over connection and query (past it the flow takes its on_error path), a cache of hot rows.
+    lookup_pool_max: int = 4
+    lookup_timeout_s: float = 2.0
+    lookup_cache_ttl_s: float = 60.0
+    lookup_cache_size: int = 5000
 
     def __repr__(self) -> str:
         return f"DatabaseSettings(dsn={redact_dsn(self.dsn)!r})"
@@ -178,6 +185,29 @@ class NumberSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OverloadSettings:
+    """Refuse new hotline callers cleanly past capacity (switchboard.telephony.overload)."""
+
+    enabled: bool = True
+    # Callers the service holds at once (IVR, queue, talking) before new ones are refused.
+    # Size it from `make bench-load` on the box (docs/operations.md); 0 = no limit.
+    max_calls: int = 400
+    # Event-loop lag p99 over the last minute (the 10 ms ticker); 0 = not checked.
+    max_loop_lag_s: float = 0.25
+    # AGI command acknowledged by Asterisk (AMI response), p99 over the last minute; 0 = not checked.
+    max_agi_ack_s: float = 1.0
+    # Hysteresis: once refusing, accept again only when every figure is below
+    # resume_ratio x its limit, and has stayed there for hold_s seconds.
+    resume_ratio: float = 0.8
+    hold_s: float = 10.0
+    # busy: play "all lines are busy, please call later" (vi, en) and hang up;
+    # fallback: hand the caller straight to the fallback queue (hotline-rescue).
+    action: str = "busy"
+    busy_prompt: str = "all_lines_busy"
+    busy_languages: tuple[str, ...] = ("vi", "en")
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # text | json
@@ -192,6 +222,7 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     numbers: NumberSettings = field(default_factory=NumberSettings)
+    overload: OverloadSettings = field(default_factory=OverloadSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:
@@ -206,6 +237,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ami.auth": ("md5", "plain"),
     "log.format": ("text", "json"),
     "numbers.dial_format": ("national", "e164"),
+    "overload.action": ("busy", "fallback"),
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 
@@ -282,6 +314,8 @@ def _check(key: str, value: Any) -> None:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ConfigError(key, f"not an address or CIDR block: {item!r}") from None
+    if key == "overload.resume_ratio" and not 0 < value <= 1:
+        raise ConfigError(key, f"must be in (0, 1]: {value}")
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:
         raise ConfigError(key, f"port out of range: {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

@@ -34,6 +34,7 @@ class EventKind(enum.StrEnum):
     WRAP_UP_ENDED = "agent.wrap_up_ended"  # data: agent_id, wrap_up_s, disposition
     HANDED_TO_FALLBACK = "call.handed_to_fallback"  # data: reason, node (where the caller was), detail
     HUNG_UP_BY_SERVICE = "call.hung_up_by_service"  # data: reason, node, cause (Q.850), detail
+    REFUSED_OVERLOAD = "call.refused_overload"  # data: reason, reasons, action, calls, agi_ack_p99_s, loop_lag_p99_s
     CALL_ENDED = "call.ended"              # data: outcome, cause, node (where the caller left), ...
 
 

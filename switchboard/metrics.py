@@ -45,6 +45,7 @@ OUTCOMES = (
     "ivr_completed",
     "callback",
     "transferred",
+    "overload",           # a new caller refused past capacity (busy message or the fallback queue)
     "fallback",           # the service handed the caller to the fallback queue (a failed step, stranded)
     "timeout",
     "failed",
@@ -53,7 +54,9 @@ OUTCOMES = (
 OTHER = "other"
 UNKNOWN = "unknown"
 #: Why a caller was taken off AGI by the service (switchboard/telephony/rescue.py).
-RESCUE_REASONS = ("agi_timeout", "ami_disconnected", "agi_refused", "error", "stranded")
+RESCUE_REASONS = ("agi_timeout", "ami_disconnected", "agi_refused", "error", "stranded", "overload")
+#: Why a new caller was refused past capacity (switchboard/telephony/overload.py).
+OVERLOAD_REASONS = ("calls", "loop_lag", "agi_ack")
 RECONCILE_ACTIONS = ("gone", "adopted", "fallback", "hangup")
 _LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_/.-]{0,47}")
 
@@ -239,7 +242,13 @@ class Metrics:
         self.stranded = Gauge("switchboard_stranded_channels",
                               "Channels in AGI that no session served, found by the last reconciliation.",
                               registry=r)
+        self.overload_active = Gauge("switchboard_overload_active",
+                                     "1 while new hotline callers are refused past capacity.", registry=r)
+        self.overload_refused = Counter(
+            "switchboard_overload_refused", "New hotline callers refused past capacity (busy message or the "
+            "fallback queue), by the first limit reached.", ["reason"], registry=r)
         self._rescue_reason = _Labels(RESCUE_REASONS)
+        self._overload_reason = _Labels(OVERLOAD_REASONS)
         self._reconcile_action = _Labels(RECONCILE_ACTIONS)
         r.register(_LiveCollector(self))
 
@@ -257,6 +266,9 @@ class Metrics:
         counter = {"fallback": self.handed_to_fallback, "hangup": self.hung_up_by_service}.get(
             kind, self.rescue_failures)
         counter.labels(self._rescue_reason(reason)).inc()
+
+    def observe_overload_refused(self, reason: str) -> None:
+        self.overload_refused.labels(self._overload_reason(reason)).inc()
 
     def observe_reconciled(self, action: str) -> None:
         self.reconciled.labels(self._reconcile_action(action)).inc()

@@ -2,7 +2,10 @@
 
 Checks AMI reachability and login (and the few actions the service needs),
 the database and its migration level, the flows folder, the prompt audio,
-the spool folder, whether the AMI parser's C fast path is built, and whether a running service answers on its HTTP port.
+the spool folder, whether the AMI parser's C fast path is built, whether the
+host's own name resolves locally and quickly (and Asterisk's ``/etc/hosts``
+names it and ``A.ROOT-SERVERS.NET``: docs/operations.md, "Name look-ups"), and
+whether a running service answers on its HTTP port.
 Exits non-zero when any check fails.
 """
 
@@ -10,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
+import socket
 import sys
 import time
 import urllib.request
@@ -164,6 +169,65 @@ def check_parser() -> Check:
     return Check("parser (AMI)", False, f"pure Python, about half the speed: {why}", optional=True)
 
 
+#: Names Asterisk looks up for every new channel when it cannot tell its own address otherwise.
+ROOT_SERVER = "a.root-servers.net"
+SLOW_RESOLVE_S = 0.5
+
+
+def hosts_names(text: str) -> set[str]:
+    """Every name an ``/etc/hosts`` text maps to an address (lower case)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2:
+            names.update(n.lower() for n in fields[1:])
+    return names
+
+
+def asterisk_hosts_file(settings: Settings, environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
+    """The ``/etc/hosts`` Asterisk reads: its root's (the local stack, ``STACK_ASTERISK_ROOT`` or
+    ``ASTERISK_ROOT``), else this host's when AMI is on this host; None when unknown (remote Asterisk)."""
+    root = environ.get("STACK_ASTERISK_ROOT") or environ.get("ASTERISK_ROOT") or ""
+    if root:
+        return Path(root) / "etc" / "hosts"
+    try:
+        local = ipaddress.ip_address(settings.ami.host).is_loopback
+    except ValueError:
+        local = settings.ami.host in ("localhost", socket.gethostname())
+    return Path("/etc/hosts") if local else None
+
+
+def check_host_names(settings: Settings, *, hostname: str | None = None,
+                     resolve: Any = socket.getaddrinfo, hosts_file: Path | bool | None = True,
+                     slow_s: float = SLOW_RESOLVE_S) -> Check:
+    """A warning when the host's name does not resolve locally and quickly, or when Asterisk's
+    ``/etc/hosts`` lacks the host's name or ``A.ROOT-SERVERS.NET`` (per-channel DNS look-ups)."""
+    name = hostname or socket.gethostname()
+    t0 = time.monotonic()
+    try:
+        resolve(name, None)
+        took = time.monotonic() - t0
+        problem = f"`{name}` took {took:.2f}s to resolve" if took > slow_s else ""
+    except OSError as exc:
+        took = time.monotonic() - t0
+        problem = f"`{name}` does not resolve ({exc})"
+    path = asterisk_hosts_file(settings) if hosts_file is True else (hosts_file or None)
+    where = ""
+    if path is not None:
+        try:
+            names = hosts_names(path.read_text(encoding="utf-8", errors="replace"))
+            missing = [n for n in (name.lower(), ROOT_SERVER) if n not in names]
+            if missing:
+                problem = "; ".join(filter(None, [problem, f"{path} lacks {', '.join(missing)}"]))
+            where = f"; {path} names both"
+        except OSError as exc:
+            problem = "; ".join(filter(None, [problem, f"{path}: {exc}"]))
+    if problem:
+        return Check("host names", False, f"{problem}: Asterisk would look names up in DNS for every new "
+                     "channel (docs/operations.md, \"Name look-ups\")", optional=True)
+    return Check("host names", True, f"`{name}` resolves locally in {took * 1000:.0f} ms{where}", optional=True)
+
+
 def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
@@ -185,6 +249,7 @@ def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
     checks += check_flows(settings)
     checks.append(check_spool(settings))
     checks.append(check_parser())
+    checks.append(check_host_names(settings))
     checks.append(check_service(settings, timeout))
     return checks
 

@@ -1,7 +1,12 @@
 """Where each AsyncAGI session goes, and re-adoption of calls after a restart.
 
 * context ``hotline``: a new call: the call record opens, the IVR flow runs
-  (its ``queue`` node hands the caller to the ACD);
+  (its ``queue`` node hands the caller to the ACD). Past capacity (the
+  :class:`~switchboard.telephony.overload.OverloadCheck` says so) the new
+  caller is refused instead: "all lines are busy" then a clean hang-up, or
+  straight to the fallback queue (``overload.action``); the record says
+  ``call.refused_overload`` and ends with outcome ``overload``. Only new
+  hotline calls are ever refused (not re-adopted callers, surveys or agents);
 * context ``hotline-after``, extension ``survey``: the caller is back after
   the agent hung up: the flow resumes at its survey node;
 * context ``agents``: an agent's feature code.
@@ -28,13 +33,14 @@ from typing import Any
 
 from switchboard.acd import service as acd_mod
 from switchboard.acd.service import AcdService
-from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiManager
+from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiManager, agi_quote
 from switchboard.ami.client import AmiDisconnected, AmiError, AmiTimeout, ListResponse
 from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
 from switchboard.ivr.runner import StepFailed, failure_reason
 from switchboard.telephony.features import FeatureCodes
+from switchboard.telephony.overload import OverloadCheck
 from switchboard.telephony.rescue import CAUSE_NORMAL_CLEARING, NOT_IN_AGI, Rescuer, duration_s
 
 log = logging.getLogger("switchboard.entry")
@@ -49,7 +55,8 @@ ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_
 class AgiEntry:
     def __init__(self, *, book: CallBook, runner: Any, acd: AcdService, features: FeatureCodes,
                  ami: Any, hotline_context: str = "hotline", survey_context: str = "hotline-after",
-                 agents_context: str = "agents") -> None:
+                 agents_context: str = "agents", overload: OverloadCheck | None = None,
+                 busy_files: tuple[str, ...] = ()) -> None:
         self.book = book
         self.runner = runner
         self.acd = acd
@@ -60,6 +67,8 @@ class AgiEntry:
         self.agents_context = agents_context
         self.manager: AgiManager | None = None
         self.rescuer: Rescuer | None = None
+        self.overload = overload
+        self.busy_files = busy_files   # the "all lines are busy" prompts, as Asterisk finds them
         self._adopting = asyncio.Lock()   # start-up and AMI resync both ask: one pass at a time
         self.sessions_total = 0
         self.adopted_total = 0
@@ -111,7 +120,8 @@ class AgiEntry:
         if env.get("agi_adopted") == "1":
             await self._resume_adopted(session)
         elif context == self.hotline_context:
-            await self._new_call(session)
+            if not await self._refused(session):
+                await self._new_call(session)
         elif context == self.survey_context:
             variables = dict(self.acd.call_vars.get(session.linkedid, {}))
             facts = self.book.calls.get(session.linkedid)
@@ -127,13 +137,47 @@ class AgiEntry:
             except AgiHangup:
                 pass
 
-    async def _new_call(self, session: Any, variables: dict[str, str] | None = None) -> None:
+    def _open_record(self, session: Any) -> None:
         env = session.env
         caller = env.get("agi_callerid", "")
         caller = "" if caller in ("unknown", "anonymous") else caller
         dialed = env.get("agi_dnid", "") or env.get("agi_extension", "")
         self.book.started(call_id=session.linkedid, uniqueid=session.uniqueid, caller=caller, dialed=dialed,
                           channel=session.channel, language=env.get("agi_language", ""))
+
+    async def _refused(self, session: Any) -> bool:
+        """Past capacity, refuse the new caller cleanly (busy message or the fallback queue); True if refused."""
+        if self.overload is None:
+            return False
+        verdict = self.overload.check()
+        if not verdict.refuse:
+            return False
+        call_id, action = session.linkedid, self.overload.action
+        self._open_record(session)
+        self.book.refused_overload(call_id, reason=verdict.reason, action=action,
+                                   figures={"reasons": [str(r) for r in verdict.reasons], **verdict.load.as_dict()})
+        self.overload.refused(verdict)
+        log.warning("call %s: refused past capacity (%s: %s): %s", call_id, ", ".join(verdict.reasons),
+                    verdict.load.as_dict(), "to the fallback queue" if action == "fallback" else "lines busy")
+        if action == "fallback" and self.rescuer is not None:
+            result = await self.rescuer.hand_to_fallback(
+                channel=session.channel, uniqueid=session.uniqueid, call_id=call_id, reason="overload", node="",
+                detail=f"past capacity: {verdict.reason}", session=session)
+            if result != "failed":
+                self.book.flow_ended(call_id, reason="caller_hangup" if result == "gone" else result, node="")
+            return True
+        try:
+            await session.execute("ANSWER", timeout=10)
+            for file in self.busy_files:
+                await session.execute(f"STREAM FILE {agi_quote(file)} \"\"", timeout=60)
+            self.book.flow_ended(call_id, reason="overload", node="")
+            await session.execute("HANGUP", timeout=5)
+        except AgiHangup:
+            self.book.flow_ended(call_id, reason="caller_hangup", node="")
+        return True
+
+    async def _new_call(self, session: Any, variables: dict[str, str] | None = None) -> None:
+        self._open_record(session)
         try:
             result = await self.runner.run(session, variables=variables)
         except LookupError as exc:   # no flow for this number

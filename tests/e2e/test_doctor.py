@@ -41,7 +41,8 @@ def doctor_env(stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> dict[s
     asyncio.run(prepare())
     env = {k: v for k, v in stack_env.items() if k.startswith("SWITCHBOARD_")}
     env.update(SWITCHBOARD_DSN=pg_dsn, SWITCHBOARD_DATABASE_SPOOL_DIR=str(tmp_path / "spool"),
-               SWITCHBOARD_HTTP_PORT="1")  # nothing listens there: the service check only warns
+               SWITCHBOARD_HTTP_PORT="1",  # nothing listens there: the service check only warns
+               STACK_ASTERISK_ROOT=stack_env["STACK_ASTERISK_ROOT"])  # whose /etc/hosts the check reads
     return env
 
 
@@ -50,7 +51,7 @@ def test_doctor_is_green_on_the_local_stack(doctor_env: dict[str, str]) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     lines = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines()
              if line[:4] in ("ok  ", "FAIL", "warn")}
-    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool", "parser"):
+    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool", "parser", "host"):
         assert lines.get(name) == "ok", res.stdout
     assert "all checks passed" in res.stdout
 
