@@ -216,29 +216,35 @@ def register_scenario(*, user: str, password: str, expires: int = 3600, stay: fl
 
 
 def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
-                   ring_timeout: float = 120.0) -> str:
+                   ring_timeout: float = 120.0, expect_number: str = "") -> str:
     """A UAS scenario for one offered call.
 
     mode: ``answer`` (200 OK after ``answer_after`` s, then wait for BYE or
     hang up after ``talk`` s), ``ringout`` (ring until the caller cancels),
     ``reject`` (486 Busy Here after ``answer_after`` s).
+    ``expect_number`` (digits, an optional leading ``+``): SIPp fails the call unless
+    the INVITE's Request-URI is ``sip:<expect_number>@...`` (the far end of a trunk
+    checking what was dialled) and logs the number it got.
     """
+    if expect_number and not expect_number.lstrip("+").isdigit():
+        raise ValueError(f"expect_number must be digits: {expect_number!r}")
     out = [_HEAD, f'<scenario name="switchboard agent {mode}">']
     # Asterisk qualifies registered contacts with OPTIONS: answer them.
     out.append('<recv request="OPTIONS" optional="true" next="options"/>')
+    actions: list[str] = []
     if mode == "ringout":  # keep the INVITE's CSeq for the 487 that answers it
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
-                   '<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>'
-                   "</action></recv>")
+        actions.append('<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>')
     elif talk is not None:  # the agent hangs up: keep what the BYE needs
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
-                   '<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>'
-                   '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>'
-                   '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>'
-                   '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" assign_to="c,peer_uri"/>'
-                   "</action></recv>")
-    else:
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"/>')
+        actions += ['<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>',
+                    '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>',
+                    '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>',
+                    '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" '
+                    'assign_to="c,peer_uri"/>']
+    if expect_number:
+        actions += [f'<ereg regexp="^INVITE sip:{expect_number.replace("+", "[+]")}@" search_in="msg" '
+                    'check_it="true" assign_to="ruri"/>', '<log message="INVITE for [$ruri]"/>']
+    invite = f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"'
+    out.append(f'{invite}><action>{"".join(actions)}</action></recv>' if actions else f"{invite}/>")
     ringing = "\n".join([
         "SIP/2.0 180 Ringing", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
         "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",
