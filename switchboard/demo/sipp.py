@@ -57,7 +57,26 @@ class AwaitHangup:
     timeout: float = 120.0
 
 
-Step = Pause | Dtmf | HangUp | AwaitHangup
+@dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Send RTP from a pcap file (SIPp's ``play_pcap_audio``), for ``seconds``: a caller who talks."""
+
+    pcap: str
+    seconds: float
+
+
+Step = Pause | Dtmf | HangUp | AwaitHangup | PlayAudio
+
+#: Audio codecs a caller can offer: SDP payload type and rtpmap.
+CODECS = {"PCMU": ("0", "PCMU/8000"), "PCMA": ("8", "PCMA/8000")}
+
+
+def _sdp(codec: str) -> str:
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {sorted(CODECS)}: {codec!r}")
+    pt, rtpmap = CODECS[codec]
+    return _SDP.replace("RTP/AVP 0 101", f"RTP/AVP {pt} 101").replace("a=rtpmap:0 PCMU/8000",
+                                                                     f"a=rtpmap:{pt} {rtpmap}")
 
 
 def _cdata(text: str) -> str:
@@ -81,8 +100,11 @@ def _in_dialog(method: str, cseq: int, body: str = "", content_type: str = "") -
     return "\n".join(headers) + "\n\n" + body
 
 
-def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float = 30.0) -> str:
-    """A UAC scenario: INVITE [service] from ``caller``, then the steps."""
+def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float = 30.0,
+                    codec: str = "PCMU") -> str:
+    """A UAC scenario: INVITE [service] from ``caller`` offering ``codec`` (and DTMF
+    events), then the steps."""
+    sdp = _sdp(codec)
     out = [_HEAD, '<scenario name="switchboard caller">']
     out.append(f'<nop><action><assignstr assign_to="caller" value="{escape(caller)}"/></action></nop>')
     invite = "\n".join([
@@ -97,7 +119,7 @@ def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float
         "Content-Type: application/sdp",
         "Content-Length: [len]",
         "",
-        _SDP,
+        sdp,
     ])
     out.append(f'<send retrans="500">{_cdata(invite)}</send>')
     out.append('<recv response="100" optional="true"/>')
@@ -121,6 +143,10 @@ def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float
     ended = False
     for step in steps:
         if isinstance(step, Pause):
+            out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
+        elif isinstance(step, PlayAudio):
+            out.append(f'<nop><action><exec play_pcap_audio="{escape(step.pcap, {chr(34): "&quot;"})}"/>'
+                       '</action></nop>')
             out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
         elif isinstance(step, Dtmf):
             for i, d in enumerate(step.digits):

@@ -12,6 +12,7 @@ from switchboard.demo.sipp import (
     Dtmf,
     HangUp,
     Pause,
+    PlayAudio,
     agent_scenario,
     caller_scenario,
     feature_code_scenario,
@@ -100,3 +101,16 @@ def test_a_far_end_checks_the_number_it_was_called_at() -> None:
     assert agent_scenario(answer_after=1) == agent_scenario(answer_after=1, expect_number="")
     with pytest.raises(ValueError):
         agent_scenario(expect_number="0912;x")
+
+
+def test_a_caller_can_offer_pcma_and_talk_from_a_pcap() -> None:
+    xml = caller_scenario([PlayAudio("/usr/share/sip-tester/g711a.pcap", 7), Dtmf("1"), HangUp()], caller="1",
+                          codec="PCMA")
+    assert "m=audio [media_port] RTP/AVP 8 101" in xml and "a=rtpmap:8 PCMA/8000" in xml and "PCMU" not in xml
+    els = _elements(xml)
+    (play,) = [e for e in els if e.tag == "nop" and e.find("action/exec") is not None]
+    assert play.find("action/exec").get("play_pcap_audio") == "/usr/share/sip-tester/g711a.pcap"  # type: ignore[union-attr]
+    assert els[els.index(play) + 1].get("milliseconds") == "7000"
+    assert caller_scenario([HangUp()], caller="1") == caller_scenario([HangUp()], caller="1", codec="PCMU")
+    with pytest.raises(ValueError):
+        caller_scenario([HangUp()], caller="1", codec="opus")
