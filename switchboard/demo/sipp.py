@@ -57,7 +57,26 @@ class AwaitHangup:
     timeout: float = 120.0
 
 
-Step = Pause | Dtmf | HangUp | AwaitHangup
+@dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Send RTP from a pcap file (SIPp's ``play_pcap_audio``), for ``seconds``: a caller who talks."""
+
+    pcap: str
+    seconds: float
+
+
+Step = Pause | Dtmf | HangUp | AwaitHangup | PlayAudio
+
+#: Audio codecs a caller can offer: SDP payload type and rtpmap.
+CODECS = {"PCMU": ("0", "PCMU/8000"), "PCMA": ("8", "PCMA/8000")}
+
+
+def _sdp(codec: str) -> str:
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {sorted(CODECS)}: {codec!r}")
+    pt, rtpmap = CODECS[codec]
+    return _SDP.replace("RTP/AVP 0 101", f"RTP/AVP {pt} 101").replace("a=rtpmap:0 PCMU/8000",
+                                                                     f"a=rtpmap:{pt} {rtpmap}")
 
 
 def _cdata(text: str) -> str:
@@ -81,8 +100,11 @@ def _in_dialog(method: str, cseq: int, body: str = "", content_type: str = "") -
     return "\n".join(headers) + "\n\n" + body
 
 
-def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float = 30.0) -> str:
-    """A UAC scenario: INVITE [service] from ``caller``, then the steps."""
+def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float = 30.0,
+                    codec: str = "PCMU") -> str:
+    """A UAC scenario: INVITE [service] from ``caller`` offering ``codec`` (and DTMF
+    events), then the steps."""
+    sdp = _sdp(codec)
     out = [_HEAD, '<scenario name="switchboard caller">']
     out.append(f'<nop><action><assignstr assign_to="caller" value="{escape(caller)}"/></action></nop>')
     invite = "\n".join([
@@ -97,7 +119,7 @@ def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float
         "Content-Type: application/sdp",
         "Content-Length: [len]",
         "",
-        _SDP,
+        sdp,
     ])
     out.append(f'<send retrans="500">{_cdata(invite)}</send>')
     out.append('<recv response="100" optional="true"/>')
@@ -121,6 +143,10 @@ def caller_scenario(steps: Sequence[Step], *, caller: str, answer_timeout: float
     ended = False
     for step in steps:
         if isinstance(step, Pause):
+            out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
+        elif isinstance(step, PlayAudio):
+            out.append(f'<nop><action><exec play_pcap_audio="{escape(step.pcap, {chr(34): "&quot;"})}"/>'
+                       '</action></nop>')
             out.append(f'<pause milliseconds="{int(step.seconds * 1000)}"/>')
         elif isinstance(step, Dtmf):
             for i, d in enumerate(step.digits):
@@ -216,29 +242,35 @@ def register_scenario(*, user: str, password: str, expires: int = 3600, stay: fl
 
 
 def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
-                   ring_timeout: float = 120.0) -> str:
+                   ring_timeout: float = 120.0, expect_number: str = "") -> str:
     """A UAS scenario for one offered call.
 
     mode: ``answer`` (200 OK after ``answer_after`` s, then wait for BYE or
     hang up after ``talk`` s), ``ringout`` (ring until the caller cancels),
     ``reject`` (486 Busy Here after ``answer_after`` s).
+    ``expect_number`` (digits, an optional leading ``+``): SIPp fails the call unless
+    the INVITE's Request-URI is ``sip:<expect_number>@...`` (the far end of a trunk
+    checking what was dialled) and logs the number it got.
     """
+    if expect_number and not expect_number.lstrip("+").isdigit():
+        raise ValueError(f"expect_number must be digits: {expect_number!r}")
     out = [_HEAD, f'<scenario name="switchboard agent {mode}">']
     # Asterisk qualifies registered contacts with OPTIONS: answer them.
     out.append('<recv request="OPTIONS" optional="true" next="options"/>')
+    actions: list[str] = []
     if mode == "ringout":  # keep the INVITE's CSeq for the 487 that answers it
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
-                   '<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>'
-                   "</action></recv>")
+        actions.append('<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>')
     elif talk is not None:  # the agent hangs up: keep what the BYE needs
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"><action>'
-                   '<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>'
-                   '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>'
-                   '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>'
-                   '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" assign_to="c,peer_uri"/>'
-                   "</action></recv>")
-    else:
-        out.append(f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"/>')
+        actions += ['<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>',
+                    '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>',
+                    '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>',
+                    '<ereg regexp="&lt;([^&gt;]*)&gt;" search_in="hdr" header="Contact:" check_it="true" '
+                    'assign_to="c,peer_uri"/>']
+    if expect_number:
+        actions += [f'<ereg regexp="^INVITE sip:{expect_number.replace("+", "[+]")}@" search_in="msg" '
+                    'check_it="true" assign_to="ruri"/>', '<log message="INVITE for [$ruri]"/>']
+    invite = f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"'
+    out.append(f'{invite}><action>{"".join(actions)}</action></recv>' if actions else f"{invite}/>")
     ringing = "\n".join([
         "SIP/2.0 180 Ringing", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
         "[last_Call-ID:]", "[last_CSeq:]", "Contact: <sip:[local_ip]:[local_port];transport=[transport]>",

@@ -1,4 +1,5 @@
-"""Browser tests: the real service app (over test fakes for the ACD side) on a real port,
+"""Browser tests: the real service app (the real ACD over a fake AMI link, in-memory stand-ins
+of the PostgreSQL-backed services: tests/unit/api/api_fakes.py) on a real port,
 driven by Debian's Chromium through Playwright (no browser download)."""
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
     from switchboard.geo import load_provinces
 
     world = make_world(provinces=provinces_from_geo(load_provinces()))
-    app = create_app(settings=Settings(), services=world.services,
+    await world.start()
+    app = create_app(settings=Settings(), services=world.services, metrics=world.metrics,
                      options=ApiOptions(figures_interval_s=0.3))
+    world.attach(app[HUB])
     tokens = {}
     for key, role, agent in (("a1", "agent", "a1"), ("sup", "supervisor", None)):
         tokens[key], _ = await auth.create_token(world.tokens, role=role, agent_id=agent, name=key)
@@ -36,6 +39,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         yield Running(url=f"http://127.0.0.1:{server.bound_port}", world=world, hub=app[HUB], tokens=tokens)
     finally:
         await server.stop()
+        await world.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import tempfile
 import time
@@ -37,7 +36,6 @@ from switchboard.demo.sipp import (
     Step,
     agent_scenario,
     caller_scenario,
-    register_scenario,
     sipp_binary,
 )
 from switchboard.events import CallEvent
@@ -145,7 +143,7 @@ class Service:
                     talk: float | None = None, ready: bool = True) -> SippAgent:
         """Start a SIPp softphone for ``endpoint``, wait until Asterisk sees it idle, make it ready."""
         secret = agents_secret(self.env)
-        sipp = _Softphone(endpoint=endpoint, password=sip_password(secret, endpoint), remote=sip_remote(self.env),
+        sipp = SippAgent(endpoint=endpoint, password=sip_password(secret, endpoint), remote=sip_remote(self.env),
                          port=free_port(), mode=mode, answer_after=answer_after, talk=talk)
         await sipp.start()
         self.agents.append(sipp)
@@ -186,15 +184,9 @@ class Service:
              calls: int = 1, timeout: float = 90.0, expect_number: str = "") -> asyncio.Task[SippResult]:
         """The local "PSTN" behind the trunk (STACK_TRUNK_OUT_PORT): a SIPp UAS that plays
         the called-back caller for ``calls`` calls. ``expect_number``: SIPp fails the call
-        unless the INVITE's Request-URI is ``sip:<expect_number>@...`` (needs ``talk``)."""
-        scenario = agent_scenario(answer_after=answer_after, mode=mode, talk=talk).replace(
-            '<recv request="ACK" optional="true" timeout="5000"/>', '<recv request="ACK" timeout="5000"/>')
-        if expect_number:
-            head = '<recv request="INVITE" crlf="true" timeout="120000"><action>'
-            assert head in scenario and expect_number.lstrip("+").isdigit()
-            scenario = scenario.replace(head, head + f'<ereg regexp="^INVITE sip:{re.escape(expect_number)}@" '
-                                        'search_in="msg" check_it="true" assign_to="ruri"/>'
-                                        '<log message="INVITE for [$ruri]"/>', 1)
+        unless the INVITE's Request-URI is ``sip:<expect_number>@...``. The generator's own
+        scenario (``agent_scenario``), as the product ships it."""
+        scenario = agent_scenario(answer_after=answer_after, mode=mode, talk=talk, expect_number=expect_number)
         task = asyncio.create_task(run_caller(scenario, remote=sip_remote(self.env), service="", timeout=timeout,
                                               port=int(self.env["STACK_TRUNK_OUT_PORT"]), calls=calls))
         self.callers.append(task)
@@ -254,26 +246,6 @@ class Service:
             return list(await conn.fetch(query, *args, timeout=5))
         finally:
             await conn.close()
-
-
-class _Softphone(SippAgent):
-    """SippAgent with a loadable ``ringout`` scenario. SIPp refuses the generated one (an optional
-    ``recv`` of the ACK right before the OPTIONS tail's ``nop``: "<recv> before <nop> sequence
-    without a mandatory message") and exits at once. Asterisk always ACKs the 487, so the ACK
-    is made mandatory here."""
-
-    async def start(self, *, registered_check: object = None) -> None:
-        reg = self._dir / "register.xml"
-        uas = self._dir / "uas.xml"
-        reg.write_text(register_scenario(user=self.endpoint, password=self.password, stay=self.stay))
-        scenario = agent_scenario(answer_after=self.answer_after, mode=self.mode, talk=self.talk)
-        uas.write_text(scenario.replace('<recv request="ACK" optional="true" timeout="5000"/>',
-                                        '<recv request="ACK" timeout="5000"/>'))
-        args = [sipp_binary(), self.remote, "-sf", str(reg), "-oocsf", str(uas), "-m", "1",
-                "-i", "127.0.0.1", "-p", str(self.port), "-nostdin", "-trace_err", "-max_recv_loops", "1000"]
-        self.proc = await asyncio.create_subprocess_exec(
-            *args, cwd=self._dir, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
 
 
 async def until(cond: Callable[[], bool | Awaitable[bool]], *, timeout: float, what: str = "",

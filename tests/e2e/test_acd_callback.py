@@ -7,12 +7,26 @@ number on the trunk, played by a SIPp UAS behind the local "PSTN" port.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import time
+from pathlib import Path
 
+import asyncpg
 import pytest
-from e2e_service import PENSION, running_service, until
+from e2e_process import ServiceProcess, service_config
+from e2e_service import (
+    HOTLINE,
+    PENSION,
+    close_owed_callbacks,
+    run_caller,
+    running_service,
+    sip_remote,
+    until,
+)
 
-from switchboard.demo.sipp import AwaitHangup, Dtmf, HangUp, Pause
+from switchboard.demo.sipp import AwaitHangup, Dtmf, HangUp, Pause, caller_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -121,31 +135,70 @@ async def test_callback_retries_a_number_that_does_not_answer_up_to_the_limit(st
         assert (row["outcome"], row["agent_id"], row["offers"]) == ("callback", None, limit)
 
 
+async def _callback_stored(dsn: str, caller: str, *, timeout: float = 40.0) -> asyncpg.Record:
+    """The owed callback of ``caller`` once its request is in PostgreSQL."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = await conn.fetchrow("SELECT callback_id, call_id FROM callbacks WHERE number = $1 "
+                                      "AND completed_at IS NULL ORDER BY requested_at DESC LIMIT 1", caller, timeout=5)
+            if row is not None:
+                return row
+            assert time.monotonic() < deadline, f"no owed callback of {caller} stored within {timeout}s"
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def _joined_at(dsn: str, call_id: str) -> float:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        ts = await conn.fetchval("SELECT ts FROM call_events WHERE call_id = $1 AND kind = 'queue.joined'",
+                                 call_id, timeout=5)
+    finally:
+        await conn.close()
+    assert ts is not None, f"no queue.joined of {call_id} stored"
+    return float(ts.timestamp())
+
+
 async def _attempts_stored(svc: object, callback_id: str, n: int) -> bool:
     rows = await svc.fetch("SELECT attempts FROM callbacks WHERE callback_id = $1", callback_id)  # type: ignore[attr-defined]
     return bool(rows) and rows[0]["attempts"] == n
 
 
-async def test_owed_callback_survives_a_restart_of_the_service(stack_env: dict[str, str], pg_dsn: str) -> None:
-    """The service stops while a callback is owed; the next process reads it back from the
-    database, keeps its place and its number of attempts, and calls it."""
+async def test_owed_callback_survives_a_kill_9_of_the_service(stack_env: dict[str, str], pg_dsn: str,
+                                                              tmp_path: Path) -> None:
+    """The service runs as a real process (``switchboard run``) and is killed with SIGKILL while
+    a callback is owed: no shutdown code runs. The next process reads the callback back from
+    the database, keeps its place and its number of attempts, and calls it."""
     caller = "02838200021"
-    async with running_service(stack_env, pg_dsn) as svc:
-        await svc.agent("agent1009", talk=None, ready=False)          # nobody free: the caller waits
-        asking = svc.call([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller)
-        cid = await svc.wait_call_id(caller)
-        requested = await svc.wait_event(cid, "callback.requested", timeout=25)
-        callback_id = requested.data["callback_id"]
+    config, http_port = await service_config(stack_env, pg_dsn, tmp_path)   # migrates the database
+    await close_owed_callbacks(pg_dsn)
+    service = ServiceProcess(config, tmp_path / "service.log", http_port)
+    asking = None
+    try:
+        await service.start()                                     # every agent logged out: the caller waits
+        asking = asyncio.create_task(run_caller(
+            caller_scenario([*ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=caller),
+            remote=sip_remote(stack_env), service=HOTLINE, timeout=90))
+        stored = await _callback_stored(pg_dsn, caller)
         assert (await asking).ok
-        joined = svc.of(cid, "queue.joined")[0].ts
-        await svc.record(cid, until=("call.ended", "callback.requested"))
+        callback_id, cid = stored["callback_id"], stored["call_id"]
+        joined = await _joined_at(pg_dsn, cid)
+        service.kill9()                                           # no shutdown code runs
+        assert service.proc is not None and await asyncio.wait_for(service.proc.wait(), 10) == -signal.SIGKILL
+    finally:
+        if asking is not None and not asking.done():
+            asking.cancel()
+        await service.stop()
     # a new process (as after a crash or a deploy): the callback is back in line at start
     async with running_service(stack_env, pg_dsn, keep_owed_callbacks=True) as svc2:
         line = svc2.acd.waiting_calls()
         assert [w.call_id for w in line] == [cid]
         w = svc2.acd.waiting[cid]
         assert w.callback is not None and (w.callback.callback_id, w.callback.number) == (callback_id, caller)
-        assert abs(w.joined_wall - joined.timestamp()) < 0.01            # its place: when it joined the line
+        assert abs(w.joined_wall - joined) < 0.01                        # its place: when it joined the line
         metrics = svc2.app.context["metrics"].scrape().decode()
         assert "switchboard_callbacks_pending 1.0" in metrics
         pstn = svc2.pstn(answer_after=1.0, talk=2.0)

@@ -18,7 +18,6 @@ import asyncpg
 import pytest
 from e2e_process import ServiceProcess, api_ready, run_cli, service_config
 from e2e_service import (
-    _Softphone,
     agents_secret,
     free_port,
     hang_up_leftovers,
@@ -30,7 +29,7 @@ from e2e_service import (
 from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient, ListResponse
 from switchboard.calls import adopted_seq_base
-from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippResult, caller_scenario
+from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippAgent, SippResult, caller_scenario
 from switchboard.telephony import heartbeat
 
 pytestmark = pytest.mark.e2e
@@ -68,7 +67,7 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
                                 "--name", "e2e")).strip().splitlines()[-1] for a in ("agent1009", "agent1010")}
     service = ServiceProcess(config, tmp_path / "service.log", http_port)
     secret = agents_secret(stack_env)
-    phones = [_Softphone(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
+    phones = [SippAgent(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
                          port=free_port(), talk=None) for a in ("agent1009", "agent1010")]
     callers: list[asyncio.Task[SippResult]] = []
 

@@ -31,7 +31,7 @@ import pytest
 from e2e_service import PENSION, Service, running_service, sip_remote, until
 from e2e_stack import asterisk_pid, stop_process
 
-from switchboard.demo.sipp import Dtmf, HangUp, Pause, caller_scenario, sipp_binary
+from switchboard.demo.sipp import Dtmf, HangUp, Pause, PlayAudio, caller_scenario, sipp_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -120,11 +120,9 @@ def _free_port(host: str, kind: int) -> int:
 
 def _rtp_caller(caller: str, *, loops: int) -> str:
     """A caller that sends RTP (PCMA from the pcap, looped) except while it presses keys to the line."""
-    steps = [Pause(7.001)] + [x for k in PENSION for x in (Pause(2.5), Dtmf(k))] + [Pause(7.001)] * loops
-    xml = caller_scenario([*steps, HangUp()], caller=caller, answer_timeout=30)
-    xml = xml.replace("RTP/AVP 0 101", "RTP/AVP 8 101").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
-    play = f'<nop><action><exec play_pcap_audio="{PCAP}"/></action></nop><pause milliseconds="7000"/>'
-    return xml.replace('<pause milliseconds="7001"/>', play)
+    talk = PlayAudio(PCAP, 7.0)
+    steps = [talk] + [x for k in PENSION for x in (Pause(2.5), Dtmf(k))] + [talk] * loops
+    return caller_scenario([*steps, HangUp()], caller=caller, answer_timeout=30, codec="PCMA")
 
 
 async def _start_sipp(env: dict[str, str], xml: str, *, ip: str) -> asyncio.subprocess.Process:

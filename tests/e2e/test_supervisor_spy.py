@@ -21,7 +21,6 @@ import pytest
 from e2e_service import (
     PENSION,
     Service,
-    _Softphone,
     agents_secret,
     free_port,
     running_service,
@@ -35,7 +34,7 @@ from switchboard.ami.client import AmiClient
 from switchboard.ami.protocol import Event
 from switchboard.api import auth
 from switchboard.api.pg_tokens import PgTokenStore
-from switchboard.demo.sipp import AwaitHangup, Dtmf, Pause
+from switchboard.demo.sipp import AwaitHangup, Dtmf, Pause, SippAgent
 from switchboard.store import agents as store_agents
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -66,9 +65,9 @@ async def _channels(ami: AmiClient) -> dict[str, Any]:
     return {ev.get("Uniqueid"): ev for ev in getattr(listing, "events", ()) if ev.name == "CoreShowChannel"}
 
 
-async def _supervisor_phone(svc: Service) -> _Softphone:
+async def _supervisor_phone(svc: Service) -> SippAgent:
     """A SIPp phone registered as the supervisor's endpoint: answers every spy leg and stays on it."""
-    phone = _Softphone(endpoint=SUP_PHONE, password=sip_password(agents_secret(svc.env), SUP_PHONE),
+    phone = SippAgent(endpoint=SUP_PHONE, password=sip_password(agents_secret(svc.env), SUP_PHONE),
                        remote=sip_remote(svc.env), port=free_port(), mode="answer", answer_after=0.2, talk=None)
     await phone.start()
     svc.agents.append(phone)   # stopped with the service

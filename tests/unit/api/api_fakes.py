@@ -1,63 +1,61 @@
-"""In-memory fakes of the API's service Protocols (tests only).
+"""The API's services for tests: the real ACD over a fake AMI link, and in-memory stand-ins
+for the PostgreSQL-backed ones.
 
-They follow the Protocols faithfully: illegal agent transitions raise
-ConflictError, unknown ids NotFoundError, and the token store keeps hashes
-only, like the PostgreSQL one.
+Agents, queues and the supervisor's spy are the product's own ``AcdAgentService``,
+``AcdQueueService`` and ``AmiSupervisorService`` over a real ``AcdService`` (and the real
+``AgiManager`` for waiting callers): only the AMI link is faked (``fake_asterisk.FakeAsterisk``,
+answering like Asterisk 22), so an API test cannot pass on agent behaviour the service does
+not have. Queue figures (service level, abandon rate, answered today) come from the real
+``Metrics`` fed by the ACD's own events.
+
+Tokens, calls, reports, recordings, flows and health are in-memory stand-ins of the
+PostgreSQL / file-backed services (their real implementations are tested against a real
+PostgreSQL in tests/integration/api); the token store keeps hashes only, like the real one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from fake_asterisk import FakeAsterisk, registered
 
+from switchboard.acd.agents import AgentRecord
+from switchboard.acd.service import AcdService
+from switchboard.ami.agi import AgiManager, AgiSession
+from switchboard.api.acd_services import AcdAgentService, AcdQueueService, AmiSupervisorService, agent_view
+from switchboard.api.live import Audience, LiveHub, LiveMessage
 from switchboard.api.services import (
     AgentFigures,
-    AgentView,
     CallDetail,
     CallPage,
     CallQuery,
     CallSummary,
-    Code,
-    ConflictError,
     FlowProblem,
     FlowReload,
     FlowValidation,
-    GroupFigure,
     NotFoundError,
     PreviousCall,
     ProvinceInfo,
-    QueueFigures,
     ReportTable,
     ScreenPop,
     Services,
-    SpyMode,
-    SpyResult,
     StoredToken,
     TimelineEntry,
-    WaitingCall,
 )
+from switchboard.config import RoutingSettings
+from switchboard.events import CallEvent
+from switchboard.ivr.machine import Enqueue
+from switchboard.metrics import Metrics
 
 NOW = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
-
-PAUSE_REASONS = [Code("break", "Nghỉ giải lao", "Break"), Code("lunch", "Ăn trưa", "Lunch"),
-                 Code("training", "Đào tạo", "Training"), Code("no-answer", "Không trả lời", "No answer")]
-DISPOSITIONS = [Code("resolved", "Đã giải quyết", "Resolved"), Code("escalated", "Chuyển cấp trên", "Escalated"),
-                Code("info", "Cung cấp thông tin", "Information given")]
-
-# state -> actions allowed from it
-_ALLOWED = {
-    "login": {"logged_out"},
-    "logout": {"ready", "paused"},
-    "ready": {"paused"},
-    "pause": {"ready", "paused"},
-    "end_wrap_up": {"wrap_up"},
-}
-
 
 class FakeTokens:
     def __init__(self) -> None:
@@ -89,134 +87,6 @@ class FakeTokens:
 
     async def list_tokens(self) -> Sequence[StoredToken]:
         return [r for r in self.rows.values() if r.kind == "api"]
-
-
-class FakeAgents:
-    def __init__(self, agent_ids: Sequence[str] = ("a1", "a2")) -> None:
-        self.agents: dict[str, AgentView] = {
-            a: AgentView(id=a, name=f"Agent {a}", state="logged_out", since=NOW, endpoint=f"PJSIP/{a}",
-                         skills={"social/pension": 3}, home_province="ha-noi", languages=("vi",))
-            for a in agent_ids
-        }
-        self.calls: dict[str, ScreenPop] = {}
-        self.log: list[tuple[str, str, str]] = []  # (action, agent, detail)
-
-    def pause_reasons(self) -> Sequence[Code]:
-        return PAUSE_REASONS
-
-    def dispositions(self) -> Sequence[Code]:
-        return DISPOSITIONS
-
-    def _get(self, agent_id: str) -> AgentView:
-        try:
-            return self.agents[agent_id]
-        except KeyError:
-            raise NotFoundError(f"no agent {agent_id}", details={"agent_id": agent_id}) from None
-
-    def _move(self, agent_id: str, action: str, state: str, reason: str | None = None) -> AgentView:
-        agent = self._get(agent_id)
-        if agent.state not in _ALLOWED[action]:
-            raise ConflictError(f"cannot {action} while {agent.state}",
-                                details={"state": agent.state, "action": action})
-        new = dataclasses.replace(agent, state=state, pause_reason=reason, since=datetime.now(UTC))
-        self.agents[agent_id] = new
-        self.log.append((action, agent_id, reason or ""))
-        return new
-
-    async def list_agents(self) -> Sequence[AgentView]:
-        return list(self.agents.values())
-
-    async def get_agent(self, agent_id: str) -> AgentView:
-        return self._get(agent_id)
-
-    async def login(self, agent_id: str) -> AgentView:
-        return self._move(agent_id, "login", "paused", "login")
-
-    async def logout(self, agent_id: str) -> AgentView:
-        return self._move(agent_id, "logout", "logged_out")
-
-    async def ready(self, agent_id: str) -> AgentView:
-        return self._move(agent_id, "ready", "ready")
-
-    async def pause(self, agent_id: str, *, reason: str) -> AgentView:
-        return self._move(agent_id, "pause", "paused", reason)
-
-    async def end_wrap_up(self, agent_id: str, *, disposition: str) -> AgentView:
-        new = self._move(agent_id, "end_wrap_up", "ready")
-        self.calls.pop(agent_id, None)
-        self.log[-1] = ("end_wrap_up", agent_id, disposition)
-        return new
-
-    async def current_call(self, agent_id: str) -> ScreenPop | None:
-        self._get(agent_id)
-        return self.calls.get(agent_id)
-
-    async def force_pause(self, agent_id: str, *, reason: str, by: str) -> AgentView:
-        agent = self._get(agent_id)
-        if agent.state == "logged_out":
-            raise ConflictError("agent is logged out", details={"state": agent.state})
-        new = dataclasses.replace(agent, state="paused", pause_reason=reason, since=datetime.now(UTC))
-        self.agents[agent_id] = new
-        self.log.append(("force_pause", agent_id, by))
-        return new
-
-    async def force_logout(self, agent_id: str, *, by: str) -> AgentView:
-        agent = self._get(agent_id)
-        new = dataclasses.replace(agent, state="logged_out", pause_reason=None, since=datetime.now(UTC))
-        self.agents[agent_id] = new
-        self.log.append(("force_logout", agent_id, by))
-        return new
-
-    # -- helpers for tests: what the ACD would do
-    def offer(self, agent_id: str, pop: ScreenPop) -> AgentView:
-        agent = self._get(agent_id)
-        if agent.state != "ready":
-            raise ConflictError("not ready")
-        self.calls[agent_id] = pop
-        new = dataclasses.replace(agent, state="offered", current_call_id=pop.call_id, since=datetime.now(UTC))
-        self.agents[agent_id] = new
-        return new
-
-    def set_state(self, agent_id: str, state: str) -> AgentView:
-        new = dataclasses.replace(self._get(agent_id), state=state, since=datetime.now(UTC))
-        self.agents[agent_id] = new
-        if agent_id in self.calls:
-            self.calls[agent_id] = dataclasses.replace(self.calls[agent_id], state=state)
-        return new
-
-
-class FakeQueues:
-    def __init__(self, agents: FakeAgents) -> None:
-        self.agents = agents
-        self.calls: list[WaitingCall] = []
-
-    async def waiting(self, *, topic: str | None = None, province: str | None = None) -> Sequence[WaitingCall]:
-        return [c for c in self.calls
-                if (topic is None or c.topic == topic) and (province is None or c.province == province)]
-
-    async def figures(self) -> QueueFigures:
-        now = datetime.now(UTC)
-
-        def groups(key: str) -> list[GroupFigure]:
-            out: dict[str, GroupFigure] = {}
-            for c in self.calls:
-                k = getattr(c, key) or "unknown"
-                wait = (now - c.joined_at).total_seconds()
-                g = out.get(k, GroupFigure(k, 0, 0.0))
-                out[k] = GroupFigure(k, g.waiting + 1, max(g.longest_wait_s, wait))
-            return sorted(out.values(), key=lambda g: g.key)
-
-        states: dict[str, int] = {}
-        for a in self.agents.agents.values():
-            states[a.state] = states.get(a.state, 0) + 1
-        by_topic = groups("topic")
-        return QueueFigures(
-            generated_at=now, waiting=len(self.calls),
-            longest_wait_s=max((g.longest_wait_s for g in by_topic), default=0.0),
-            by_topic=by_topic, by_province=groups("province"), agents_by_state=states,
-            service_level_target_s=20.0, service_level_now=0.8, service_level_today=0.75,
-            abandon_rate_now=0.05, abandon_rate_today=0.07, answered_today=40, abandoned_today=3,
-        )
 
 
 class FakeCalls:
@@ -281,26 +151,6 @@ class FakeFlows:
         return FlowReload(loaded=["hotline"])
 
 
-class FakeSupervisor:
-    """Records what the route hands over; refuses as the SupervisorService Protocol says
-    (the real AmiSupervisorService: tests/unit/acd/test_acd_spy.py and tests/e2e)."""
-
-    def __init__(self, agents: FakeAgents) -> None:
-        self.agents = agents
-        self.spied: list[tuple[str, SpyMode, str]] = []
-
-    async def spy(self, *, agent_id: str, mode: SpyMode, supervisor_endpoint: str | None) -> SpyResult:
-        if not supervisor_endpoint:
-            raise ConflictError("no SIP endpoint of your own", error_id="supervisor-no-endpoint")
-        agent = self.agents._get(agent_id)
-        if agent.state != "talking":
-            raise ConflictError("the agent is not on a call", details={"state": agent.state},
-                                error_id="agent-not-on-call")
-        self.spied.append((agent_id, mode, supervisor_endpoint))
-        return SpyResult(agent_id=agent_id, mode=mode, supervisor_endpoint=supervisor_endpoint,
-                         channel_id=f"spy-{len(self.spied)}", spied_channel_id=f"leg-{agent_id}")
-
-
 class FakeHealth:
     def __init__(self) -> None:
         self.state: dict[str, bool] = {"ami": True, "database": True}
@@ -323,26 +173,131 @@ def sample_pop(call_id: str = "1700000000.1") -> ScreenPop:
                      offered_at=datetime.now(UTC))
 
 
+#: The agents of the API tests: a1 and a2 take pension calls in Hà Nội; their phones are registered.
+AGENTS = [AgentRecord(id=a, name=f"Agent {a}", sip_endpoint=a, home_province="ha-noi",
+                      skills={"social/pension": 3}, languages=("vi",)) for a in ("a1", "a2")]
+#: Long ring and wrap-up: the tests (and the pages) end them, not the timers.
+ROUTING = RoutingSettings(ring_timeout_s=600.0, wrap_up_s=600.0)
+
+
 @dataclasses.dataclass
 class World:
     services: Services
     tokens: FakeTokens
-    agents: FakeAgents
-    queues: FakeQueues
     calls: FakeCalls
     recordings: FakeRecordings
     flows: FakeFlows
-    supervisor: FakeSupervisor
     health: FakeHealth
+    acd: AcdService
+    asterisk: FakeAsterisk
+    metrics: Metrics
+    events: list[CallEvent]
+    call_info: dict[str, dict[str, Any]]
+    _agi: AgiManager
+    _sessions: dict[str, AgiSession] = dataclasses.field(default_factory=dict)
+    _callers: list[asyncio.Task[str]] = dataclasses.field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.acd.start()
+
+    async def stop(self) -> None:
+        for t in self._callers:
+            t.cancel()
+        await asyncio.gather(*self._callers, return_exceptions=True)
+        await self.acd.stop()
+
+    def attach(self, hub: LiveHub) -> None:
+        """What the composition root (switchboard/app.py, ``on_acd``) does with the ACD's
+        notifications: agent states and offers to the agent's live socket."""
+        def on_acd(kind: str, payload: Any) -> None:
+            agent_id = payload.get("agent_id") if isinstance(payload, dict) else None
+            if kind == "agent.state" and agent_id:
+                hub.publish(LiveMessage("agent.state", agent_view(self.acd.snapshot(agent_id)), agent_id=agent_id,
+                                        audience=Audience.AGENT))
+            elif kind == "agent.offer" and agent_id:
+                info = self.call_info.get(payload["call_id"], {})
+                pop = {**payload, "ivr_path": info.get("ivr_path", []), "si_code": info.get("si_code")}
+                hub.publish(LiveMessage("agent.offer", pop, agent_id=agent_id, audience=Audience.AGENT))
+            elif agent_id:
+                hub.publish(LiveMessage(kind, payload, agent_id=agent_id, audience=Audience.AGENT))
+
+        self.acd.listeners.append(on_acd)
+
+    # -- a caller, as the IVR hands one to the ACD (``on_enqueue(session, Enqueue)``)
+
+    async def caller_waits(self, *, caller: str = "02438123456", topic: str = "social/pension",
+                           province: str = "ha-noi", waited_s: float = 0.0, si_code: str | None = "0123456789",
+                           ivr_path: Sequence[str] = ("welcome", "menu:1", "pension")) -> str:
+        """A caller reaches the line after the menus (``waited_s`` ago); returns the call id once
+        the ACD holds it. ``si_code``/``ivr_path``: what the IVR's events told the call tracker."""
+        chan = self.asterisk.caller_enters_agi(caller=caller)
+        for _ in range(100):
+            if chan.uniqueid in self._sessions:
+                break
+            await asyncio.sleep(0.01)
+        session = self._sessions[chan.uniqueid]
+        self.call_info[session.linkedid] = {"caller": caller, "si_code": si_code, "ivr_path": list(ivr_path)}
+        request = Enqueue(topic=topic, province=province, priority=0, language="vi", province_source="did",
+                          variables={"joined_wall": str(time.time() - waited_s)})
+        self._callers.append(asyncio.create_task(self.acd.enqueue(session, request)))
+        for _ in range(200):
+            if session.linkedid in self.acd.waiting:
+                return session.linkedid
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{caller} never joined the line")
+
+    async def ringing(self, agent_id: str) -> str:
+        """The agent leg Asterisk was asked to ring for ``agent_id`` (waits for the offer)."""
+        endpoint = self.acd.records[agent_id].sip_endpoint
+        for _ in range(200):
+            leg = self.asterisk.ringing_leg(endpoint)
+            if leg is not None:
+                return leg
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no call offered to {agent_id}")
+
+    async def settle(self) -> None:
+        """Let the events Asterisk sent reach the ACD."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    def of(self, kind: str) -> list[CallEvent]:
+        return [e for e in self.events if e.kind == kind]
 
 
 def make_world(provinces: Sequence[ProvinceInfo] = PROVINCES) -> World:
-    tokens, agents = FakeTokens(), FakeAgents()
-    queues, calls, recordings = FakeQueues(agents), FakeCalls(), FakeRecordings()
-    flows, supervisor, health = FakeFlows(), FakeSupervisor(agents), FakeHealth()
-    services = Services(agents=agents, queues=queues, calls=calls, reports=FakeReports(), recordings=recordings,
-                        flows=flows, supervisor=supervisor, health=health, tokens=tokens, provinces=provinces)
-    return World(services, tokens, agents, queues, calls, recordings, flows, supervisor, health)
+    tokens, calls, recordings = FakeTokens(), FakeCalls(), FakeRecordings()
+    flows, health = FakeFlows(), FakeHealth()
+    asterisk = FakeAsterisk(endpoints=registered([a.sip_endpoint for a in AGENTS]))
+    metrics = Metrics()
+    events: list[CallEvent] = []
+    seqs: dict[str, int] = {}
+    call_info: dict[str, dict[str, Any]] = {}
+
+    def emit(call_id: str, kind: str, data: dict[str, Any]) -> None:
+        seqs[call_id] = seqs.get(call_id, 0) + 1
+        event = CallEvent(call_id=call_id, seq=seqs[call_id], ts=datetime.now(UTC), kind=str(kind), data=dict(data))
+        events.append(event)
+        metrics.observe_event(event)
+        info = call_info.setdefault(call_id, {})
+        if event.kind == "queue.joined":      # as app.py's track_info
+            info.update(topic=data.get("topic"), province=data.get("province"), language=data.get("language"))
+        elif event.kind == "agent.offer":
+            info["offered_at"] = event.ts
+        elif event.kind == "call.answered":
+            info["answered_at"] = event.ts
+
+    acd = AcdService(ami=asterisk, routing=ROUTING, agents=AGENTS, region_of={p.id: p.region for p in provinces},
+                     emit=emit)
+    sessions: dict[str, AgiSession] = {}
+    agi = AgiManager(asterisk, on_start=lambda s: sessions.__setitem__(s.uniqueid, s))
+    services = Services(
+        agents=AcdAgentService(acd, call_info=lambda c: call_info.get(c, {})),
+        queues=AcdQueueService(acd, metrics, service_level_s=ROUTING.service_level_s),
+        calls=calls, reports=FakeReports(), recordings=recordings, flows=flows,
+        supervisor=AmiSupervisorService(acd, asterisk), health=health, tokens=tokens, provinces=provinces)
+    return World(services, tokens, calls, recordings, flows, health, acd, asterisk, metrics, events, call_info,
+                 agi, sessions)
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""Fixtures: the API app over in-memory fakes, served by a real aiohttp test server."""
+"""Fixtures: the API app over the real ACD (fake AMI link) and in-memory stand-ins of the
+PostgreSQL-backed services, served by a real aiohttp test server."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_fakes import Client, Tokens, World, make_world
 
 from switchboard.api import auth
-from switchboard.api.app import ApiOptions, create_app
+from switchboard.api.app import HUB, ApiOptions, create_app
 from switchboard.config import HttpSettings, PathSettings, Settings
 from switchboard.metrics import Metrics
 
 
 @pytest.fixture
-def world() -> World:
-    return make_world()
+async def world() -> AsyncIterator[World]:
+    w = make_world()
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.stop()
 
 
 @pytest.fixture
@@ -38,13 +44,14 @@ async def tokens(world: World) -> Tokens:
 
 
 @pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
+def metrics(world: World) -> Metrics:
+    return world.metrics      # the one the ACD's events feed, as in the service
 
 
 @pytest.fixture
 async def client(world: World, settings: Settings, metrics: Metrics) -> AsyncIterator[Client]:
     app = create_app(settings=settings, services=world.services, metrics=metrics,
                      options=ApiOptions(figures_interval_s=0.1, ws_send_timeout=1.0))
+    world.attach(app[HUB])
     async with TestClient(TestServer(app)) as c:
         yield c

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from api_fakes import Client, Tokens, World, bearer, sample_pop
+from api_fakes import Client, Tokens, World, bearer
 
 from switchboard.api import auth
 from switchboard.api.app import SETTINGS
@@ -13,20 +13,47 @@ from switchboard.api.app import SETTINGS
 
 async def test_agent_day(client: Client, tokens: Tokens, world: World) -> None:
     h = bearer(tokens.a1)
-    assert (await (await client.post("/api/agents/a1/login", json={}, headers=h)).json())["state"] == "paused"
-    assert (await (await client.post("/api/agents/a1/ready", json={}, headers=h)).json())["state"] == "ready"
-    assert (await client.get("/api/agents/a1/call", headers=h)).status == 204
-    world.agents.offer("a1", sample_pop("c1"))
-    pop = await (await client.get("/api/agents/a1/call", headers=h)).json()
-    assert pop["caller"] == "02438123456" and pop["si_code"] == "0123456789" and pop["province"] == "ha-noi"
-    world.agents.set_state("a1", "wrap_up")
-    resp = await client.post("/api/agents/a1/wrap-up", json={"disposition": "resolved"}, headers=h)
-    assert resp.status == 200 and (await resp.json())["state"] == "ready"
-    assert world.agents.log[-1] == ("end_wrap_up", "a1", "resolved")
+    assert (await (await client.post("/api/agents/a1/login", json={}, headers=h)).json())["state"] == "ready"
     resp = await client.post("/api/agents/a1/pause", json={"reason": "lunch"}, headers=h)
     assert (await resp.json())["pause_reason"] == "lunch"
+    assert (await (await client.post("/api/agents/a1/ready", json={}, headers=h)).json())["state"] == "ready"
+    assert (await client.get("/api/agents/a1/call", headers=h)).status == 204
+    # a caller reaches the line: the ACD offers it to a1 (Originate to a1's phone)
+    call_id = await world.caller_waits(caller="02438123456")
+    leg = await world.ringing("a1")
+    originate = next(a for a in world.asterisk.actions if a["Action"] == "Originate")
+    assert (originate["Channel"], originate["ChannelId"]) == ("PJSIP/a1", leg)
+    pop = await (await client.get("/api/agents/a1/call", headers=h)).json()
+    assert (pop["call_id"], pop["state"], pop["caller"]) == (call_id, "offered", "02438123456")
+    assert pop["si_code"] == "0123456789" and pop["province"] == "ha-noi"
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+    assert (await (await client.get("/api/agents/a1", headers=h)).json())["state"] == "talking"
+    world.asterisk.agent_hangs_up(leg)
+    await world.settle()
+    assert (await (await client.get("/api/agents/a1", headers=h)).json())["state"] == "wrap_up"
+    resp = await client.post("/api/agents/a1/wrap-up", json={"disposition": "resolved"}, headers=h)
+    assert resp.status == 200 and (await resp.json())["state"] == "ready"
+    (ended,) = world.of("agent.wrap_up_ended")
+    assert (ended.call_id, ended.data["agent_id"], ended.data["disposition"]) == (call_id, "a1", "resolved")
+    resp = await client.post("/api/agents/a1/wrap-up", json={"disposition": "resolved"}, headers=h)
+    assert resp.status == 409                                    # not in wrap-up any more
     figures = await (await client.get("/api/agents/a1/figures?day=2026-03-02", headers=h)).json()
     assert figures["answered"] == 7 and figures["day"] == "2026-03-02"
+
+
+async def test_agent_state_rules_are_the_services(client: Client, tokens: Tokens, world: World) -> None:
+    """ready from logged_out logs in; a logged-out agent cannot log out; force-pause logs in."""
+    h, sup = bearer(tokens.a1), bearer(tokens.supervisor)
+    resp = await client.post("/api/agents/a1/logout", json={}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "conflict"
+    assert (await (await client.post("/api/agents/a1/ready", json={}, headers=h)).json())["state"] == "ready"
+    assert (await client.post("/api/agents/a1/login", json={}, headers=h)).status == 409   # already in
+    resp = await client.post("/api/agents/a2/force-pause", json={"reason": "training"}, headers=sup)
+    assert resp.status == 200 and (await resp.json())["state"] == "paused"
+    assert world.acd.snapshot("a2").pause_reason == "training"
+    assert (await client.post("/api/agents/a2/pause", json={"reason": "escalated"}, headers=bearer(tokens.a2))
+            ).status == 400    # not a pause reason of the service
 
 
 async def test_web_session_login_cookie_csrf_and_logout(client: Client, tokens: Tokens, world: World) -> None:
@@ -105,9 +132,18 @@ async def test_supervisor_actions(client: Client, tokens: Tokens, world: World) 
     h = bearer(tokens.supervisor)
     resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper"}, headers=bearer(tokens.phone_supervisor))
     assert resp.status == 409 and (await resp.json())["error_id"] == "agent-not-on-call"
-    world.agents.set_state("a1", "talking")
+    await client.post("/api/agents/a1/ready", json={}, headers=bearer(tokens.a1))
+    await world.caller_waits()
+    leg = await world.ringing("a1")
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+
+    def spied() -> list[tuple[str, str, str]]:
+        return [(a["Channel"], a["Data"], a["Application"]) for a in world.asterisk.actions
+                if a["Action"] == "Originate" and a.get("Application") == "ChanSpy"]
+
     resp = await client.post("/api/agents/a1/spy", json={"mode": "whisper"}, headers=bearer(tokens.phone_supervisor))
-    assert resp.status == 201 and world.supervisor.spied == [("a1", "whisper", "sup1")]   # the token's phone
+    assert resp.status == 201 and spied() == [("PJSIP/sup1", f"{leg},qwEu", "ChanSpy")]   # the token's phone
     assert (await resp.json())["supervisor_endpoint"] == "sup1"
     resp = await client.post("/api/agents/a1/spy", json={"mode": "listen"}, headers=h)   # a token without a phone
     assert resp.status == 409 and (await resp.json())["error_id"] == "supervisor-no-endpoint"
@@ -121,13 +157,16 @@ async def test_supervisor_actions(client: Client, tokens: Tokens, world: World) 
     login = await client.post("/api/session", json={"token": tokens.phone_supervisor})
     session = (await login.json())["token"]
     resp = await client.post("/api/agents/a1/spy", json={"mode": "barge"}, headers=bearer(session))
-    assert resp.status == 201 and world.supervisor.spied[-1] == ("a1", "barge", "sup1")
-    assert len(world.supervisor.spied) == 2
+    assert resp.status == 201 and spied()[-1] == ("PJSIP/sup1", f"{leg},qBEu", "ChanSpy")
+    assert len(spied()) == 2
+    # force-pause of an agent on a call: the pause waits for the call's end, as in the service
     resp = await client.post("/api/agents/a1/force-pause", json={"reason": "training"}, headers=h)
-    assert (await resp.json())["state"] == "paused"
-    resp = await client.post("/api/agents/a1/force-logout", json={}, headers=h)
-    assert (await resp.json())["state"] == "logged_out"
-    assert world.agents.log[-1] == ("force_logout", "a1", "Sup")
+    assert resp.status == 200 and (await resp.json())["pause_reason"] == "training"
+    resp = await client.post("/api/agents/a2/force-logout", json={}, headers=h)
+    assert resp.status == 409                                   # a2 was never logged in
+    await client.post("/api/agents/a2/ready", json={}, headers=bearer(tokens.a2))
+    resp = await client.post("/api/agents/a2/force-logout", json={}, headers=h)
+    assert (await resp.json())["state"] == "logged_out" and world.acd.states["a2"].status.value == "logged_out"
 
 
 async def test_flows_and_readiness(client: Client, tokens: Tokens, world: World) -> None:

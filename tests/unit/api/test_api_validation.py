@@ -55,10 +55,11 @@ async def test_bad_path_id_is_400(client: Client, tokens: Tokens) -> None:
 async def test_service_errors_map_to_404_and_409(client: Client, tokens: Tokens, world: World) -> None:
     resp = await client.get("/api/agents/zz", headers=bearer(tokens.supervisor))
     assert resp.status == 404 and (await resp.json())["error_id"] == "not-found"
-    resp = await client.post("/api/agents/a1/ready", json={}, headers=bearer(tokens.a1))
+    resp = await client.post("/api/agents/a1/logout", json={}, headers=bearer(tokens.a1))   # never logged in
     assert resp.status == 409
     body = await resp.json()
-    assert body["error_id"] == "conflict" and body["details"]["state"] == "logged_out"
+    assert body["error_id"] == "conflict" and "logged_out" in body["message"]
+    assert world.acd.states["a1"].status.value == "logged_out"
 
 
 async def test_unknown_route_and_method(client: Client, tokens: Tokens) -> None:
@@ -72,7 +73,7 @@ async def test_service_crash_is_500_without_leaking(client: Client, tokens: Toke
     async def boom() -> None:
         raise RuntimeError("secret internals")
 
-    world.queues.figures = boom  # type: ignore[method-assign,assignment]
+    world.services.queues.figures = boom  # type: ignore[method-assign,assignment]
     resp = await client.get("/api/queues/figures", headers=bearer(tokens.supervisor))
     assert resp.status == 500
     body = await resp.json()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from switchboard.demo.sipp import (
     AwaitHangup,
     Dtmf,
     HangUp,
     Pause,
+    PlayAudio,
     agent_scenario,
     caller_scenario,
     feature_code_scenario,
@@ -85,3 +88,29 @@ def test_agent_hang_up_is_a_new_transaction_of_its_own_call() -> None:
 def test_many_users_register_from_an_injection_file() -> None:
     reg = register_scenario(user="[field0]", password="", auth="[field1]", stay=10)
     assert reg.count("\n[field1]\n") == 2 and "[authentication" not in reg
+
+
+def test_a_far_end_checks_the_number_it_was_called_at() -> None:
+    xml = agent_scenario(answer_after=1, talk=3, expect_number="+84912345677")
+    (invite,) = [e for e in _elements(xml) if e.tag == "recv" and e.get("request") == "INVITE"]
+    regs = [r.get("regexp") for r in invite.iter("ereg")]
+    assert "^INVITE sip:[+]84912345677@" in regs and len(regs) == 5     # the BYE's four, and the number
+    plain = agent_scenario(answer_after=1, expect_number="0912345677")   # no talk: the check alone
+    (invite,) = [e for e in _elements(plain) if e.tag == "recv" and e.get("request") == "INVITE"]
+    assert [r.get("regexp") for r in invite.iter("ereg")] == ["^INVITE sip:0912345677@"]
+    assert agent_scenario(answer_after=1) == agent_scenario(answer_after=1, expect_number="")
+    with pytest.raises(ValueError):
+        agent_scenario(expect_number="0912;x")
+
+
+def test_a_caller_can_offer_pcma_and_talk_from_a_pcap() -> None:
+    xml = caller_scenario([PlayAudio("/usr/share/sip-tester/g711a.pcap", 7), Dtmf("1"), HangUp()], caller="1",
+                          codec="PCMA")
+    assert "m=audio [media_port] RTP/AVP 8 101" in xml and "a=rtpmap:8 PCMA/8000" in xml and "PCMU" not in xml
+    els = _elements(xml)
+    (play,) = [e for e in els if e.tag == "nop" and e.find("action/exec") is not None]
+    assert play.find("action/exec").get("play_pcap_audio") == "/usr/share/sip-tester/g711a.pcap"  # type: ignore[union-attr]
+    assert els[els.index(play) + 1].get("milliseconds") == "7000"
+    assert caller_scenario([HangUp()], caller="1") == caller_scenario([HangUp()], caller="1", codec="PCMU")
+    with pytest.raises(ValueError):
+        caller_scenario([HangUp()], caller="1", codec="opus")
