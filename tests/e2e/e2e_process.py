@@ -69,6 +69,16 @@ clock_offset_s = {clock_offset_to_open_hours():.0f}
 """, encoding="utf-8")
 
 
+def set_routing(config: Path, **values: float) -> None:
+    """Set keys of the config's [routing] section (replacing a key already there)."""
+    lines = config.read_text(encoding="utf-8").splitlines()
+    at = lines.index("[routing]") + 1
+    for key, value in values.items():
+        lines = [ln for ln in lines if not ln.startswith(f"{key} = ")]
+        lines.insert(at, f"{key} = {value}")
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def cli(config: Path, *args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "switchboard"), "--config", str(config), *args]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from e2e_process import ServiceProcess, service_config
+from e2e_process import ServiceProcess, service_config, set_routing
 from e2e_service import (
     HOTLINE,
     PENSION,
@@ -174,6 +174,8 @@ async def test_owed_callback_survives_a_kill_9_of_the_service(stack_env: dict[st
     the database, keeps its place and its number of attempts, and calls it."""
     caller = "02838200021"
     config, http_port = await service_config(stack_env, pg_dsn, tmp_path)   # migrates the database
+    # agents stay logged out at start (earlier tests of the shared database left some ready)
+    set_routing(config, restore_agent_states_h=0.0)
     await close_owed_callbacks(pg_dsn)
     service = ServiceProcess(config, tmp_path / "service.log", http_port)
     asking = None

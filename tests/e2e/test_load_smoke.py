@@ -9,14 +9,13 @@ figures come from `make bench-load` (bench/load.py), not from here."""
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 from pathlib import Path
 
 import asyncpg
 import pytest
 from e2e_metrics_service import create_token
-from e2e_process import ServiceProcess, api_ready, run_cli, service_config
+from e2e_process import ServiceProcess, api_ready, run_cli, service_config, set_routing
 from e2e_service import HOTLINE, agents_secret, demo_agents, free_port, hang_up_leftovers, sip_remote, until
 from e2e_stack import ami_settings
 
@@ -41,20 +40,13 @@ JOB_SUPPORT = "unemployment.job_support"
 PLAN = (("self_service", 0.25, 15), ("agent", 0.5, 30), ("hangup_menu", 0.5, 30), ("hangup_queue", 0.5, 30))
 
 
-def _fast_routing(config: Path) -> None:
-    """Widen to the region and the nation quickly (callers come from provinces without agents)
-    and start every agent logged out (the test logs its own in; the database is shared)."""
-    text = config.read_text()
-    text = re.sub(r"region_after_s = .*", "region_after_s = 5.0", text)
-    text = re.sub(r"nation_after_s = .*", "nation_after_s = 10.0\nrestore_agent_states_h = 0.0", text)
-    config.write_text(text)
-
-
 @pytest.mark.timeout(600)
 async def test_thirty_concurrent_callers_for_a_minute_leave_exact_records(
         stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> None:
     config, http_port = await service_config(stack_env, pg_dsn, tmp_path)
-    _fast_routing(config)
+    # widen to the region and the nation quickly (callers come from provinces without agents);
+    # every agent starts logged out (the test logs its own in; the database is shared)
+    set_routing(config, region_after_s=5.0, nation_after_s=10.0, restore_agent_states_h=0.0)
     await run_cli(config, "migrate", "--seed-demo")        # the participant the self-service callers look up
     agents = [a for a in demo_agents() if a.active and JOB_SUPPORT not in a.skills]
     assert len(agents) >= 8
