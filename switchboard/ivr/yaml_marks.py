@@ -63,6 +63,7 @@ class Ctx:
         self.edges: list[tuple[str, str, m.Where]] = []  # (from node, to node, where)
         self.constructor = SafeConstructor()
         self.declared: set[str] = set()  # every node name written, even one that failed to build
+        self.owner = ""  # the node being read: the source of the destinations it names
 
     def where(self, node: YNode) -> m.Where:
         return m.Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
