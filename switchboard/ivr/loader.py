@@ -1,10 +1,12 @@
 """Load and validate flows (``ivr_flows/*.yaml``) and the DID entry map.
 
-Errors carry the file, line and column of the offending YAML node (the loader
-works on ``yaml.compose`` nodes, not on plain dicts, to keep the marks). One
-run reports every error it can find: schema errors, dangling destinations,
-unreachable nodes, loops that never wait for input and prompts with no audio
-for a language the flow offers.
+Owns: reading a flow file, its top level (name, start, languages, defaults, hours),
+the checks on the whole flow (dangling destinations, unreachable nodes, loops that never
+wait for input, prompts with no audio for a language the flow offers) and ``entries.yaml``.
+The nodes themselves are declared and built in ``schema``; errors and their
+``file:line:column`` marks come from ``yaml_marks`` (the loader works on ``yaml.compose``
+nodes, not plain dicts, to keep the marks). One run reports every error it can find.
+Must not touch the running machine or the registry of loaded flows.
 """
 
 from __future__ import annotations
