@@ -160,14 +160,14 @@ class _Pool:
     async def start(self) -> None:
         import dataclasses
 
-        from switchboard.api.pg_services import create_pool
+        from switchboard.store.pool import create_pool
 
         # pool_min 0: no connection is opened (or waited for) until one is needed.
         db = self.settings.database
         self.pool = await create_pool(dataclasses.replace(db, pool_min=0, pool_max=max(1, db.pool_max)))
 
     async def stop(self) -> None:
-        from switchboard.api.pg_services import close_pool
+        from switchboard.store.pool import close_pool
 
         if self.pool is not None:
             await close_pool(self.pool, timeout=5)
@@ -348,6 +348,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.logging_setup import register_secret
     from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
+    from switchboard.store import calls_query
+    from switchboard.store.agent_log import AgentStateLog
     from switchboard.store.participants import ParticipantLookup
     from switchboard.store.writer import EventWriter
     from switchboard.telephony.entry import AgiEntry
@@ -367,7 +369,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(pool_part)
     writer = EventWriter(s.database)
     app.add(writer)
-    state_log = pg_services.AgentStateLog(s.database.dsn)
+    state_log = AgentStateLog(s.database.dsn)
     app.add(state_log)
 
     # events: one bus, numbered per call, to the writer, the metrics and the browsers
@@ -480,8 +482,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     # HTTP API and live events
     async def previous_calls(caller: str) -> list[PreviousCall]:
         async with pool_part.pool.acquire(timeout=3) as conn:
-            rows = await conn.fetch("SELECT call_id, started_at, topic, outcome, agent_id FROM calls "
-                                    "WHERE caller = $1 ORDER BY started_at DESC LIMIT 6", caller, timeout=3)
+            rows = await calls_query.recent_calls_of(conn, caller, timeout=3)
         return [PreviousCall(r["call_id"], r["started_at"], r["topic"], r["outcome"], r["agent_id"]) for r in rows]
 
     live_info: dict[str, dict[str, Any]] = {}
