@@ -3,6 +3,7 @@ thin adapters that call the queries of ``switchboard/store/`` and turn their row
 the API's answers.
 
 * :class:`PgCallService`      call search and one call's timeline (``store/calls_query.py``)
+* :class:`PgPreviousCalls`    a caller's last calls for the screen pop
 * :class:`PgReportService`    the care-center reports of ``switchboard.store.reports`` as tables,
                               and one agent's figures for a day (``store/agent_figures.py``)
 * :class:`PgRecordingService` where a call's recording is, as this service sees the files
@@ -40,6 +41,7 @@ from switchboard.api.services import (
     FlowReload,
     FlowValidation,
     NotFoundError,
+    PreviousCall,
     ReportTable,
     TimelineEntry,
     UnavailableError,
@@ -58,6 +60,7 @@ __all__ = [
     "REPORTS",
     "HealthChecks",
     "PgCallService",
+    "PgPreviousCalls",
     "PgRecordingService",
     "PgReportService",
     "RegistryFlowService",
@@ -122,6 +125,19 @@ class PgCallService:
         timeline = [TimelineEntry(seq=e["seq"], ts=e["ts"], kind=e["kind"], data=json.loads(e["data"]))
                     for e in events]
         return CallDetail(call=_summary(row), timeline=timeline)
+
+
+class PgPreviousCalls:
+    """A caller's last calls for the screen pop (``PreviousCalls``), newest first."""
+
+    def __init__(self, pool: Db, *, timeout: float = 3.0) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __call__(self, caller: str) -> list[PreviousCall]:
+        async with self._pool.acquire(timeout=self._timeout) as conn:
+            rows = await calls_query.recent_calls_of(conn, caller, timeout=self._timeout)
+        return [PreviousCall(r["call_id"], r["started_at"], r["topic"], r["outcome"], r["agent_id"]) for r in rows]
 
 
 # ============================================================================ reports

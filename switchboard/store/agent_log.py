@@ -20,6 +20,7 @@ import asyncpg.exceptions as pgexc
 
 from switchboard.config import redact_dsn
 from switchboard.store.errors import TRANSIENT_DB_ERRORS
+from switchboard.store.pool import close_connection
 
 # The logger keeps the name it had in the API's services, so operators' filters still match.
 log = logging.getLogger("switchboard.api.services")
@@ -258,9 +259,4 @@ class AgentStateLog:
 
     async def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        try:
-            await conn.close(timeout=2.0)
-        except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError):
-            conn.terminate()
+        await close_connection(conn)
