@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 from switchboard.acd.agents import sip_password  # noqa: E402
 from switchboard.api import auth  # noqa: E402
 from switchboard.api.pg_tokens import PgTokenStore  # noqa: E402
+from switchboard.config import read_env_file  # noqa: E402
 from switchboard.demo.load import (  # noqa: E402
     AgentFarm,
     RecordCheck,
@@ -69,15 +70,6 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def read_env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
-    return env
 
 
 def open_hours_offset() -> float:
@@ -179,12 +171,12 @@ def main(argv: list[str]) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     was_up = (RUN / "stack.env").is_file() and subprocess.run(
-        ["python3", "deploy/local/wait_ami.py", "127.0.0.1", read_env(RUN / "stack.env")["SWITCHBOARD_AMI_PORT"],
+        ["python3", "deploy/local/wait_ami.py", "127.0.0.1", read_env_file(RUN / "stack.env")["SWITCHBOARD_AMI_PORT"],
          "switchboard", str(RUN / "ami.secret"), "2"], cwd=REPO, capture_output=True).returncode == 0
     agents_file = work / "agents.yaml"
     agents = generate_agents(args.agents, agents_file)
     sh("bash", "deploy/local/stack-up.sh", env={"STACK_AGENTS_FILE": str(agents_file)})
-    env = read_env(RUN / "stack.env")
+    env = read_env_file(RUN / "stack.env")
     server = env["SWITCHBOARD_DSN"].rsplit("/", 1)[0]
     db = f"sbbench_{os.getpid()}"
     asyncio.run(_sql(f"{server}/postgres", f'CREATE DATABASE "{db}"'))

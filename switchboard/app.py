@@ -9,7 +9,6 @@ together.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -147,181 +146,6 @@ def _abs(path: str) -> str:
     return str(Path(path).resolve())
 
 
-class _Pool:
-    """The asyncpg pool as a part. It connects lazily, so the service starts
-    (and spools call events) while the database is away."""
-
-    name = "database-pool"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.pool: Any = None
-
-    async def start(self) -> None:
-        import dataclasses
-
-        from switchboard.api.pg_services import create_pool
-
-        # pool_min 0: no connection is opened (or waited for) until one is needed.
-        db = self.settings.database
-        self.pool = await create_pool(dataclasses.replace(db, pool_min=0, pool_max=max(1, db.pool_max)))
-
-    async def stop(self) -> None:
-        from switchboard.api.pg_services import close_pool
-
-        if self.pool is not None:
-            await close_pool(self.pool, timeout=5)
-
-
-class _Ami:
-    name = "ami"
-
-    def __init__(self, client: Any, timeout: float) -> None:
-        self.client = client
-        self.timeout = timeout
-
-    async def start(self) -> None:
-        await self.client.start(wait=False)
-        try:
-            await self.client.wait_connected(timeout=self.timeout)
-        except Exception as exc:
-            log.error("AMI not connected yet (%s); retrying in the background", exc)
-
-    async def stop(self) -> None:
-        await self.client.close()
-
-
-class _Periodic:
-    """A part that runs ``once()`` at start and then every ``interval`` seconds until stopped."""
-
-    name = "periodic"
-    interval = 60.0
-
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-
-    async def once(self) -> None:
-        raise NotImplementedError
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.once()
-
-    async def start(self) -> None:
-        await self.once()
-        self._task = asyncio.create_task(self._loop(), name=f"{self.name}-every-{self.interval:g}s")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-class _AgentLoader(_Periodic):
-    """Loads the agents from PostgreSQL into the ACD at start and every minute."""
-
-    name = "agents"
-
-    def __init__(self, acd: Any, pool_part: _Pool, fixed: Any, *, restore_states_h: float = 0.0) -> None:
-        super().__init__()
-        self.acd = acd
-        self.pool_part = pool_part
-        self.fixed = fixed
-        self.restore_states_h = restore_states_h
-        self.loaded: int | None = None
-
-    async def load(self) -> int:
-        if self.fixed is not None:
-            self.acd.set_agents(self.fixed)
-            return len(self.fixed)
-        from switchboard.store.agents import load_agents
-
-        try:
-            async with self.pool_part.pool.acquire(timeout=5) as conn:
-                records = await load_agents(conn, timeout=5)
-        except Exception as exc:
-            log.error("cannot load agents from the database: %s", exc)
-            return 0
-        self.acd.set_agents(records)
-        return len(records)
-
-    async def once(self) -> None:
-        n = await self.load()
-        if self.loaded is None:
-            log.info("%d agents loaded", n)
-            if self.restore_states_h > 0:
-                await self.restore_states()
-        self.loaded = n
-
-    async def restore_states(self) -> list[str]:
-        """Agents take back their last logged state (the service restarted under them)."""
-        from datetime import timedelta
-
-        from switchboard.store.agents import last_agent_states
-
-        since = datetime.now(UTC) - timedelta(hours=self.restore_states_h)
-        try:
-            async with self.pool_part.pool.acquire(timeout=5) as conn:
-                last = await last_agent_states(conn, since=since, timeout=5)
-        except Exception as exc:
-            log.error("agent states not restored (agents log in again): %s", exc)
-            return []
-        return list(self.acd.restore_states(last))
-
-
-class _CallbackSweep(_Periodic):
-    """Owed callbacks from the database into the ACD's line: at start (so a restart of the
-    service loses none) and every ``interval`` (callbacks asked after hours join the line)."""
-
-    name = "callbacks"
-
-    def __init__(self, acd: Any, pool_part: _Pool, bus: Any, *, sweep_s: float, max_age_s: float) -> None:
-        super().__init__()
-        self.acd = acd
-        self.pool_part = pool_part
-        self.bus = bus
-        self.interval = sweep_s
-        self.max_age_s = max_age_s
-
-    async def sweep(self) -> list[str]:
-        """Restore what is owed; the call ids put back in line."""
-        from datetime import timedelta
-
-        from switchboard.calls import adopted_seq_base
-        from switchboard.store.callbacks import callbacks_granted, open_callbacks
-
-        now = datetime.now(UTC)
-        since = now - timedelta(seconds=2 * self.max_age_s)  # older ones: expired long ago
-        cap = self.acd.numbers.cap
-        day_start = datetime.fromisoformat(cap.day_of(now)).replace(tzinfo=cap.tz)
-        try:
-            async with self.pool_part.pool.acquire(timeout=5) as conn:
-                owed = await open_callbacks(conn, since=since, timeout=10)
-                granted = await callbacks_granted(conn, since=day_start, timeout=10)
-        except Exception as exc:  # the database is away: the next sweep tries again
-            log.warning("owed callbacks not read from the database: %s", exc)
-            return []
-        # the daily cap counts what the database holds for today: a restart does not reset it
-        counts: dict[str, int] = {}
-        for raw, n in granted.items():
-            number = self.acd.numbers.policy.check(raw).number
-            if number:
-                counts[number] = counts.get(number, 0) + n
-        cap.seed(counts, now)
-        base = adopted_seq_base()
-        for cb in owed:  # events of a call the previous process numbered continue above its numbers
-            if not self.bus.knows(cb.call_id):
-                self.bus.seed(cb.call_id, base)
-        return list(self.acd.restore_callbacks(owed, max_age_s=self.max_age_s))
-
-    async def once(self) -> None:
-        restored = await self.sweep()
-        if restored:
-            log.info("%d owed callback(s) back in line", len(restored))
-
-
 def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     """Build the parts in start order: database, writer, AMI, IVR, ACD, heartbeat, HTTP."""
     from datetime import timedelta
@@ -330,6 +154,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.acd.service import AcdService, new_callback_id
     from switchboard.ami.agi import AgiManager
     from switchboard.ami.client import AmiClient
+    from switchboard.ami.part import AmiMetricsSync, AmiPart
     from switchboard.api import pg_services
     from switchboard.api.acd_services import (
         AcdAgentService,
@@ -340,7 +165,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.app import HUB, ApiServer, create_app
     from switchboard.api.live import Audience, LiveMessage
     from switchboard.api.pg_tokens import PgTokenStore
-    from switchboard.api.services import PreviousCall, Services, provinces_from_geo
+    from switchboard.api.services import Services, provinces_from_geo
     from switchboard.calls import CallBook, CallEventBus
     from switchboard.geo import load_provinces, normalize_number
     from switchboard.ivr.registry import FlowRegistry
@@ -348,7 +173,11 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.logging_setup import register_secret
     from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
+    from switchboard.store.agent_loader import AgentLoader
+    from switchboard.store.agent_log import AgentStateLog
+    from switchboard.store.callback_sweep import CallbackSweep
     from switchboard.store.participants import ParticipantLookup
+    from switchboard.store.pool import LazyPool, PoolPart
     from switchboard.store.writer import EventWriter
     from switchboard.telephony.entry import AgiEntry
     from switchboard.telephony.features import FeatureCodes
@@ -363,11 +192,11 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     provinces = load_provinces()
 
     # storage
-    pool_part = _Pool(s)
+    pool_part = PoolPart(s)
     app.add(pool_part)
     writer = EventWriter(s.database)
     app.add(writer)
-    state_log = pg_services.AgentStateLog(s.database.dsn)
+    state_log = AgentStateLog(s.database.dsn)
     app.add(state_log)
 
     # events: one bus, numbered per call, to the writer, the metrics and the browsers
@@ -378,7 +207,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     # AMI and AsyncAGI
     client = AmiClient(s.ami)
-    app.add(_Ami(client, s.ami.connect_timeout))
+    app.add(AmiPart(client, s.ami.connect_timeout))
 
     # IVR
     registry = FlowRegistry(s.paths.flows_dir, s.paths.prompts_dir)
@@ -462,9 +291,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     client.subscribe(on_hangup, names=("Hangup",))
 
-    app.add(_AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h))
+    app.add(AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h))
     app.add(acd)
-    sweep = _CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
+    sweep = CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
                            max_age_s=s.routing.callback_max_age_h * 3600)
     app.add(sweep)
     app.add(Heartbeat(client, interval=s.ami.heartbeat_interval))
@@ -478,48 +307,18 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     client.on_resync(readopt)
 
     # HTTP API and live events
-    async def previous_calls(caller: str) -> list[PreviousCall]:
-        async with pool_part.pool.acquire(timeout=3) as conn:
-            rows = await conn.fetch("SELECT call_id, started_at, topic, outcome, agent_id FROM calls "
-                                    "WHERE caller = $1 ORDER BY started_at DESC LIMIT 6", caller, timeout=3)
-        return [PreviousCall(r["call_id"], r["started_at"], r["topic"], r["outcome"], r["agent_id"]) for r in rows]
-
-    live_info: dict[str, dict[str, Any]] = {}
-
-    def track_info(event: Any) -> None:
-        info = live_info.setdefault(event.call_id, {})
-        d = event.data
-        if event.kind == "call.started":
-            info["caller"] = d.get("caller", "")
-        elif event.kind == "ivr.step":
-            info.setdefault("ivr_path", []).append(d.get("node"))
-        elif event.kind == "ivr.lookup" and d.get("found"):
-            info["si_code"] = d.get("participant_id")
-        elif event.kind == "queue.joined":
-            info.update(topic=d.get("topic"), province=d.get("province"), language=d.get("language"))
-        elif event.kind == "agent.offer":
-            info["offered_at"] = event.ts
-        elif event.kind == "call.answered":
-            info["answered_at"] = event.ts
-        elif event.kind == "call.ended":
-            live_info.pop(event.call_id, None)
-        while len(live_info) > 5000:
-            live_info.pop(next(iter(live_info)))
-
-    bus.sinks.append(track_info)
-
     services = Services(
-        agents=AcdAgentService(acd, previous_calls=previous_calls, call_info=lambda c: live_info.get(c, {})),
+        agents=AcdAgentService(acd, previous_calls=pg_services.PgPreviousCalls(LazyPool(pool_part)), call_info=book.call_info),
         queues=AcdQueueService(acd, metrics, service_level_s=s.routing.service_level_s),
-        calls=pg_services.PgCallService(_LazyPool(pool_part)),
-        reports=pg_services.PgReportService(_LazyPool(pool_part), s),
-        recordings=pg_services.PgRecordingService(_LazyPool(pool_part), recordings_dir=s.paths.recordings_dir,
+        calls=pg_services.PgCallService(LazyPool(pool_part)),
+        reports=pg_services.PgReportService(LazyPool(pool_part), s),
+        recordings=pg_services.PgRecordingService(LazyPool(pool_part), recordings_dir=s.paths.recordings_dir,
                                                   asterisk_recordings_dir=s.paths.asterisk_recordings_dir),
         flows=pg_services.RegistryFlowService(registry),
         supervisor=AmiSupervisorService(acd, client),
         health=pg_services.HealthChecks({"ami": lambda: bool(client.connected),
                                          "database": lambda: bool(writer.db_connected)}),
-        tokens=PgTokenStore(_LazyPool(pool_part)),
+        tokens=PgTokenStore(LazyPool(pool_part)),
         provinces=provinces_from_geo(provinces),
     )
     api_app = create_app(settings=s, services=services, metrics=metrics)
@@ -541,14 +340,14 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
             view = agent_view(acd.snapshot(agent_id))
             hub.publish(LiveMessage("agent.state", view, agent_id=agent_id, audience=Audience.AGENT))
         elif kind == "agent.offer" and agent_id:
-            info = live_info.get(payload["call_id"], {})
+            info = book.call_info(payload["call_id"])
             pop = {**payload, "ivr_path": info.get("ivr_path", []), "si_code": info.get("si_code")}
             hub.publish(LiveMessage("agent.offer", pop, agent_id=agent_id, audience=Audience.AGENT))
         elif agent_id:
             hub.publish(LiveMessage(kind, payload, agent_id=agent_id, audience=Audience.AGENT))
 
     acd.listeners.append(on_acd)
-    app.add(_MetricsSync(metrics, client))
+    app.add(AmiMetricsSync(metrics, client))
     app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
@@ -576,43 +375,3 @@ def _agent_counts(acd: Any) -> dict[tuple[str, str], int]:
         key = (state_name(snap.status), snap.pause_reason or "")
         out[key] = out.get(key, 0) + 1
     return out
-
-
-class _LazyPool:
-    """Hands the pool part's pool to services built before it started."""
-
-    def __init__(self, part: _Pool) -> None:
-        self._part = part
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._part.pool, name)
-
-
-class _MetricsSync:
-    """Copies the AMI client's counters into Prometheus every second."""
-
-    name = "metrics-sync"
-
-    def __init__(self, metrics: Any, client: Any) -> None:
-        self.metrics = metrics
-        self.client = client
-        self._seen_reconnects = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        while True:
-            reconnects = int(getattr(self.client, "reconnects", 0))
-            if reconnects > self._seen_reconnects:
-                self.metrics.ami_reconnects.inc(reconnects - self._seen_reconnects)
-                self._seen_reconnects = reconnects
-            self.metrics.observe_ami_lag(float(getattr(self.client, "event_lag", 0.0)))
-            await asyncio.sleep(1.0)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="metrics-sync")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task

@@ -52,6 +52,9 @@ Sink = Callable[[CallEvent], None]
 #: derived from the time, so they sort after everything the previous process wrote.
 SEQ_EPOCH = 1_700_000_000
 
+#: how many calls' screen-pop facts :class:`CallBook` keeps at most (the oldest go first)
+SCREEN_MAX_CALLS = 5000
+
 
 def adopted_seq_base(now: float | None = None) -> int:
     return max(1, int(((now or time.time()) - SEQ_EPOCH) * 4))
@@ -167,6 +170,9 @@ class CallBook:
         self.calls: dict[str, CallFacts] = {}
         self._by_uniqueid: dict[str, str] = {}
         self._hung_up: dict[str, tuple[str, str, Any]] = {}   # call id -> (cause, cause text, timer)
+        # what an agent's screen pop shows of a call, by call id: kept from the call's events (any call
+        # id, callbacks dialed after their record closed too) until its ``call.ended``
+        self._screen: dict[str, dict[str, Any]] = {}
 
     def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any]) -> None:
         facts = self.calls.get(call_id)
@@ -182,7 +188,32 @@ class CallBook:
                 facts.transferred = True
             elif kind == EventKind.IVR_STEP and str(data.get("node", "")).startswith(AFTER_HOURS_NODES):
                 facts.after_hours = True
-        self.bus.emit(call_id, kind, data)
+        self._track_screen(self.bus.emit(call_id, kind, data))
+
+    def call_info(self, call_id: str) -> dict[str, Any]:
+        """What the screen pop shows of a call: caller, IVR path, SI code, topic, province,
+        language, offered and answered times (those known so far); {} when none."""
+        return self._screen.get(call_id, {})
+
+    def _track_screen(self, event: CallEvent) -> None:
+        info = self._screen.setdefault(event.call_id, {})
+        d = event.data
+        if event.kind == "call.started":
+            info["caller"] = d.get("caller", "")
+        elif event.kind == "ivr.step":
+            info.setdefault("ivr_path", []).append(d.get("node"))
+        elif event.kind == "ivr.lookup" and d.get("found"):
+            info["si_code"] = d.get("participant_id")
+        elif event.kind == "queue.joined":
+            info.update(topic=d.get("topic"), province=d.get("province"), language=d.get("language"))
+        elif event.kind == "agent.offer":
+            info["offered_at"] = event.ts
+        elif event.kind == "call.answered":
+            info["answered_at"] = event.ts
+        elif event.kind == "call.ended":
+            self._screen.pop(event.call_id, None)
+        while len(self._screen) > SCREEN_MAX_CALLS:
+            self._screen.pop(next(iter(self._screen)))
 
     def started(self, *, call_id: str, uniqueid: str, caller: str, dialed: str, channel: str,
                 language: str = "") -> CallFacts:

@@ -242,6 +242,19 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a shell environment file (``run/stack.env``) as a dict: blank
+    lines and ``#`` comments skipped, spaces around keys and values and quotes around values
+    removed, as ``source`` would read them."""
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            k, v = line.split("=", 1)
+            env[k.strip()] = v.strip().strip("'\"")
+    return env
+
+
 def redact_dsn(dsn: str) -> str:
     """A DSN with its password replaced by ``***`` (safe to log)."""
     if "://" not in dsn or "@" not in dsn:

@@ -18,19 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.config import read_env_file
+
 REPO = Path(__file__).resolve().parent.parent
 STACK_ENV = REPO / "run" / "stack.env"
 
 
 def read_stack_env() -> dict[str, str]:
-    env: dict[str, str] = {}
-    if STACK_ENV.is_file():
-        for line in STACK_ENV.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, v = line.split("=", 1)
-                env[k.strip()] = v.strip().strip("'\"")
-    return env
+    return read_env_file(STACK_ENV) if STACK_ENV.is_file() else {}
 
 
 def base_dsn() -> str:

@@ -1,14 +1,16 @@
 """The aiohttp application: ``create_app(settings=..., services=...)``.
 
-Every route is declared once, as a :class:`Route` in ``switchboard.api.routes``:
-method, path, who may call it, its query/body schemas and what it returns.
-The same table registers the handlers, drives the auth and validation
-middleware, and writes the OpenAPI document, so the three cannot disagree.
+Every route is declared once, as a :class:`Route` (``switchboard.api.keys``) in the
+table of ``switchboard.api.routes``: method, path, who may call it, its query/body
+schemas and what it returns. The same table registers the handlers, drives the auth
+and validation middleware (``switchboard.api.middleware``), and writes the OpenAPI
+document, so the three cannot disagree. This module builds the application from that
+table; no module of ``api/`` imports it back.
 
-Middleware, outermost first: metrics (counts every request by route
-template), errors (JSON ``{error_id, message, details}``), auth (bearer token
-or session cookie; access rule of the route; CSRF header for cookie writes),
-validation (path, query and JSON body against the route's schemas).
+Middleware, outermost first: metrics (counts every request by route template), errors
+(JSON ``{error_id, message, details}``), auth (bearer token or session cookie; access
+rule of the route; CSRF header for cookie writes), validation (path, query and JSON
+body against the route's schemas).
 """
 
 from __future__ import annotations
@@ -17,200 +19,39 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from switchboard.api import auth, guards
-from switchboard.api.auth import Access, FailureLimiter, Principal
-from switchboard.api.errors import (
-    Forbidden,
-    Handler,
-    TooManyRequests,
-    Unauthorized,
-    ValidationFailed,
-    error_middleware,
+from switchboard.api.auth import FailureLimiter
+from switchboard.api.errors import error_middleware
+from switchboard.api.keys import (
+    HUB,
+    LOGIN_LIMITER,
+    METRICS,
+    OPTIONS,
+    ROUTES,
+    SERVICES,
+    SETTINGS,
+    TOKEN_LIMITER,
+    TRUSTED_PROXIES,
+    ApiOptions,
+    Route,
 )
 from switchboard.api.live import Audience, LiveHub, LiveMessage
+from switchboard.api.middleware import auth_middleware, metrics_middleware
+from switchboard.api.routes import ROUTE_TABLE
 from switchboard.api.services import Services
-from switchboard.api.validation import Schema, check_body, coerce_query, problems
 from switchboard.config import Settings
 from switchboard.metrics import Metrics
 
 log = logging.getLogger("switchboard.api")
 
-SETTINGS = web.AppKey("settings", Settings)
-SERVICES = web.AppKey("services", Services)
-METRICS = web.AppKey("metrics", Metrics)
-HUB = web.AppKey("hub", LiveHub)
-ROUTES = web.AppKey("routes", dict)  # (method, path template) -> Route
-LOGIN_LIMITER = web.AppKey("login_limiter", FailureLimiter)
-TOKEN_LIMITER = web.AppKey("token_limiter", FailureLimiter)
-TRUSTED_PROXIES: web.AppKey[tuple[guards.Network, ...]] = web.AppKey("trusted_proxies")
-
-PRINCIPAL = web.RequestKey("principal", Principal)
-BODY = web.RequestKey("body", dict)
-QUERY = web.RequestKey("query", dict)
-
-
-@dataclass(frozen=True)
-class ApiOptions:
-    """Tunables of the API layer (defaults suit production)."""
-
-    service_timeout: float = 10.0      # limit on every service call made by a handler
-    session_ttl_s: float = 12 * 3600.0
-    secure_cookies: bool = False       # set True behind HTTPS
-    login_max_failures: int = 5
-    login_window_s: float = 300.0
-    token_max_failures: int = 30       # bad bearer tokens per IP before 429
-    figures_interval_s: float = 2.0    # how often supervisors get queue figures
-    ws_send_timeout: float = 5.0
-    ws_auth_timeout: float = 5.0
-    ws_recheck_s: float = 0.5          # how often live sockets' tokens are checked (logout, revocation, expiry)
-    max_body_bytes: int = 256 * 1024
-
-
-OPTIONS = web.AppKey("options", ApiOptions)
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    access: Access
-    summary: str
-    tag: str
-    operation_id: str
-    path_params: Mapping[str, Schema] = field(default_factory=dict)
-    query: Mapping[str, Schema] = field(default_factory=dict)
-    body: Schema | None = None
-    response: Any = None            # a dataclass, list[dataclass] or a JSON schema dict
-    content_type: str = "application/json"
-    errors: Sequence[int] = ()      # extra documented statuses beyond the auth/validation ones
-
-
-def principal_of(request: web.Request) -> Principal:
-    p = request.get(PRINCIPAL)
-    if p is None:  # pragma: no cover - the middleware guarantees it on protected routes
-        raise Unauthorized("a bearer token is required")
-    assert isinstance(p, Principal)
-    return p
-
-
-def client_ip(request: web.Request) -> str:
-    """The client's address; ``X-Forwarded-For`` counts only from ``http.trusted_proxies``."""
-    trusted = request.app[TRUSTED_PROXIES]
-    return guards.client_address(request.remote, request.headers.getall("X-Forwarded-For", []), trusted)
-
-
-def _route_of(request: web.Request) -> Route | None:
-    info = request.match_info
-    resource = info.route.resource if info.route is not None else None
-    if resource is None:
-        return None
-    method = request.method if request.method != "HEAD" else "GET"
-    found: Route | None = request.app[ROUTES].get((method, resource.canonical))
-    return found
-
-
-def _template(request: web.Request) -> str:
-    resource = request.match_info.route.resource if request.match_info.route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        route = _template(request)
-        if route != "/metrics":
-            request.app[METRICS].observe_http(method=request.method, route=route, status=status,
-                                              seconds=time.perf_counter() - start)
-
-
-async def authenticate(request: web.Request, token: str) -> Principal | None:
-    """Check a token (bearer or cookie), counting failures per (token id claimed, client address):
-    bad tokens from one address never block another token's holder behind the same address."""
-    app = request.app
-    key = guards.limiter_key(guards.claimed_principal(token), client_ip(request))
-    wait = app[TOKEN_LIMITER].retry_after(key)
-    if wait > 0:
-        raise TooManyRequests("too many invalid tokens for this token id from this address",
-                              headers={"Retry-After": str(int(wait) + 1)})
-    async with asyncio.timeout(app[OPTIONS].service_timeout):
-        principal = await auth.verify_token(app[SERVICES].tokens, token)
-    if principal is None:
-        app[TOKEN_LIMITER].failed(key)
-    return principal
-
-
-def _credentials(request: web.Request) -> tuple[str | None, bool]:
-    """(token, came from the session cookie)."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        return value.strip(), False
-    cookie = request.cookies.get(auth.SESSION_COOKIE)
-    if cookie:
-        return cookie, True
-    return None, False
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route = _route_of(request)
-    if route is None:
-        return await handler(request)  # the router answers 404/405
-    # path parameters first: a malformed id is a 400 whoever asks
-    found: list[dict[str, str]] = []
-    for name, schema in route.path_params.items():
-        found.extend(problems(request.match_info.get(name, ""), schema, name))
-    if found:
-        raise ValidationFailed("the path is invalid", details={"problems": found})
-    if route.access is not Access.OPEN:
-        token, from_cookie = _credentials(request)
-        if token is None and route.path == "/api/ws":
-            token = request.query.get("token")
-        if token is None:
-            if route.path == "/api/ws":
-                return await handler(request)  # first-message auth
-            raise Unauthorized("a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        principal = await authenticate(request, token)
-        if principal is None:
-            raise Unauthorized("the token is invalid, expired or revoked", error_id="invalid-credentials",
-                               headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if from_cookie and request.method not in ("GET", "HEAD", "OPTIONS") \
-                and request.headers.get(auth.CSRF_HEADER) != "1":
-            raise Forbidden(f"requests authenticated by cookie must send {auth.CSRF_HEADER}: 1",
-                            error_id="forbidden")
-        if not auth.may_access(principal, route.access, request.match_info.get("agent_id")):
-            raise Forbidden("this token may not do that", details={"access": route.access.value,
-                                                                  "role": principal.role})
-        request[PRINCIPAL] = principal
-    request[QUERY] = coerce_query(request.query, route.query)
-    if route.body is not None:
-        if request.content_length is not None and request.content_length > request.app[OPTIONS].max_body_bytes:
-            raise ValidationFailed("the request body is too large")
-        raw = await request.read() if request.can_read_body else b""
-        body = guards.parse_json(raw) if raw else {}
-        request[BODY] = check_body(body, route.body)
-    return await handler(request)
+__all__ = ["HUB", "METRICS", "SERVICES", "SETTINGS", "ApiOptions", "ApiServer", "create_app"]
 
 
 def _register(app: web.Application, routes: Sequence[Route]) -> None:
@@ -258,8 +99,6 @@ def create_app(
 ) -> web.Application:
     """The API application. ``metrics`` and ``hub`` are created when not given;
     read them back from ``app[METRICS]`` and ``app[HUB]`` to feed them."""
-    from switchboard.api.routes import ROUTE_TABLE
-
     opts = options or ApiOptions()
     m = metrics or Metrics(service_level_s=settings.routing.service_level_s,
                            short_abandon_s=settings.routing.short_abandon_s)
@@ -354,8 +193,6 @@ class _BadRequestLines(logging.Filter):
 _BAD_REQUESTS = _BadRequestLines()
 
 
-ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}"
-_ID_RE = re.compile(ID_PATTERN)
 
 
 @dataclass

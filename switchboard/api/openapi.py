@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from switchboard import __version__
-from switchboard.api.app import ROUTES, Route
 from switchboard.api.auth import Access
 from switchboard.api.errors import ERROR_IDS
+from switchboard.api.keys import ROUTES, Route
 from switchboard.api.schema import components, schema_for_type
 from switchboard.api.services import Code, ProvinceInfo
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from switchboard.api.app import Route
 from switchboard.api.auth import Access
 from switchboard.api.errors import NotFound
+from switchboard.api.keys import Route
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",

@@ -18,7 +18,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from switchboard.api import auth, guards
-from switchboard.api.app import (
+from switchboard.api.auth import Access
+from switchboard.api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from switchboard.api.jsonutil import json_ok
+from switchboard.api.keys import (
     BODY,
     HUB,
     ID_PATTERN,
@@ -30,14 +33,10 @@ from switchboard.api.app import (
     SERVICES,
     SETTINGS,
     Route,
-    authenticate,
-    client_ip,
-    principal_of,
 )
-from switchboard.api.auth import Access
-from switchboard.api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
-from switchboard.api.jsonutil import json_ok
 from switchboard.api.live import serve_websocket
+from switchboard.api.middleware import authenticate, client_ip, principal_of
+from switchboard.api.openapi import build_document
 from switchboard.api.pages import PAGE_ROUTES
 from switchboard.api.services import (
     AgentFigures,
@@ -108,8 +107,6 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
-    from switchboard.api.openapi import build_document
-
     return json_ok(build_document(request.app))
 
 

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from switchboard.config import Settings
+from switchboard.config import Settings, read_env_file
 
 log = logging.getLogger("switchboard.demo")
 
@@ -26,15 +26,6 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=0.0,
                    help="stop after this many seconds and print a summary (default: run until Ctrl-C)")
     p.set_defaults(func=_demo)
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            k, v = line.split("=", 1)
-            env[k.strip()] = v.strip()
-    return env
 
 
 def _wait_service(settings: Settings, timeout: float = 120.0) -> bool:
@@ -59,7 +50,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not env_file.is_file():
         log.error("%s not found: bring the local stack up first (make stack-up)", env_file)
         return 2
-    env = _read_env(env_file)
+    env = read_env_file(env_file)
     if not _wait_service(settings):
         log.error("the service does not answer on %s:%d", settings.http.host, settings.http.port)
         return 1

@@ -26,8 +26,10 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -38,6 +40,12 @@ INTERVALS: tuple[str, ...] = ("hour", "day", "week")
 GROUPS: dict[str, str] = {"topic": "topic", "province": "province", "agent": "agent_id"}
 NONE_GROUP = "(none)"
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
+
+
+def local_day_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[first 00:00, the day after last 00:00) in ``tz``, as aware datetimes."""
+    return (datetime.combine(first, dtime(0), tzinfo=tz),
+            datetime.combine(last + timedelta(days=1), dtime(0), tzinfo=tz))
 
 
 @dataclass(frozen=True, slots=True)

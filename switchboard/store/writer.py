@@ -36,6 +36,7 @@ from switchboard.config import DatabaseSettings, redact_dsn
 from switchboard.events import CallEvent
 from switchboard.store import batch_sql
 from switchboard.store.errors import TRANSIENT_DB_ERRORS, WriterClosed, WriterOverloaded
+from switchboard.store.pool import close_connection
 from switchboard.store.spool import Record, Spool, SpoolFull
 
 log = logging.getLogger("switchboard.store.writer")
@@ -254,12 +255,7 @@ class EventWriter:
 
     async def _close_conn(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None or conn.is_closed():
-            return
-        try:
-            await conn.close(timeout=2.0)
-        except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError):
-            conn.terminate()
+        await close_connection(conn)
 
     # -- the loop ----------------------------------------------------------------
 

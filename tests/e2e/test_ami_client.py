@@ -14,7 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from e2e_stack import asterisk_pid, stop_process
+from e2e_stack import ami_settings, asterisk_pid, stop_process
 
 from switchboard.ami.capture import AmiRecorder, frames_of_calls
 from switchboard.ami.client import AmiClient, AmiDisconnected, ListResponse
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 
 
-def _settings(env: dict[str, str], *, admin: bool = False, **kw: float) -> AmiSettings:
-    return AmiSettings(
-        host=env["SWITCHBOARD_AMI_HOST"],
-        port=int(env["SWITCHBOARD_AMI_PORT"]),
-        username=env["STACK_AMI_ADMIN_USERNAME"] if admin else env["SWITCHBOARD_AMI_USERNAME"],
-        secret_file=env["STACK_AMI_ADMIN_SECRET_FILE"] if admin else env["SWITCHBOARD_AMI_SECRET_FILE"],
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 def _asterisk_pid(env: dict[str, str]) -> int:
     # var/run in the root is an absolute link to /run: on the host it would name the host's /run.
     pid = asterisk_pid(env)
@@ -45,7 +35,7 @@ def _asterisk_pid(env: dict[str, str]) -> int:
 
 
 async def test_md5_login_ping_and_list_action(stack_env: dict[str, str]) -> None:
-    client = AmiClient(_settings(stack_env), event_classes="call,agi,system")
+    client = AmiClient(ami_settings(stack_env), event_classes="call,agi,system")
     resyncs: list[bool] = []
     client.on_resync(resyncs.append)
     await client.start(timeout=10)
@@ -69,7 +59,7 @@ async def test_md5_login_ping_and_list_action(stack_env: dict[str, str]) -> None
 
 
 async def test_wrong_secret_is_refused(stack_env: dict[str, str]) -> None:
-    good = _settings(stack_env)
+    good = ami_settings(stack_env)
     bad = AmiSettings(host=good.host, port=good.port, username=good.username, secret="wrong-secret-xyz",
                       reconnect_min=5, reconnect_max=5)
     client = AmiClient(bad)
@@ -82,7 +72,7 @@ async def test_wrong_secret_is_refused(stack_env: dict[str, str]) -> None:
 
 
 async def test_half_open_link_detected_by_ping_watchdog(stack_env: dict[str, str]) -> None:
-    client = AmiClient(_settings(stack_env, ping_interval=0.5, ping_timeout=1.0, reconnect_min=0.2,
+    client = AmiClient(ami_settings(stack_env, ping_interval=0.5, ping_timeout=1.0, reconnect_min=0.2,
                                  reconnect_max=1.0))
     resyncs: list[bool] = []
     client.on_resync(resyncs.append)
@@ -109,17 +99,17 @@ async def test_half_open_link_detected_by_ping_watchdog(stack_env: dict[str, str
 
 
 def _recorder(env: dict[str, str]) -> AmiRecorder:
-    s = _settings(env)
+    s = ami_settings(env)
     return AmiRecorder(s.host, s.port, s.username, s.resolved_secret())
 
 
 async def test_restart_under_the_client(stack_env: dict[str, str]) -> None:
     """Also records the service user's raw bytes around the restart (fixtures restart_*.ami)."""
-    client = AmiClient(_settings(stack_env, reconnect_min=0.5, reconnect_max=2.0, ping_interval=1.0))
+    client = AmiClient(ami_settings(stack_env, reconnect_min=0.5, reconnect_max=2.0, ping_interval=1.0))
     resyncs: list[bool] = []
     client.on_resync(resyncs.append)
     await client.start(timeout=10)
-    admin = AmiClient(_settings(stack_env, admin=True))
+    admin = AmiClient(ami_settings(stack_env, admin=True))
     await admin.start(timeout=10)
     before = _recorder(stack_env)
     await before.start()
@@ -183,7 +173,7 @@ async def test_restart_under_the_client(stack_env: dict[str, str]) -> None:
 
 async def _raw_session(env: dict[str, str], actions: list[bytes], *, linger: float) -> bytes:
     """Log in with MD5 on a raw socket, send actions, record every byte Asterisk sends."""
-    s = _settings(env)
+    s = ami_settings(env)
     reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port), 5)
     got = bytearray()
 

@@ -21,14 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 from store_helpers import TcpProxy, free_port, host_port, local, make_call
 
 from switchboard.api.pg_services import (
-    AgentStateLog,
     HealthChecks,
     PgCallService,
     PgRecordingService,
     PgReportService,
     RegistryFlowService,
-    close_pool,
-    create_pool,
 )
 from switchboard.api.routes import resolve_recording
 from switchboard.api.services import CallQuery, NotFoundError
@@ -36,7 +33,9 @@ from switchboard.config import DatabaseSettings, PathSettings, Settings
 from switchboard.events import CallEvent
 from switchboard.ivr.registry import FlowRegistry
 from switchboard.store import reports
+from switchboard.store.agent_log import AgentStateLog
 from switchboard.store.migrate import apply_migrations
+from switchboard.store.pool import close_pool, create_pool
 from switchboard.store.writer import EventWriter
 
 DAY = date(2026, 3, 2)

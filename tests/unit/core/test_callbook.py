@@ -100,3 +100,23 @@ def test_bus_counters_are_bounded_lru() -> None:
     bus.emit("c", EventKind.IVR_STEP, {})      # evicts b, the least recently active
     assert bus.emit("a", EventKind.IVR_STEP, {}).seq == 3
     assert bus.emit("b", EventKind.IVR_STEP, {}).seq == 1
+
+
+async def test_screen_pop_info_follows_the_calls_events_until_it_ends() -> None:
+    book, seen = _book()
+    book.started(call_id="c1", uniqueid="u1", caller="0243", dialed="1900", channel="x")
+    book.emit("c1", EventKind.IVR_STEP, {"node": "welcome"})
+    book.emit("c1", EventKind.IVR_STEP, {"node": "menu"})
+    book.emit("c1", "ivr.lookup", {"found": True, "participant_id": "SI123"})
+    book.emit("c1", EventKind.QUEUE_JOINED, {"topic": "health/card", "province": "HN", "language": "vi"})
+    book.emit("c1", "agent.offer", {"agent_id": "a1"})
+    book.emit("c1", EventKind.ANSWERED, {"agent_id": "a1"})
+    offer, answer = (e for e in seen if e.kind in ("agent.offer", "call.answered"))
+    assert book.call_info("c1") == {
+        "caller": "0243", "ivr_path": ["welcome", "menu"], "si_code": "SI123", "topic": "health/card",
+        "province": "HN", "language": "vi", "offered_at": offer.ts, "answered_at": answer.ts}
+    book.emit("cb", EventKind.QUEUE_JOINED, {"topic": "social/pension", "province": "HCM", "language": "vi"})
+    assert book.call_info("cb")["topic"] == "social/pension"   # a call id with no live record (a callback)
+    book.channel_hung_up("u1", cause="16")
+    book.flow_ended("c1", reason="caller_hangup", node="menu")
+    assert book.call_info("c1") == {} and book.call_info("nobody") == {}

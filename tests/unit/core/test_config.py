@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.config import ConfigError, load_settings, redact_dsn
+from switchboard.config import ConfigError, load_settings, read_env_file, redact_dsn
 
 
 def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,3 +92,11 @@ def test_config_env_var_selects_file(tmp_path: Path) -> None:
     f.write_text("[http]\nport = 9999\n")
     s = load_settings(environ={"SWITCHBOARD_CONFIG": str(f), "SWITCHBOARD_NO_EXTENSIONS": "1"})
     assert s.http.port == 9999  # and SWITCHBOARD_NO_EXTENSIONS (not a setting) is no error
+
+
+def test_read_env_file_reads_a_stack_env_as_source_would(tmp_path: Path) -> None:
+    f = tmp_path / "stack.env"
+    f.write_text("# written by stack-up\n\nSWITCHBOARD_AMI_PORT=5038\n  STACK_SIP_PORT = 5690 \n"
+                 "QUOTED='a b'\nDOUBLE=\"x=y\"\nnot a setting\n")
+    assert read_env_file(f) == {"SWITCHBOARD_AMI_PORT": "5038", "STACK_SIP_PORT": "5690",
+                                "QUOTED": "a b", "DOUBLE": "x=y"}
