@@ -32,12 +32,35 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from switchboard.acd import agent_state as st
 from switchboard.acd.agents import AgentRecord
+from switchboard.acd.model import (
+    REASON_ANSWERED,
+    REASON_BUSY,
+    REASON_CONGESTION,
+    REASON_NO_ANSWER,
+    VAR_CALL_ID,
+    VAR_CALLER,
+    VAR_JOINED,
+    VAR_LANGUAGE,
+    VAR_PRIORITY,
+    VAR_PROVINCE,
+    VAR_TOPIC,
+    AcdError,
+    AgentSnapshot,
+    Callback,
+    Emit,
+    IllegalAgentAction,
+    Offer,
+    UnknownAgent,
+    Waiter,
+    WaitingSnapshot,
+    new_callback_id,
+    result_of_cause,
+)
 from switchboard.acd.router import AgentView as RouterAgent
 from switchboard.acd.router import Assignment, RoutingPolicy, WaitingCall, estimate_wait, route, tier_of
 from switchboard.ami.agi import AgiHangup, agi_quote
@@ -47,128 +70,19 @@ from switchboard.config import RoutingSettings
 from switchboard.events import EventKind
 from switchboard.telephony.numbers import CallbackNumbers, default_callback_numbers, log_safe, presentable
 
+__all__ = [
+    "REASON_ANSWERED", "REASON_BUSY", "REASON_CONGESTION", "REASON_NO_ANSWER", "VAR_CALLER", "VAR_CALL_ID",
+    "VAR_JOINED", "VAR_LANGUAGE", "VAR_PRIORITY", "VAR_PROVINCE", "VAR_TOPIC", "AcdError", "AcdService",
+    "AgentSnapshot", "Callback", "Emit", "IllegalAgentAction", "Offer", "UnknownAgent", "Waiter",
+    "WaitingSnapshot", "new_callback_id",
+]
+
 log = logging.getLogger("switchboard.acd")
-
-#: Originate ``Reason`` codes (Asterisk's AST_CONTROL_* of the outbound leg).
-REASON_NO_ANSWER = "3"
-REASON_ANSWERED = "4"
-REASON_BUSY = "5"
-REASON_CONGESTION = "8"
-
-#: Channel variables set on a waiting caller, so a restarted service can re-adopt it.
-VAR_CALL_ID = "SB_CALL_ID"
-VAR_TOPIC = "SB_TOPIC"
-VAR_PROVINCE = "SB_PROVINCE"
-VAR_PRIORITY = "SB_PRIORITY"
-VAR_LANGUAGE = "SB_LANGUAGE"
-VAR_JOINED = "SB_JOINED"         # wall-clock epoch seconds when the caller joined the line
-VAR_CALLER = "SB_CALLER"
-
-Emit = Callable[[str, EventKind, dict[str, Any]], None]
-
-
-#: Hang-up causes (Q.850) of an agent leg that never answered, and what they mean for the offer.
-_CAUSE_RESULTS = {"17": "rejected", "21": "rejected", "18": "timeout", "19": "timeout"}
-
-
-def _result_of_cause(cause: str) -> str:
-    return _CAUSE_RESULTS.get(cause, "")
-
-
-class AcdError(Exception):
-    """An ACD request that cannot be carried out (unknown agent, illegal state)."""
-
-
-class UnknownAgent(AcdError):
-    pass
-
-
-class IllegalAgentAction(AcdError):
-    pass
-
-
-@dataclass
-class Offer:
-    leg: str                  # Uniqueid of the agent leg (ChannelId of the Originate)
-    call_id: str
-    agent_id: str
-    started: float            # monotonic
-    answered: float | None = None   # the agent answered (a callback: before the number is dialled)
-    callback_id: str | None = None   # an offer of a callback: agent first, then the caller's number
-    dial_status: str = ""     # a callback: DialEnd status of the call to the number
-    cause: str = ""           # hang-up cause of the leg, once Asterisk reports one
-    failed_at: float | None = None   # OriginateResponse said failure without saying why
-    recording: str = ""       # the file the dialplan's MixMonitor writes (Asterisk's path)
-
 
 def _caller_id(caller: str) -> str:
     """The CallerID of a leg that shows the caller: the untrusted caller id reduced to digits."""
     shown = presentable(caller)
     return f'"{shown}" <{shown}>' if shown else "Hotline"
-
-
-def new_callback_id() -> str:
-    return f"cb-{uuid.uuid4().hex[:16]}"
-
-
-@dataclass
-class Callback:
-    """A caller's request to be called back, keeping its place in line."""
-
-    callback_id: str
-    number: str
-    attempts: int = 0         # calls to the number made so far
-    not_before: float = 0.0   # monotonic: no new attempt before (retry delay)
-
-
-@dataclass
-class Waiter:
-    """One caller waiting for an agent (or a callback keeping its place)."""
-
-    call: WaitingCall
-    caller: str
-    channel: str              # the caller's channel name (Bridge target)
-    uniqueid: str             # the caller's channel Uniqueid
-    joined_wall: float
-    session: Any = None       # the AGI session (None for a callback)
-    province_source: str = ""
-    variables: dict[str, str] = field(default_factory=dict)
-    offer: Offer | None = None
-    offers: int = 0
-    tier_announced: int = 0
-    done: asyncio.Future[str] | None = None
-    hold_task: asyncio.Task[None] | None = None
-    callback: Callback | None = None   # set once the caller asked for a callback and left the line
-    callback_refused: str = ""         # why the number cannot be called back (no more offers to press 1)
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSnapshot:
-    agent_id: str
-    name: str
-    endpoint: str
-    status: str
-    since_wall: float
-    device: str
-    pause_reason: str | None
-    call_id: str | None
-    skills: Mapping[str, int]
-    home_province: str
-    languages: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class WaitingSnapshot:
-    call_id: str
-    caller: str
-    topic: str
-    province: str | None
-    priority: int
-    language: str
-    joined_wall: float
-    wait_s: float
-    tier: str
-    offered_to: str | None
 
 
 class AcdService:
@@ -814,7 +728,7 @@ class AcdService:
             elif offer is not None and (ev.get("Response") or "") != "Success":
                 reason = ev.get("Reason") or ""
                 result = {REASON_NO_ANSWER: "timeout", REASON_BUSY: "rejected",
-                          REASON_CONGESTION: "rejected"}.get(reason) or _result_of_cause(offer.cause)
+                          REASON_CONGESTION: "rejected"}.get(reason) or result_of_cause(offer.cause)
                 if result:
                     self._end_offer(leg, result)
                 else:
@@ -843,7 +757,7 @@ class AcdService:
             elif uid in self.offers:
                 # Rejected or hung up before the bridge; OriginateResponse may follow.
                 cause = ev.get("Cause") or ""
-                self._end_offer(uid, _result_of_cause(cause) or _result_of_cause(self.offers[uid].cause)
+                self._end_offer(uid, result_of_cause(cause) or result_of_cause(self.offers[uid].cause)
                                 or "failed")
             elif uid in self.talking:
                 self._agent_hung_up(uid, self.talking.pop(uid), cause=ev.get("Cause-txt") or "")
