@@ -52,7 +52,7 @@ async def test_owed_callbacks_keep_their_place_and_their_attempts() -> None:
 async def test_expired_duplicate_and_just_closed_callbacks_stay_out() -> None:
     events: list[tuple[str, str, dict[str, Any]]] = []
     acd = _acd(events)
-    acd._callback_closed("cb-4")           # answered a moment ago; its event not in the database yet
+    acd.callbacks.closed("cb-4")            # answered a moment ago; its event not in the database yet
     owed = [_owed(1), _owed(2, age_s=7200, attempts=2), _owed(3, number="0900000001"), _owed(4)]
     assert acd.restore_callbacks(owed, max_age_s=3600) == ["call-1"]
     assert events == [

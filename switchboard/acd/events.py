@@ -1,0 +1,118 @@
+"""What Asterisk tells the ACD: AMI events turned into calls on the ACD's parts.
+
+Owns: the meaning of each AMI event for the ACD (``DeviceStateChange``,
+``OriginateResponse``, ``DialEnd``, ``HangupRequest``, ``BridgeEnter``, ``Hangup``), the
+reading of every device state (``DeviceStateList``) and what a reconnect or an Asterisk
+restart means (offers failed, talking legs ended, callers gone; callbacks keep their place).
+
+Must not touch: the state it dispatches to. It keeps none of its own and decides only which
+part's method an event calls; the offer lifecycle, callback line, line and desk change state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from switchboard.acd.callbacks import CallbackLine
+from switchboard.acd.desk import AgentDesk
+from switchboard.acd.line import CallerLine
+from switchboard.acd.model import REASON_BUSY, REASON_CONGESTION, REASON_NO_ANSWER, result_of_cause
+from switchboard.acd.offers import OfferLifecycle
+from switchboard.ami.client import AmiError
+from switchboard.ami.protocol import Event
+
+log = logging.getLogger("switchboard.acd")
+
+#: The AMI events the ACD subscribes to.
+EVENT_NAMES = ("DeviceStateChange", "OriginateResponse", "BridgeEnter", "Hangup", "HangupRequest", "DialEnd")
+
+
+class AmiEvents:
+    """Feeds the ACD's parts from one AMI client's events."""
+
+    def __init__(self, *, ami: Any, desk: AgentDesk, line: CallerLine, offers: OfferLifecycle,
+                 callbacks: CallbackLine, clock: Callable[[], float], schedule_route: Callable[[], None]) -> None:
+        self.ami = ami
+        self.desk = desk
+        self.line = line
+        self.offers = offers
+        self.callbacks = callbacks
+        self.clock = clock
+        self._schedule_route = schedule_route
+
+    async def on_resync(self, restarted: bool) -> None:
+        if restarted:
+            # Every channel is gone: offers and calls with them.
+            for leg in list(self.offers.offers):
+                self.offers.end_offer(leg, "failed", cancel=True)
+            for leg, offer in list(self.offers.talking.items()):
+                self.offers.agent_hung_up(leg, offer)
+            for call_id, w in list(self.line.waiting.items()):
+                if w.callback is None:     # a callback has no channel to lose: it keeps its place
+                    self.line.drop_waiter(call_id, "gone")
+        await self.refresh_devices()
+        self._schedule_route()
+
+    async def refresh_devices(self) -> None:
+        """Read every endpoint's device state (DeviceStateList) and reconcile."""
+        try:
+            resp = await self.ami.send({"Action": "DeviceStateList"}, timeout=5)
+        except (AmiError, TimeoutError) as exc:
+            log.warning("device state list failed: %s", exc)
+            return
+        for ev in getattr(resp, "events", ()):
+            self.desk.device_changed(ev.get("Device") or "", ev.get("State") or "")
+
+    def handle_event(self, ev: Event) -> None:
+        name = ev.name
+        offers = self.offers.offers
+        if name == "DeviceStateChange":
+            self.desk.device_changed(ev.get("Device") or "", ev.get("State") or "")
+        elif name == "OriginateResponse":
+            leg = ev.get("Uniqueid") or ""
+            offer = offers.get(leg)
+            if offer is not None and offer.callback_id and (ev.get("Response") or "") == "Success":
+                self.callbacks.agent_answered(offer)
+            elif offer is not None and (ev.get("Response") or "") != "Success":
+                reason = ev.get("Reason") or ""
+                result = {REASON_NO_ANSWER: "timeout", REASON_BUSY: "rejected",
+                          REASON_CONGESTION: "rejected"}.get(reason) or result_of_cause(offer.cause)
+                if result:
+                    self.offers.end_offer(leg, result)
+                else:
+                    # Asterisk 22 says Reason 0 for a 486 Busy too; the leg's Hangup (cause
+                    # 17) follows at once and decides. The timer ends it if none comes.
+                    offer.failed_at = self.clock()
+        elif name == "DialEnd":
+            offer = offers.get(ev.get("Uniqueid") or "")
+            if offer is not None and offer.callback_id:
+                offer.dial_status = ev.get("DialStatus") or ""
+        elif name == "HangupRequest":
+            offer = offers.get(ev.get("Uniqueid") or "")
+            if offer is not None and (ev.get("Cause") or "") not in ("", "0"):
+                offer.cause = ev.get("Cause") or ""
+        elif name == "BridgeEnter":
+            leg = ev.get("Uniqueid") or ""
+            if leg in offers:
+                if offers[leg].callback_id:
+                    self.callbacks.answered(leg)
+                else:
+                    self.offers.answered(leg)
+        elif name == "Hangup":
+            uid = ev.get("Uniqueid") or ""
+            talking = self.offers.talking
+            if uid in offers and offers[uid].answered is not None:
+                self.callbacks.not_reached(uid, offers.pop(uid))
+            elif uid in offers:
+                # Rejected or hung up before the bridge; OriginateResponse may follow.
+                cause = ev.get("Cause") or ""
+                self.offers.end_offer(uid, result_of_cause(cause) or result_of_cause(offers[uid].cause)
+                                      or "failed")
+            elif uid in talking:
+                self.offers.agent_hung_up(uid, talking.pop(uid), cause=ev.get("Cause-txt") or "")
+            else:
+                for w in list(self.line.waiting.values()):
+                    if w.uniqueid == uid and w.session is not None:
+                        self.line.caller_gone(w.call.call_id)
