@@ -151,6 +151,15 @@ async def _callback_stored(dsn: str, caller: str, *, timeout: float = 40.0) -> a
         await conn.close()
 
 
+async def _has_event(dsn: str, call_id: str, kind: str) -> bool:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM call_events WHERE call_id = $1 AND kind = $2",
+                                        call_id, kind, timeout=5))
+    finally:
+        await conn.close()
+
+
 async def _joined_at(dsn: str, call_id: str) -> float:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
@@ -188,6 +197,9 @@ async def test_owed_callback_survives_a_kill_9_of_the_service(stack_env: dict[st
         assert (await asking).ok
         callback_id, cid = stored["callback_id"], stored["call_id"]
         joined = await _joined_at(pg_dsn, cid)
+        # the caller's hang-up is written before the crash: this test is about the owed callback,
+        # not the events still in the writer's memory at the instant of a kill -9
+        await until(lambda: _has_event(pg_dsn, cid, "call.ended"), timeout=15, what="call.ended stored")
         service.kill9()                                           # no shutdown code runs
         assert service.proc is not None and await asyncio.wait_for(service.proc.wait(), 10) == -signal.SIGKILL
     finally:
