@@ -125,7 +125,8 @@ class AcdService:
                               schedule_route=self.schedule_route, current_call=self._current_call)
         self.desk.set_agents(agents)
         self.line = CallerLine(desk=self.desk, policy=self.policy, emit=emit, clock=clock, wall=wall, hold=hold,
-                               hold_host=self, schedule_route=self.schedule_route, cancel_offer=self._cancel_offer)
+                               hold_host=self, schedule_route=self.schedule_route, cancel_offer=self._cancel_offer,
+                               ami=ami)
         self.offer_lifecycle = OfferLifecycle(
             ami=ami, routing=routing, desk=self.desk, line=self.line, emit=emit, clock=clock, wall=wall,
             schedule_route=self.schedule_route, recordings_dir=recordings_dir, survey_context=survey_context,
