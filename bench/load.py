@@ -135,6 +135,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def box_cpu() -> tuple[float, float]:
+    """(busy, total) seconds of every CPU of the machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> list[str]:
+    return Path("/proc/loadavg").read_text().split()[:3]
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -203,7 +215,7 @@ async def _fetch_settings(dsn: str) -> dict[str, str]:
 def machine() -> dict[str, Any]:
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), "?")
-    return {"nproc": os.cpu_count(), "cpu": model, "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]}
+    return {"nproc": os.cpu_count(), "cpu": model, "loadavg_start": loadavg()}
 
 
 def main(argv: list[str]) -> int:
@@ -403,12 +415,14 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     await asyncio.sleep(plan.warmup)
     before = await scrape(http_port)
     cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    box0 = box_cpu()
     w0 = time.time()
     await asyncio.sleep(plan.hold / 2)
     mid = await admin_command(admin, "core show channels count")
     await asyncio.sleep(plan.hold / 2)
     w1 = time.time()
     cpu1 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    box1 = box_cpu()
     after = await scrape(http_port)
     taskprocessors = await admin_command(admin, "core show taskprocessors")
     (work / f"taskprocessors-{system}-{level}.txt").write_text(taskprocessors)
@@ -435,6 +449,8 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "asterisk_cpu_s_per_call": round((cpu1[1] - cpu0[1]) / offered_in_window, 4),
         "service_cpu_cores": round((cpu1[0] - cpu0[0]) / (w1 - w0), 3),
         "asterisk_cpu_cores": round((cpu1[1] - cpu0[1]) / (w1 - w0), 3),
+        "box_busy_cores": round((box1[0] - box0[0]) / (w1 - w0), 3),
+        "loadavg_end": loadavg(),
         "channels_mid": _channels(mid),
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
