@@ -391,7 +391,8 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
     finally:
         await conn.close()
         await farm.stop()
-        shutil.copytree(farm.folder, work / "sipp-agents", dirs_exist_ok=True)
+        if farm.folder.is_dir():
+            shutil.copytree(farm.folder, work / "sipp-agents", dirs_exist_ok=True)
         await admin.close()
 
 
