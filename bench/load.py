@@ -227,7 +227,11 @@ def main(argv: list[str]) -> int:
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table([json.loads(ln) for ln in Path(args.table).read_text().splitlines() if ln.strip()]))
+        return 0
     if args.quick:
         args.levels, args.agents, args.hold, args.warmup = "25", 20, 30.0, 10.0
     levels = [int(x) for x in args.levels.split(",")]
@@ -313,6 +317,31 @@ clock_offset_s = {open_hours_offset():.0f}
             out.write(json.dumps(r) + "\n")
         out.write(json.dumps(summary) + "\n")
     return 0
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Ours and app_queue side by side, one line per level and system."""
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x * 1000:.0f}" if x >= 0.01 else f"{x * 1000:.1f}"
+
+    out = ["| level | system | calls/s | channels mid | offered | completed | failed | records / outcomes exact "
+           "| Asterisk CPU s/call | service CPU s/call | Asterisk cores | service cores | box busy cores "
+           "| dispatch p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s | loop lag p99 ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("summary"):
+            continue
+        exact = r.get("records_exact", r.get("outcomes_exact"))
+        sv = r.get("agi_round_trip_fast", {}).get("SET VARIABLE", {})
+        agi = f"{sv.get('p50_s')} / {sv.get('p99_s')}" if sv else "-"
+        out.append(
+            f"| {r['level']} | {r['system']} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
+            f"| {r['offered']} | {r['completed']} | {r['failed']} | {'yes' if exact else 'NO'} "
+            f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
+            f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
+            f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) | {agi} "
+            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} |")
+    return "\n".join(out)
 
 
 @dataclass(frozen=True)
