@@ -144,6 +144,7 @@ class Probe:
     joined_aq: dict[str, float] = field(default_factory=dict)               # caller uid -> QueueCallerJoin ts
     called_aq: dict[str, list[tuple[float, str]]] = field(default_factory=dict)   # caller uid -> [(ts, leg uid)]
     outcome_aq: dict[str, list[str]] = field(default_factory=dict)          # caller id -> [BQ_RESULT...]
+    caller_down: dict[str, float] = field(default_factory=dict)             # caller uid -> ts of Hangup
 
     def feed(self, name: str, get: Any, ts: float) -> None:
         uid = get("Uniqueid") or ""
@@ -157,6 +158,8 @@ class Probe:
         elif name == "Hangup":
             if uid in self.agent_up:
                 self.agent_down[uid] = ts
+            else:
+                self.caller_down[uid] = ts
         elif name == "VarSet":
             var, value = get("Variable") or "", get("Value") or ""
             if var == "SB_JOINED":
@@ -214,6 +217,69 @@ class Probe:
             if ups:
                 out.append(min(ups) - joined)
         return out, n
+
+
+    def first_offer(self, system: str) -> dict[str, float]:
+        """Caller uid -> when its first agent leg was created."""
+        out: dict[str, float] = {}
+        if system == "app_queue":
+            for caller, calls in self.called_aq.items():
+                ups = [self.agent_up[leg][1] for _ts, leg in calls if leg in self.agent_up]
+                if ups:
+                    out[caller] = min(ups)
+            return out
+        first_by_call: dict[str, float] = {}
+        for uid, (_ep, up) in self.agent_up.items():
+            cid = self.call_of.get(uid)
+            if cid:
+                first_by_call[cid] = min(up, first_by_call.get(cid, up))
+        for uid, cid in self.call_of.items():
+            if uid not in self.agent_up and cid in first_by_call:
+                out[uid] = first_by_call[cid]
+        return out
+
+    def redispatch(self, system: str, start: float, end: float, *, homes: Mapping[str, str],
+                   province_of: Mapping[str, str | None], region_of: Mapping[str, str], wrap_up_s: float,
+                   region_after_s: float, nation_after_s: float, limit_s: float = 30.0) -> list[float]:
+        """"An agent became ready with a caller waiting": an agent's leg ended at ``h``, so both
+        systems may offer it again at ``r = h + wrap_up_s``; if at ``r`` a caller of the agent path
+        was waiting (joined, not yet offered, still there) for whom the agent was eligible at that
+        wait (own province; same region after ``region_after_s``; anyone after ``nation_after_s``:
+        every bench agent has ``general`` at proficiency 3), the latency is ``r`` -> the agent's next
+        leg. Ready instants in [start, end); a next leg later than ``limit_s`` (the waiting callers
+        went to other agents) is not counted."""
+        joins = self.joined_aq if system == "app_queue" else self.joined_ours
+        offered = self.first_offer(system)
+        legs: dict[str, list[float]] = {}
+        for ep, up in self.agent_up.values():
+            legs.setdefault(ep, []).append(up)
+        out: list[float] = []
+        for uid, (ep, _up) in self.agent_up.items():
+            down = self.agent_down.get(uid)
+            if down is None:
+                continue
+            r = down + wrap_up_s
+            if not start <= r < end:
+                continue
+            home = homes.get(ep)
+            waiting = False
+            for caller, joined in joins.items():
+                prov = province_of.get(self.caller_number.get(caller, ""))
+                if prov is None and self.caller_number.get(caller, "") not in province_of:
+                    continue                    # not an agent-path caller of this run
+                if joined > r or offered.get(caller, float("inf")) <= r or self.caller_down.get(caller, float("inf")) <= r:
+                    continue
+                waited = r - joined
+                if (home == prov or (waited >= region_after_s and region_of.get(home or "") == region_of.get(prov or ""))
+                        or waited >= nation_after_s):
+                    waiting = True
+                    break
+            if not waiting:
+                continue
+            nxt = [u for u in legs.get(ep, ()) if u > down]
+            if nxt and min(nxt) - r <= limit_s:
+                out.append(min(nxt) - r)
+        return out
 
 
 class DispatchProbe:

@@ -326,8 +326,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
     out = ["| level | system | calls/s | channels mid | offered | completed | failed | records / outcomes exact "
            "| Asterisk CPU s/call | service CPU s/call | Asterisk cores | service cores | box busy cores "
-           "| dispatch p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s | loop lag p99 ms |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s "
+           "| loop lag p99 ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("summary"):
             continue
@@ -339,7 +340,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['offered']} | {r['completed']} | {r['failed']} | {'yes' if exact else 'NO'} "
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
             f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
-            f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) | {agi} "
+            f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
+            f"| {ms(r.get('ready_dispatch_p50_s'))} / {ms(r.get('ready_dispatch_p99_s'))} "
+            f"({r.get('ready_dispatch_n', '-')}) | {agi} "
             f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} |")
     return "\n".join(out)
 
@@ -472,6 +475,11 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
             shutil.copy(f, logs / f"{r.name}-{f.name}")
     eligible = eligible_map(expected, agents, provinces)
     lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
+    agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
+    ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
+                                   province_of={n: provinces.lookup_caller(n) for n in agent_path},
+                                   region_of=provinces.region_of_map(), wrap_up_s=15.0, region_after_s=15.0,
+                                   nation_after_s=30.0)
     row = level_row(system, level, plan, wall, rates, runs, check, cpu0, cpu1, before, after, service_pid, ast_pid)
     offered_in_window = sum(rates.values()) * plan.hold
     row.update({
@@ -485,6 +493,8 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
         "dispatch_max_s": _r(max(lat) if lat else None),
+        "ready_dispatch_n": len(ready), "ready_dispatch_p50_s": _r(percentile(ready, 0.5)),
+        "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
         "taskprocessors_top": top_taskprocessors(taskprocessors),
         "sipp_errors": str(logs.relative_to(REPO)),
     })
