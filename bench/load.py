@@ -10,14 +10,26 @@ settings; opening hours forced open with `ivr.clock_offset_s`):
 * callers: for each level of concurrent calls (``--levels``), SIPp callers on mixed paths
   (self-service status look-up, menus -> agent, hang-up in the menu, hang-up in line) at rates
   that hold that many calls up for ``--hold`` seconds, from landlines of many provinces;
-* per level, one JSON object: SIPp's own counts, the records check (exactly one closed record
-  per call with the outcome of its path, one start and one end in its timeline), CPU seconds per
-  call of the service and of Asterisk, the service's RSS, AGI ack/round-trip p50/p99 by command
-  and the event loop's lag p99 (from the service's own histograms, differences over the level).
+* the app_queue baseline (``deploy/bench/``, rendered by ``bench/appqueue.py``): the same menu
+  path in plain dialplan and one app_queue queue per (topic, caller's province) with the same
+  agents as members, loaded into the same Asterisk through the stack's admin AMI user; its
+  callers dial ``19009069``. At each level ours runs first, then app_queue, back to back;
+* per level and system, one JSON object (also appended to run/bench-load/results.jsonl): SIPp's
+  own counts, the records check (ours: exactly one closed record per call with the outcome of
+  its path, one start and one end in its timeline; app_queue: the outcome its hang-up handler
+  reports, once per caller), CPU seconds per call and cores of the service and of Asterisk, RSS,
+  AGI ack/round-trip p50/p99 by command and the event loop's lag p99 (the service's own
+  histograms), the dispatch latency p50/p99 (bench/appqueue.py says how, the same for both),
+  channels up mid-window, the deepest Asterisk taskprocessors. Calls run for ``--warmup`` +
+  ``--hold`` seconds; every figure but SIPp's counts and the records is taken over the
+  ``--hold`` window after the warm-up. SIPp's error logs are kept in
+  run/bench-load/sipp-<system>-<level>/, ``core show taskprocessors`` in
+  run/bench-load/taskprocessors-<system>-<level>.txt.
 
-What this does not measure yet: the app_queue baseline and the dispatch latency (issue 12).
+A system stops at the first level where a call failed or a record (outcome) is wrong.
 
-Usage: .venv/bin/python bench/load.py [--levels 25,50,100] [--agents 60] [--hold 60] [--quick]
+Usage: .venv/bin/python bench/load.py [--levels 25,50,100] [--agents 60] [--hold 60] [--warmup 40]
+       [--systems ours,app_queue] [--quick]
 """
 
 from __future__ import annotations
@@ -27,10 +39,12 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,10 +56,23 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.appqueue import (  # noqa: E402
+    BENCH_NUMBER,
+    RELOADS,
+    DispatchProbe,
+    admin_command,
+    check_outcomes,
+    eligible_map,
+    install_baseline,
+    percentile,
+    render_baseline,
+)
 from switchboard.acd.agents import sip_password  # noqa: E402
+from switchboard.ami.client import AmiClient  # noqa: E402
 from switchboard.api import auth  # noqa: E402
 from switchboard.api.pg_tokens import PgTokenStore  # noqa: E402
 from switchboard.config import read_env_file  # noqa: E402
+from switchboard.config import AmiSettings  # noqa: E402
 from switchboard.demo.load import (  # noqa: E402
     AgentFarm,
     RecordCheck,
@@ -98,6 +125,18 @@ def generate_agents(n: int, path: Path) -> list[dict[str, Any]]:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def box_cpu() -> tuple[float, float]:
+    """(busy, total) seconds of every CPU of the machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])
+    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> list[str]:
+    return Path("/proc/loadavg").read_text().split()[:3]
 
 
 def rss_mb(pid: int) -> float:
@@ -157,18 +196,43 @@ async def _sql(dsn: str, *statements: str) -> None:
         await conn.close()
 
 
+async def _fetch_settings(dsn: str) -> dict[str, str]:
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return {name: await conn.fetchval(f"SHOW {name}") for name in ("fsync", "synchronous_commit")}
+    finally:
+        await conn.close()
+
+
+def machine() -> dict[str, Any]:
+    model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "?")
+    return {"nproc": os.cpu_count(), "cpu": model, "loadavg_start": loadavg()}
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--levels", default="25,50,100,200,400")
     ap.add_argument("--agents", type=int, default=60)
-    ap.add_argument("--hold", type=float, default=60.0, help="seconds of new calls per level")
-    ap.add_argument("--quick", action="store_true", help="one level of 25 for 30 s, 20 agents")
+    ap.add_argument("--hold", type=float, default=60.0, help="seconds of steady state measured per level")
+    ap.add_argument("--warmup", type=float, default=40.0,
+                    help="seconds of calls before the measured window (the longest path's length)")
+    ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
+    ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(markdown_table([json.loads(ln) for ln in Path(args.table).read_text().splitlines() if ln.strip()]))
+        return 0
     if args.quick:
-        args.levels, args.agents, args.hold = "25", 20, 30.0
+        args.levels, args.agents, args.hold, args.warmup = "25", 20, 30.0, 10.0
     levels = [int(x) for x in args.levels.split(",")]
+    systems = [s for s in args.systems.split(",") if s]
+    if not set(systems) <= {"ours", "app_queue"}:
+        ap.error("--systems: ours and/or app_queue")
     work = RUN / "bench-load"
     work.mkdir(parents=True, exist_ok=True)
+    box = machine()
 
     was_up = (RUN / "stack.env").is_file() and subprocess.run(
         ["python3", "deploy/local/wait_ami.py", "127.0.0.1", read_env_file(RUN / "stack.env")["SWITCHBOARD_AMI_PORT"],
@@ -177,10 +241,13 @@ def main(argv: list[str]) -> int:
     agents = generate_agents(args.agents, agents_file)
     sh("bash", "deploy/local/stack-up.sh", env={"STACK_AGENTS_FILE": str(agents_file)})
     env = read_env_file(RUN / "stack.env")
+    etc = Path(env["STACK_ASTERISK_ROOT"] + env["STACK_ASTERISK_ETC"])
+    install_baseline(etc, render_baseline(agents, load_provinces(), prompts=env["STACK_SOUND_PREFIX"]))
     server = env["SWITCHBOARD_DSN"].rsplit("/", 1)[0]
     db = f"sbbench_{os.getpid()}"
     asyncio.run(_sql(f"{server}/postgres", f'CREATE DATABASE "{db}"'))
     dsn = f"{server}/{db}"
+    box["postgres"] = asyncio.run(_fetch_settings(dsn))
     http_port = free_port()
     config = work / "switchboard.toml"
     config.write_text(f"""# bench/load.py: the stack's settings (run/switchboard.toml), its own database and HTTP port
@@ -215,10 +282,11 @@ clock_offset_s = {open_hours_offset():.0f}
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
     results: list[dict[str, Any]] = []
+    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup)
     with (work / "service.log").open("ab") as log:
         service = subprocess.Popen([*cli, "run"], env=clean, stdout=log, stderr=log, start_new_session=True)
         try:
-            asyncio.run(measure(env, dsn, http_port, service.pid, agents, secret, levels, args.hold, work, results))
+            asyncio.run(measure(env, dsn, http_port, service.pid, agents, secret, plan, work, results))
         finally:
             service.terminate()
             try:
@@ -230,17 +298,76 @@ clock_offset_s = {open_hours_offset():.0f}
                 sh("bash", "deploy/local/stack-up.sh")          # back to the stack's own agents
             else:
                 sh("bash", "deploy/local/stack-down.sh")
-    ok_levels = [r["level"] for r in results if not r["failed"] and r["records_exact"]]
-    print(json.dumps({"levels": results, "max_clean_level": max(ok_levels) if ok_levels else 0,
-                      "nproc": os.cpu_count()}))
+    summary: dict[str, Any] = {"summary": True, "machine": box, "agents": args.agents, "hold_s": args.hold,
+                               "warmup_s": args.warmup, "levels_run": levels}
+    for system in systems:
+        ok = [r["level"] for r in results if r["system"] == system and r["clean"]]
+        summary[f"max_clean_level_{system}"] = max(ok) if ok else 0
+    print(json.dumps(summary), flush=True)
+    with (work / "results.jsonl").open("a") as out:
+        for r in results:
+            out.write(json.dumps(r) + "\n")
+        out.write(json.dumps(summary) + "\n")
     return 0
 
 
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Ours and app_queue side by side, one line per level and system."""
+    def ms(x: float | None) -> str:
+        return "-" if x is None else f"{x * 1000:.0f}" if x >= 0.01 else f"{x * 1000:.1f}"
+
+    out = ["| level | system | calls/s | channels mid | offered | completed | failed | records / outcomes exact "
+           "| Asterisk CPU s/call | service CPU s/call | Asterisk cores | service cores | box busy cores "
+           "| dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s "
+           "| loop lag p99 ms |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("summary"):
+            continue
+        exact = r.get("records_exact", r.get("outcomes_exact"))
+        sv = r.get("agi_round_trip_fast", {}).get("SET VARIABLE", {})
+        agi = f"{sv.get('p50_s')} / {sv.get('p99_s')}" if sv else "-"
+        out.append(
+            f"| {r['level']} | {r['system']} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
+            f"| {r['offered']} | {r['completed']} | {r['failed']} | {'yes' if exact else 'NO'} "
+            f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
+            f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
+            f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
+            f"| {ms(r.get('ready_dispatch_p50_s'))} / {ms(r.get('ready_dispatch_p99_s'))} "
+            f"({r.get('ready_dispatch_n', '-')}) | {agi} "
+            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} |")
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Plan:
+    levels: list[int]
+    systems: list[str]
+    hold: float
+    warmup: float
+
+
+async def admin_client(env: dict[str, str]) -> AmiClient:
+    client = AmiClient(AmiSettings(host="127.0.0.1", port=int(env["SWITCHBOARD_AMI_PORT"]),
+                                   username=env["STACK_AMI_ADMIN_USERNAME"],
+                                   secret_file=env["STACK_AMI_ADMIN_SECRET_FILE"], event_queue_size=200000))
+    return client
+
+
 async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: int, agents: list[dict[str, Any]],
-                  secret: str, levels: list[int], hold: float, work: Path, results: list[dict[str, Any]]) -> None:
+                  secret: str, plan: Plan, work: Path, results: list[dict[str, Any]]) -> None:
     remote = f"127.0.0.1:{env['STACK_SIP_PORT']}"
     farm = AgentFarm([(a["id"], sip_password(secret, a["id"])) for a in agents], remote=remote,
                      port=free_port(socket.SOCK_DGRAM), workdir=work, answer_after=1.0, talk=8.0)
+    admin = await admin_client(env)
+    probe = DispatchProbe(admin)
+    await admin.start(timeout=20)
+    await probe.filter()
+    for command in RELOADS:
+        await admin_command(admin, command)
+    queues = await admin_command(admin, "queue show bq-general-ha-noi")
+    if "PJSIP/bench" not in queues:
+        raise RuntimeError(f"the app_queue baseline did not load:\n{queues}")
     for _ in range(100):
         try:
             await scrape(http_port)
@@ -248,6 +375,7 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         except (aiohttp.ClientError, OSError):
             await asyncio.sleep(0.3)
     conn = await asyncpg.connect(dsn, timeout=10)
+    provinces = load_provinces()
     try:
         tokens = {}
         for a in agents:
@@ -264,41 +392,144 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         paths = caller_paths(queue_topic_keys=("0",))
         agent_cycle = 1.0 + 8.0 + 15.0 + 2.0        # answer, talk, default wrap-up, set-up
         ast_pid = asterisk_pid(env)
-        for run_no, level in enumerate(levels, start=1):
+        stopped: set[str] = set()
+        run_no = 0
+        for level in plan.levels:
             rates = {name: share * level / paths[name].duration_s for name, share in MIX.items()}
             rates["agent"] = min(rates["agent"], 0.8 * len(agents) / agent_cycle)
-            plan = []
-            expected: dict[str, str] = {}
-            for i, (name, rate) in enumerate(rates.items(), start=1):
-                numbers = caller_numbers(i, max(1, int(rate * hold)), run=run_no)
-                expected.update(dict.fromkeys(numbers, paths[name].outcome))
-                plan.append((paths[name], rate, numbers))
-            before = await scrape(http_port)
-            cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
-            t0 = time.monotonic()
-            runs = await asyncio.gather(*(
-                run_callers(p, numbers, remote=remote, service=HOTLINE, rate=rate, limit=level, workdir=work,
-                            timeout=hold + 900) for p, rate, numbers in plan))
-            wall = time.monotonic() - t0
-            cpu1 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
-            after = await scrape(http_port)
-            check = RecordCheck()
-            for _ in range(30):
-                check = await check_records(conn, expected)
-                if check.exact:
-                    break
-                await asyncio.sleep(1.0)
-            results.append(level_row(level, hold, len(agents), wall, rates, runs, check, cpu0, cpu1, before, after,
-                                     service_pid, ast_pid))
-            print(json.dumps(results[-1]), flush=True)
-            if results[-1]["failed"] or not check.exact:
+            for system in plan.systems:
+                if system in stopped:
+                    continue
+                run_no += 1
+                row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, admin,
+                                      probe, agents, provinces, http_port, service_pid, ast_pid)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+                if not row["clean"]:
+                    stopped.add(system)
+                await asyncio.sleep(5.0)            # the last legs' wrap-up before the other system
+            if stopped >= set(plan.systems):
                 break
+        if farm.proc is not None and farm.proc.returncode is not None:
+            print(f"agent farm exited {farm.proc.returncode}:\n{farm.errors[-2000:]}", file=sys.stderr)
     finally:
         await conn.close()
         await farm.stop()
+        if farm.folder.is_dir():
+            shutil.copytree(farm.folder, work / "sipp-agents", dirs_exist_ok=True)
+        await admin.close()
 
 
-def level_row(level: int, hold: float, agents: int, wall: float, rates: dict[str, float], runs: list[Any],
+async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float], paths: dict[str, Any],
+                    plan: Plan, env: dict[str, str], remote: str, work: Path, conn: Any, admin: AmiClient,
+                    probe: DispatchProbe, agents: list[dict[str, Any]], provinces: Any, http_port: int,
+                    service_pid: int, ast_pid: int) -> dict[str, Any]:
+    """One system at one level: calls for warm-up + hold seconds, figures over the hold window."""
+    span = plan.warmup + plan.hold
+    batches = []
+    expected: dict[str, str] = {}
+    for i, (name, rate) in enumerate(rates.items(), start=1):
+        numbers = caller_numbers(i, max(1, round(rate * span)), run=run_no)
+        expected.update(dict.fromkeys(numbers, paths[name].outcome))
+        batches.append((paths[name], rate, numbers))
+    number = HOTLINE if system == "ours" else BENCH_NUMBER
+    t0 = time.monotonic()
+    callers = asyncio.gather(*(
+        run_callers(p, numbers, remote=remote, service=number, rate=rate, limit=level, workdir=work,
+                    timeout=span + 900) for p, rate, numbers in batches))
+    await asyncio.sleep(plan.warmup)
+    before = await scrape(http_port)
+    cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    box0 = box_cpu()
+    w0 = time.time()
+    await asyncio.sleep(plan.hold / 2)
+    mid = await admin_command(admin, "core show channels count")
+    await asyncio.sleep(plan.hold / 2)
+    w1 = time.time()
+    cpu1 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    box1 = box_cpu()
+    after = await scrape(http_port)
+    taskprocessors = await admin_command(admin, "core show taskprocessors")
+    (work / f"taskprocessors-{system}-{level}.txt").write_text(taskprocessors)
+    runs = await callers
+    wall = time.monotonic() - t0
+    check = RecordCheck()
+    if system == "ours":
+        for _ in range(30):
+            check = await check_records(conn, expected)
+            if check.exact:
+                break
+            await asyncio.sleep(1.0)
+    logs = work / f"sipp-{system}-{level}"
+    logs.mkdir(exist_ok=True)
+    for r in runs:
+        for f in r.folder.glob("*_errors.log"):
+            shutil.copy(f, logs / f"{r.name}-{f.name}")
+    eligible = eligible_map(expected, agents, provinces)
+    lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
+    agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
+    ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
+                                   province_of={n: provinces.lookup_caller(n) for n in agent_path},
+                                   region_of=provinces.region_of_map(), wrap_up_s=15.0, region_after_s=15.0,
+                                   nation_after_s=30.0)
+    row = level_row(system, level, plan, wall, rates, runs, check, cpu0, cpu1, before, after, service_pid, ast_pid)
+    offered_in_window = sum(rates.values()) * plan.hold
+    row.update({
+        "service_cpu_s_per_call": round((cpu1[0] - cpu0[0]) / offered_in_window, 4),
+        "asterisk_cpu_s_per_call": round((cpu1[1] - cpu0[1]) / offered_in_window, 4),
+        "service_cpu_cores": round((cpu1[0] - cpu0[0]) / (w1 - w0), 3),
+        "asterisk_cpu_cores": round((cpu1[1] - cpu0[1]) / (w1 - w0), 3),
+        "box_busy_cores": round((box1[0] - box0[0]) / (w1 - w0), 3),
+        "loadavg_end": loadavg(),
+        "channels_mid": _channels(mid),
+        "dispatch_n": len(lat), "dispatch_joined": joined,
+        "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
+        "dispatch_max_s": _r(max(lat) if lat else None),
+        "ready_dispatch_n": len(ready), "ready_dispatch_p50_s": _r(percentile(ready, 0.5)),
+        "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
+        "taskprocessors_top": top_taskprocessors(taskprocessors),
+        "sipp_errors": str(logs.relative_to(REPO)),
+    })
+    if system == "app_queue":
+        for _ in range(10):
+            outcomes = check_outcomes(probe.probe, expected)
+            if not (outcomes["missing"] or outcomes["duplicated"] or outcomes["wrong_outcome"]):
+                break
+            await asyncio.sleep(1.0)
+        row["outcomes"] = outcomes
+        row["outcomes_exact"] = not (outcomes["missing"] or outcomes["duplicated"] or outcomes["wrong_outcome"])
+        for k in ("records", "records_exact", "agi_ack_p50_s", "agi_ack_p99_s", "agi_round_trip_fast",
+                  "loop_lag_p99_s"):
+            row.pop(k, None)
+        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and row["outcomes_exact"]
+    else:
+        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and check.exact
+    return row
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def _channels(text: str) -> dict[str, int]:
+    out = {}
+    for n, what in re.findall(r"(\d+) active (channels|calls)", text):
+        out[what] = int(n)
+    return out
+
+
+def top_taskprocessors(text: str, n: int = 4) -> list[dict[str, Any]]:
+    """The taskprocessors with the deepest queue seen (``Max Depth``)."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[1].isdigit() and parts[3].isdigit():
+            rows.append({"name": parts[0], "processed": int(parts[1]), "in_queue": int(parts[2]),
+                         "max_depth": int(parts[3])})
+    return sorted(rows, key=lambda r: -r["max_depth"])[:n]
+
+
+def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str, float], runs: list[Any],
               check: RecordCheck, cpu0: tuple[float, float], cpu1: tuple[float, float], before: str, after: str,
               service_pid: int, ast_pid: int) -> dict[str, Any]:
     calls = sum(r.created for r in runs)
@@ -314,12 +545,11 @@ def level_row(level: int, hold: float, agents: int, wall: float, rates: dict[str
             all_ack[b] = all_ack.get(b, 0.0) + c
             all_ack_b[b] = all_ack_b.get(b, 0.0) + ack_b.get(v, {}).get(b, 0.0)
     return {
-        "level": level, "hold_s": hold, "agents": agents, "wall_s": round(wall, 1),
-        "rates": {k: round(v, 3) for k, v in rates.items()},
+        "system": system, "level": level, "hold_s": plan.hold, "warmup_s": plan.warmup, "wall_s": round(wall, 1),
+        "rates": {k: round(v, 3) for k, v in rates.items()}, "calls_per_s": round(sum(rates.values()), 2),
         "offered": calls, "completed": sum(r.successful for r in runs), "failed": sum(r.failed for r in runs),
+        "sipp_rc": [r.returncode for r in runs],
         "records": check.as_dict(), "records_exact": check.exact,
-        "service_cpu_s_per_call": round((cpu1[0] - cpu0[0]) / max(1, calls), 4),
-        "asterisk_cpu_s_per_call": round((cpu1[1] - cpu0[1]) / max(1, calls), 4),
         "service_rss_mb": round(rss_mb(service_pid), 1), "asterisk_rss_mb": round(rss_mb(ast_pid), 1),
         "agi_ack_p50_s": quantile(all_ack, all_ack_b, 0.5), "agi_ack_p99_s": quantile(all_ack, all_ack_b, 0.99),
         "agi_round_trip_fast": fast,

@@ -1,0 +1,101 @@
+"""The app_queue baseline of `make bench-load` (bench/appqueue.py): penalties that restate our
+routing tiers, the rendered queues and dialplan, and the dispatch-latency probe fed with
+events shaped like Asterisk's. The load itself runs in bench/load.py (not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from switchboard.geo import load_provinces
+
+_PATH = Path(__file__).resolve().parents[3] / "bench" / "appqueue.py"
+_spec = importlib.util.spec_from_file_location("bench_appqueue", _PATH)
+assert _spec is not None and _spec.loader is not None
+appqueue: Any = importlib.util.module_from_spec(_spec)
+sys.modules["bench_appqueue"] = appqueue
+_spec.loader.exec_module(appqueue)
+
+REGIONS = {"ha-noi": "north", "hai-phong": "north", "da-nang": "central", "ho-chi-minh": "south"}
+
+
+def test_penalty_is_the_tier_at_which_our_router_first_offers_the_caller() -> None:
+    def pen(home: str, prof: int, caller: str | None) -> int | None:
+        return appqueue.penalty(home=home, proficiency=prof, caller_province=caller, region_of=REGIONS)
+
+    assert pen("ha-noi", 1, "ha-noi") == 0          # own province: any proficiency
+    assert pen("hai-phong", 2, "ha-noi") == 1       # same region: proficiency >= 2
+    assert pen("hai-phong", 1, "ha-noi") is None    # ... below it, never (nation needs 3)
+    assert pen("ho-chi-minh", 3, "ha-noi") == 2     # anywhere: proficiency >= 3
+    assert pen("ho-chi-minh", 2, "ha-noi") is None
+    assert pen("ha-noi", 3, None) == 2              # unknown province: the nation tier only
+
+
+def test_rendered_baseline_has_a_queue_per_topic_and_province_with_those_members() -> None:
+    provinces = load_provinces()
+    agents = [{"id": "bench0001", "home_province": "ha-noi", "skills": {"general": 3, "health.card": 1}},
+              {"id": "bench0002", "home_province": "ho-chi-minh", "skills": {"general": 3}}]
+    files = appqueue.render_baseline(agents, provinces, prompts="/p/")
+    queues = files["bench_queues.conf"]
+    assert queues.count("\n[bq-") == len(appqueue.MENU_TOPICS) * (len(provinces) + 1)
+    hanoi = queues.split("[bq-general-ha-noi](bench-queue)\n", 1)[1].split("\n\n", 1)[0]
+    assert hanoi.splitlines() == ["member => PJSIP/bench0001,0,bench0001", "member => PJSIP/bench0002,2,bench0002"]
+    card_hcm = queues.split("[bq-health_card-ho-chi-minh](bench-queue)\n", 1)[1].split("\n\n", 1)[0]
+    assert "PJSIP/bench0001" not in card_hcm        # proficiency 1 away from home: not a member
+    ext = files["bench_extensions.conf"]
+    assert "exten => 19009069,1,Goto(bench-appqueue,s,1)" in ext
+    assert "exten => _024.,1,Return(ha-noi)" in ext and "exten => _X.,1,Return(any)" in ext
+    assert "${PROMPTS}" not in ext and "/p/vi/welcome" in ext and "${BQ_L}" in ext
+    assert "penaltychange => 15,1" in files["queuerules.conf"]
+
+
+def _ev(probe: Any, name: str, ts: float, **headers: str) -> None:
+    probe.feed(name, headers.get, ts)
+
+
+def test_dispatch_reads_both_systems_the_same_way() -> None:
+    probe = appqueue.Probe()
+    # app_queue: caller joins at 100.000, agent channel created at 100.004
+    _ev(probe, "Newchannel", 99.0, Uniqueid="c1", Channel="PJSIP/trunk-01", CallerIDNum="02410000001")
+    _ev(probe, "QueueCallerJoin", 100.0, Uniqueid="c1")
+    _ev(probe, "Newchannel", 100.004, Uniqueid="a1", Channel="PJSIP/bench0001-02")
+    _ev(probe, "AgentCalled", 100.005, Uniqueid="c1", DestUniqueid="a1")
+    # ours: the service's join instant on the channel, the leg carries the call id
+    _ev(probe, "Newchannel", 199.0, Uniqueid="c2", Channel="PJSIP/trunk-03", CallerIDNum="02410000002")
+    _ev(probe, "VarSet", 200.5, Uniqueid="c2", Variable="SB_CALL_ID", Value="call-2")
+    _ev(probe, "VarSet", 200.6, Uniqueid="c2", Variable="SB_JOINED", Value="200.000")
+    _ev(probe, "Newchannel", 200.7, Uniqueid="a2", Channel="PJSIP/bench0002-04")
+    _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_CALL_ID", Value="call-2")
+    eligible = {"02410000001": ["bench0001"], "02410000002": ["bench0002"]}
+    lat, n = probe.dispatch("app_queue", 0, 1000, eligible=eligible, wrap_up_s=15)
+    assert n == 1 and [round(x, 3) for x in lat] == [0.004]
+    lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15)
+    assert n == 1 and [round(x, 3) for x in lat] == [0.7]
+
+
+def test_a_caller_is_counted_only_when_an_eligible_agent_was_free_at_the_join() -> None:
+    probe = appqueue.Probe()
+    _ev(probe, "Newchannel", 90.0, Uniqueid="x", Channel="PJSIP/bench0001-01")
+    _ev(probe, "Hangup", 95.0, Uniqueid="x")                          # wrap-up until 110 (+1 s margin)
+    _ev(probe, "Newchannel", 99.0, Uniqueid="c1", Channel="PJSIP/trunk-01", CallerIDNum="02410000001")
+    _ev(probe, "QueueCallerJoin", 100.0, Uniqueid="c1")
+    _ev(probe, "Newchannel", 110.5, Uniqueid="a1", Channel="PJSIP/bench0001-02")
+    _ev(probe, "AgentCalled", 110.5, Uniqueid="c1", DestUniqueid="a1")
+    lat, n = probe.dispatch("app_queue", 0, 1000, eligible={"02410000001": ["bench0001"]}, wrap_up_s=15)
+    assert (lat, n) == ([], 1)
+    ready = probe.redispatch("app_queue", 0, 1000, homes={"bench0001": "ha-noi"},
+                             province_of={"02410000001": "ha-noi"}, region_of=REGIONS, wrap_up_s=15,
+                             region_after_s=15, nation_after_s=30)
+    assert [round(x, 3) for x in ready] == [0.5]                     # ready at 110.0, offered at 110.5
+
+
+def test_baseline_outcomes_are_checked_once_per_caller() -> None:
+    probe = appqueue.Probe()
+    _ev(probe, "VarSet", 1.0, Uniqueid="c1", Variable="BQ_RESULT", Value="answered", CallerIDNum="1")
+    _ev(probe, "VarSet", 2.0, Uniqueid="c2", Variable="BQ_RESULT", Value="abandoned_ivr", CallerIDNum="2")
+    _ev(probe, "VarSet", 3.0, Uniqueid="c3", Variable="BQ_RESULT", Value="answered", CallerIDNum="3")
+    _ev(probe, "VarSet", 3.5, Uniqueid="c3", Variable="BQ_RESULT", Value="answered", CallerIDNum="3")
+    got = appqueue.check_outcomes(probe, {"1": "answered", "2": "abandoned_queue", "3": "answered", "4": "x"})
+    assert got == {"expected": 4, "missing": 1, "duplicated": 1, "wrong_outcome": 1}
