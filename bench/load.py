@@ -71,8 +71,7 @@ from switchboard.acd.agents import sip_password  # noqa: E402
 from switchboard.ami.client import AmiClient  # noqa: E402
 from switchboard.api import auth  # noqa: E402
 from switchboard.api.pg_tokens import PgTokenStore  # noqa: E402
-from switchboard.config import read_env_file  # noqa: E402
-from switchboard.config import AmiSettings  # noqa: E402
+from switchboard.config import AmiSettings, read_env_file  # noqa: E402
 from switchboard.demo.load import (  # noqa: E402
     AgentFarm,
     RecordCheck,
