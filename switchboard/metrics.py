@@ -1,5 +1,8 @@
 """Prometheus metrics: contact-center KPIs from the call-event stream, and health.
 
+Why one long file: every metric the service exports is declared here, next to how it is
+derived from the call-event stream, so an operator finds a metric's meaning in one place.
+
 One :class:`Metrics` object owns its own ``CollectorRegistry`` (no globals), so
 tests build as many as they like. KPIs are derived from the same
 :class:`~switchboard.events.CallEvent` stream that the store writes and the

@@ -1,5 +1,9 @@
 """The asyncio AMI client: one TCP (optionally TLS) connection to Asterisk, kept alive.
 
+Why one long file: it owns one connection's whole life (connect, login, reader, pending
+actions, ping watchdog, reconnect with backoff, resync); the parts share its state and are
+only correct together.
+
 What it guarantees
 ------------------
 * ``send(action, *, timeout=)`` writes one action with a fresh ``ActionID`` and

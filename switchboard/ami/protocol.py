@@ -1,5 +1,9 @@
 """AMI wire protocol without I/O: bytes in, typed messages out; actions to bytes.
 
+Why one long file: it is the one definition of what a frame means (framing, headers,
+events, responses, list responses, action encoding); the C splitter is checked against it,
+and splitting it would put two halves of that definition in two places.
+
 The shape follows h11: a parser object that owns a bounded receive buffer,
 immutable message objects, and two error families: ``LocalProtocolError``
 (the caller misused the API, e.g. a header value carrying CR/LF) and

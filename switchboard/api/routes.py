@@ -1,5 +1,8 @@
 """Route handlers and the route table (the single declaration of the API).
 
+Why one long file: the route table is the single declaration of the API (auth, validation
+and OpenAPI are derived from it), and each handler beside it is a few lines.
+
 Handlers are thin: read the validated input the middleware left on the
 request, call one service under a timeout, serialise the answer.
 """

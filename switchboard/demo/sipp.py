@@ -1,5 +1,9 @@
 """SIPp scenarios for callers and agents, and a runner for them.
 
+Why one long file: each scenario generator is a block of SIP message templates; they share
+the helpers for in-dialog requests and answers, and tests check them as one set against
+the committed examples.
+
 Callers (UAC): INVITE the hotline number from a caller id, then a script of
 steps: wait, send DTMF digits as SIP INFO (``application/dtmf-relay``), hang
 up, or wait for the far end to hang up. Agents (UAS): answer after N seconds,

@@ -1,5 +1,9 @@
 """The pure flow machine: ``step(state, input) -> (state, commands)``.
 
+Why one long file: the flow's state machine is one table (STYLE.md: state machines are
+tables, one file each); every node kind's step is listed here so a reader sees every
+transition in one place.
+
 No I/O and no clock: every input carries its time (``at``), the runner does
 the talking to Asterisk. The machine walks automatic nodes (play, set, branch,
 record, hangup, transfer) in one step and stops at a node that waits for
