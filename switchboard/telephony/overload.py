@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import enum
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from switchboard.config import OverloadSettings
+from switchboard.loop_lag import RecentWindow
 
 __all__ = ["Load", "OverloadGuard", "Reason", "RecentWindow", "Verdict"]
 
@@ -106,36 +106,6 @@ class OverloadGuard:
             self._quiet_since = None
             return Verdict(False, (), load)
         return Verdict(True, self._cause, load)
-
-
-class RecentWindow:
-    """The last ``window_s`` seconds of a figure (at most ``max_items`` values); ``quantile(q)``."""
-
-    def __init__(self, *, window_s: float = 60.0, max_items: int = 20_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.window_s = window_s
-        self.clock = clock
-        self._items: deque[tuple[float, float]] = deque(maxlen=max_items)
-
-    def add(self, value: float) -> None:
-        self._items.append((self.clock(), value))
-
-    def _prune(self) -> None:
-        horizon = self.clock() - self.window_s
-        while self._items and self._items[0][0] < horizon:
-            self._items.popleft()
-
-    def __len__(self) -> int:
-        self._prune()
-        return len(self._items)
-
-    def quantile(self, q: float = 0.99) -> float:
-        """The ``q`` quantile of the window (0.0 when empty)."""
-        self._prune()
-        if not self._items:
-            return 0.0
-        ordered = sorted(v for _, v in self._items)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class OverloadCheck:

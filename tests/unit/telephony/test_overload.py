@@ -11,9 +11,10 @@ from switchboard.ami.agi import AgiResult
 from switchboard.calls import CallBook, CallEventBus
 from switchboard.config import ConfigError, OverloadSettings, load_settings
 from switchboard.events import CallEvent, EventKind
+from switchboard.loop_lag import RecentWindow
 from switchboard.metrics import Metrics
 from switchboard.telephony.entry import AgiEntry
-from switchboard.telephony.overload import Load, OverloadCheck, OverloadGuard, Reason, RecentWindow
+from switchboard.telephony.overload import Load, OverloadCheck, OverloadGuard, Reason
 
 
 class Clock:
