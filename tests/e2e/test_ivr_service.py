@@ -51,6 +51,20 @@ class AgiLog:
 
         session.execute = recorded  # type: ignore[method-assign]
 
+    @classmethod
+    def attach(cls, svc: Service) -> AgiLog:
+        """A log of every AGI session the service's AgiManager starts from now on."""
+        agi = cls()
+        manager = svc.app.context["manager"]
+        on_start = manager._on_start
+
+        async def watched(session: AgiSession) -> None:
+            agi.watch(session)
+            await on_start(session)
+
+        manager._on_start = watched
+        return agi
+
     def commands(self, call_id: str) -> list[str]:
         cmds = [c for c, _ in self.by_call.get(call_id, [])]
         print(f"AGI on {call_id}:", *self.by_call.get(call_id, []), sep="\n  ")  # shown when a test fails
@@ -67,16 +81,7 @@ async def ivr_service(env: dict[str, str], dsn: str) -> AsyncIterator[tuple[Serv
     finally:
         await conn.close()
     async with running_service(env, dsn) as svc:
-        agi = AgiLog()
-        manager = svc.app.context["manager"]
-        on_start = manager._on_start
-
-        async def watched(session: AgiSession) -> None:
-            agi.watch(session)
-            await on_start(session)
-
-        manager._on_start = watched
-        yield svc, agi
+        yield svc, AgiLog.attach(svc)
 
 
 def keys(*presses: str, gap: float = 2.5) -> list[Step]:

@@ -20,25 +20,11 @@ import pytest
 from e2e_service import Service, running_service, until
 from test_ivr_service import AgiLog
 
-from switchboard.ami.agi import AgiSession
 from switchboard.demo.sipp import AwaitHangup, HangUp, Pause
 
 pytestmark = pytest.mark.e2e
 
 ONLY_CALLS = {"max_calls": 2, "max_loop_lag_s": 0.0, "max_agi_ack_s": 0.0}
-
-
-def _watch(svc: Service) -> AgiLog:
-    agi = AgiLog()
-    manager = svc.app.context["manager"]
-    on_start = manager._on_start
-
-    async def watched(session: AgiSession) -> None:
-        agi.watch(session)
-        await on_start(session)
-
-    manager._on_start = watched
-    return agi
 
 
 async def _channels(svc: Service) -> list[Any]:
@@ -53,7 +39,7 @@ async def _none_left(svc: Service) -> bool:
 async def test_past_max_calls_new_callers_hear_busy_and_are_hung_up(stack_env: dict[str, str],
                                                                    pg_dsn: str) -> None:
     async with running_service(stack_env, pg_dsn, overload=ONLY_CALLS) as svc:
-        agi = _watch(svc)
+        agi = AgiLog.attach(svc)
         held = ["0912000501", "0912000502"]
         extra = ["0912000503", "0912000504"]
         served = [svc.call([Pause(30), HangUp()], caller=c, timeout=90) for c in held]
@@ -94,7 +80,7 @@ async def test_with_action_fallback_the_extra_caller_reaches_the_fallback_queue(
                                                                                pg_dsn: str) -> None:
     async with running_service(stack_env, pg_dsn, overload={**ONLY_CALLS, "max_calls": 1,
                                                             "action": "fallback"}) as svc:
-        agi = _watch(svc)
+        agi = AgiLog.attach(svc)
         first = svc.call([Pause(25), HangUp()], caller="0912000511", timeout=90)
         first_id = await svc.wait_call_id("0912000511")
         await until(lambda: svc.book.live_calls() == 1, timeout=10, what="one caller held")
