@@ -248,35 +248,13 @@ def main(argv: list[str]) -> int:
     dsn = f"{server}/{db}"
     box["postgres"] = asyncio.run(_fetch_settings(dsn))
     http_port = free_port()
-    config = work / "switchboard.toml"
-    config.write_text(f"""# bench/load.py: the stack's settings (run/switchboard.toml), its own database and HTTP port
-[ami]
-host = "127.0.0.1"
-port = {env['SWITCHBOARD_AMI_PORT']}
-username = "{env['SWITCHBOARD_AMI_USERNAME']}"
-secret_file = "{env['SWITCHBOARD_AMI_SECRET_FILE']}"
-
-[database]
-dsn = "{dsn}"
-spool_dir = "{work}/spool"
-
-[http]
-host = "127.0.0.1"
-port = {http_port}
-
-[paths]
-flows_dir = "{REPO}/ivr_flows"
-recordings_dir = "{REPO}/recordings"
-prompts_dir = "{REPO}/recordings/prompts"
-run_dir = "{work}"
-asterisk_prompts_dir = "{env['STACK_SOUND_PREFIX']}"
-asterisk_recordings_dir = "{env['STACK_RECORDINGS_IN_ASTERISK']}"
-
-[ivr]
-clock_offset_s = {open_hours_offset():.0f}
-""")
-    cli = [str(REPO / ".venv/bin/switchboard"), "--config", str(config)]
+    # the service exactly as `make run` starts it (the stack's run/switchboard.toml), with its own
+    # database, spool, HTTP port and the IVR clock inside opening hours (settings from the environment)
+    cli = [str(REPO / ".venv/bin/switchboard"), "--config", str(RUN / "switchboard.toml")]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    clean.update(SWITCHBOARD_DATABASE_DSN=dsn, SWITCHBOARD_DATABASE_SPOOL_DIR=str(work / "spool"),
+                 SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(http_port),
+                 SWITCHBOARD_PATHS_RUN_DIR=str(work), SWITCHBOARD_IVR_CLOCK_OFFSET_S=f"{open_hours_offset():.0f}")
     subprocess.run([*cli, "migrate", "--seed-demo"], check=True, env=clean, capture_output=True)
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
