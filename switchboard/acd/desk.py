@@ -39,7 +39,6 @@ class AgentDesk:
         self.records: dict[str, AgentRecord] = {}
         self.states: dict[str, st.AgentState] = {}
         self._by_device: dict[str, str] = {}
-        self._since_wall: dict[str, float] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
         self.last_call: dict[str, str] = {}             # agent -> call in wrap-up
 
@@ -52,16 +51,19 @@ class AgentDesk:
             self._by_device[f"PJSIP/{rec.sip_endpoint}".lower()] = rec.id
             if rec.id not in self.states:
                 self.states[rec.id] = st.logged_out(rec.id, now)
-                self._since_wall[rec.id] = self.wall()
 
     # ------------------------------------------------------------------ views
+
+    def since_wall(self, agent_id: str) -> float:
+        """Wall-clock time the agent entered its current state (from ``AgentState.since``)."""
+        return self.wall() - (self.clock() - self.states[agent_id].since)
 
     def snapshot(self, agent_id: str) -> AgentSnapshot:
         rec = self.record(agent_id)
         s = self.states[agent_id]
         return AgentSnapshot(
             agent_id=agent_id, name=rec.name, endpoint=rec.sip_endpoint, status=s.status.value,
-            since_wall=self._since_wall.get(agent_id, self.wall()), device=s.device.value,
+            since_wall=self.since_wall(agent_id), device=s.device.value,
             pause_reason=s.pause_reason or (s.pending_pause if s.status is st.AgentStatus.ON_CALL else None),
             call_id=s.call_id or self._current_call(agent_id), skills=dict(rec.skills),
             home_province=rec.home_province or "", languages=tuple(rec.languages),
@@ -88,8 +90,7 @@ class AgentDesk:
         self.states[agent_id] = after
         if after.status is not before.status:
             now_wall = self.wall()
-            duration = now_wall - self._since_wall.get(agent_id, now_wall)
-            self._since_wall[agent_id] = now_wall
+            duration = after.since - before.since
             log.info("agent %s: %s -> %s%s", agent_id, before.status.value, after.status.value,
                      f" ({after.pause_reason})" if after.pause_reason else "")
             self.notify("agent.state", {
@@ -147,7 +148,7 @@ class AgentDesk:
 
     def finish_wrap_up(self, agent_id: str, disposition: str) -> None:
         call_id = self.last_call.pop(agent_id, None)
-        wrap_s = self.wall() - self._since_wall.get(agent_id, self.wall())
+        wrap_s = self.clock() - self.states[agent_id].since
         self.apply(agent_id, st.WrapUpDone())
         if call_id:
             self._emit(call_id, EventKind.WRAP_UP_ENDED, {
