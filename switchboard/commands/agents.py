@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import sys
@@ -111,34 +110,14 @@ async def import_agents(dsn: str, records: list[Any], *, deactivate_missing: boo
     """Upsert ``records`` (AgentRecord) into ``agents`` in one transaction; returns counts."""
     import asyncpg
 
-    timeout = command_timeout
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+    from switchboard.store import agents as agent_store
+
+    conn = await asyncpg.connect(dsn, timeout=command_timeout)
     try:
-        async with conn.transaction():
-            existing = {r["id"] for r in await conn.fetch("SELECT id FROM agents", timeout=timeout)}
-            await conn.executemany(
-                """
-                INSERT INTO agents (id, name, sip_endpoint, skills, home_province, languages, active)
-                VALUES ($1, $2, $3, $4::jsonb, $5, $6::text[], $7)
-                ON CONFLICT (id) DO UPDATE SET
-                    name = EXCLUDED.name, sip_endpoint = EXCLUDED.sip_endpoint, skills = EXCLUDED.skills,
-                    home_province = EXCLUDED.home_province, languages = EXCLUDED.languages,
-                    active = EXCLUDED.active
-                """,
-                [(r.id, r.name, r.sip_endpoint, json.dumps(dict(r.skills)), r.home_province, list(r.languages),
-                  r.active) for r in records],
-                timeout=timeout,
-            )
-            deactivated = 0
-            if deactivate_missing:
-                status = await conn.execute(
-                    "UPDATE agents SET active = false WHERE active AND NOT (id = ANY($1::text[]))",
-                    [r.id for r in records], timeout=timeout)
-                deactivated = int(status.split()[-1])
+        return await agent_store.import_agents(conn, records, deactivate_missing=deactivate_missing,
+                                               timeout=command_timeout)
     finally:
-        await conn.close(timeout=timeout)
-    ids = {r.id for r in records}
-    return {"inserted": len(ids - existing), "updated": len(ids & existing), "deactivated": deactivated}
+        await conn.close(timeout=command_timeout)
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:

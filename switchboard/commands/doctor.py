@@ -88,7 +88,8 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
 async def check_database(settings: Settings, timeout: float) -> list[Check]:
     import asyncpg
 
-    from switchboard.store.migrate import current_level
+    from switchboard.store.agents import count_active_agents
+    from switchboard.store.migrate import current_level, server_version
 
     dsn = settings.database.dsn
     try:
@@ -96,14 +97,14 @@ async def check_database(settings: Settings, timeout: float) -> list[Check]:
     except Exception as exc:
         return [Check("database", False, f"{redact_dsn(dsn)}: {type(exc).__name__}: {exc}")]
     try:
-        version = await conn.fetchval("SHOW server_version", timeout=timeout)
+        version = await server_version(conn, timeout=timeout)
         out = [Check("database", True, f"{redact_dsn(dsn)} (PostgreSQL {version})")]
         applied, available = await current_level(conn)
         out.append(Check("migrations", applied == available,
                          f"{applied}/{available} applied" + ("" if applied == available else
                                                              ": run `switchboard migrate`")))
         if applied:
-            agents = await conn.fetchval("SELECT count(*) FROM agents WHERE active", timeout=timeout)
+            agents = await count_active_agents(conn, timeout=timeout)
             out.append(Check("agents", agents > 0, f"{agents} active agent(s)"
                              + ("" if agents else ": `switchboard agents import FILE`")))
         return out

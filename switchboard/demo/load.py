@@ -34,6 +34,7 @@ from switchboard.demo.sipp import (
     sipp_binary,
     stop_sipp,
 )
+from switchboard.store.calls_query import records_of_callers, start_end_counts
 
 #: A seeded participant (switchboard/store/seed.py) for the self-service status look-up.
 KNOWN_SI_CODE = "0100000001"
@@ -224,8 +225,7 @@ async def check_records(conn: Any, expected: dict[str, str]) -> RecordCheck:
     """``expected``: caller number -> outcome. Every number must have exactly one closed
     ``calls`` row with that outcome, whose timeline holds exactly one ``call.started`` and
     one ``call.ended``."""
-    rows = await conn.fetch("SELECT call_id, caller, outcome, ended_at FROM calls WHERE caller = ANY($1::text[])",
-                            list(expected))
+    rows = await records_of_callers(conn, list(expected))
     check = RecordCheck(expected=len(expected), records=len(rows))
     by_caller: dict[str, list[Any]] = {}
     for r in rows:
@@ -243,9 +243,6 @@ async def check_records(conn: Any, expected: dict[str, str]) -> RecordCheck:
             if r["ended_at"] is None:
                 check.open_records.append(number)
     ids = [r["call_id"] for r in rows]
-    counts = await conn.fetch(
-        "SELECT c.call_id, k.kind, count(e.call_id) AS n FROM unnest($1::text[]) AS c(call_id) "
-        "CROSS JOIN (VALUES ('call.started'), ('call.ended')) AS k(kind) "
-        "LEFT JOIN call_events e ON e.call_id = c.call_id AND e.kind = k.kind GROUP BY 1, 2", ids)
+    counts = await start_end_counts(conn, ids)
     check.event_faults = [(r["call_id"], r["kind"], r["n"]) for r in counts if r["n"] != 1]
     return check

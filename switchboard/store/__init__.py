@@ -7,7 +7,9 @@ Public entry points:
 * ``writer.EventWriter`` (start/stop/submit, counters)
 * ``reports.fetch_report`` / ``reports.fetch_ivr_dropoff`` + formatters
 * ``retention.purge_records`` / ``retention.purge_recordings``
-* ``agents.upsert_agent`` / ``agents.load_agents`` / ``agents.log_agent_states``
+* ``agents.upsert_agent`` / ``agents.import_agents`` / ``agents.load_agents`` / ``agents.log_agent_states``
+* ``calls_query`` (the API's reads of call records) and the other read modules beside it:
+  every SQL statement of the service lives in this package
 """
 
 from switchboard.store.errors import MigrationError, StoreError, WriterOverloaded

@@ -29,19 +29,46 @@ def _check_skills(skills: Mapping[str, int]) -> None:
             raise ValueError(f"proficiency of {skill!r} must be 1..5, got {level!r}")
 
 
-async def upsert_agent(conn: asyncpg.Connection, agent: AgentRecord, *, timeout: float = 10.0) -> None:
+_UPSERT = """
+    INSERT INTO agents (id, name, sip_endpoint, skills, home_province, languages, active)
+    VALUES ($1, $2, $3, $4::jsonb, $5, $6::text[], $7)
+    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, sip_endpoint = EXCLUDED.sip_endpoint,
+        skills = EXCLUDED.skills, home_province = EXCLUDED.home_province,
+        languages = EXCLUDED.languages, active = EXCLUDED.active
+"""
+
+
+def _row(agent: AgentRecord) -> tuple[object, ...]:
     _check_skills(agent.skills)
-    await conn.execute(
-        """
-        INSERT INTO agents (id, name, sip_endpoint, skills, home_province, languages, active)
-        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
-        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, sip_endpoint = EXCLUDED.sip_endpoint,
-            skills = EXCLUDED.skills, home_province = EXCLUDED.home_province,
-            languages = EXCLUDED.languages, active = EXCLUDED.active
-        """,
-        agent.id, agent.name, agent.sip_endpoint, json.dumps(dict(agent.skills), ensure_ascii=False),
-        agent.home_province, list(agent.languages), agent.active, timeout=timeout,
-    )
+    return (agent.id, agent.name, agent.sip_endpoint, json.dumps(dict(agent.skills), ensure_ascii=False),
+            agent.home_province, list(agent.languages), agent.active)
+
+
+async def upsert_agent(conn: asyncpg.Connection, agent: AgentRecord, *, timeout: float = 10.0) -> None:
+    await conn.execute(_UPSERT, *_row(agent), timeout=timeout)
+
+
+async def import_agents(conn: asyncpg.Connection, records: Iterable[AgentRecord], *,
+                        deactivate_missing: bool = False, timeout: float = 10.0) -> dict[str, int]:
+    """Upsert ``records`` in one transaction (and, with ``deactivate_missing``, mark every
+    other active agent inactive). Returns the counts inserted, updated and deactivated."""
+    records = list(records)
+    rows = [_row(r) for r in records]
+    async with conn.transaction():
+        existing = {r["id"] for r in await conn.fetch("SELECT id FROM agents", timeout=timeout)}
+        await conn.executemany(_UPSERT, rows, timeout=timeout)
+        deactivated = 0
+        if deactivate_missing:
+            status = await conn.execute(
+                "UPDATE agents SET active = false WHERE active AND NOT (id = ANY($1::text[]))",
+                [r.id for r in records], timeout=timeout)
+            deactivated = int(status.split()[-1])
+    ids = {r.id for r in records}
+    return {"inserted": len(ids - existing), "updated": len(ids & existing), "deactivated": deactivated}
+
+
+async def count_active_agents(conn: asyncpg.Connection, *, timeout: float = 10.0) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM agents WHERE active", timeout=timeout))
 
 
 async def load_agents(conn: asyncpg.Connection, *, active_only: bool = True,

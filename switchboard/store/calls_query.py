@@ -109,3 +109,17 @@ async def recent_calls_of(db: Db, caller: str, *, timeout: float) -> list[asyncp
     """The caller's last six calls, newest first (the screen pop's history)."""
     return list(await db.fetch("SELECT call_id, started_at, topic, outcome, agent_id FROM calls "
                                "WHERE caller = $1 ORDER BY started_at DESC LIMIT 6", caller, timeout=timeout))
+
+
+async def records_of_callers(conn: Any, numbers: list[str]) -> list[asyncpg.Record]:
+    """Every ``calls`` row placed from one of ``numbers`` (a load run's check of its records)."""
+    return list(await conn.fetch(
+        "SELECT call_id, caller, outcome, ended_at FROM calls WHERE caller = ANY($1::text[])", numbers))
+
+
+async def start_end_counts(conn: Any, call_ids: list[str]) -> list[asyncpg.Record]:
+    """(call_id, kind, n): how many ``call.started`` and ``call.ended`` events each call has."""
+    return list(await conn.fetch(
+        "SELECT c.call_id, k.kind, count(e.call_id) AS n FROM unnest($1::text[]) AS c(call_id) "
+        "CROSS JOIN (VALUES ('call.started'), ('call.ended')) AS k(kind) "
+        "LEFT JOIN call_events e ON e.call_id = c.call_id AND e.kind = k.kind GROUP BY 1, 2", call_ids))

@@ -99,6 +99,10 @@ async def apply_migrations(
     return applied_now
 
 
+async def server_version(conn: asyncpg.Connection, *, timeout: float = 10.0) -> str:
+    return str(await conn.fetchval("SHOW server_version", timeout=timeout))
+
+
 async def current_level(
     conn: asyncpg.Connection, *, directory: Path = MIGRATIONS_DIR, timeout: float = 10.0
 ) -> tuple[int, int]:
