@@ -64,7 +64,8 @@ class EventWriter:
 
     Counters (read them for metrics): ``queue_depth``, ``spool_bytes``,
     ``near_full``, ``written_total`` (events newly inserted), ``duplicates_total``
-    (events already present), ``batches``, ``spooled_total``, ``replayed_total``,
+    (events already present: a replay of a batch whose commit's answer was lost in a
+    cut counts here, not in ``written_total``), ``batches``, ``spooled_total``, ``replayed_total``,
     ``accepted_total``, ``rejected_total``, ``db_connected``, ``last_error``.
     """
 

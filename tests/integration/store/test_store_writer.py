@@ -228,7 +228,11 @@ async def test_outage_under_load_every_event_once_in_order(migrated_db: str, tmp
     await assert_exactly_once_in_order(db, expected)
     assert await db.fetchval("SELECT count(*) FROM calls", timeout=10) == n
     assert await db.fetchval("SELECT count(*) FROM call_events", timeout=10) == sum(expected.values())
-    assert w.written_total == sum(expected.values())
+    # A batch whose COMMIT reached PostgreSQL but whose answer was lost in the cut is
+    # replayed and then counted as already present, not as written (the rows above show
+    # none is stored twice): the counters never claim more writes than rows, nor miss any.
+    total = sum(expected.values())
+    assert w.written_total <= total <= w.written_total + w.duplicates_total
 
 
 async def test_schema_missing_spools_until_migrated(fresh_db: str, tmp_path: Path) -> None:
