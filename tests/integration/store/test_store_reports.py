@@ -232,3 +232,37 @@ def test_report_command(migrated_db: str, tmp_path: Path, monkeypatch: pytest.Mo
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["node", "visits", "dropped", "drop_rate"]
     assert any(line.split()[:3] == ["id_entry", "2", "1"] for line in lines)
+
+
+def test_report_chart(migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`switchboard report --chart`: a PNG of the fixture day, from series worked out by hand."""
+    import asyncio
+
+    from switchboard.cli import main as cli_main
+    from switchboard.commands.report_chart import chart_data
+
+    asyncio.run(_load(migrated_db, tmp_path, fixture_events()))
+
+    async def series() -> object:
+        conn = await asyncpg.connect(migrated_db, timeout=10)
+        try:
+            hourly = await _report(conn, interval="hour")
+            prov = await _report(conn, interval="week", group_by="province")
+            ivr = await reports.fetch_ivr_dropoff(conn, start=DAY[0], end=DAY[1])
+        finally:
+            await conn.close()
+        return chart_data(hourly, prov, ivr)
+
+    data = asyncio.run(series())
+    assert data.hours[0] == ("07:00", 1.0, 0.0)                       # q01: answered in 10 s
+    assert data.hours[1][0] == "08:00" and data.hours[1][1] == pytest.approx(2 / 8)
+    assert data.hours[1][2] == pytest.approx(2 / 8)                    # q06, q07 abandoned of 8 offered
+    assert data.provinces == [(HN, 4), (DN, 1)]
+    assert data.funnel[:2] == [("menu", 13), ("welcome", 13)] and ("queue", 10) in data.funnel
+    assert data.csat_avg == pytest.approx((5 + 3 + 4 + 2) / 4)
+    monkeypatch.setenv("SWITCHBOARD_DSN", migrated_db)
+    out = tmp_path / "day.png"
+    assert cli_main(["report", "--from", "2026-03-02", "--chart", str(out)]) == 0
+    capsys.readouterr()
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
