@@ -147,6 +147,10 @@ class RoutingSettings:
     sticky_max_wait_s: float = 30.0
     service_level_s: float = 20.0
     short_abandon_s: float = 5.0
+    # Targets the reports page draws: 80 % answered within service_level_s ("80/20"), and the
+    # share of surveyed callers satisfied (score 4-5; VSS aims at 90 %+).
+    service_level_target: float = 0.8
+    satisfaction_target: float = 0.9
     announce_interval_s: float = 45.0
     callback_max_attempts: int = 3
     # Owed callbacks are read back from the database at start and every callback_sweep_s
@@ -343,6 +347,8 @@ def _check(key: str, value: Any) -> None:
             parse_ranges(value)
         except ValueError as exc:
             raise ConfigError(key, f"{exc} (expected e.g. 07:30-20:00)") from None
+    if key in ("routing.service_level_target", "routing.satisfaction_target") and not 0 < value <= 1:
+        raise ConfigError(key, f"must be a share in (0, 1]: {value}")
     if key == "overload.resume_ratio" and not 0 < value <= 1:
         raise ConfigError(key, f"must be in (0, 1]: {value}")
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:

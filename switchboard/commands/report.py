@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("report", help="call-center report (table, CSV or JSON)")
     p.add_argument("--from", dest="start", help="first local day or time (ISO), default: today")
     p.add_argument("--to", dest="end", help="end, exclusive (ISO), default: start + 1 day")
-    p.add_argument("--interval", choices=("hour", "day", "week"), default="day")
+    p.add_argument("--interval", choices=("halfhour", "hour", "day", "week"), default="day")
     p.add_argument("--by", choices=("topic", "province", "agent"), default=None, help="group rows by")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--ivr", action="store_true", help="IVR drop-off per node instead of queue figures")

@@ -134,6 +134,19 @@ async def test_by_week_includes_next_day(db: asyncpg.Connection, migrated_db: st
     assert w.service_level == pytest.approx(5 / 11)
 
 
+async def test_by_half_hour_and_satisfied_share(day: asyncpg.Connection) -> None:
+    rows = {f"{r.period:%H:%M}": r for r in await _report(day, interval="halfhour")}
+    assert sorted(rows) == ["07:30", "08:00", "08:30", "14:00"]     # q01 07:59:30 -> 07:30
+    assert (rows["08:00"].offered, rows["08:00"].answered, rows["08:00"].answered_in_sl) == (2, 2, 1)  # q02 30 s
+    h = rows["08:30"]                                                 # q04..q09 queued, i10..i12 IVR only
+    assert (h.calls, h.offered, h.answered, h.answered_in_sl, h.abandoned, h.short_abandoned, h.callbacks) == \
+        (9, 6, 1, 1, 2, 1, 2)
+    assert h.service_level == pytest.approx(1 / 6)
+    [total] = await _report(day)
+    assert (total.csat_responses, total.csat_satisfied) == (4, 2)     # 5, 3, 4, 2: two rated 4 or more
+    assert total.csat_satisfied_rate == pytest.approx(0.5)
+
+
 async def test_by_agent(day: asyncpg.Connection) -> None:
     rows = {r.group: r for r in await _report(day, group_by="agent")}
     assert set(rows) == {"a1", "a2", "(none)"}
