@@ -136,7 +136,8 @@
     S.provinces = await SB.api("GET", "/api/provinces");
     const q = new URLSearchParams(location.search);
     $("view").value = ["day", "week", "month"].includes(q.get("view")) ? q.get("view") : "day";
-    $("date").value = q.get("date") || iso(new Date());
+    // today in the care center's time zone (the report API's days are local days)
+    $("date").value = q.get("date") || new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Ho_Chi_Minh" }).format(new Date());
     await load();
   }
 
