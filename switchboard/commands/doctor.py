@@ -247,9 +247,9 @@ def check_clock(settings: Settings) -> Check:
 
     note = read_clock_note(settings.paths.run_dir)
     if note is None:
-        return Check("IVR clock", True, f"ivr.demo_clock={settings.ivr.demo_clock} (no {NOTE_FILE} in "
+        return Check("clock (IVR)", True, f"ivr.demo_clock={settings.ivr.demo_clock} (no {NOTE_FILE} in "
                      f"{settings.paths.run_dir}: the service has not started here)", optional=True)
-    return Check("IVR clock", True, f"{note.get('describe', '?')} (at the service's start, "
+    return Check("clock (IVR)", True, f"{note.get('describe', '?')} (at the service's start, "
                  f"{note.get('written_at', '?')[:19]} UTC)", optional=True)
 
 

@@ -91,4 +91,6 @@ async def _chart(conn: Any, path: Path, start: datetime, end: datetime, tz: str,
     hourly = await reports.fetch_report(conn, interval="hour", **kw)
     by_province = await reports.fetch_report(conn, interval="week", group_by="province", **kw)
     ivr = await reports.fetch_ivr_dropoff(conn, start=start, end=end)
-    draw(chart_data(hourly, by_province, ivr), path, title=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {tz}")
+    draw(chart_data(hourly, by_province, ivr), path, title=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {tz}",
+         sl_target=settings.routing.service_level_target,
+         satisfaction_target=settings.routing.satisfaction_target)

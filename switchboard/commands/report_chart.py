@@ -2,7 +2,8 @@
 
 Three panels from the same report rows as the tables (``store.reports``): service level and
 abandon rate by hour against the 80 % target, answered calls by province (bars), and the IVR
-funnel (calls that reached each node). ``chart_data`` is pure (rows in, series out) so the
+funnel (calls that reached each node); the title gives the satisfied share against its target.
+``chart_data`` is pure (rows in, series out) so the
 figures can be checked without looking at pixels; ``draw`` only renders them.
 """
 
@@ -21,6 +22,7 @@ class ChartData:
     provinces: list[tuple[str, int]]                       # (province, answered), most first
     funnel: list[tuple[str, int]]                          # (IVR node, calls that reached it), most first
     csat_avg: float | None
+    satisfied: float | None = None                         # share of survey scores 4-5
 
 
 def chart_data(hourly: list[Any], by_province: list[Any], ivr: list[Any]) -> ChartData:
@@ -37,10 +39,12 @@ def chart_data(hourly: list[Any], by_province: list[Any], ivr: list[Any]) -> Cha
     answered = [r for r in hourly if r.csat_avg is not None and r.csat_responses]
     total = sum(r.csat_responses for r in answered)
     csat = sum(r.csat_avg * r.csat_responses for r in answered) / total if total else None
-    return ChartData(hours, provinces, funnel, csat)
+    satisfied = sum(r.csat_satisfied for r in hourly) / total if total else None
+    return ChartData(hours, provinces, funnel, csat, satisfied)
 
 
-def draw(data: ChartData, path: Path, *, title: str, sl_target: float = 0.8) -> None:
+def draw(data: ChartData, path: Path, *, title: str, sl_target: float = 0.8,
+         satisfaction_target: float = 0.9) -> None:
     """Render ``data`` as a PNG at ``path``."""
     import matplotlib
 
@@ -62,7 +66,9 @@ def draw(data: ChartData, path: Path, *, title: str, sl_target: float = 0.8) -> 
     ax3.barh([n for n, _ in data.funnel][::-1], [v for _, v in data.funnel][::-1], color="orange")
     ax3.set_title("IVR funnel: calls reaching each node")
     csat = f"{data.csat_avg:.2f} / 5" if data.csat_avg is not None else "-"
-    fig.suptitle(f"{title}   (satisfaction: average survey score {csat})")
+    satisfied = f"{data.satisfied:.0%}" if data.satisfied is not None else "-"
+    fig.suptitle(f"{title}   satisfied callers (score 4-5): {satisfied}, target {satisfaction_target:.0%};"
+                 f" average score {csat}")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

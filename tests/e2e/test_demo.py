@@ -62,7 +62,7 @@ async def test_demo_agents_log_in_and_demo_callers_are_answered(stack_env: dict[
         doctor = await asyncio.create_subprocess_exec(*cli(config, "doctor", "--timeout", "3"), env=env,
                                                       stdout=asyncio.subprocess.PIPE, cwd=str(REPO))
         report = (await asyncio.wait_for(doctor.communicate(), 60))[0].decode()
-        clock_line = next(ln for ln in report.splitlines() if "IVR clock" in ln)
+        clock_line = next(ln for ln in report.splitlines() if "clock (IVR)" in ln)
         assert "ivr.demo_clock=open: local time " in clock_line and " 07:30 " in clock_line, report
         assert re.search(r"[56]h[0-9]{2} ahead of the real clock", clock_line), report   # 01:30 -> 07:30
         log_text = (tmp_path / "service.log").read_text(errors="replace")

@@ -273,7 +273,7 @@ def test_report_chart(migrated_db: str, tmp_path: Path, monkeypatch: pytest.Monk
     assert data.hours[1][2] == pytest.approx(2 / 8)                    # q06, q07 abandoned of 8 offered
     assert data.provinces == [(HN, 4), (DN, 1)]
     assert data.funnel[:2] == [("menu", 13), ("welcome", 13)] and ("queue", 10) in data.funnel
-    assert data.csat_avg == pytest.approx((5 + 3 + 4 + 2) / 4)
+    assert data.csat_avg == pytest.approx((5 + 3 + 4 + 2) / 4) and data.satisfied == pytest.approx(0.5)
     monkeypatch.setenv("SWITCHBOARD_DSN", migrated_db)
     out = tmp_path / "day.png"
     assert cli_main(["report", "--from", "2026-03-02", "--chart", str(out)]) == 0
