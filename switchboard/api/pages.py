@@ -50,6 +50,10 @@ async def wallboard_page(request: web.Request) -> web.Response:
     return _page("wallboard.html")
 
 
+async def reports_page(request: web.Request) -> web.Response:
+    return _page("reports.html")
+
+
 async def static_file(request: web.Request) -> web.Response:
     path = _files().get(request.match_info["name"])
     if path is None or path.suffix == ".html":
@@ -65,6 +69,10 @@ PAGE_ROUTES = [
           content_type="text/html"),
     Route("GET", "/wallboard", wallboard_page, Access.OPEN, "Supervisor wallboard (HTML).", "pages",
           "wallboard_page", content_type="text/html"),
+    Route("GET", "/reports", reports_page, Access.OPEN, "Reports with charts (HTML; its data needs a supervisor).",
+          "pages", "reports_page", content_type="text/html",
+          query={"view": {"type": "string", "enum": ["day", "week", "month"]},
+                 "date": {"type": "string", "pattern": r"[0-9]{4}-[0-9]{2}-[0-9]{2}"}}),
     Route("GET", "/static/{name}", static_file, Access.OPEN, "Page assets (JS, CSS).", "pages", "static_file",
           path_params={"name": {"type": "string", "pattern": r"[a-z0-9_-]{1,40}\.(js|css|svg|png|json)"}},
           content_type="text/plain"),

@@ -152,6 +152,7 @@ class _ReportSpec:
 
 REPORTS: dict[str, _ReportSpec] = {
     "daily": _ReportSpec("day", None),
+    "halfhourly": _ReportSpec("halfhour", None),
     "hourly": _ReportSpec("hour", None),
     "weekly": _ReportSpec("week", None),
     "daily-by-topic": _ReportSpec("day", "topic"),
@@ -163,7 +164,7 @@ REPORTS: dict[str, _ReportSpec] = {
 
 def _cell(value: Any, interval: str) -> Any:
     if isinstance(value, datetime):  # the local wall-clock start of the period
-        return value.strftime("%Y-%m-%dT%H:%M") if interval == "hour" else value.date().isoformat()
+        return value.strftime("%Y-%m-%dT%H:%M") if interval in ("hour", "halfhour") else value.date().isoformat()
     if isinstance(value, float):
         return round(value, 4)
     return value

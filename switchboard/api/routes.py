@@ -352,7 +352,11 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
 
 
 async def reports_list(request: web.Request) -> web.Response:
-    return json_ok({"reports": list(request.app[SERVICES].reports.names())})
+    routing = request.app[SETTINGS].routing
+    return json_ok({"reports": list(request.app[SERVICES].reports.names()),
+                    "targets": {"service_level": routing.service_level_target,
+                                "service_level_s": routing.service_level_s,
+                                "satisfaction": routing.satisfaction_target}})
 
 
 async def report_run(request: web.Request) -> web.Response:
@@ -503,8 +507,10 @@ ROUTE_TABLE: list[Route] = [
           path_params=CALL_PATH, response=CallDetail, errors=(404,)),
     Route("GET", "/api/calls/{call_id}/recording", call_recording, _SUP, "Download the call's recording.",
           "calls", "call_recording", path_params=CALL_PATH, content_type="audio/*", errors=(404,)),
-    Route("GET", "/api/reports", reports_list, _SUP, "Available reports.", "reports", "reports_list",
-          response={"type": "object", "properties": {"reports": {"type": "array", "items": {"type": "string"}}}}),
+    Route("GET", "/api/reports", reports_list, _SUP, "Available reports and the targets they are read against.",
+          "reports", "reports_list",
+          response={"type": "object", "properties": {"reports": {"type": "array", "items": {"type": "string"}},
+                                                     "targets": {"type": "object"}}}),
     Route("GET", "/api/reports/{name}", report_run, _SUP, "Run a report over a date range, as JSON or CSV.",
           "reports", "report_run", path_params={"name": CODE},
           query={**DATE_RANGE, "format": {"type": "string", "enum": ["json", "csv"]}}, errors=(404,),

@@ -17,6 +17,10 @@ center's local time. Per period and group:
 * aht           mean (talk + wrap-up) over answered calls with a recorded talk time
 * transfers     transfer events of the calls in the group
 * csat_avg      mean survey score (1-5); csat_response_rate = scored answered / answered
+* csat_satisfied  scored answered calls rated 4 or 5 ("satisfied");
+  csat_satisfied_rate = csat_satisfied / scored answered (the share a care center's target is set on)
+
+Periods: ``halfhour`` (the 80/20 service level is watched per half-hour), ``hour``, ``day``, ``week``.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-Interval = Literal["hour", "day", "week"]
+Interval = Literal["halfhour", "hour", "day", "week"]
 GroupBy = Literal["topic", "province", "agent"] | None
 
-INTERVALS: tuple[str, ...] = ("hour", "day", "week")
+INTERVALS: tuple[str, ...] = ("halfhour", "hour", "day", "week")
 GROUPS: dict[str, str] = {"topic": "topic", "province": "province", "agent": "agent_id"}
 NONE_GROUP = "(none)"
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
@@ -70,6 +74,8 @@ class ReportRow:
     csat_avg: float | None
     csat_responses: int
     csat_response_rate: float | None
+    csat_satisfied: int = 0
+    csat_satisfied_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,9 @@ def _report_sql(group_col: str | None) -> str:
     grp = f"COALESCE({group_col}, '{NONE_GROUP}')" if group_col else "'(all)'"
     return f"""
 WITH c AS (
-    SELECT date_trunc($3, COALESCE(started_at, queue_joined_at, ended_at) AT TIME ZONE $4) AS period,
+    SELECT date_trunc(CASE WHEN $3 = 'halfhour' THEN 'hour' ELSE $3 END, local_ts)
+               + CASE WHEN $3 = 'halfhour' THEN interval '30 minutes' * floor(extract(minute FROM local_ts) / 30)
+                      ELSE interval '0' END AS period,
            {grp} AS grp,
            queue_joined_at IS NOT NULL AS offered,
            queue_joined_at IS NOT NULL AND answered_at IS NOT NULL AS answered,
@@ -97,7 +105,7 @@ WITH c AS (
                 WHEN ended_at IS NOT NULL THEN extract(epoch FROM ended_at - queue_joined_at)
            END::float8 AS wait_s,
            callback_result, talk_s, wrap_up_s, transfers, survey_score
-    FROM calls
+    FROM calls, LATERAL (SELECT COALESCE(started_at, queue_joined_at, ended_at) AT TIME ZONE $4 AS local_ts) lt
     WHERE COALESCE(started_at, queue_joined_at, ended_at) >= $1
       AND COALESCE(started_at, queue_joined_at, ended_at) < $2
 )
@@ -118,7 +126,8 @@ SELECT period, grp,
     avg(talk_s + COALESCE(wrap_up_s, 0)) FILTER (WHERE answered AND talk_s IS NOT NULL) AS aht_s,
     COALESCE(sum(transfers), 0) AS transfers,
     avg(survey_score::float8) FILTER (WHERE answered AND survey_score IS NOT NULL) AS csat_avg,
-    count(*) FILTER (WHERE answered AND survey_score IS NOT NULL) AS csat_responses
+    count(*) FILTER (WHERE answered AND survey_score IS NOT NULL) AS csat_responses,
+    count(*) FILTER (WHERE answered AND survey_score >= 4) AS csat_satisfied
 FROM c
 GROUP BY period, grp
 ORDER BY period, grp
@@ -162,6 +171,7 @@ async def fetch_report(
             asa_s=r["asa_s"], avg_wait_s=r["avg_wait_s"], p90_wait_s=r["p90_wait_s"], aht_s=r["aht_s"],
             transfers=int(r["transfers"]), csat_avg=r["csat_avg"], csat_responses=r["csat_responses"],
             csat_response_rate=_ratio(r["csat_responses"], r["answered"]),
+            csat_satisfied=r["csat_satisfied"], csat_satisfied_rate=_ratio(r["csat_satisfied"], r["csat_responses"]),
         ))
     return out
 

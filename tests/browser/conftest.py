@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, REPO, Running
+from browser_helpers import ARTIFACTS, CHROMIUM_ARGS, REPO, Running, serve_api
 
 sys.path.insert(0, str(REPO / "tests" / "unit" / "api"))
 
@@ -19,26 +19,16 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "api"))
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     from api_fakes import make_world
 
-    from switchboard.api import auth
-    from switchboard.api.app import HUB, ApiOptions, ApiServer, create_app
+    from switchboard.api.app import ApiOptions
     from switchboard.api.services import provinces_from_geo
-    from switchboard.config import Settings
     from switchboard.geo import load_provinces
 
     world = make_world(provinces=provinces_from_geo(load_provinces()))
     await world.start()
-    app = create_app(settings=Settings(), services=world.services, metrics=world.metrics,
-                     options=ApiOptions(figures_interval_s=0.3))
-    world.attach(app[HUB])
-    tokens = {}
-    for key, role, agent in (("a1", "agent", "a1"), ("sup", "supervisor", None)):
-        tokens[key], _ = await auth.create_token(world.tokens, role=role, agent_id=agent, name=key)
-    server = ApiServer(app=app, host="127.0.0.1", port=0)
-    await server.start()
     try:
-        yield Running(url=f"http://127.0.0.1:{server.bound_port}", world=world, hub=app[HUB], tokens=tokens)
+        async with serve_api(world, options=ApiOptions(figures_interval_s=0.3)) as running:
+            yield running
     finally:
-        await server.stop()
         await world.stop()
 
 

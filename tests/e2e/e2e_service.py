@@ -66,6 +66,24 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_on(host: str, kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def start_media_caller(env: dict[str, str], xml: str, *, ip: str) -> asyncio.subprocess.Process:
+    """One SIPp call of the scenario ``xml`` from address ``ip`` (127.0.0.2: the stack's
+    ``trunk-media`` endpoint, for callers that send RTP), to the hotline."""
+    tmp = Path(tempfile.mkdtemp(prefix="sipp-rtp-"))
+    (tmp / "scenario.xml").write_text(xml, encoding="ascii")
+    args = [sipp_binary(), sip_remote(env), "-sf", str(tmp / "scenario.xml"), "-m", "1", "-i", ip,
+            "-p", str(free_port_on(ip, socket.SOCK_DGRAM)), "-mp", str(free_port_on(ip, socket.SOCK_DGRAM)),
+            "-s", HOTLINE, "-nostdin", "-trace_err", "-timeout", "200s", "-max_recv_loops", "1000"]
+    return await asyncio.create_subprocess_exec(*args, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
 def sip_remote(env: dict[str, str]) -> str:
     return f"127.0.0.1:{env['STACK_SIP_PORT']}"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -56,3 +57,12 @@ def stop_process(pid: int, *, timeout: float = 5.0) -> None:
             return
         assert time.monotonic() < deadline, f"threads of {pid} not stopped: {states}"
         time.sleep(0.01)
+
+
+async def asterisk_cli(env: dict[str, str], command: str, *, timeout: float = 15.0) -> str:
+    """The output of an Asterisk CLI command (``asterisk -rx`` inside the stack's root)."""
+    proc = await asyncio.create_subprocess_exec(
+        "chroot", env["STACK_ASTERISK_ROOT"], "/usr/sbin/asterisk", "-rx", command,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    return out.decode(errors="replace")

@@ -51,7 +51,7 @@ def test_doctor_is_green_on_the_local_stack(doctor_env: dict[str, str]) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     lines = {line.split()[1]: line.split()[0] for line in res.stdout.splitlines()
              if line[:4] in ("ok  ", "FAIL", "warn")}
-    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool", "parser", "host"):
+    for name in ("AMI", "database", "migrations", "agents", "IVR", "prompt", "spool", "parser", "host", "clock"):
         assert lines.get(name) == "ok", res.stdout
     assert "all checks passed" in res.stdout
 

@@ -21,17 +21,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_service import PENSION, Service, running_service, sip_remote, until
+from e2e_service import PENSION, Service, running_service, start_media_caller, until
 from e2e_stack import asterisk_pid, stop_process
 
-from switchboard.demo.sipp import Dtmf, HangUp, Pause, PlayAudio, caller_scenario, sipp_binary
+from switchboard.demo.sipp import Dtmf, HangUp, Pause, PlayAudio, caller_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -112,12 +109,6 @@ async def _none_left(svc: Service, call_id: str) -> bool:
 # ---------------------------------------------------------------------------- vanished peer
 
 
-def _free_port(host: str, kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _rtp_caller(caller: str, *, loops: int) -> str:
     """A caller that sends RTP (PCMA from the pcap, looped) except while it presses keys to the line."""
     talk = PlayAudio(PCAP, 7.0)
@@ -125,22 +116,12 @@ def _rtp_caller(caller: str, *, loops: int) -> str:
     return caller_scenario([*steps, HangUp()], caller=caller, answer_timeout=30, codec="PCMA")
 
 
-async def _start_sipp(env: dict[str, str], xml: str, *, ip: str) -> asyncio.subprocess.Process:
-    tmp = Path(tempfile.mkdtemp(prefix="sipp-rtp-"))
-    (tmp / "scenario.xml").write_text(xml, encoding="ascii")
-    args = [sipp_binary(), sip_remote(env), "-sf", str(tmp / "scenario.xml"), "-m", "1", "-i", ip,
-            "-p", str(_free_port(ip, socket.SOCK_DGRAM)), "-mp", str(_free_port(ip, socket.SOCK_DGRAM)),
-            "-s", "19009068", "-nostdin", "-trace_err", "-timeout", "200s", "-max_recv_loops", "1000"]
-    return await asyncio.create_subprocess_exec(*args, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-
-
 async def test_a_vanished_caller_is_hung_up_after_the_rtp_timeout_and_only_then_closed(
         stack_env: dict[str, str], pg_dsn: str) -> None:
     ip = stack_env.get("STACK_MEDIA_TRUNK_IP", "127.0.0.2")
     async with running_service(stack_env, pg_dsn) as svc:
-        dead = await _start_sipp(stack_env, _rtp_caller("02439000501", loops=30), ip=ip)
-        live = await _start_sipp(stack_env, _rtp_caller("02439000502", loops=14), ip=ip)   # ~118 s, then BYE
+        dead = await start_media_caller(stack_env, _rtp_caller("02439000501", loops=30), ip=ip)
+        live = await start_media_caller(stack_env, _rtp_caller("02439000502", loops=14), ip=ip)   # ~118 s, then BYE
         try:
             dead_id = await svc.wait_call_id("02439000501", timeout=20)
             live_id = await svc.wait_call_id("02439000502", timeout=20)

@@ -113,7 +113,7 @@ async def test_every_protected_route_refuses_a_request_without_a_token(probe: Pr
     # the open ones are only health, metrics, the login, the pages and the API description
     open_paths = {r.path for r in ROUTE_TABLE if r.access is Access.OPEN}
     assert open_paths <= {"/healthz", "/readyz", "/metrics", "/api/openapi.json", "/api/session", "/",
-                          "/agent", "/wallboard", "/static/{name}"}
+                          "/agent", "/wallboard", "/reports", "/static/{name}"}
 
 
 @pytest.mark.parametrize("header", [

@@ -22,6 +22,14 @@ const SB = (() => {
       "state.logged_out": "Chưa vào ca", "state.ready": "Sẵn sàng", "state.offered": "Đang đổ chuông",
       "state.ringing": "Đang đổ chuông", "state.talking": "Đang đàm thoại", "state.wrap_up": "Đang hoàn tất",
       "state.paused": "Tạm nghỉ", "state.offline": "Ngoại tuyến",
+      title_reports: "Báo cáo tổng đài", view: "Xem theo", view_day: "Ngày", view_week: "Tuần", view_month: "Tháng",
+      date: "Ngày", show: "Xem", offered: "Cuộc gọi vào hàng chờ", sl: "Mức phục vụ", abandon_rate: "Tỷ lệ bỏ máy",
+      satisfied: "Hài lòng", target: "Mục tiêu", sl_by_period: "Mức phục vụ và tỷ lệ bỏ máy theo thời gian",
+      period: "Thời gian", ivr_funnel: "Phễu IVR: số cuộc gọi đến từng bước", ivr_node: "Bước IVR",
+      visits: "Lượt đến", dropped: "Gác máy tại đây", answered_by_province: "Cuộc gọi đã trả lời theo tỉnh, thành phố",
+      satisfaction: "Mức độ hài lòng (điểm 4-5)", csv: "Tải CSV", answered_in_sl: "Trả lời trong ngưỡng",
+      short_abandoned: "Bỏ máy sớm", callbacks: "Gọi lại", csat_responses: "Lượt đánh giá",
+      csat_satisfied: "Đánh giá hài lòng",
     },
     en: {
       title_agent: "Agent panel", title_wallboard: "Supervisor wallboard",
@@ -42,6 +50,14 @@ const SB = (() => {
       "state.logged_out": "Logged out", "state.ready": "Ready", "state.offered": "Ringing",
       "state.ringing": "Ringing", "state.talking": "Talking", "state.wrap_up": "Wrap-up",
       "state.paused": "Paused", "state.offline": "Offline",
+      title_reports: "Call-center reports", view: "View", view_day: "Day", view_week: "Week", view_month: "Month",
+      date: "Date", show: "Show", offered: "Offered (queued)", sl: "Service level", abandon_rate: "Abandon rate",
+      satisfied: "Satisfied", target: "Target", sl_by_period: "Service level and abandon rate over time",
+      period: "Period", ivr_funnel: "IVR funnel: calls reaching each step", ivr_node: "IVR step",
+      visits: "Reached", dropped: "Hung up here", answered_by_province: "Answered calls by province",
+      satisfaction: "Satisfaction (scores 4-5)", csv: "Download CSV", answered_in_sl: "Answered within threshold",
+      short_abandoned: "Short abandons", callbacks: "Callbacks", csat_responses: "Survey responses",
+      csat_satisfied: "Satisfied responses",
     },
   };
   let lang = localStorage.getItem("sb.lang") || "vi";
@@ -131,6 +147,35 @@ const SB = (() => {
     return new Date(iso).toLocaleTimeString(lang === "vi" ? "vi-VN" : "en-GB", { hour12: false });
   }
 
+  // A supervisor page's sign-in: the #login form (a token opens a session cookie), #sign-out,
+  // and a session already open; ``start`` runs once signed in with one of ``roles``.
+  function supervisorSignIn(start, roles) {
+    const allowed = roles || ["supervisor", "admin"];
+    const $ = (id) => document.getElementById(id);
+    $("login").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const me = await api("POST", "/api/session", { token: $("login-token").value.trim() });
+        $("login-token").value = "";
+        if (!allowed.includes(me.role)) throw new Error("role");
+        await start();
+      } catch (err) {
+        $("login-error").textContent = t(err.status === 429 ? "too_many" : "login_failed");
+      }
+    });
+    $("sign-out").addEventListener("click", async () => {
+      try { await api("DELETE", "/api/session"); } catch (err) { /* already gone */ }
+      location.reload();
+    });
+    (async () => {
+      try {
+        const me = await api("GET", "/api/session");
+        if (allowed.includes(me.role)) { await start(); return; }
+      } catch (err) { /* not signed in */ }
+      $("login").classList.remove("hidden");
+    })();
+  }
+
   function codeLabel(code) { return code ? (lang === "vi" ? code.label_vi : code.label_en) : ""; }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -139,5 +184,5 @@ const SB = (() => {
     applyI18n();
   });
 
-  return { t, api, connect, el, secs, pct, time, codeLabel, onLang, getLang, applyI18n };
+  return { t, api, connect, el, secs, pct, time, codeLabel, onLang, getLang, applyI18n, supervisorSignIn };
 })();

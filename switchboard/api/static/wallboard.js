@@ -85,27 +85,8 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", async () => {
-    $("login").addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      try {
-        const me = await SB.api("POST", "/api/session", { token: $("login-token").value.trim() });
-        $("login-token").value = "";
-        if (!["supervisor", "admin"].includes(me.role)) throw new Error("role");
-        await start();
-      } catch (err) {
-        $("login-error").textContent = SB.t(err.status === 429 ? "too_many" : "login_failed");
-      }
-    });
-    $("sign-out").addEventListener("click", async () => {
-      try { await SB.api("DELETE", "/api/session"); } catch (err) { /* already gone */ }
-      location.reload();
-    });
+  document.addEventListener("DOMContentLoaded", () => {
     SB.onLang(() => { renderFigures(); renderAgents(); renderWaiting(); });
-    try {
-      const me = await SB.api("GET", "/api/session");
-      if (["supervisor", "admin"].includes(me.role)) { await start(); return; }
-    } catch (err) { /* not signed in */ }
-    $("login").classList.remove("hidden");
+    SB.supervisorSignIn(start);
   });
 })();

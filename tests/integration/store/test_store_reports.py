@@ -134,6 +134,19 @@ async def test_by_week_includes_next_day(db: asyncpg.Connection, migrated_db: st
     assert w.service_level == pytest.approx(5 / 11)
 
 
+async def test_by_half_hour_and_satisfied_share(day: asyncpg.Connection) -> None:
+    rows = {f"{r.period:%H:%M}": r for r in await _report(day, interval="halfhour")}
+    assert sorted(rows) == ["07:30", "08:00", "08:30", "14:00"]     # q01 07:59:30 -> 07:30
+    assert (rows["08:00"].offered, rows["08:00"].answered, rows["08:00"].answered_in_sl) == (2, 2, 1)  # q02 30 s
+    h = rows["08:30"]                                                 # q04..q09 queued, i10..i12 IVR only
+    assert (h.calls, h.offered, h.answered, h.answered_in_sl, h.abandoned, h.short_abandoned, h.callbacks) == \
+        (9, 6, 1, 1, 2, 1, 2)
+    assert h.service_level == pytest.approx(1 / 6)
+    [total] = await _report(day)
+    assert (total.csat_responses, total.csat_satisfied) == (4, 2)     # 5, 3, 4, 2: two rated 4 or more
+    assert total.csat_satisfied_rate == pytest.approx(0.5)
+
+
 async def test_by_agent(day: asyncpg.Connection) -> None:
     rows = {r.group: r for r in await _report(day, group_by="agent")}
     assert set(rows) == {"a1", "a2", "(none)"}
@@ -232,3 +245,37 @@ def test_report_command(migrated_db: str, tmp_path: Path, monkeypatch: pytest.Mo
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["node", "visits", "dropped", "drop_rate"]
     assert any(line.split()[:3] == ["id_entry", "2", "1"] for line in lines)
+
+
+def test_report_chart(migrated_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`switchboard report --chart`: a PNG of the fixture day, from series worked out by hand."""
+    import asyncio
+
+    from switchboard.cli import main as cli_main
+    from switchboard.commands.report_chart import chart_data
+
+    asyncio.run(_load(migrated_db, tmp_path, fixture_events()))
+
+    async def series() -> object:
+        conn = await asyncpg.connect(migrated_db, timeout=10)
+        try:
+            hourly = await _report(conn, interval="hour")
+            prov = await _report(conn, interval="week", group_by="province")
+            ivr = await reports.fetch_ivr_dropoff(conn, start=DAY[0], end=DAY[1])
+        finally:
+            await conn.close()
+        return chart_data(hourly, prov, ivr)
+
+    data = asyncio.run(series())
+    assert data.hours[0] == ("07:00", 1.0, 0.0)                       # q01: answered in 10 s
+    assert data.hours[1][0] == "08:00" and data.hours[1][1] == pytest.approx(2 / 8)
+    assert data.hours[1][2] == pytest.approx(2 / 8)                    # q06, q07 abandoned of 8 offered
+    assert data.provinces == [(HN, 4), (DN, 1)]
+    assert data.funnel[:2] == [("menu", 13), ("welcome", 13)] and ("queue", 10) in data.funnel
+    assert data.csat_avg == pytest.approx((5 + 3 + 4 + 2) / 4) and data.satisfied == pytest.approx(0.5)
+    monkeypatch.setenv("SWITCHBOARD_DSN", migrated_db)
+    out = tmp_path / "day.png"
+    assert cli_main(["report", "--from", "2026-03-02", "--chart", str(out)]) == 0
+    capsys.readouterr()
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

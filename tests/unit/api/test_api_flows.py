@@ -119,7 +119,8 @@ async def test_recording_download_and_no_path_tricks(client: Client, tokens: Tok
 
 async def test_report_json_and_csv(client: Client, tokens: Tokens) -> None:
     h = bearer(tokens.supervisor)
-    assert (await (await client.get("/api/reports", headers=h)).json()) == {"reports": ["daily-summary"]}
+    assert (await (await client.get("/api/reports", headers=h)).json()) == {
+        "reports": ["daily-summary"], "targets": {"service_level": 0.8, "service_level_s": 20.0, "satisfaction": 0.9}}
     body = await (await client.get("/api/reports/daily-summary?from=2026-03-01", headers=h)).json()
     assert body["columns"] == ["day", "answered", "note"] and body["rows"][0][:2] == ["2026-03-01", 12]
     resp = await client.get("/api/reports/daily-summary?from=2026-03-01&format=csv", headers=h)

@@ -102,7 +102,7 @@ async def test_agent_may_read_only_own_call(client: Client, tokens: Tokens, worl
 
 
 async def test_open_routes_need_no_token(client: Client) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/agent", "/wallboard"):
+    for path in ("/healthz", "/readyz", "/metrics", "/api/openapi.json", "/agent", "/wallboard", "/reports"):
         resp = await client.get(path)
         assert resp.status == 200, path
 
