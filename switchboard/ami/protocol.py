@@ -555,14 +555,16 @@ class AmiParser:
         if len(rest) > limit:
             raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
         self._buf = rest
-        # One decode for the whole run of complete frames (see the module docstring).
-        run = buf[:end].decode("utf-8", "replace")
         if wanted is None and _c is not None and end <= limit:
-            # the C path frames and splits the run in one pass (no frame can be oversized)
-            count, unknown = _messages(_c.parse_run(run), out)
+            # the C path frames and splits the run in one pass on its UTF-8 bytes, decoding each
+            # string on its own: the same text as decoding the run first (module docstring), and
+            # non-ASCII frames keep the memchr path (no frame can be oversized)
+            count, unknown = _messages(_c.parse_bytes(buf, end), out)
             self.frames += count + unknown
             self.unknown += unknown
             return out
+        # One decode for the whole run of complete frames (see the module docstring).
+        run = buf[:end].decode("utf-8", "replace")
         frames = run.split(_SSEP)
         if end > limit:  # only a run longer than the limit can hold an oversized frame
             for i, frame in enumerate(frames):
