@@ -40,7 +40,7 @@ from switchboard.config import load_settings
 
 SVG = Path(__file__).resolve().parent / "routing_frontier.svg"
 PATIENCES = (0.0, 60.0, 120.0, 300.0)  # 0 = infinite
-THRESHOLDS = ((5, 15), (10, 20), (15, 30), (20, 40), (30, 90), (60, 180))
+THRESHOLDS = ((5, 15), (10, 20), (15, 30), (20, 40), (20, 60), (30, 90), (60, 180))
 QUICK_THRESHOLDS = ((5, 15), (15, 30), (30, 90))
 
 

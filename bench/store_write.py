@@ -22,6 +22,11 @@ Contenders (each in a fresh scratch database, interleaved in rounds):
 The baselines insert the events only; the writer also keeps the ``calls`` row
 (so the ratio is conservative). The ratio is the writer against the best baseline.
 
+Rates are events per wall second. The machine is shared, so each contender's CPU
+is also counted: this process's CPU time plus the CPU time of the PostgreSQL
+backends serving its scratch database (read from /proc while it runs; the server
+is local), as microseconds per event (``*_cpu_us``): less swayed by other load.
+
 usage: python bench/store_write.py [--quick] [--dsn DSN] [--events N] [--rounds R]
 The last line printed is one JSON object: {writer_eps, best_baseline, ratio, ...}.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -184,6 +190,51 @@ async def bench_serial(dsn: str, evs: list[CallEvent], seconds: float) -> tuple[
     return n / dt, n
 
 
+def _backend_cpu(db: str) -> dict[int, float]:
+    """CPU seconds so far of each local backend process serving database ``db`` (from /proc)."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmd = f.read()
+            if not cmd.startswith(b"postgres: ") or f" {db} ".encode() not in cmd:
+                continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+async def measured(fn: Bench, db: str, dsn: str, evs: list[CallEvent], seconds: float) -> tuple[float, int, float]:
+    """Run one contender: (events/s, events, CPU microseconds per event of this process + its backends)."""
+    seen: dict[int, float] = {}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            for pid, cpu in _backend_cpu(db).items():
+                seen[pid] = max(cpu, seen.get(pid, 0.0))
+            try:
+                await asyncio.wait_for(done.wait(), 0.1)
+            except TimeoutError:
+                pass
+
+    watcher = asyncio.create_task(watch())
+    cpu0 = time.process_time()
+    try:
+        eps, count = await fn(dsn, evs, seconds)
+    finally:
+        cpu = time.process_time() - cpu0
+        done.set()
+        await watcher
+    return eps, count, (cpu + sum(seen.values())) / count * 1e6
+
+
 Bench = Callable[[str, list[CallEvent], float], Awaitable[tuple[float, int]]]
 CONTENDERS: dict[str, Bench] = {
     "writer": bench_writer, "executemany": bench_executemany, "pool10": bench_pool, "serial": bench_serial,
@@ -217,8 +268,8 @@ async def main() -> None:
     args = ap.parse_args()
     n = args.events or (200_000 if args.quick else 1_000_000)
     rounds = args.rounds or (1 if args.quick else 2)
-    budget = {"writer": 0.0, "executemany": 8.0 if args.quick else 20.0,
-              "pool10": 6.0 if args.quick else 15.0, "serial": 4.0 if args.quick else 10.0}
+    budget = {"writer": 0.0, "executemany": 8.0 if args.quick else 15.0,
+              "pool10": 6.0 if args.quick else 10.0, "serial": 4.0 if args.quick else 6.0}
     admin = await asyncpg.connect(args.dsn, timeout=10)
     settings = {k: await admin.fetchval(f"SHOW {k}") for k in
                 ("server_version", "fsync", "synchronous_commit", "full_page_writes", "shared_buffers",
@@ -229,18 +280,21 @@ async def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} at start", flush=True)
     best: dict[str, float] = {}
     counts: dict[str, int] = {}
+    cpu_us: dict[str, float] = {}
     try:
         for r in range(rounds):
             for name, fn in CONTENDERS.items():
                 db, dsn = await scratch_db(admin, args.dsn)
                 try:
                     evs = events(f"{name[0].upper()}{r}-", n if name in ("writer", "executemany") else 200_000)
-                    eps, count = await fn(dsn, evs, budget[name])
+                    eps, count, us = await measured(fn, db, dsn, evs, budget[name])
                 finally:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', timeout=60)
-                print(f"  round {r + 1} {name:12s} {count:>9,} events  {eps:>10,.0f} events/s", flush=True)
+                print(f"  round {r + 1} {name:12s} {count:>9,} events  {eps:>10,.0f} events/s  "
+                      f"{us:6.1f} us CPU/event  (load {os.getloadavg()[0]:.1f})", flush=True)
                 if eps > best.get(name, 0.0):
                     best[name], counts[name] = eps, count
+                cpu_us[name] = min(us, cpu_us.get(name, math.inf))
     finally:
         await admin.close(timeout=10)
     baselines = {k: v for k, v in best.items() if k != "writer"}
@@ -251,6 +305,8 @@ async def main() -> None:
         "pool10_eps": round(best["pool10"]), "insert_eps": round(best["serial"]),
         "best_baseline": best_base, "ratio": round(writer_eps / baselines[best_base], 2),
         "ratio_serial": round(writer_eps / best["serial"], 1),
+        "writer_cpu_us": round(cpu_us["writer"], 1), "executemany_cpu_us": round(cpu_us["executemany"], 1),
+        "pool10_cpu_us": round(cpu_us["pool10"], 1), "serial_cpu_us": round(cpu_us["serial"], 1),
         "events_writer": counts["writer"], "concurrent_calls": CONCURRENT_CALLS, "rounds": rounds,
         "batch_size": DatabaseSettings().batch_size, "flush_interval": DatabaseSettings().flush_interval,
         "fsync": settings["fsync"], "synchronous_commit": settings["synchronous_commit"],
