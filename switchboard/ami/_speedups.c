@@ -7,7 +7,9 @@
  * frames (one pass finds the frame ends and counts the lines);
  * parse_bytes(data: bytes, end: int) is parse_run(data[:end].decode("utf-8",
  * "replace")) done on the UTF-8 bytes: frames and lines are found with memchr
- * on the bytes and each string is decoded on its own (ASCII ones by a memcpy).
+ * on the bytes and each string is decoded on its own (ASCII ones by a memcpy);
+ * an accepted frame holding non-ASCII text stays bytes (protocol.py decodes it
+ * only if Event.raw is read).
  * As CR, LF, ':' and ' ' are ASCII and never part of a UTF-8 multi-byte
  * sequence (nor of an invalid one the decoder replaces), the pieces decode to
  * exactly the slices of the decoded run. All three accept
@@ -251,39 +253,53 @@ parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict
     }
 }
 
-/* Split one frame str. lines: its number of CR LF when the caller counted them, else -1.
- * utf8: when not NULL, the frame's UTF-8 bytes (utf8_len of them), split instead of its text.
- * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+/* The end of a split: when it failed or declined (r <= 0), release what it made. Returns r. */
 static int
-split_frame(PyObject *frame, const unsigned char *utf8, Py_ssize_t utf8_len, Py_ssize_t lines,
-            PyObject **kind, PyObject **first, PyObject **dict)
+split_done(int r, PyObject **kind, PyObject **first, PyObject **dict)
 {
-    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
-    if (len == 0)
-        return 0;
-    int ascii = PyUnicode_IS_ASCII(frame);
-    if (lines < 0 && ascii) {
-        /* presize for the header lines (one memchr pass) so the dict never grows */
-        const char *d = (const char *)PyUnicode_1BYTE_DATA(frame), *e = d + len;
-        lines = 0;
-        while ((d = memchr(d, '\n', (size_t)(e - d))) != NULL) {
-            lines++;
-            d++;
-        }
-    }
-    *dict = lines > 5 ? _PyDict_NewPresized(lines) : PyDict_New();
-    if (*dict == NULL)
-        return -1;
-    *kind = *first = NULL;
-    int r = ascii ? parse_plain(PyUnicode_1BYTE_DATA(frame), len, 0, kind, first, *dict)
-          : utf8 != NULL ? parse_plain(utf8, utf8_len, 1, kind, first, *dict)
-          : parse_generic(frame, kind, first, *dict);
     if (r <= 0) {
         Py_CLEAR(*kind);
         Py_CLEAR(*first);
         Py_CLEAR(*dict);
     }
     return r;
+}
+
+/* Split the bytes f[0:n] of one frame, ASCII (utf8 == 0) or UTF-8. lines: its number of CR LF.
+ * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+static int
+split_bytes(const unsigned char *f, Py_ssize_t n, int utf8, Py_ssize_t lines,
+            PyObject **kind, PyObject **first, PyObject **dict)
+{
+    *kind = *first = *dict = NULL;
+    if (n == 0)
+        return 0;
+    *dict = lines > 5 ? _PyDict_NewPresized(lines) : PyDict_New();
+    return *dict == NULL ? -1 : split_done(parse_plain(f, n, utf8, kind, first, *dict), kind, first, dict);
+}
+
+/* Split one frame str. lines: its number of CR LF when the caller counted them, else -1.
+ * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+static int
+split_frame(PyObject *frame, Py_ssize_t lines, PyObject **kind, PyObject **first, PyObject **dict)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
+    if (PyUnicode_IS_ASCII(frame)) {
+        const unsigned char *d = PyUnicode_1BYTE_DATA(frame);
+        if (lines < 0) {
+            /* presize for the header lines (one memchr pass) so the dict never grows */
+            const unsigned char *p = d, *e = d + len;
+            lines = 0;
+            while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+                lines++;
+                p++;
+            }
+        }
+        return split_bytes(d, len, 0, lines, kind, first, dict);
+    }
+    *kind = *first = NULL;
+    *dict = PyDict_New();
+    return *dict == NULL ? -1 : split_done(parse_generic(frame, kind, first, *dict), kind, first, dict);
 }
 
 static int
@@ -316,34 +332,12 @@ frame_headers(PyObject *module, PyObject *frame)
     if (!want_str(frame, "frame_headers"))
         return NULL;
     PyObject *parts[3];
-    int r = split_frame(frame, NULL, 0, -1, &parts[0], &parts[1], &parts[2]);
+    int r = split_frame(frame, -1, &parts[0], &parts[1], &parts[2]);
     if (r < 0)
         return NULL;
     if (r == 0)
         Py_RETURN_NONE;
     return steal_tuple(3, parts);
-}
-
-/* Split frame (a new reference, stolen) and append (frame, name, value, headers), or the
- * frame itself when it is not the plain case, to out. 0 done, -1 error. */
-static int
-append_split(PyObject *out, PyObject *frame, const unsigned char *utf8, Py_ssize_t utf8_len,
-             Py_ssize_t lines)
-{
-    if (frame == NULL)
-        return -1;
-    PyObject *parts[4] = {frame, NULL, NULL, NULL}, *item;
-    int r = split_frame(frame, utf8, utf8_len, lines, &parts[1], &parts[2], &parts[3]);
-    if (r < 0) {
-        Py_DECREF(frame);
-        return -1;
-    }
-    item = r == 0 ? frame : steal_tuple(4, parts);
-    if (item == NULL)
-        return -1;
-    int failed = PyList_Append(out, item);
-    Py_DECREF(item);
-    return failed ? -1 : 0;
 }
 
 /* The index of the next CR LF CR LF from pos in a run of kind k (a constant), or len. */
@@ -395,7 +389,8 @@ frame_end(PyObject *run, Py_ssize_t pos, Py_ssize_t len, Py_ssize_t *lines)
 }
 
 /* The frames of a run: of the str run when it is not NULL, else of the UTF-8 bytes s[0:len].
- * A list as parse_run() documents it. */
+ * A list as parse_run() documents it, except that from bytes an accepted frame holding
+ * non-ASCII text comes as its bytes (decoding it is left to whoever reads Event.raw). */
 static PyObject *
 split_run(PyObject *run, const unsigned char *s, Py_ssize_t len)
 {
@@ -405,25 +400,45 @@ split_run(PyObject *run, const unsigned char *s, Py_ssize_t len)
         return NULL;
     for (;;) {
         Py_ssize_t lines, end;
-        const unsigned char *f = NULL;
-        PyObject *frame;
+        PyObject *parts[4] = {NULL, NULL, NULL, NULL}, *item;
+        int r;
         if (run != NULL) {
             end = frame_end(run, pos, len, &lines);
-            frame = PyUnicode_Substring(run, pos, end);
+            parts[0] = PyUnicode_Substring(run, pos, end);
+            r = parts[0] == NULL ? -1 : split_frame(parts[0], lines, &parts[1], &parts[2], &parts[3]);
         } else {
             end = bytes_frame_end(s, pos, len, &lines);
-            f = s + pos;
-            frame = all_ascii(f, end - pos) ? ascii_str(f, end - pos)
-                                            : PyUnicode_DecodeUTF8((const char *)f, end - pos, "replace");
+            const unsigned char *f = s + pos;
+            Py_ssize_t n = end - pos;
+            int utf8 = !all_ascii(f, n);
+            r = split_bytes(f, n, utf8, lines, &parts[1], &parts[2], &parts[3]);
+            if (r >= 0) {
+                parts[0] = !utf8 ? ascii_str(f, n)
+                         : r == 1 ? PyBytes_FromStringAndSize((const char *)f, n)
+                         : PyUnicode_DecodeUTF8((const char *)f, n, "replace");
+                if (parts[0] == NULL)
+                    r = -1;
+            }
         }
-        if (append_split(out, frame, f, end - pos, lines) < 0) {
-            Py_DECREF(out);
-            return NULL;
+        if (r < 0) {
+            for (int i = 0; i < 4; i++)
+                Py_XDECREF(parts[i]);
+            goto error;
         }
+        item = r == 0 ? parts[0] : steal_tuple(4, parts);
+        if (item == NULL)
+            goto error;
+        int failed = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (failed)
+            goto error;
         if (end == len)
             return out;
         pos = end + 4;
     }
+error:
+    Py_DECREF(out);
+    return NULL;
 }
 
 static PyObject *
@@ -467,7 +482,8 @@ static PyMethodDef speedups_methods[] = {
      "the frame str itself where frame_headers() would say None."},
     {"parse_bytes", (PyCFunction)(void (*)(void))parse_bytes, METH_FASTCALL,
      "parse_bytes(data: bytes, end: int) -> list[tuple[str, str, str, dict[str, str]] | str]\n\n"
-     "parse_run(data[:end].decode('utf-8', 'replace')), computed on the bytes."},
+     "parse_run(data[:end].decode('utf-8', 'replace')), computed on the bytes, except that\n"
+     "an accepted frame holding non-ASCII text comes as its bytes, not decoded."},
     {NULL, NULL, 0, NULL},
 };
 
