@@ -48,27 +48,31 @@ def main(argv: list[str]) -> int:
     scripts = sorted(p for p in BENCH.glob("*.py") if p.name not in ("run_all.py", "load.py", "appqueue.py"))
     if names:
         scripts = [p for p in scripts if p.stem in names]
-    rows: list[tuple[str, str, float, int]] = []
+    rows: list[tuple[str, str, float, int, str]] = []
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     desc = machine()
     for script in scripts:
         cmd = [sys.executable, str(script.relative_to(BENCH.parent))] + (["--quick"] if quick else [])
         print(f"== {' '.join(cmd)}", flush=True)
         t0 = time.monotonic()
+        load0 = os.getloadavg()[0]
         proc = subprocess.run(cmd, cwd=BENCH.parent, capture_output=True, text=True)
         took = time.monotonic() - t0
+        load = f"{load0:.1f} / {os.getloadavg()[0]:.1f}"
         sys.stdout.write(proc.stdout[-3000:])
         last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         try:
             json.loads(last)
         except ValueError:
             last = json.dumps({"error": f"exit {proc.returncode}", "stderr": proc.stderr[-300:]})
-        rows.append((script.stem, last, took, proc.returncode))
+        rows.append((script.stem, last, took, proc.returncode, load))
     lines = [HEADER, "", f"Command: `make bench` (`.venv/bin/python bench/run_all.py{' --quick' if quick else ''}`), "
-             f"{started}. Machine: {desc}.", "", "| benchmark | seconds | exit | figures (its last JSON line) |",
-             "|---|---|---|---|"]
-    for name, last, took, rc in rows:
-        lines.append(f"| {name} | {took:.0f} | {rc} | `{last}` |")
+             f"{started}. Machine: {desc}. The machine is shared with other sessions: the load average "
+             "(1 min) at the start and end of each benchmark is in its row.", "",
+             "| benchmark | seconds | exit | load start / end | figures (its last JSON line) |",
+             "|---|---|---|---|---|"]
+    for name, last, took, rc, load in rows:
+        lines.append(f"| {name} | {took:.0f} | {rc} | {load} | `{last}` |")
     lines.append("")
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
     section = "\n".join(lines) + "\n"
@@ -79,7 +83,7 @@ def main(argv: list[str]) -> int:
         text = head.rstrip("\n") + "\n\n" + section + ("\n## " + rest if rest else "")
     RESULTS.write_text(text)
     print(f"updated {RESULTS}")
-    return 0 if all(rc == 0 for *_, rc in rows) else 1
+    return 0 if all(row[3] == 0 for row in rows) else 1
 
 
 if __name__ == "__main__":

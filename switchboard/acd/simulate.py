@@ -2,19 +2,32 @@
 
 Poisson arrivals spread over provinces and topics, exponential or log-normal
 handle times, exponential caller patience (abandonment), a wrap-up after every
-call. At every event (arrival, abandonment, agent free, a waiting call crossing
-a tier threshold) the simulator calls :func:`switchboard.acd.router.route` with
-the waiting calls and the free agents, exactly as the service does.
+call. A share of the callers (``unknown_province_share``: mobile numbers, whose
+province the caller id does not give and the caller was not asked) join with no
+province; the router sends them nationwide from the start.
 
-Policies compared (:data:`POLICIES`):
+At every event the simulator asks the production router
+(:mod:`switchboard.acd.router`) what to assign. Between events no free agent
+may take any waiting call (the router leaves no eligible pair over), so one
+event can only create pairs that involve it: an arrival or a call crossing a
+tier threshold asks :func:`route_call` for that call, an agent freed asks
+:func:`route_agent` for that agent. Both are defined to answer exactly as the
+full :func:`route` would in that state (``check_full=True`` makes the simulator
+verify it on every event, as a unit test does), and they cost a scan instead of
+rebuilding the agent index, which makes day-long runs affordable.
+
+Policies compared (:data:`POLICIES`), all with the same proficiency minimums per tier:
 
 * ``ours``: the configured tiers (own province -> region -> nation).
 * ``per-province``: strict per-province queues (tiers never widen).
-* ``pooled``: one group, every agent eligible for every call at once.
+* ``pooled``: one group: every tier open at once (the agent choice still prefers
+  the caller's province, then region), so the same problem without the wait
+  for a local agent.
 
 Agents ring instantly and always answer; the agent leg's setup time and
 no-answers are not modelled. Callers do not call back. Statistics count calls
-that arrive after the warm-up.
+that arrive after the warm-up; "in-province" is counted over the calls whose
+province was known.
 """
 
 from __future__ import annotations
@@ -26,9 +39,19 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from switchboard.acd.router import AgentView, RoutingPolicy, Tier, WaitingCall, route
+from switchboard.acd.router import (
+    AgentView,
+    Assignment,
+    RoutingPolicy,
+    Tier,
+    WaitingCall,
+    route,
+    route_agent,
+    route_call,
+)
 
-__all__ = ["POLICIES", "Comparison", "SimAgent", "SimConfig", "SimResult", "compare", "make_agents", "policy_for", "simulate"]
+__all__ = ["POLICIES", "Comparison", "SimAgent", "SimConfig", "SimResult", "ci95", "compare", "make_agents", "policy_for",
+           "simulate"]
 
 POLICIES = ("ours", "per-province", "pooled")
 
@@ -53,6 +76,7 @@ class SimConfig:
     duration_s: float = 4 * 3600.0
     warmup_s: float = 1800.0
     service_level_s: float = 20.0
+    unknown_province_share: float = 0.0  # callers who join with no province (routed nationwide)
     seed: int = 1
 
     @property
@@ -72,6 +96,8 @@ class SimResult:
     abandoned: int = 0
     answered_in_sl: int = 0
     answered_in_province: int = 0
+    answered_known: int = 0               # answered calls whose province was known
+    answered_in_province_known: int = 0
     total_wait_answered: float = 0.0
     by_tier: dict[str, int] = field(default_factory=dict)
     per_province_sl: dict[str, float] = field(default_factory=dict)
@@ -93,27 +119,33 @@ class SimResult:
     def in_province_share(self) -> float:
         return self.answered_in_province / self.answered if self.answered else 0.0
 
+    @property
+    def in_province_share_known(self) -> float:
+        """Answered in the caller's province, among answered calls whose province was known."""
+        return self.answered_in_province_known / self.answered_known if self.answered_known else 0.0
+
     def summary(self) -> dict[str, object]:
         return {
             "policy": self.policy, "offered": self.offered, "answered": self.answered,
             "abandoned": self.abandoned, "service_level": round(self.service_level, 4),
             "asa_s": round(self.asa_s, 2), "abandon_rate": round(self.abandon_rate, 4),
             "in_province_share": round(self.in_province_share, 4),
+            "in_province_share_known": round(self.in_province_share_known, 4),
             "worst_province_sl": round(min(self.per_province_sl.values()), 4) if self.per_province_sl else None,
             "by_tier": dict(self.by_tier),
         }
 
 
 def policy_for(name: str, base: RoutingPolicy) -> RoutingPolicy:
-    """The router policy that implements one of :data:`POLICIES`."""
+    """The router policy that implements one of :data:`POLICIES` (``base``'s proficiency minimums)."""
     if name == "ours":
         return base
     if name == "per-province":
         return RoutingPolicy(region_after_s=math.inf, nation_after_s=math.inf,
-                             min_proficiency=(1, 1, 1), sticky_days=0, sticky_max_wait_s=0,
+                             min_proficiency=base.min_proficiency, sticky_days=0, sticky_max_wait_s=0,
                              region_of=base.region_of)
     if name == "pooled":
-        return RoutingPolicy(region_after_s=0.0, nation_after_s=0.0, min_proficiency=(1, 1, 1),
+        return RoutingPolicy(region_after_s=0.0, nation_after_s=0.0, min_proficiency=base.min_proficiency,
                              sticky_days=0, sticky_max_wait_s=0, region_of=base.region_of)
     raise ValueError(f"unknown policy {name!r} (known: {', '.join(POLICIES)})")
 
@@ -161,6 +193,7 @@ _FREE, _ABANDON, _ARRIVAL, _TICK = 0, 1, 2, 3
 def simulate(
     config: SimConfig, agents: Sequence[SimAgent], policy: RoutingPolicy, *,
     province_weights: Mapping[str, float], topics: Sequence[tuple[str, float]], name: str = "ours",
+    check_full: bool = False,
 ) -> SimResult:
     # every random draw of a caller (province, topic, patience, talk time) comes from one
     # stream in arrival order, so every policy sees the very same callers
@@ -189,7 +222,9 @@ def simulate(
     free: dict[str, AgentView] = {
         a.agent_id: AgentView(a.agent_id, a.skills, a.province, a.region, 0.0, a.languages) for a in agents
     }
+    # in arrival order = the router's call order (one priority class, joined_at rising)
     waiting: dict[str, WaitingCall] = {}
+    province_of: dict[str, str] = {}  # the caller's real province (known or not)
     talk: dict[str, float] = {}
     counted: set[str] = set()
     prov_offered: dict[str, int] = dict.fromkeys(provinces, 0)
@@ -207,7 +242,9 @@ def simulate(
             cid = f"c{n_calls}"
             province = rng.choices(provinces, pweights)[0]
             topic = rng.choices(tnames, tweights)[0]
-            waiting[cid] = WaitingCall(cid, topic, province, t)
+            known = rng.random() >= config.unknown_province_share
+            waiting[cid] = WaitingCall(cid, topic, province if known else None, t)
+            province_of[cid] = province
             patience = rng.expovariate(1.0 / config.patience_s) if math.isfinite(config.patience_s) else math.inf
             talk[cid] = handle_time()
             if t >= config.warmup_s:
@@ -223,6 +260,7 @@ def simulate(
         elif kind == _ABANDON:
             if waiting.pop(key, None) is not None:
                 talk.pop(key, None)
+                province_of.pop(key, None)
                 if key in counted:
                     result.abandoned += 1
             continue  # an abandonment frees nobody
@@ -235,27 +273,62 @@ def simulate(
         if not waiting or not free:
             continue
         result.route_calls += 1
-        for asg in route(list(waiting.values()), list(free.values()), t, policy):
+        # only this event can make a pair (module docstring)
+        if kind == _FREE:
+            one = route_agent(free[key], list(waiting.values()), t, policy, presorted=True)
+        else:
+            one = route_call(waiting[key if kind == _TICK else cid], list(free.values()), t, policy)
+        assigned = [] if one is None else [one]
+        if check_full:
+            full = route(list(waiting.values()), list(free.values()), t, policy)
+            assert [(x.call_id, x.agent_id) for x in full] == [(x.call_id, x.agent_id) for x in assigned], (
+                t, kind, full, assigned)
+        for asg in assigned:
             c = waiting.pop(asg.call_id)
             del free[asg.agent_id]
             push(t + talk.pop(asg.call_id) + config.wrap_up_s, _FREE, asg.agent_id)
+            real_province = province_of.pop(asg.call_id)
             if asg.call_id in counted:
-                wait = t - c.joined_at
-                result.answered += 1
-                result.total_wait_answered += wait
-                tier = Tier(asg.tier).name.lower()
-                result.by_tier[tier] = result.by_tier.get(tier, 0) + 1
-                if asg.tier is Tier.PROVINCE:
-                    result.answered_in_province += 1
-                if wait <= config.service_level_s:
-                    result.answered_in_sl += 1
-                    prov_in_sl[c.province or ""] = prov_in_sl.get(c.province or "", 0) + 1
+                _count_answer(result, config, asg, t - c.joined_at, real_province, c.province is not None, prov_in_sl)
         if t > end and not waiting:
             # past the end: nothing new arrives, the remaining events only free agents
             break
     # callers still waiting at the end are neither answered nor abandoned: count them as not in SL
     result.per_province_sl = {p: prov_in_sl[p] / n for p, n in prov_offered.items() if n}
     return result
+
+
+def _count_answer(result: SimResult, config: SimConfig, asg: Assignment, wait: float, province: str, known: bool,
+                  prov_in_sl: dict[str, int]) -> None:
+    """Count one answered call (``province``: the caller's real one; ``known``: the router knew it)."""
+    result.answered += 1
+    result.total_wait_answered += wait
+    tier = Tier(asg.tier).name.lower()
+    result.by_tier[tier] = result.by_tier.get(tier, 0) + 1
+    if asg.tier is Tier.PROVINCE:
+        result.answered_in_province += 1
+    if known:
+        result.answered_known += 1
+        result.answered_in_province_known += asg.tier is Tier.PROVINCE
+    if wait <= config.service_level_s:
+        result.answered_in_sl += 1
+        prov_in_sl[province] = prov_in_sl.get(province, 0) + 1
+
+
+# two-sided 95 % quantiles of Student's t by degrees of freedom (beyond 30: 1.96 is close enough)
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (Student's t over the runs)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.inf
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    t = _T95[n - 2] if n - 2 < len(_T95) else 1.96
+    return mean, t * sd / math.sqrt(n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +342,11 @@ class Comparison:
     results: dict[str, list[SimResult]]
 
     def mean(self, policy: str, metric: str) -> float:
-        values = [float(getattr(r, metric)) for r in self.results[policy]]
-        return sum(values) / len(values)
+        return self.ci95(policy, metric)[0]
+
+    def ci95(self, policy: str, metric: str) -> tuple[float, float]:
+        """Mean over the seeds and the half-width of its 95 % interval."""
+        return ci95([float(getattr(r, metric)) for r in self.results[policy]])
 
     def table(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []
@@ -279,31 +355,47 @@ class Comparison:
             rows.append({
                 "policy": name,
                 "service_level": round(self.mean(name, "service_level"), 4),
+                "sl_ci95": round(self.ci95(name, "service_level")[1], 4),
                 "asa_s": round(self.mean(name, "asa_s"), 2),
                 "abandon_rate": round(self.mean(name, "abandon_rate"), 4),
                 "in_province_share": round(self.mean(name, "in_province_share"), 4),
+                "in_province_share_known": round(self.mean(name, "in_province_share_known"), 4),
                 "worst_province_sl": round(sum(worst) / len(worst), 4) if worst else None,
                 "offered": sum(r.offered for r in runs),
             })
         rows.append({"policy": "erlang-c (pooled, no abandonment)", "service_level": round(self.erlang_c_sl, 4),
-                     "asa_s": round(self.erlang_c_asa_s, 2), "abandon_rate": 0.0, "in_province_share": None,
-                     "worst_province_sl": None, "offered": None})
+                     "sl_ci95": None, "asa_s": round(self.erlang_c_asa_s, 2), "abandon_rate": 0.0,
+                     "in_province_share": None, "in_province_share_known": None, "worst_province_sl": None,
+                     "offered": None})
         return rows
+
+
+def _simulate_job(job: tuple[SimConfig, Sequence[SimAgent], RoutingPolicy, Mapping[str, float],
+                                Sequence[tuple[str, float]], str]) -> SimResult:
+    cfg, agents, policy, weights, topics, name = job
+    return simulate(cfg, agents, policy, province_weights=weights, topics=topics, name=name)
 
 
 def compare(
     config: SimConfig, agents: Sequence[SimAgent], base: RoutingPolicy, *, seeds: Sequence[int],
     province_weights: Mapping[str, float], topics: Sequence[tuple[str, float]],
-    policies: Sequence[str] = POLICIES,
+    policies: Sequence[str] = POLICIES, workers: int = 1,
 ) -> Comparison:
+    """Every policy on every seed; ``workers`` > 1 runs the (independent) runs in that many processes."""
     from switchboard.acd import erlang
 
+    jobs = [(dataclasses.replace(config, seed=seed), name) for seed in seeds for name in policies]
+    args = [(cfg, agents, policy_for(name, base), province_weights, topics, name) for cfg, name in jobs]
+    if workers > 1 and len(args) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            runs = list(pool.map(_simulate_job, args))
+    else:
+        runs = [_simulate_job(a) for a in args]
     results: dict[str, list[SimResult]] = {p: [] for p in policies}
-    for seed in seeds:
-        cfg = dataclasses.replace(config, seed=seed)
-        for name in policies:
-            results[name].append(simulate(cfg, agents, policy_for(name, base), province_weights=province_weights,
-                                          topics=topics, name=name))
+    for (_cfg, name), run in zip(jobs, runs, strict=True):
+        results[name].append(run)
     n = len(agents)
     return Comparison(
         erlangs=config.erlangs, agents=n,

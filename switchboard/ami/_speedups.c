@@ -4,7 +4,15 @@
  * frame_headers(frame: str) splits the text of one complete AMI frame (no
  * trailing blank line) into its lines and each line into "Name: value";
  * parse_run(run: str) does the same for every frame of a run of complete
- * frames (one pass finds the frame ends and counts the lines). Both accept
+ * frames (one pass finds the frame ends and counts the lines);
+ * parse_bytes(data: bytes, end: int) is parse_run(data[:end].decode("utf-8",
+ * "replace")) done on the UTF-8 bytes: frames and lines are found with memchr
+ * on the bytes and each string is decoded on its own (ASCII ones by a memcpy);
+ * an accepted frame holding non-ASCII text stays bytes (protocol.py decodes it
+ * only if Event.raw is read).
+ * As CR, LF, ':' and ' ' are ASCII and never part of a UTF-8 multi-byte
+ * sequence (nor of an invalid one the decoder replaces), the pieces decode to
+ * exactly the slices of the decoded run. All three accept
  * only the plain case and return None (the frame itself) for
  * everything else, so that switchboard/ami/protocol.py's general path stays
  * the one definition of what a frame means:
@@ -83,9 +91,35 @@ add_header(PyObject *dict, PyObject *name, PyObject *value)
     return PyDict_GET_SIZE(dict) != before;
 }
 
-/* Result: 1 parsed, 0 not the plain case (caller returns None), -1 error. */
 static int
-parse_ascii(const unsigned char *s, Py_ssize_t len,
+all_ascii(const unsigned char *s, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            return 0;
+    }
+    for (; i < n; i++)
+        if (s[i] & 0x80)
+            return 0;
+    return 1;
+}
+
+/* A str from bytes that are ASCII (utf8 == 0) or UTF-8, invalid sequences replaced. */
+static inline PyObject *
+text_str(const unsigned char *s, Py_ssize_t n, int utf8)
+{
+    if (utf8 && !all_ascii(s, n))
+        return PyUnicode_DecodeUTF8((const char *)s, n, "replace");
+    return ascii_str(s, n);
+}
+
+/* The frame's bytes (ASCII, or UTF-8 when utf8 is set) split by the rules above.
+ * Result: 1 parsed, 0 not the plain case (caller returns None), -1 error. */
+static int
+parse_plain(const unsigned char *s, Py_ssize_t len, int utf8,
             PyObject **kind, PyObject **first, PyObject *dict)
 {
     const unsigned char *p = s, *end = s + len;
@@ -115,10 +149,11 @@ parse_ascii(const unsigned char *s, Py_ssize_t len,
             }
             q = cr + 1;
         }
-        PyObject *n = ascii_name(name, name_len);
+        PyObject *n = utf8 && !all_ascii(name, name_len) ? text_str(name, name_len, 1)
+                                                         : ascii_name(name, name_len);
         if (n == NULL)
             return -1;
-        PyObject *v = ascii_str(value, eol - value);
+        PyObject *v = text_str(value, eol - value, utf8);
         if (v == NULL) {
             Py_DECREF(n);
             return -1;
@@ -218,36 +253,53 @@ parse_generic(PyObject *frame, PyObject **kind, PyObject **first, PyObject *dict
     }
 }
 
-/* Split one frame str. lines: its number of CR LF when the caller counted them, else -1.
- * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+/* The end of a split: when it failed or declined (r <= 0), release what it made. Returns r. */
 static int
-split_frame(PyObject *frame, Py_ssize_t lines, PyObject **kind, PyObject **first, PyObject **dict)
+split_done(int r, PyObject **kind, PyObject **first, PyObject **dict)
 {
-    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
-    if (len == 0)
-        return 0;
-    int ascii = PyUnicode_IS_ASCII(frame);
-    if (lines < 0 && ascii) {
-        /* presize for the header lines (one memchr pass) so the dict never grows */
-        const char *d = (const char *)PyUnicode_1BYTE_DATA(frame), *e = d + len;
-        lines = 0;
-        while ((d = memchr(d, '\n', (size_t)(e - d))) != NULL) {
-            lines++;
-            d++;
-        }
-    }
-    *dict = lines > 5 ? _PyDict_NewPresized(lines) : PyDict_New();
-    if (*dict == NULL)
-        return -1;
-    *kind = *first = NULL;
-    int r = ascii ? parse_ascii(PyUnicode_1BYTE_DATA(frame), len, kind, first, *dict)
-                  : parse_generic(frame, kind, first, *dict);
     if (r <= 0) {
         Py_CLEAR(*kind);
         Py_CLEAR(*first);
         Py_CLEAR(*dict);
     }
     return r;
+}
+
+/* Split the bytes f[0:n] of one frame, ASCII (utf8 == 0) or UTF-8. lines: its number of CR LF.
+ * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+static int
+split_bytes(const unsigned char *f, Py_ssize_t n, int utf8, Py_ssize_t lines,
+            PyObject **kind, PyObject **first, PyObject **dict)
+{
+    *kind = *first = *dict = NULL;
+    if (n == 0)
+        return 0;
+    *dict = lines > 5 ? _PyDict_NewPresized(lines) : PyDict_New();
+    return *dict == NULL ? -1 : split_done(parse_plain(f, n, utf8, kind, first, *dict), kind, first, dict);
+}
+
+/* Split one frame str. lines: its number of CR LF when the caller counted them, else -1.
+ * 1: *kind, *first, *dict are new references; 0: not the plain case; -1: error. */
+static int
+split_frame(PyObject *frame, Py_ssize_t lines, PyObject **kind, PyObject **first, PyObject **dict)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(frame);
+    if (PyUnicode_IS_ASCII(frame)) {
+        const unsigned char *d = PyUnicode_1BYTE_DATA(frame);
+        if (lines < 0) {
+            /* presize for the header lines (one memchr pass) so the dict never grows */
+            const unsigned char *p = d, *e = d + len;
+            lines = 0;
+            while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+                lines++;
+                p++;
+            }
+        }
+        return split_bytes(d, len, 0, lines, kind, first, dict);
+    }
+    *kind = *first = NULL;
+    *dict = PyDict_New();
+    return *dict == NULL ? -1 : split_done(parse_generic(frame, kind, first, *dict), kind, first, dict);
 }
 
 static int
@@ -300,58 +352,80 @@ sep_kind(PyObject *run, int k, Py_ssize_t pos, Py_ssize_t len)
     return len;
 }
 
+/* In bytes s[0:len]: the index of the next CR LF CR LF from pos, or len;
+ * *lines gets the number of CR LF before it. */
+static Py_ssize_t
+bytes_frame_end(const unsigned char *s, Py_ssize_t pos, Py_ssize_t len, Py_ssize_t *lines)
+{
+    const unsigned char *p = s + pos, *end = s + len, *cr;
+    Py_ssize_t n = 0;
+    while ((cr = memchr(p, '\r', (size_t)(end - p))) != NULL) {
+        if (end - cr >= 2 && cr[1] == '\n') {
+            if (end - cr >= 4 && cr[2] == '\r' && cr[3] == '\n') {
+                *lines = n;
+                return cr - s;
+            }
+            n++;
+            p = cr + 2;
+        } else {
+            p = cr + 1;
+        }
+    }
+    *lines = n;
+    return len;
+}
+
 /* End of the frame starting at pos: the index of the next CR LF CR LF, or len.
  * *lines gets the number of CR LF inside the frame (1-byte kind only, else -1). */
 static Py_ssize_t
 frame_end(PyObject *run, Py_ssize_t pos, Py_ssize_t len, Py_ssize_t *lines)
 {
     int k = PyUnicode_KIND(run);
-    if (k == PyUnicode_1BYTE_KIND) {
-        const unsigned char *s = PyUnicode_1BYTE_DATA(run), *p = s + pos, *end = s + len, *cr;
-        Py_ssize_t n = 0;
-        while ((cr = memchr(p, '\r', (size_t)(end - p))) != NULL) {
-            if (end - cr >= 2 && cr[1] == '\n') {
-                if (end - cr >= 4 && cr[2] == '\r' && cr[3] == '\n') {
-                    *lines = n;
-                    return cr - s;
-                }
-                n++;
-                p = cr + 2;
-            } else {
-                p = cr + 1;
-            }
-        }
-        *lines = n;
-        return len;
-    }
+    if (k == PyUnicode_1BYTE_KIND)
+        return bytes_frame_end(PyUnicode_1BYTE_DATA(run), pos, len, lines);
     *lines = -1;
     return k == PyUnicode_2BYTE_KIND ? sep_kind(run, PyUnicode_2BYTE_KIND, pos, len)
                                      : sep_kind(run, PyUnicode_4BYTE_KIND, pos, len);
 }
 
+/* The frames of a run: of the str run when it is not NULL, else of the UTF-8 bytes s[0:len].
+ * A list as parse_run() documents it, except that from bytes an accepted frame holding
+ * non-ASCII text comes as its bytes (decoding it is left to whoever reads Event.raw). */
 static PyObject *
-parse_run(PyObject *module, PyObject *run)
+split_run(PyObject *run, const unsigned char *s, Py_ssize_t len)
 {
-    (void)module;
-    if (!want_str(run, "parse_run"))
-        return NULL;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(run), pos = 0;
+    Py_ssize_t pos = 0;
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
     for (;;) {
-        Py_ssize_t lines;
-        Py_ssize_t end = frame_end(run, pos, len, &lines);
-        PyObject *frame = PyUnicode_Substring(run, pos, end);
-        if (frame == NULL)
-            goto error;
-        PyObject *parts[4] = {frame, NULL, NULL, NULL}, *item;
-        int r = split_frame(frame, lines, &parts[1], &parts[2], &parts[3]);
+        Py_ssize_t lines, end;
+        PyObject *parts[4] = {NULL, NULL, NULL, NULL}, *item;
+        int r;
+        if (run != NULL) {
+            end = frame_end(run, pos, len, &lines);
+            parts[0] = PyUnicode_Substring(run, pos, end);
+            r = parts[0] == NULL ? -1 : split_frame(parts[0], lines, &parts[1], &parts[2], &parts[3]);
+        } else {
+            end = bytes_frame_end(s, pos, len, &lines);
+            const unsigned char *f = s + pos;
+            Py_ssize_t n = end - pos;
+            int utf8 = !all_ascii(f, n);
+            r = split_bytes(f, n, utf8, lines, &parts[1], &parts[2], &parts[3]);
+            if (r >= 0) {
+                parts[0] = !utf8 ? ascii_str(f, n)
+                         : r == 1 ? PyBytes_FromStringAndSize((const char *)f, n)
+                         : PyUnicode_DecodeUTF8((const char *)f, n, "replace");
+                if (parts[0] == NULL)
+                    r = -1;
+            }
+        }
         if (r < 0) {
-            Py_DECREF(frame);
+            for (int i = 0; i < 4; i++)
+                Py_XDECREF(parts[i]);
             goto error;
         }
-        item = r == 0 ? frame : steal_tuple(4, parts);
+        item = r == 0 ? parts[0] : steal_tuple(4, parts);
         if (item == NULL)
             goto error;
         int failed = PyList_Append(out, item);
@@ -367,6 +441,34 @@ error:
     return NULL;
 }
 
+static PyObject *
+parse_run(PyObject *module, PyObject *run)
+{
+    (void)module;
+    if (!want_str(run, "parse_run"))
+        return NULL;
+    return split_run(run, NULL, PyUnicode_GET_LENGTH(run));
+}
+
+/* parse_bytes(data, end): parse_run of data[:end] decoded as UTF-8 (errors replaced). */
+static PyObject *
+parse_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse_bytes() wants (bytes, int)");
+        return NULL;
+    }
+    Py_ssize_t len = PyLong_AsSsize_t(args[1]);
+    if (len == -1 && PyErr_Occurred())
+        return NULL;
+    if (len < 0 || len > PyBytes_GET_SIZE(args[0])) {
+        PyErr_SetString(PyExc_ValueError, "parse_bytes(): end out of range");
+        return NULL;
+    }
+    return split_run(NULL, (const unsigned char *)PyBytes_AS_STRING(args[0]), len);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"frame_headers", frame_headers, METH_O,
      "frame_headers(frame: str) -> (name, value, headers) | None\n\n"
@@ -378,6 +480,10 @@ static PyMethodDef speedups_methods[] = {
      "Split a run of complete frames as run.split('\\r\\n\\r\\n') does; each frame\n"
      "becomes (frame, name, value, headers) as frame_headers() gives, or stays\n"
      "the frame str itself where frame_headers() would say None."},
+    {"parse_bytes", (PyCFunction)(void (*)(void))parse_bytes, METH_FASTCALL,
+     "parse_bytes(data: bytes, end: int) -> list[tuple[str, str, str, dict[str, str]] | str]\n\n"
+     "parse_run(data[:end].decode('utf-8', 'replace')), computed on the bytes, except that\n"
+     "an accepted frame holding non-ASCII text comes as its bytes, not decoded."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -266,18 +266,22 @@ class Event:
     __slots__ = ("_headers", "_name", "_raw")
 
     _name: str
-    _raw: str
+    _raw: str | bytes  # bytes: the UTF-8 frame as the C path left it (decoded on first use of raw)
     _headers: Headers | None
 
     if TYPE_CHECKING:
         @property
         def name(self) -> str: ...
-
-        @property
-        def raw(self) -> str: ...
     else:
         name = property(attrgetter("_name"), doc="The event name (``Event:`` header).")
-        raw = property(attrgetter("_raw"), doc="The frame text, ``\\r\\n``-separated lines.")
+
+    @property
+    def raw(self) -> str:
+        """The frame text, ``\\r\\n``-separated lines."""
+        raw = self._raw
+        if isinstance(raw, bytes):
+            raw = self._raw = raw.decode("utf-8", "replace")
+        return raw
 
     def __init__(self, name: str, headers: Headers | Mapping[str, str] | None = None, *, raw: str = "") -> None:
         if headers is None and not raw:
@@ -292,7 +296,7 @@ class Event:
     def headers(self) -> Headers:
         h = self._headers
         if h is None:
-            h = self._headers = _headers_of(self._raw)
+            h = self._headers = _headers_of(self.raw)
         return h
 
     @property
@@ -303,7 +307,7 @@ class Event:
         h = self._headers
         if h is not None:
             return h.get(name, default)
-        raw = self._raw
+        raw = self.raw
         key = "\r\n" + name + ": "
         i = raw.find(key)
         if i < 0:
@@ -427,8 +431,14 @@ def _build(frame: str) -> Message | None:
     return _build_general(frame) if split is None else _message(frame, *split)
 
 
-def _message(frame: str, kind: str, value: str, pairs: dict[str, str]) -> Message | None:
-    """The message of a frame the splitter accepted (``pairs`` is used as is)."""
+def _text(frame: str | bytes) -> str:
+    """A frame's text: the C path hands accepted non-ASCII frames over as their UTF-8 bytes."""
+    return frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+
+
+def _message(frame: str | bytes, kind: str, value: str, pairs: dict[str, str]) -> Message | None:
+    """The message of a frame the splitter accepted (``pairs`` is used as is; ``frame`` may be
+    the frame's UTF-8 bytes, decoded only when its text is needed)."""
     if kind == "Event":
         h = _new(Headers)
         h._first = pairs
@@ -440,7 +450,7 @@ def _message(frame: str, kind: str, value: str, pairs: dict[str, str]) -> Messag
         return ev
     if kind == "Response" and value != "Follows":
         return Response(value, Headers(pairs))
-    return _build_general(frame)
+    return _build_general(_text(frame))
 
 
 def _build_general(frame: str) -> Message | None:
@@ -555,14 +565,16 @@ class AmiParser:
         if len(rest) > limit:
             raise self._fail(f"frame exceeds max_frame_size ({limit} bytes)", out)
         self._buf = rest
-        # One decode for the whole run of complete frames (see the module docstring).
-        run = buf[:end].decode("utf-8", "replace")
         if wanted is None and _c is not None and end <= limit:
-            # the C path frames and splits the run in one pass (no frame can be oversized)
-            count, unknown = _messages(_c.parse_run(run), out)
+            # the C path frames and splits the run in one pass on its UTF-8 bytes, decoding each
+            # string on its own: the same text as decoding the run first (module docstring), and
+            # non-ASCII frames keep the memchr path (no frame can be oversized)
+            count, unknown = _messages(_c.parse_bytes(buf, end), out)
             self.frames += count + unknown
             self.unknown += unknown
             return out
+        # One decode for the whole run of complete frames (see the module docstring).
+        run = buf[:end].decode("utf-8", "replace")
         frames = run.split(_SSEP)
         if end > limit:  # only a run longer than the limit can hold an oversized frame
             for i, frame in enumerate(frames):
@@ -629,7 +641,7 @@ def _parse_full(frames: list[str], out: list[Message]) -> tuple[int, int]:
     return _messages(items, out)
 
 
-def _messages(items: Iterable[tuple[str, str, str, dict[str, str]] | str],
+def _messages(items: Iterable[tuple[str | bytes, str, str, dict[str, str]] | str],
               out: list[Message]) -> tuple[int, int]:
     """Messages of split frames (a tuple) and declined ones (the frame str): (messages, unknown)."""
     append = out.append
@@ -642,7 +654,7 @@ def _messages(items: Iterable[tuple[str, str, str, dict[str, str]] | str],
             frame = item
             msg = _build_general(frame)
         if msg is None:
-            if frame.strip("\r\n"):  # stray CRLFs alone are no frame at all
+            if _text(frame).strip("\r\n"):  # stray CRLFs alone are no frame at all
                 unknown += 1
             continue
         count += 1

@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=0.8, help="log-normal sigma (default 0.8)")
     p.add_argument("--patience", type=float, default=300.0, help="mean caller patience, s; 0 = infinite")
     p.add_argument("--hours", type=float, default=4.0, help="simulated hours per run after warm-up")
+    p.add_argument("--warmup", type=float, default=0.5, help="warm-up hours per run, not counted (default 0.5)")
+    p.add_argument("--unknown-province-share", type=float, default=0.0,
+                   help="share of callers whose province is unknown (mobile, not asked): routed nationwide")
+    p.add_argument("--workers", type=int, default=1, help="processes running the seeds (default 1)")
     p.add_argument("--seeds", type=int, default=3, help="runs (seeds) averaged per policy")
     p.add_argument("--region-after", type=float, default=None, help="override routing.region_after_s")
     p.add_argument("--nation-after", type=float, default=None, help="override routing.nation_after_s")
@@ -59,16 +63,19 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
     wrap = routing.wrap_up_s if args.wrap_up is None else args.wrap_up
     config = SimConfig(erlangs=args.erlangs, handle_s=args.handle, wrap_up_s=wrap, handle_dist=args.dist,
                        lognormal_sigma=args.sigma, patience_s=args.patience or math.inf,
-                       duration_s=args.hours * 3600, service_level_s=routing.service_level_s)
+                       duration_s=args.hours * 3600, warmup_s=args.warmup * 3600,
+                       service_level_s=routing.service_level_s,
+                       unknown_province_share=args.unknown_province_share)
     n = args.agents or erlang.agents_for_service_level(config.erlangs, config.aht_s, config.service_level_s, 0.8)
     region_of = load_provinces().region_of_map()
     agents = make_agents(n, PROVINCE_WEIGHTS, region_of, TOPIC_NAMES)
     base = RoutingPolicy.from_settings(routing, region_of)
     cmp = compare(config, agents, base, seeds=range(1, args.seeds + 1), province_weights=PROVINCE_WEIGHTS,
-                  topics=TOPICS, policies=args.policy or POLICIES)
+                  topics=TOPICS, policies=args.policy or POLICIES, workers=args.workers)
     out: dict[str, Any] = {
         "erlangs": config.erlangs, "agents": n, "aht_s": config.aht_s, "handle_dist": config.handle_dist,
-        "patience_s": args.patience or None, "hours": args.hours, "seeds": args.seeds,
+        "patience_s": args.patience or None, "hours": args.hours, "warmup_hours": args.warmup, "seeds": args.seeds,
+        "unknown_province_share": args.unknown_province_share,
         "region_after_s": routing.region_after_s, "nation_after_s": routing.nation_after_s,
         "erlang_c_sl": round(cmp.erlang_c_sl, 4), "erlang_c_asa_s": round(cmp.erlang_c_asa_s, 2),
         "table": cmp.table(),
@@ -76,6 +83,9 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
     for name, key in (("ours", "ours"), ("pooled", "pooled"), ("per-province", "per_province")):
         if name in cmp.results:
             out[f"{key}_sl"] = round(cmp.mean(name, "service_level"), 4)
+            out[f"{key}_sl_ci95"] = round(cmp.ci95(name, "service_level")[1], 4)
+            out[f"{key}_in_province_share_known"] = round(cmp.mean(name, "in_province_share_known"), 4)
+            out[f"{key}_in_province_share_known_ci95"] = round(cmp.ci95(name, "in_province_share_known")[1], 4)
             out[f"{key}_asa_s"] = round(cmp.mean(name, "asa_s"), 2)
             out[f"{key}_abandon_rate"] = round(cmp.mean(name, "abandon_rate"), 4)
             out[f"{key}_in_province_share"] = round(cmp.mean(name, "in_province_share"), 4)
@@ -92,11 +102,13 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"load {result['erlangs']} Erlangs, {result['agents']} agents, AHT {result['aht_s']} s "
           f"({result['handle_dist']}), patience {result['patience_s']} s, {result['seeds']} x {result['hours']} h; "
           f"tiers: region after {result['region_after_s']} s, nation after {result['nation_after_s']} s")
-    print(f"{'policy':36} {'SL 80/20':>9} {'ASA s':>8} {'abandon':>8} {'in-prov':>8} {'worst prov SL':>14}")
+    print(f"{'policy':36} {'SL 80/20':>9} {'± 95%':>7} {'ASA s':>8} {'abandon':>8} {'in-prov*':>9} "
+          f"{'worst prov SL':>14}")
     for row in result["table"]:
-        print(f"{row['policy']:36} {_cell(row['service_level']):>9} {_cell(row['asa_s'], False):>8} "
-              f"{_cell(row['abandon_rate']):>8} {_cell(row['in_province_share']):>8} "
-              f"{_cell(row['worst_province_sl']):>14}")
+        print(f"{row['policy']:36} {_cell(row['service_level']):>9} {_cell(row['sl_ci95']):>7} "
+              f"{_cell(row['asa_s'], False):>8} {_cell(row['abandon_rate']):>8} "
+              f"{_cell(row['in_province_share_known']):>9} {_cell(row['worst_province_sl']):>14}")
+    print("  * in-province: answered by an agent of the caller's province, among calls whose province was known")
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,7 +18,7 @@ TEMP_TABLE = "sb_event_batch"
 
 CREATE_TEMP = f"""
 CREATE TEMP TABLE IF NOT EXISTS {TEMP_TABLE} (
-    call_id text, seq integer, ts timestamptz, kind text, data jsonb
+    call_id text COLLATE "C", seq integer, ts timestamptz, kind text, data jsonb
 ) ON COMMIT DELETE ROWS
 """
 
@@ -36,9 +36,10 @@ def _str(key: str) -> str:
 def _last(expr: str, kind: str, cast: str = "") -> str:
     """The value from the highest-seq event of ``kind`` where it is not NULL.
 
-    One pass, no per-group sort: max() over "zero-padded seq || value" strings.
+    One pass, no per-group sort: max() over "zero-padded seq || value" strings, compared
+    bytewise (COLLATE "C": the padded seq decides, and a locale comparison costs more).
     """
-    v = f"substr(max(lpad(seq::text, 10, '0') || ({expr})::text) FILTER (WHERE kind = '{kind}'), 11)"
+    v = f"substr(max((lpad(seq::text, 10, '0') || ({expr})::text) COLLATE \"C\") FILTER (WHERE kind = '{kind}'), 11)"
     return f"({v}){cast}" if cast else v
 
 

@@ -41,6 +41,10 @@ from switchboard.store.spool import Record, Spool, SpoolFull
 
 log = logging.getLogger("switchboard.store.writer")
 
+# One encoder for every event: json.dumps with non-default options builds a new encoder per
+# call, which was half the cost of to_record (bench/RESULTS.md, store_write).
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
 
 def to_record(event: CallEvent) -> Record:
     """Validate and encode one event; ValueError/TypeError if it can never be stored."""
@@ -53,7 +57,7 @@ def to_record(event: CallEvent) -> Record:
     kind = str(event.kind)
     if not kind or "\x00" in kind:
         raise ValueError(f"bad kind {event.kind!r}")
-    data_json = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    data_json = _encode_json(event.data)
     if "\\u0000" in data_json:
         raise ValueError(f"data holds a NUL character (call {event.call_id} seq {event.seq})")
     return (event.call_id, event.seq, event.ts, kind, data_json)

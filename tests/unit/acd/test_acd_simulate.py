@@ -9,7 +9,16 @@ import pytest
 
 from switchboard.acd import erlang
 from switchboard.acd.router import RoutingPolicy
-from switchboard.acd.simulate import SimAgent, SimConfig, allocate, compare, make_agents, policy_for, simulate
+from switchboard.acd.simulate import (
+    SimAgent,
+    SimConfig,
+    allocate,
+    ci95,
+    compare,
+    make_agents,
+    policy_for,
+    simulate,
+)
 
 REG = {"ha-noi": "north", "hai-phong": "north", "ho-chi-minh": "south"}
 ONE = {"ha-noi": 1.0}
@@ -96,3 +105,61 @@ def test_simulate_command_prints_a_table_and_json_last(capsys: pytest.CaptureFix
         assert 0.0 <= result[key] <= 1.0
     assert result["per_province_in_province_share"] == 1.0
     assert any(line.startswith("erlang-c") for line in lines)
+
+
+WEIGHTS3 = {"ha-noi": 3.0, "hai-phong": 1.0, "ho-chi-minh": 2.0}
+
+
+@pytest.mark.parametrize("name", ["ours", "pooled", "per-province"])
+def test_routing_per_event_is_the_full_router(name: str) -> None:
+    """The simulator asks route_call / route_agent per event; check_full compares every answer with route()."""
+    agents = make_agents(14, WEIGHTS3, REG, ["x", "y"], seed=3)
+    cfg = SimConfig(erlangs=12.0, handle_s=120.0, wrap_up_s=10.0, patience_s=90.0, duration_s=2 * 3600,
+                    warmup_s=0, unknown_province_share=0.3, seed=5)
+    base = RoutingPolicy(region_after_s=10, nation_after_s=25, min_proficiency=(1, 2, 3), region_of=REG)
+    r = simulate(cfg, agents, policy_for(name, base), province_weights=WEIGHTS3, topics=[("x", 0.6), ("y", 0.4)],
+                 check_full=True)
+    assert r.answered > 500 and r.abandoned > 0
+
+
+def test_callers_of_unknown_province_go_nationwide_and_are_not_counted_in_province() -> None:
+    agents = make_agents(14, WEIGHTS3, REG, ["x"], seed=3)
+    base = RoutingPolicy(region_after_s=10, nation_after_s=25, region_of=REG)
+
+    def run(share: float) -> object:
+        cfg = SimConfig(erlangs=8.0, handle_s=120.0, wrap_up_s=0.0, duration_s=3600, warmup_s=0,
+                        unknown_province_share=share, seed=2)
+        return simulate(cfg, agents, base, province_weights=WEIGHTS3, topics=TOPIC)
+
+    none_known, all_known, some = run(1.0), run(0.0), run(0.4)
+    assert none_known.answered > 100 and none_known.answered_known == 0
+    assert none_known.by_tier == {"nation": none_known.answered} and none_known.in_province_share_known == 0.0
+    assert all_known.answered_known == all_known.answered
+    assert all_known.in_province_share_known == all_known.in_province_share > 0.3
+    assert 0 < some.answered_known < some.answered
+    assert some.in_province_share_known == some.answered_in_province_known / some.answered_known
+
+
+def test_every_policy_keeps_the_proficiency_minimums() -> None:
+    base = RoutingPolicy(min_proficiency=(1, 3, 4), region_of=REG)
+    for name in ("ours", "pooled", "per-province"):
+        assert policy_for(name, base).min_proficiency == (1, 3, 4)
+    pooled = policy_for("pooled", base)
+    assert pooled.region_after_s == pooled.nation_after_s == 0.0
+
+
+def test_ci95_is_students_t_over_the_runs() -> None:
+    mean, half = ci95([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 / math.sqrt(3), rel=1e-4)
+    assert ci95([0.5])[1] == math.inf
+    assert ci95([0.8] * 40) == (pytest.approx(0.8), pytest.approx(0.0))
+
+
+def test_seeds_in_worker_processes_give_the_same_results() -> None:
+    agents = make_agents(14, WEIGHTS3, REG, ["x"], seed=4)
+    cfg = SimConfig(erlangs=10.0, handle_s=120.0, wrap_up_s=0.0, duration_s=1800, warmup_s=0,
+                    unknown_province_share=0.4)
+    base = RoutingPolicy(region_after_s=10, nation_after_s=20, region_of=REG)
+    one = compare(cfg, agents, base, seeds=[1, 2], province_weights=WEIGHTS3, topics=TOPIC)
+    two = compare(cfg, agents, base, seeds=[1, 2], province_weights=WEIGHTS3, topics=TOPIC, workers=2)
+    assert one.table() == two.table()

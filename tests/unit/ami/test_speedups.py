@@ -3,6 +3,8 @@
 Its contract: ``frame_headers(frame)`` is None, or exactly what the general path
 (``_parse_lines``) makes of the frame; and it is None only for frames that are not
 plain ``Name: value`` lines (so the fast path really carries real traffic).
+``parse_bytes(data, end)`` (what the parser runs) is ``parse_run`` of the decoded
+bytes, invalid UTF-8 included.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from switchboard.ami import protocol
-from switchboard.ami._speedups import frame_headers, parse_run
+from switchboard.ami._speedups import frame_headers, parse_bytes, parse_run
 from switchboard.ami.samples import generate_stream
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ami"
@@ -138,6 +140,61 @@ def test_parse_run_on_real_runs() -> None:
     assert parse_run(mixed) == _run_reference(mixed)
 
 
+def _bytes_reference(data: bytes, end: int) -> list[object]:
+    return parse_run(data[:end].decode("utf-8", "replace"))
+
+
+def _decoded(items: list[object]) -> list[object]:
+    """parse_bytes' answer with the frames it left as bytes decoded: only accepted non-ASCII ones may be."""
+    out: list[object] = []
+    for item in items:
+        if isinstance(item, tuple) and isinstance(item[0], bytes):
+            assert not item[0].isascii()
+            item = (item[0].decode("utf-8", "replace"), *item[1:])
+        out.append(item)
+    return out
+
+
+_BYTES = st.sampled_from([b"\r\n\r\n", b"\r\n", b"\r", b"\n", b"Event: X", b"A: b", b": ", b" ", b":",
+                          "é".encode(), "ệ".encode(), "𝄞".encode(), b"\xe1\xbb", b"\xff", b"\x80", b"\xc3", b"Z",
+                          "Nguyễn Thị Hồng".encode()])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_BYTES, max_size=40).map(b"".join), st.integers(min_value=0, max_value=400))
+def test_parse_bytes_is_parse_run_of_the_decoded_bytes(data: bytes, cut: int) -> None:
+    """Every piece decoded on its own gives the slices of the decoded run, broken UTF-8 too."""
+    end = min(cut, len(data))
+    assert _decoded(parse_bytes(data, end)) == _bytes_reference(data, end)
+    assert _decoded(parse_bytes(data, len(data))) == _bytes_reference(data, len(data))
+
+
+def test_parse_bytes_on_real_and_vietnamese_runs() -> None:
+    data = generate_stream(500)[0]
+    vi = data.replace(b"CallerIDName: ", "CallerIDName: Nguyễn Thị Hồng ".encode())
+    runs = {}
+    for name, stream in (("ascii", data), ("vi", vi), *((p.name, p.read_bytes()) for p in sorted(FIXTURES.glob("*.ami")))):
+        body = stream[stream.index(b"\r\n") + 2:]  # after the banner line
+        end = body.rindex(b"\r\n\r\n")
+        runs[name] = _decoded(parse_bytes(body, end))
+        assert runs[name] == _bytes_reference(body, end), name
+    # the synthetic streams are all plain frames, Vietnamese names included: all take the C path
+    for name in ("ascii", "vi"):
+        assert len(runs[name]) > 500 and all(isinstance(item, tuple) for item in runs[name])
+    names = {item[3].get("CallerIDName") for item in runs["vi"] if isinstance(item, tuple)}
+    assert any(n and n.startswith("Nguyễn Thị Hồng ") for n in names)
+
+
+def test_parse_bytes_rejects_bad_arguments() -> None:
+    for args in (("Event: X", 3), (b"Event: X", 99), (b"Event: X", -1), (b"Event: X",)):
+        try:
+            parse_bytes(*args)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+        else:
+            raise AssertionError(f"parse_bytes accepted {args!r}")
+
+
 def test_not_a_string_is_a_type_error() -> None:
     for fn in (frame_headers, parse_run):
         try:
@@ -161,6 +218,10 @@ def test_whole_stream_same_messages_with_and_without_c() -> None:
         protocol._c = saved
     assert len(with_c) == frames + 2 and with_c == without
     assert [type(m) for m in with_c] == [type(m) for m in without]
+    # the C path hands the non-ASCII frames over as bytes: raw still reads as the same text
+    raws = [(a.raw, b.raw) for a, b in zip(with_c, without, strict=True) if isinstance(a, protocol.Event)]
+    assert all(isinstance(a, str) and a == b for a, b in raws)
+    assert any("Hồng" in a for a, _ in raws)
 
 
 def test_the_extension_is_used_unless_switched_off() -> None:
