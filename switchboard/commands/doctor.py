@@ -67,10 +67,11 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
         pong = await client.send({"Action": "Ping"}, timeout=timeout)
         out.append(Check("AMI ping", pong.success, f"{(time.monotonic() - t0) * 1000:.1f} ms"))
         got = await client.send(heartbeat.get_action(), timeout=timeout)
-        beat = (got.headers.get("Value") or "") if got.success else ""
-        if beat.isdigit():
-            age = time.time() - int(beat)
-            out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago"
+        beat, leader_epoch = heartbeat.parse_beat((got.headers.get("Value") or "") if got.success else "")
+        if beat:
+            age = time.time() - beat
+            led = f", leader epoch {leader_epoch}" if leader_epoch else ""
+            out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago{led}"
                              + ("" if age < 15 else " (stale: calls go to the fallback queue)"), optional=True))
         else:
             out.append(Check("service heartbeat", False, "none in Asterisk (service not running: calls go to the "

@@ -39,7 +39,7 @@ class Recorded:
         self.log: list[tuple[str, AgiResult | None]] = []
         self.times: list[tuple[float, float]] = []
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
         t0 = time.monotonic()
         try:
             result = await self._s.execute(command, timeout=timeout)
