@@ -104,7 +104,8 @@ class Leadership:
         return {"role": str(self.role), "epoch": self.epoch, "heartbeat_epoch": self.seen_epoch,
                 "instance": self.instance, "leader": self.leader.instance if self.leader else "",
                 "leader_url": self.leader.api_url if self.leader else "",
-                "leader_epoch": self.leader.epoch if self.leader else 0}
+                "leader_epoch": self.leader.epoch if self.leader else 0,
+                "takeover_s": round(self.takeover_s, 3) if self.takeover_s is not None else None}
 
     # ------------------------------------------------------------------ acting parts
 
