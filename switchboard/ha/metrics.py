@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 def register(leadership: Any, registry: CollectorRegistry) -> None:
@@ -16,8 +16,12 @@ def register(leadership: Any, registry: CollectorRegistry) -> None:
     Gauge("switchboard_leader_epoch", "The leader epoch this instance leads with (a standby: the one it sees).",
           registry=registry).set_function(lambda: float(leadership.epoch if leadership.acting()
                                                         else leadership.seen_epoch))
-    # a counter whose value is kept by the leadership object (a take-over is counted once)
-    failovers = Gauge("switchboard_failovers_total", "Times this instance took the lead.", registry=registry)
-    failovers.set_function(lambda: float(leadership.takeovers))
+    failovers = Counter("switchboard_failovers", "Times this instance took the lead.", registry=registry)
+    failovers.inc(leadership.takeovers)
+
+    async def count() -> None:
+        failovers.inc()
+
+    leadership.on_lead.append(count)
     Gauge("switchboard_takeover_seconds", "Lock acquired to acting, at this instance's last take-over.",
           registry=registry).set_function(lambda: float(leadership.takeover_s or 0.0))

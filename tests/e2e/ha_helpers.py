@@ -4,14 +4,18 @@ role as ``/readyz`` tells it, and the call records of a test's callers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
-from e2e_process import ServiceProcess, write_config
-from e2e_service import free_port, until
+from e2e_process import ServiceProcess, service_config, write_config
+from e2e_service import free_port, hang_up_leftovers, until
+
+from switchboard.store.seed import seed_demo
 
 
 def ha_config(env: dict[str, str], dsn: str, run_dir: Path, instance: str) -> tuple[Path, int]:
@@ -23,6 +27,54 @@ def ha_config(env: dict[str, str], dsn: str, run_dir: Path, instance: str) -> tu
     with config.open("a", encoding="utf-8") as f:
         f.write(f'\n[ha]\nenabled = true\ninstance = "{instance}"\npoll_s = 0.5\nwatch_s = 0.5\n')
     return config, port
+
+
+async def two_instances(env: dict[str, str], dsn: str, tmp_path: Path, *,
+                        dsn_a: str | None = None) -> tuple[HaProcess, HaProcess]:
+    """Instances a and b (not started) on a migrated database with the demo agents and
+    participants; ``dsn_a``: the leader-to-be reaches PostgreSQL there (a proxy)."""
+    (tmp_path / "a").mkdir()
+    await service_config(env, dsn, tmp_path / "a")
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await seed_demo(conn)
+    finally:
+        await conn.close()
+    config_a, port_a = ha_config(env, dsn_a or dsn, tmp_path / "a", "a")
+    config_b, port_b = ha_config(env, dsn, tmp_path / "b", "b")
+    return HaProcess(config_a, tmp_path / "a.log", port_a), HaProcess(config_b, tmp_path / "b.log", port_b)
+
+
+class HeartbeatWatch:
+    """Asterisk's side: the heartbeat's value read every 20 ms by an independent AMI session."""
+
+    def __init__(self, ami: Any) -> None:
+        self.ami = ami
+        self.values: list[tuple[float, str]] = []   # (time.monotonic(), value)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        from switchboard.telephony import heartbeat
+
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                got = await self.ami.send(heartbeat.get_action(), timeout=2)
+                self.values.append((time.monotonic(), got.headers.get("Value") or ""))
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+    def changes(self) -> list[str]:
+        """The values as they changed (for a failure message)."""
+        return [v for i, (_, v) in enumerate(self.values) if i == 0 or v != self.values[i - 1][1]]
 
 
 class HaProcess(ServiceProcess):
@@ -130,3 +182,16 @@ class TcpProxy:
         for w in list(self._writers):
             w.transport.abort()
         self._writers.clear()
+
+
+async def wind_down(env: dict[str, str], tasks: list[asyncio.Task[Any]], *instances: HaProcess,
+                    watch: HeartbeatWatch | None = None) -> None:
+    """End a test: the watch, the callers, the instances, what is left on the stack."""
+    if watch is not None:
+        await watch.stop()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for instance in instances:
+        await instance.stop()
+    await hang_up_leftovers(env)

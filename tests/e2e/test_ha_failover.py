@@ -15,21 +15,19 @@ Timing is measured and printed (``-s``), asserted only within generous bounds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from pathlib import Path
 
 import pytest
-from e2e_process import run_cli, service_config
-from e2e_service import agents_secret, free_port, hang_up_leftovers, run_caller, sip_remote, until
-from ha_helpers import HaProcess, TcpProxy, call_ids, events, fetch, ha_config, has_event
+from e2e_process import run_cli
+from e2e_service import agents_secret, free_port, run_caller, sip_remote, until
+from ha_helpers import HeartbeatWatch, TcpProxy, call_ids, events, fetch, has_event, two_instances, wind_down
 
 from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient
 from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippAgent, SippResult, caller_scenario
 from switchboard.ha.leader import EXIT_FENCED
-from switchboard.store.seed import seed_demo
 from switchboard.telephony import heartbeat
 
 pytestmark = pytest.mark.e2e
@@ -51,16 +49,6 @@ def si_caller() -> list[object]:
             Pause(16.0), Dtmf("2"), Pause(6.0), HangUp()]
 
 
-async def seeded(dsn: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await seed_demo(conn)
-    finally:
-        await conn.close()
-
-
 async def check_records(dsn: str, callers: list[str]) -> dict[str, list[str]]:
     """One record per caller, started_at/caller/dialed set, call.started and call.ended once; the kinds."""
     kinds: dict[str, list[str]] = {}
@@ -79,15 +67,10 @@ async def check_records(dsn: str, callers: list[str]) -> dict[str, list[str]]:
 
 async def test_kill_9_of_the_leader_the_standby_takes_over_and_callers_go_on(
         stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    await service_config(stack_env, pg_dsn, tmp_path / "a")
-    await seeded(pg_dsn)
-    config_a, port_a = ha_config(stack_env, pg_dsn, tmp_path / "a", "a")
-    config_b, port_b = ha_config(stack_env, pg_dsn, tmp_path / "b", "b")
-    token = (await run_cli(config_a, "tokens", "create", "--role", "agent", "--agent", "agent1009",
+    a, b = await two_instances(stack_env, pg_dsn, tmp_path)
+    port_a, port_b = a.http_port, b.http_port
+    token = (await run_cli(a.config, "tokens", "create", "--role", "agent", "--agent", "agent1009",
                            "--name", "e2e")).strip().splitlines()[-1]
-    a = HaProcess(config_a, tmp_path / "a.log", port_a)
-    b = HaProcess(config_b, tmp_path / "b.log", port_b)
     phone = SippAgent(endpoint="agent1009", password=sip_password(agents_secret(stack_env), "agent1009"),
                       remote=sip_remote(stack_env), port=free_port(), talk=None)
     tasks: list[asyncio.Task[SippResult]] = []
@@ -184,45 +167,22 @@ async def test_kill_9_of_the_leader_the_standby_takes_over_and_callers_go_on(
                              "WHERE call_id = $1", cid)
         assert abs(float(row["t"]) - late_at) < 2.0 and row["dialed"] == "19009068", (float(row["t"]), late_at)
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await b.stop()
-        await a.stop()
         await phone.stop()
-        await hang_up_leftovers(stack_env)
+        await wind_down(stack_env, tasks, b, a)
 
 
 async def test_leader_cut_from_postgresql_is_fenced_and_the_standby_serves(
         stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    await service_config(stack_env, pg_dsn, tmp_path / "a")
-    await seeded(pg_dsn)
     host_port = pg_dsn.split("@", 1)[1].split("/", 1)[0]
     host, port = host_port.rsplit(":", 1)
     proxy = TcpProxy(host, int(port))
     await proxy.start()
     proxied = pg_dsn.replace(host_port, f"127.0.0.1:{proxy.port}")
-    config_a, port_a = ha_config(stack_env, proxied, tmp_path / "a", "a")
-    config_b, port_b = ha_config(stack_env, pg_dsn, tmp_path / "b", "b")
-    a = HaProcess(config_a, tmp_path / "a.log", port_a)
-    b = HaProcess(config_b, tmp_path / "b.log", port_b)
+    a, b = await two_instances(stack_env, pg_dsn, tmp_path, dsn_a=proxied)
     tasks: list[asyncio.Task[SippResult]] = []
-    beats: list[tuple[float, int]] = []
-    raw: list[str] = []
-    stop_watch = asyncio.Event()
-
-    async def watch_heartbeat() -> None:
-        """Asterisk's side: the epoch every heartbeat write leaves in the global, read every 20 ms."""
-        while not stop_watch.is_set():
-            with contextlib.suppress(Exception):
-                got = await ami.send(heartbeat.get_action(), timeout=2)
-                beats.append((time.monotonic(), heartbeat.parse_beat(got.headers.get("Value") or "")[1]))
-                raw.append(f"{time.time():.2f} {got.headers.get('Value')}")
-            await asyncio.sleep(0.02)
-
+    watch = HeartbeatWatch(ami)
     coder = "02438300051"
-    watcher = asyncio.create_task(watch_heartbeat())
+    watch.start()
     try:
         await a.start()
         await a.wait_role("leader", timeout=10)
@@ -243,16 +203,14 @@ async def test_leader_cut_from_postgresql_is_fenced_and_the_standby_serves(
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
         assert all(not isinstance(r, BaseException) for r in results), results
         await until(lambda: has_event(pg_dsn, coder, "call.ended"), timeout=20, what="the call closed")
-        stop_watch.set()
-        await watcher
+        await watch.stop()
         # from Asterisk's side: once the new epoch is in the heartbeat, the old one never comes back
         # (the global outlives a test: only what was read after the cut counts)
         epoch_b = int((await b.readyz())["epoch"])
         assert epoch_b == epoch_a + 1
-        after = [e for t, e in beats if t > cut]
+        after = [heartbeat.parse_beat(v)[1] for t, v in watch.values if t > cut]
         first_new = after.index(epoch_b)
-        changes = [r for i, r in enumerate(raw) if i == 0 or r.split()[1] != raw[i - 1].split()[1]]
-        assert all(e == epoch_b for e in after[first_new:]), changes
+        assert all(e == epoch_b for e in after[first_new:]), watch.changes()
         assert len(after) - first_new > 100, len(after)   # watched for a while
         assert "FENCED" in (tmp_path / "a.log").read_text(encoding="utf-8")
         await check_records(pg_dsn, [coder])
@@ -270,12 +228,55 @@ async def test_leader_cut_from_postgresql_is_fenced_and_the_standby_serves(
         await asyncio.sleep(2.0)
         await check_records(pg_dsn, [coder])
     finally:
-        stop_watch.set()
-        watcher.cancel()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, watcher, return_exceptions=True)
-        await b.stop()
-        await a.stop()
         await proxy.cut()
-        await hang_up_leftovers(stack_env)
+        await wind_down(stack_env, tasks, b, a, watch=watch)
+
+
+async def test_graceful_stop_of_the_leader_hands_over_without_the_fallback_queue(
+        stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
+    a, b = await two_instances(stack_env, pg_dsn, tmp_path)
+    tasks: list[asyncio.Task[SippResult]] = []
+    watch = HeartbeatWatch(ami)
+
+    def call(steps: list[object], caller: str) -> None:
+        tasks.append(asyncio.create_task(run_caller(caller_scenario(steps, caller=caller),  # type: ignore[arg-type]
+                                                    remote=sip_remote(stack_env), service="19009068", timeout=150)))
+
+    coder, newcomer = "02438300061", "02438300062"
+    try:
+        await a.start()
+        await a.wait_role("leader", timeout=10)
+        await b.start()
+        await b.wait_role("standby", timeout=10)
+        watch.start()
+        call(si_caller(), coder)
+        await until(lambda: has_event(pg_dsn, coder, "ivr.step", node="main_menu", input="4"), timeout=40,
+                    what="the caller asked for the SI code")
+        await asyncio.sleep(2.6)
+        stopped = time.monotonic()
+        assert a.proc is not None
+        a.proc.terminate()
+        call([*ivr("2"), Pause(8.0), HangUp()], newcomer)   # arrives during the hand-over
+        await b.wait_role("leader", timeout=15)
+        print(f"\nHA: standby leads {time.monotonic() - stopped:.2f}s after SIGTERM of the leader")
+        assert await a.exit_code(timeout=20) == 0
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 120)
+        assert all(not isinstance(r, BaseException) for r in results), results
+        for c in (coder, newcomer):
+            await until(lambda c=c: has_event(pg_dsn, c, "call.ended"), timeout=20, what=f"{c} closed")
+        await watch.stop()
+        # the heartbeat was never emptied nor let go stale: no caller could reach the fallback queue
+        ages = [t_read - beat for t_read, beat in ((time.time(), heartbeat.parse_beat(v)[0]) for _, v in watch.values)]
+        assert watch.values and all(heartbeat.parse_beat(v)[0] for _, v in watch.values), watch.changes()
+        assert max(ages) < 60, watch.changes()
+        kinds = await check_records(pg_dsn, [coder, newcomer])
+        assert "call.handed_to_fallback" not in kinds[coder] + kinds[newcomer]
+        (cid,) = await call_ids(pg_dsn, coder)
+        steps = [json.loads(e["data"]) for e in await events(pg_dsn, cid) if e["kind"] == "ivr.step"]
+        assert [s["node"] for s in steps].count("welcome") == 1
+        assert any(s["node"] == "ask_si_code" and s["input"] == KNOWN_CODE for s in steps), steps
+        (cid,) = await call_ids(pg_dsn, newcomer)
+        steps = [json.loads(e["data"]) for e in await events(pg_dsn, cid) if e["kind"] == "ivr.step"]
+        assert "welcome" in [s["node"] for s in steps], steps   # served by the new leader's IVR
+    finally:
+        await wind_down(stack_env, tasks, b, a, watch=watch)
