@@ -189,7 +189,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
     from switchboard.telephony.overload import OverloadCheck
     from switchboard.telephony.rescue import Reconciler, Rescuer
-    from switchboard.telephony.resume import MemoKeeper, StartedCheck
+    from switchboard.telephony.resume import GoneRecords, MemoKeeper, StartedCheck, live_call_ids
 
     s = app.settings
     secret = s.ami.resolved_secret()
@@ -308,6 +308,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                          accept=leader.acting if leader is not None else None)
     entry.manager = manager
     entry.started_check = StartedCheck(LazyPool(pool_part))
+    gone = GoneRecords(LazyPool(pool_part), book)   # records left open by a previous owner, channel gone
 
     def on_hangup(ev: Any) -> None:
         book.channel_hung_up(ev.get("Uniqueid") or "", cause=ev.get("Cause") or "",
@@ -336,6 +337,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
             n = await entry.readopt()
             if n:
                 log.info("re-adopted %d call(s) waiting in AGI", n)
+            if leader is not None:   # a take-over: what the previous leader could not close
+                await gone.close(await live_call_ids(client))
 
     client.on_resync(readopt)
 

@@ -36,6 +36,9 @@ class Memo:
     #: what the caller answered at ``node`` before the take-over (a GET DATA that was still
     #: running), None when nothing is known: the node asks again
     digits: str | None = None
+    #: ``digits`` is only the first key (pressed into the node's prompt): it answers a node
+    #: that takes one key (a menu); a longer input (a code) is asked again
+    partial: bool = False
 
 
 def encode(flow: str, node: str, variables: Mapping[str, str]) -> str:

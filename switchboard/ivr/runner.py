@@ -227,7 +227,10 @@ class IvrRunner:
                  f" (resumed at {start_at or flow.start})" if resume is not None else "")
         state, cmds = mc.step(mc.initial_state(flow),
                               mc.Started(caller, dialed, self._clock(), variables, start=start_at))
-        if resume is not None and resume.digits is not None and state.waiting is mc.Waiting.DIGITS:
+        asks = [c for c in cmds if isinstance(c, mc.CollectCmd)]
+        one_key = bool(asks) and asks[-1].max_digits == 1
+        if resume is not None and resume.digits is not None and state.waiting is mc.Waiting.DIGITS \
+                and (not resume.partial or one_key):
             # the caller answered this node while nobody served the call: take the answer as it is
             given: mc.Input = mc.Digits(resume.digits, self._clock()) if resume.digits else mc.Timeout(self._clock())
             state, cmds = mc.step(state, given)
@@ -397,9 +400,10 @@ class IvrRunner:
             if result.result == "-1":
                 raise _Hangup
             return ""
+        tag = f"play-{self.nodes.get(session.uniqueid, '')}"
         for prompt in cmd.prompts:
             command = f"STREAM FILE {agi_quote(self._file(prompt))} {agi_quote(ESCAPE_DIGITS)}"
-            result = await self._agi(session, command)
+            result = await self._agi(session, command, tag=tag)
             if result.digit and self._is_trailing(session, result.digit):
                 # the terminator of the input just taken: play the rest of this prompt
                 result = await self._agi(session, f"{command} {result.endpos or 0}")

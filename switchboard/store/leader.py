@@ -48,3 +48,21 @@ async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeou
     rows = await conn.fetch("SELECT DISTINCT call_id FROM call_events WHERE call_id = ANY($1::text[]) "
                             "AND kind = 'call.started'", call_ids, timeout=timeout)
     return {r["call_id"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRecord:
+    call_id: str
+    answered: bool
+    queued: bool
+    callback: bool
+
+
+async def open_records(conn: asyncpg.Connection, *, max_age_s: float, timeout: float) -> list[OpenRecord]:
+    """Records of callers' channels started within ``max_age_s`` and never ended."""
+    rows = await conn.fetch(
+        "SELECT call_id, answered_at IS NOT NULL AS answered, queue_joined_at IS NOT NULL AS queued, "
+        "callback_id IS NOT NULL AS callback FROM calls WHERE ended_at IS NULL AND started_at IS NOT NULL "
+        "AND started_at > now() - make_interval(secs => $1) AND coalesce(channel, '') <> ''",
+        max_age_s, timeout=timeout)
+    return [OpenRecord(r["call_id"], r["answered"], r["queued"], r["callback"]) for r in rows]

@@ -358,8 +358,8 @@ class AgiEntry:
             await self._ensure_started(call_id, uniqueid=session.uniqueid, channel=session.channel, age_s=age,
                                        reached_flow=memo is not None)
             if memo is not None:
-                digits = await answer_in_flight(session, memo.node)
-                memo = dataclasses.replace(memo, digits=digits)
+                digits, whole = await answer_in_flight(session, memo.node)
+                memo = dataclasses.replace(memo, digits=digits, partial=not whole)
                 self.resumed_total += 1
                 log.info("call %s: resumes at %s%s", call_id, memo.node,
                          " with the answer given meanwhile" if digits is not None else "")
@@ -375,6 +375,7 @@ class AgiEntry:
         try:
             outcome = await self.acd.enqueue(session, request)
         except AgiHangup:
+            self.book.flow_ended(call_id, reason="caller_hangup", node="")   # closes the record now
             return
         if outcome == "callback":
             try:

@@ -280,3 +280,53 @@ async def test_graceful_stop_of_the_leader_hands_over_without_the_fallback_queue
         assert "welcome" in [s["node"] for s in steps], steps   # served by the new leader's IVR
     finally:
         await wind_down(stack_env, tasks, b, a, watch=watch)
+
+
+async def test_leader_killed_three_times_under_a_stream_of_calls_loses_none(
+        stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> None:
+    a, b = await two_instances(stack_env, pg_dsn, tmp_path)
+    tasks: list[asyncio.Task[SippResult]] = []
+    callers = [f"024383002{i:02d}" for i in range(18)]
+
+    async def stream() -> None:
+        for caller in callers:   # a new caller every 2 s, each on the self-service path (~25 s)
+            tasks.append(asyncio.create_task(run_caller(
+                caller_scenario([*ivr("14"), Pause(1.0), Dtmf(KNOWN_CODE, gap=0.3), Pause(14.0), Dtmf("2"),
+                                 Pause(5.0), HangUp()], caller=caller),  # type: ignore[arg-type]
+                remote=sip_remote(stack_env), service="19009068", timeout=150)))
+            await asyncio.sleep(2.0)
+
+    try:
+        await a.start()
+        await a.wait_role("leader", timeout=10)
+        await b.start()
+        await b.wait_role("standby", timeout=10)
+        feeder = asyncio.create_task(stream())
+        leader, standby = a, b
+        took: list[float] = []
+        for _ in range(3):
+            await asyncio.sleep(9.0)
+            leader.kill9()
+            killed = time.monotonic()
+            await standby.wait_role("leader", timeout=15)
+            took.append(time.monotonic() - killed)
+            await leader.start()                         # back, as a standby
+            await leader.wait_role("standby", timeout=15)
+            leader, standby = standby, leader
+        print(f"\nHA: three kill -9 under a stream of calls: the standby led after "
+              f"{', '.join(f'{t:.2f}s' for t in took)}")
+        await feeder
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 150)
+        assert all(not isinstance(r, BaseException) for r in results), results
+        for c in callers:
+            await until(lambda c=c: has_event(pg_dsn, c, "call.ended"), timeout=30, what=f"{c} closed")
+        kinds = await check_records(pg_dsn, callers)
+        outcomes: dict[str, int] = {}
+        for c in callers:
+            (row,) = await fetch(pg_dsn, "SELECT outcome FROM calls WHERE caller = $1", c)
+            outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1
+            assert "call.handed_to_fallback" not in kinds[c], (c, kinds[c])
+        print(f"HA: outcomes of {len(callers)} calls: {outcomes}")
+        assert set(outcomes) <= {"self_service", "abandoned_ivr"}, outcomes
+    finally:
+        await wind_down(stack_env, tasks, b, a)

@@ -81,3 +81,21 @@ async def test_resume_of_a_flow_that_is_gone_starts_the_dialed_number_s_flow() -
     await h.runner.run(agi, resume=memo.Memo("no-such-flow", "x", {}))
     assert agi.commands[0] == "ANSWER"
     assert any("welcome" in c for c in agi.commands)
+
+
+async def test_a_key_pressed_into_a_menu_prompt_meanwhile_answers_the_menu() -> None:
+    h = Harness(lookup_answer=PAID)
+    agi = FakeAgi(dialed="02439999001", keys=["0123456789", "2"])
+    resume = memo.Memo("hotline", "main_menu", {"language": "en"}, digits="4", partial=True)
+    await h.runner.run(agi, resume=resume)
+    assert agi.commands[0] == f'GET DATA "{P}/en/ask_si_code" 6000 10'   # main menu answered: "4"
+    assert h.steps()[0] == ("main_menu", "4")
+
+
+async def test_a_first_key_of_a_code_is_not_taken_for_the_whole_code() -> None:
+    h = Harness(lookup_answer=PAID)
+    agi = FakeAgi(dialed="02439999001", keys=["0123456789", "2"])
+    resume = memo.Memo("hotline", "ask_si_code", {"language": "en"}, digits="0", partial=True)
+    await h.runner.run(agi, resume=resume)
+    assert agi.commands[0] == f'GET DATA "{P}/en/ask_si_code" 6000 10'   # asked again
+    assert h.lookups == [("si_code", "0123456789")]
