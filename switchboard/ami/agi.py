@@ -15,17 +15,22 @@ see results of commands it did not send (the previous leader's command still
 running in Asterisk when it stopped): they are kept in ``orphans`` (the
 ``CommandID`` and its result), so the new owner can use a ``GET DATA`` the
 caller was answering. A command's ``tag`` is appended to its ``CommandID`` for
-that purpose.
+that purpose. Results for a channel without a session (a standby sees every
+command of the leader's; after a leader died, its last commands finish before
+the new one adopts the channel) are kept a while (``UNCLAIMED_MAX`` channels,
+the last 4 of each) and handed to the session when the channel is adopted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import itertools
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +46,9 @@ __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult"
 log = logging.getLogger("switchboard.ami.agi")
 
 AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"})
+#: channels whose last command results are kept while no session serves them
+UNCLAIMED_MAX = 2000
+_PROCESS_MARK = secrets.token_hex(3)
 
 
 class AgiError(AmiError):
@@ -196,7 +204,8 @@ class AgiSession:
     async def _run(self, command: str, timeout: float, tag: str = "") -> AgiResult:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
-        command_id = f"agi-{self.uniqueid}-{next(self._ids)}" + (f"-{tag}" if tag else "")
+        # the process's mark keeps two owners of one channel (a take-over) from sharing an id
+        command_id = f"agi{_PROCESS_MARK}-{self.uniqueid}-{next(self._ids)}" + (f"-{tag}" if tag else "")
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = fut
         t0 = time.monotonic()
@@ -272,6 +281,7 @@ class AgiManager:
         self._on_start = on_start
         self._default_timeout = default_timeout
         self.sessions: dict[str, AgiSession] = {}  # by Uniqueid
+        self._unclaimed: collections.OrderedDict[str, list[Event]] = collections.OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe = client.subscribe(self.handle_event, names=AGI_EVENTS)
         on_resync = getattr(client, "on_resync", None)
@@ -301,12 +311,21 @@ class AgiManager:
             if old is not None:
                 old._close("AGI restarted on the channel")
             session = AgiSession(self._client, ev, default_timeout=self._default_timeout, observe=self._observe)
+            for earlier in self._unclaimed.pop(uniqueid, ()):
+                session._on_exec(earlier)   # what the previous owner's last commands gave
             self.sessions[uniqueid] = session
             log.info("AGI start %s", session.channel, extra={"call_id": session.linkedid})
             self._spawn(session)
             return
         current = self.sessions.get(uniqueid)
         if current is None:
+            if name == "AsyncAGIExec" and uniqueid:
+                kept = self._unclaimed.pop(uniqueid, [])
+                self._unclaimed[uniqueid] = [*kept[-3:], ev]
+                while len(self._unclaimed) > UNCLAIMED_MAX:
+                    self._unclaimed.popitem(last=False)
+            elif name in ("AsyncAGIEnd", "Hangup"):
+                self._unclaimed.pop(uniqueid, None)
             return
         if name == "AsyncAGIExec":
             current._on_exec(ev)

@@ -275,15 +275,15 @@ class AgiEntry:
         return 1
 
     async def _getvars(self, channel: str, names: tuple[str, ...]) -> dict[str, str]:
-        """Channel variables by name ("" for one unset or unreadable)."""
-        values: dict[str, str] = {}
-        for name in names:
+        """Channel variables by name ("" for one unset or unreadable), asked all at once."""
+        async def one(name: str) -> str:
             try:
                 resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
-                values[name] = (resp.headers.get("Value") or "") if resp.success else ""
+                return (resp.headers.get("Value") or "") if resp.success else ""
             except (AmiError, TimeoutError):
-                values[name] = ""
-        return values
+                return ""
+
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
     async def _adopt_bridged(self, channels: list[Any]) -> int:
         """Calls an agent was talking on when the service stopped: Asterisk kept the bridge; take

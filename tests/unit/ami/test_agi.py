@@ -226,3 +226,20 @@ async def test_a_standby_manager_serves_no_new_session_and_results_it_did_not_as
              Result="200%20result=0%0A")
     await task
     assert [(cid, r.result) for cid, r in s.orphans] == [("agi-1750000000.7-3-getdata-ask_si_code", "0123456789")]
+
+
+async def test_results_seen_before_a_channel_is_adopted_reach_its_session() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    # the previous owner's GET DATA finishes while nobody serves the channel yet
+    ami.emit("AsyncAGIExec", Uniqueid="1750000000.9", CommandId="agi-1750000000.9-2-getdata-main_menu",
+             Result="200%20result=4%0A")
+    ami.emit("AsyncAGIExec", Uniqueid="1750000000.8", CommandId="agi-x", Result="200%20result=1%0A")
+    ami.emit("Hangup", Uniqueid="1750000000.8")
+    _start(ami, "1750000000.9")
+    _start(ami, "1750000000.8")
+    await asyncio.sleep(0)
+    first, second = sessions
+    assert [(cid, r.result) for cid, r in first.orphans] == [("agi-1750000000.9-2-getdata-main_menu", "4")]
+    assert second.orphans == []   # a hung-up channel's results are forgotten
