@@ -3,8 +3,9 @@
 # foreground (Ctrl-C stops it cleanly). Unless DEMO=0, demo agents and callers
 # (SIPp) are started too so calls are routed live. The stack stays up after
 # Ctrl-C: `make stack-down` takes it down.
-# HA=1: two instances (active/standby, docs/ha.md): "a" in the foreground leads
-# (HTTP port 8080), "b" in the background is the standby (8081, log run/standby.log).
+# HA=1: two instances (active/standby, docs/ha.md): "a" in the foreground (HTTP
+# port 8080) and "b" in the background (8081, log run/standby.log); the first to
+# take the lock leads, the other stands by (GET /readyz on each says which).
 # An instance that loses the lead exits with status 75 and is started again (as
 # a standby), as systemd would do it (deploy/systemd/switchboard-ha.conf).
 set -euo pipefail
