@@ -230,6 +230,18 @@ def check_host_names(settings: Settings, *, hostname: str | None = None,
     return Check("host names", True, f"`{name}` resolves locally in {took * 1000:.0f} ms{where}", optional=True)
 
 
+def _standby(raw: bytes) -> str:
+    """What a standby's ``/readyz`` says of the leader ("" when it is no standby's answer)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict) or body.get("role") != "standby":
+        return ""
+    return (f"standby (instance {body.get('instance')}); leader {body.get('leader') or '?'} "
+            f"({body.get('leader_url') or '?'}), epoch {body.get('leader_epoch')}")
+
+
 def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
@@ -237,7 +249,11 @@ def check_service(settings: Settings, timeout: float) -> Check:
             body = resp.read().decode(errors="replace")
             return Check("service /readyz", True, f"{url}: {resp.status} {body[:80]}", optional=True)
     except urllib.error.HTTPError as exc:
-        return Check("service /readyz", False, f"{url}: {exc.code} {exc.read()[:120]!r}", optional=True)
+        raw = exc.read()
+        standby = _standby(raw)
+        if exc.code == 503 and standby:   # active/standby (docs/ha.md): a standby is not ready, by design
+            return Check("service /readyz", True, f"{url}: {standby}", optional=True)
+        return Check("service /readyz", False, f"{url}: {exc.code} {raw[:120]!r}", optional=True)
     except OSError as exc:
         return Check("service /readyz", False, f"{url}: not answering ({exc})", optional=True)
 
