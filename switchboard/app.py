@@ -330,14 +330,14 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                                    leader_epoch=(lambda: leader.epoch) if leader is not None else None,
                                    clear_on_stop=leader is None)))
 
-    async def readopt(restarted: bool = False) -> None:
+    async def readopt(restarted: bool = False, takeover: bool = False) -> None:
         if leader is not None and not leader.acting():
             return
         if not restarted:
             n = await entry.readopt()
             if n:
                 log.info("re-adopted %d call(s) waiting in AGI", n)
-            if leader is not None:   # a take-over: what the previous leader could not close
+            if takeover and leader is not None:   # what the previous leader could not close
                 await gone.close(await live_call_ids(client))
 
     client.on_resync(readopt)
@@ -392,7 +392,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
-    app.add(when_leading(FuncPart("re-adoption", lambda: readopt(False), _noop)))
+    app.add(when_leading(FuncPart("re-adoption", lambda: readopt(False, takeover=True), _noop)))
     reconciler = Reconciler(client, book, entry, rescuer, interval=s.ami.reconcile_interval_s,
                             min_age_s=s.ami.reconcile_min_age_s, observe=metrics.observe_reconciled,
                             observe_stranded=metrics.observe_stranded)
