@@ -216,8 +216,10 @@ class HaSettings:
     lock_key: int = 0x5342_4C44  # "SBLD"
     # How often a standby tries the lock and the leader probes its lock connection (seconds).
     poll_s: float = 0.5
-    # A probe of the lock connection without an answer within this: the lock counts as lost.
-    probe_timeout_s: float = 1.0
+    # A probe of the lock connection without an answer within this: the lock counts as lost (a
+    # connection closed under it is noticed at once; this covers a silent one; too short, and a
+    # busy machine steps down for nothing: 1 s did under a load average of 20).
+    probe_timeout_s: float = 3.0
     # How often every instance reads the heartbeat's epoch from Asterisk (a higher one fences).
     watch_s: float = 0.5
     # Where clients reach this instance's API (told to clients a standby refuses a write).
