@@ -21,6 +21,8 @@ answering when the previous owner stopped still counts. A caller that never
 reached a node (it arrived while nobody served the hotline) starts the flow.
 Whatever the case, a record whose ``call.started`` the database does not hold
 gets one, dated when the channel appeared, with its caller and dialed number.
+A caller the dialplan sent to the fallback queue while no service beat gets a
+record too (``call.handed_to_fallback``, reason ``no_service``).
 
 A session whose flow step fails (not a hang-up: an AGI command without a
 result in time, the AMI link lost, a refused command) is never left in AGI:
@@ -233,6 +235,9 @@ class AgiEntry:
         await self._adopt_bridged(channels)
         count = 0
         for ch in channels:
+            if (ch.get("Application") or "") == "Queue" and (ch.get("Context") or "") in self.hotline_contexts:
+                await self._adopt_fallback(ch)
+                continue
             if (ch.get("Application") or "") in NOT_IN_AGI or ch.get("BridgeId"):
                 continue
             count += await self._adopt(ch)
@@ -321,22 +326,49 @@ class AgiEntry:
             count += 1
         return count
 
+    async def _adopt_fallback(self, ch: Any) -> None:
+        """A caller the dialplan sent to the fallback queue while no service beat (no record of
+        ours): recorded now, ``call.handed_to_fallback`` (reason ``no_service``); its hang-up
+        closes the record (outcome ``fallback``)."""
+        uniqueid, channel = ch.get("Uniqueid") or "", ch.get("Channel") or ""
+        if not uniqueid or self.book.knows_channel(uniqueid):
+            return
+        values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, "SB_DID"))
+        if values[acd_mod.VAR_CALL_ID]:   # the service handed it there itself: its record says so
+            return
+        call_id = ch.get("Linkedid") or uniqueid
+        caller = ch.get("CallerIDNum") or ""
+        facts = self.book.adopt(call_id=call_id, uniqueid=uniqueid, age_s=duration_s(ch.get("Duration") or ""),
+                                caller="" if caller in ("unknown", "anonymous", "<unknown>") else caller,
+                                dialed=values["SB_DID"] or "")
+        facts.queued = False
+        first = await self._ensure_started(call_id, uniqueid=uniqueid, channel=channel,
+                                           age_s=duration_s(ch.get("Duration") or ""), reached_flow=False)
+        if first:
+            self.book.handed_to_fallback(call_id, reason="no_service", node="",
+                                         detail="the dialplan's fallback queue: no service heartbeat")
+        else:   # adopted before (an earlier take-over): its record already says so
+            facts.fallback, facts.flow_end = "no_service", "fallback"
+        log.info("call %s: in the fallback queue since before this service led: recorded", call_id)
+
     async def _ensure_started(self, call_id: str, *, uniqueid: str, channel: str, age_s: float,
-                              reached_flow: bool) -> None:
+                              reached_flow: bool) -> bool:
         """Give an adopted call its ``call.started`` when the database holds none (the call came
-        while nobody served the hotline, or the previous owner died before writing it)."""
+        while nobody served the hotline, or the previous owner died before writing it). True
+        when it did."""
         facts = self.book.calls.get(call_id)
         if facts is None:
-            return
+            return False
         stored = await self.started_check(call_id) if self.started_check is not None else None
         if stored or (stored is None and reached_flow):
-            return
+            return False
         at = datetime.now(UTC) - timedelta(seconds=max(0.0, age_s))
         self.book.emit(call_id, EventKind.CALL_STARTED, {
             "caller": facts.caller, "dialed": facts.dialed, "channel": channel, "language": "",
             "uniqueid": uniqueid, "adopted": True}, ts=at)
         log.info("call %s: adopted without a started record: started %s, caller %s, dialed %s", call_id,
                  at.isoformat(timespec="seconds"), "yes" if facts.caller else "unknown", facts.dialed or "?")
+        return True
 
     async def _resume_adopted(self, session: Any) -> None:
         env = session.env

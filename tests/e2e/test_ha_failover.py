@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from e2e_process import run_cli
 from e2e_service import agents_secret, free_port, run_caller, sip_remote, until
+from e2e_stack import put_heartbeat
 from ha_helpers import HeartbeatWatch, TcpProxy, call_ids, events, fetch, has_event, two_instances, wind_down
 
 from switchboard.acd.agents import sip_password
@@ -340,3 +341,31 @@ async def test_leader_killed_three_times_under_a_stream_of_calls_loses_none(
         assert set(outcomes) <= {"self_service", "abandoned_ivr"}, outcomes
     finally:
         await wind_down(stack_env, tasks, b, a)
+
+
+async def test_a_caller_sent_to_the_fallback_queue_while_nobody_led_is_recorded(
+        stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
+    a, b = await two_instances(stack_env, pg_dsn, tmp_path)
+    caller = "02838300071"
+    tasks: list[asyncio.Task[SippResult]] = []
+    try:
+        await put_heartbeat(ami, age=60)   # stale: no instance serves the hotline
+        tasks.append(asyncio.create_task(run_caller(caller_scenario([Pause(25.0), HangUp()], caller=caller),
+                                                    remote=sip_remote(stack_env), service="19009068", timeout=60)))
+
+        async def in_fallback() -> bool:
+            status = await ami.send({"Action": "QueueStatus", "Queue": "hotline-fallback"}, timeout=5)
+            return caller in [ev.get("CallerIDNum") for ev in getattr(status, "events", ()) if ev.name == "QueueEntry"]
+
+        await until(in_fallback, timeout=15, what="the caller in the fallback queue")
+        await a.start()
+        await a.wait_role("leader", timeout=15)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        assert all(not isinstance(r, BaseException) for r in results), results
+        await until(lambda: has_event(pg_dsn, caller, "call.ended"), timeout=20, what="the record closed")
+        kinds = await check_records(pg_dsn, [caller])
+        assert kinds[caller].count("call.handed_to_fallback") == 1, kinds[caller]
+        (row,) = await fetch(pg_dsn, "SELECT outcome, dialed FROM calls WHERE caller = $1", caller)
+        assert (row["outcome"], row["dialed"]) == ("fallback", "19009068")
+    finally:
+        await wind_down(stack_env, tasks, a)
