@@ -345,7 +345,7 @@ async def test_leader_killed_three_times_under_a_stream_of_calls_loses_none(
 
 async def test_a_caller_sent_to_the_fallback_queue_while_nobody_led_is_recorded(
         stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
-    a, b = await two_instances(stack_env, pg_dsn, tmp_path)
+    a, _standby = await two_instances(stack_env, pg_dsn, tmp_path)
     caller = "02838300071"
     tasks: list[asyncio.Task[SippResult]] = []
     try:
