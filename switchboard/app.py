@@ -56,6 +56,7 @@ class Application:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     reload_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)   # the built parts, by name (for tests and tools)
+    exit_code: int = 0   # what run_forever returns after a requested stop (a fenced leader: EXIT_FENCED)
 
     def add(self, part: Part) -> Part:
         self.parts.append(part)
@@ -113,7 +114,7 @@ class Application:
         await self._stopping.wait()
         log.info("stop requested")
         await self.stop()
-        return 0
+        return self.exit_code
 
 
 async def cancel_leftover_tasks() -> list[str]:
@@ -166,6 +167,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.services import Services, provinces_from_geo
     from switchboard.calls import CallBook, CallEventBus
     from switchboard.geo import load_provinces, normalize_number
+    from switchboard.ha import api_guard
+    from switchboard.ha import metrics as ha_metrics
+    from switchboard.ha.leader import EXIT_FENCED, Leadership
     from switchboard.ivr.clock import IvrClock
     from switchboard.ivr.registry import FlowRegistry
     from switchboard.ivr.runner import IvrRunner
@@ -184,6 +188,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
     from switchboard.telephony.overload import OverloadCheck
     from switchboard.telephony.rescue import Reconciler, Rescuer
+    from switchboard.telephony.resume import GoneRecords, MemoKeeper, StartedCheck, live_call_ids
     from switchboard.telephony.windows import CallingWindow
 
     s = app.settings
@@ -199,15 +204,32 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     state_log = AgentStateLog(s.database.dsn)
     app.add(state_log)
 
-    # events: one bus, numbered per call, to the writer, the metrics and the browsers
-    metrics = Metrics(service_level_s=s.routing.service_level_s, short_abandon_s=s.routing.short_abandon_s,
-                      provinces=[p.id for p in provinces])
-    bus = CallEventBus([writer.submit, metrics.observe_event])
-    book = CallBook(bus)
-
     # AMI and AsyncAGI
     client = AmiClient(s.ami)
     app.add(AmiPart(client, s.ami.connect_timeout))
+
+    # active/standby (docs/ha.md): who leads; the parts that act start when this instance does
+    leader: Leadership | None = None
+    if s.ha.enabled:
+        def fenced(reason: str) -> None:
+            app.exit_code = EXIT_FENCED
+            app.request_stop()
+
+        leader = Leadership(s.ha, s.database.dsn, ami=client, on_fenced=fenced,
+                            instance=s.ha.instance or f"{s.http.host}:{s.http.port}",
+                            api_url=s.ha.advertise_url or f"http://{s.http.host}:{s.http.port}")
+        client.gate = leader.acting
+        app.add(leader)
+
+    def when_leading(part: Any) -> Any:
+        return leader.when_leading(part) if leader is not None else part
+
+    # events: one bus, numbered per call, to the writer, the metrics and the browsers
+    metrics = Metrics(service_level_s=s.routing.service_level_s, short_abandon_s=s.routing.short_abandon_s,
+                      provinces=[p.id for p in provinces])
+    bus = CallEventBus([leader.guard(writer.submit) if leader is not None else writer.submit,
+                        metrics.observe_event])
+    book = CallBook(bus)
 
     # IVR
     registry = FlowRegistry(s.paths.flows_dir, s.paths.prompts_dir)
@@ -271,7 +293,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
                        transfer_dial=s.ivr.transfer_dial, transfer_policy=numbers.policy,
                        clock=ivr_clock,
-                       on_callback=after_hours_callback, callback_expected=acd.callbacks.expected_at)
+                       on_callback=after_hours_callback, callback_expected=acd.callbacks.expected_at,
+                       remember=MemoKeeper(client))
     # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
     loop_lag = LoopLag(metrics.loop_lag.observe)
     overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
@@ -290,8 +313,11 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         metrics.observe_agi(verb, ack_s=ack, result_s=result)
         overload.observe_agi(ack)
 
-    manager = AgiManager(client, on_start=entry.on_start, observe=observe_agi)
+    manager = AgiManager(client, on_start=entry.on_start, observe=observe_agi,
+                         accept=leader.acting if leader is not None else None)
     entry.manager = manager
+    entry.started_check = StartedCheck(LazyPool(pool_part))
+    gone = GoneRecords(LazyPool(pool_part), book)   # records left open by a previous owner, channel gone
 
     def on_hangup(ev: Any) -> None:
         book.channel_hung_up(ev.get("Uniqueid") or "", cause=ev.get("Cause") or "",
@@ -299,18 +325,29 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     client.subscribe(on_hangup, names=("Hangup",))
 
-    app.add(AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h))
-    app.add(acd)
+    loader = AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h,
+                         restore_at_start=leader is None)
+    app.add(loader)
+    if leader is not None:   # agents take back the states the previous leader logged
+        leader.on_lead.append(loader.restore_states)
+    app.add(when_leading(acd))
     sweep = CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
                            max_age_s=s.routing.callback_max_age_h * 3600)
-    app.add(sweep)
-    app.add(Heartbeat(client, interval=s.ami.heartbeat_interval))
+    app.add(when_leading(sweep))
+    app.add(when_leading(Heartbeat(client, interval=min(1.0, s.ami.heartbeat_interval) if leader is not None else
+                                   s.ami.heartbeat_interval,
+                                   leader_epoch=(lambda: leader.epoch) if leader is not None else None,
+                                   clear_on_stop=leader is None)))
 
-    async def readopt(restarted: bool = False) -> None:
+    async def readopt(restarted: bool = False, takeover: bool = False) -> None:
+        if leader is not None and not leader.acting():
+            return
         if not restarted:
             n = await entry.readopt()
             if n:
                 log.info("re-adopted %d call(s) waiting in AGI", n)
+            if takeover and leader is not None:   # what the previous leader could not close
+                await gone.close(await live_call_ids(client))
 
     client.on_resync(readopt)
 
@@ -325,11 +362,16 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         flows=pg_services.RegistryFlowService(registry),
         supervisor=AmiSupervisorService(acd, client),
         health=pg_services.HealthChecks({"ami": lambda: bool(client.connected),
-                                         "database": lambda: bool(writer.db_connected)}),
+                                         "database": lambda: bool(writer.db_connected),
+                                         **({"leader": leader.acting} if leader is not None else {})},
+                                        info=leader.status if leader is not None else None),
         tokens=PgTokenStore(LazyPool(pool_part)),
         provinces=provinces_from_geo(provinces),
     )
     api_app = create_app(settings=s, services=services, metrics=metrics)
+    if leader is not None:
+        api_app.middlewares.append(api_guard.middleware(leader))
+        ha_metrics.register(leader, metrics.registry)
     hub = api_app[HUB]
     metrics.set_sources(
         agents=lambda: _agent_counts(acd),
@@ -342,7 +384,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     def on_acd(kind: str, payload: Any) -> None:
         agent_id = payload.get("agent_id") if isinstance(payload, dict) else None
-        if kind == "agent.state" and agent_id:
+        if kind == "agent.state" and agent_id and (leader is None or leader.acting()):
             state_log.record(agent_id, datetime.fromtimestamp(payload["at"], UTC), payload["from"],
                              payload["to"], payload.get("reason"), payload.get("call_id"), payload.get("duration_s"))
             view = agent_view(acd.snapshot(agent_id))
@@ -359,12 +401,14 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(loop_lag)
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
-    app.add(FuncPart("re-adoption", lambda: readopt(False), _noop))
+    app.add(when_leading(FuncPart("re-adoption", lambda: readopt(False, takeover=True), _noop)))
     reconciler = Reconciler(client, book, entry, rescuer, interval=s.ami.reconcile_interval_s,
                             min_age_s=s.ami.reconcile_min_age_s, observe=metrics.observe_reconciled,
                             observe_stranded=metrics.observe_stranded)
-    app.add(reconciler)
-    app.context.update(rescuer=rescuer, reconciler=reconciler,
+    app.add(when_leading(reconciler))
+    if leader is not None:
+        app.add(leader.step_down_part())   # stopped first: the lead is handed over before anything else stops
+    app.context.update(leader=leader, rescuer=rescuer, reconciler=reconciler,
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,

@@ -85,12 +85,15 @@ class CallEventBus:
     def forget(self, call_id: str) -> None:
         self._seq.pop(call_id, None)
 
-    def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any]) -> CallEvent:
+    def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any], *,
+             ts: datetime | None = None) -> CallEvent:
+        """Number and hand on one event; ``ts`` when it happened earlier than now (a call
+        found in Asterisk by a take-over: when its channel appeared)."""
         seq = self._seq.pop(call_id, 0) + 1
         self._seq[call_id] = seq
         if len(self._seq) > self.max_calls:
             self._seq.popitem(last=False)
-        event = CallEvent(call_id=call_id, seq=seq, ts=datetime.now(UTC), kind=str(kind), data=dict(data))
+        event = CallEvent(call_id=call_id, seq=seq, ts=ts or datetime.now(UTC), kind=str(kind), data=dict(data))
         self.emitted_total += 1
         for sink in self.sinks:
             try:
@@ -174,7 +177,8 @@ class CallBook:
         # id, callbacks dialed after their record closed too) until its ``call.ended``
         self._screen: dict[str, dict[str, Any]] = {}
 
-    def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any]) -> None:
+    def emit(self, call_id: str, kind: EventKind | str, data: dict[str, Any], *,
+             ts: datetime | None = None) -> None:
         facts = self.calls.get(call_id)
         if facts is not None:
             if kind == EventKind.QUEUE_JOINED:
@@ -188,7 +192,7 @@ class CallBook:
                 facts.transferred = True
             elif kind == EventKind.IVR_STEP and str(data.get("node", "")).startswith(AFTER_HOURS_NODES):
                 facts.after_hours = True
-        self._track_screen(self.bus.emit(call_id, kind, data))
+        self._track_screen(self.bus.emit(call_id, kind, data, ts=ts))
 
     def call_info(self, call_id: str) -> dict[str, Any]:
         """What the screen pop shows of a call: caller, IVR path, SI code, topic, province,

@@ -220,6 +220,27 @@ class OverloadSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HaSettings:
+    """Active/standby instances (switchboard.ha, docs/ha.md): off = one instance leads alone."""
+
+    enabled: bool = False
+    # The PostgreSQL session-level advisory lock every instance of one deployment contends for.
+    lock_key: int = 0x5342_4C44  # "SBLD"
+    # How often a standby tries the lock and the leader probes its lock connection (seconds).
+    poll_s: float = 0.5
+    # A probe of the lock connection without an answer within this: the lock counts as lost (a
+    # connection closed under it is noticed at once; this covers a silent one; too short, and a
+    # busy machine steps down for nothing: 1 s did under a load average of 20).
+    probe_timeout_s: float = 3.0
+    # How often every instance reads the heartbeat's epoch from Asterisk (a higher one fences).
+    watch_s: float = 0.5
+    # Where clients reach this instance's API (told to clients a standby refuses a write).
+    advertise_url: str = ""
+    # This instance's name in the leader table and the logs ("" = host:http port).
+    instance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # text | json
@@ -235,6 +256,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     numbers: NumberSettings = field(default_factory=NumberSettings)
     overload: OverloadSettings = field(default_factory=OverloadSettings)
+    ha: HaSettings = field(default_factory=HaSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:

@@ -9,16 +9,28 @@ the action at once and reports the command's result later in ``AsyncAGIExec``
 one at a time, in order: ``execute`` waits for the previous command's result
 before sending the next one. ``AsyncAGIEnd`` or ``Hangup`` of the channel
 fails every waiting command with ``AgiHangup``.
+
+A session taken over from another instance (active/standby, or a restart) may
+see results of commands it did not send (the previous leader's command still
+running in Asterisk when it stopped): they are kept in ``orphans`` (the
+``CommandID`` and its result), so the new owner can use a ``GET DATA`` the
+caller was answering. A command's ``tag`` is appended to its ``CommandID`` for
+that purpose. Results for a channel without a session (a standby sees every
+command of the leader's; after a leader died, its last commands finish before
+the new one adopts the channel) are kept a while (``UNCLAIMED_MAX`` channels,
+the last 4 of each) and handed to the session when the channel is adopted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import itertools
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +46,9 @@ __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult"
 log = logging.getLogger("switchboard.ami.agi")
 
 AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"})
+#: channels whose last command results are kept while no session serves them
+UNCLAIMED_MAX = 2000
+_PROCESS_MARK = secrets.token_hex(3)
 
 
 class AgiError(AmiError):
@@ -162,11 +177,13 @@ class AgiSession:
         self._default_timeout = default_timeout
         self._lock = asyncio.Lock()  # the per-channel FIFO: one command in flight
         self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
+        #: results of commands this session did not send (CommandID, result), oldest first
+        self.orphans: list[tuple[str, AgiResult]] = []
 
     def __repr__(self) -> str:
         return f"AgiSession(channel={self.channel!r}, uniqueid={self.uniqueid!r}, closed={self.closed})"
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
         """Run one AGI command after the ones queued before it; its result.
 
         ``timeout`` covers waiting for earlier commands and this one's result.
@@ -180,14 +197,15 @@ class AgiSession:
         try:
             async with asyncio.timeout(timeout):
                 async with self._lock:
-                    return await self._run(command, timeout)
+                    return await self._run(command, timeout, tag)
         except TimeoutError:
             raise AmiTimeout(f"{self.channel}: AGI {command.split(' ', 1)[0]} gave no result in {timeout}s") from None
 
-    async def _run(self, command: str, timeout: float) -> AgiResult:
+    async def _run(self, command: str, timeout: float, tag: str = "") -> AgiResult:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
-        command_id = f"agi-{self.uniqueid}-{next(self._ids)}"
+        # the process's mark keeps two owners of one channel (a take-over) from sharing an id
+        command_id = f"agi{_PROCESS_MARK}-{self.uniqueid}-{next(self._ids)}" + (f"-{tag}" if tag else "")
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = fut
         t0 = time.monotonic()
@@ -219,7 +237,10 @@ class AgiSession:
     def _on_exec(self, ev: Event) -> None:
         command_id = ev.get("CommandID") or ev.get("CommandId") or ""
         fut = self._waiting.get(command_id)
-        if fut is not None and not fut.done():
+        if fut is None:
+            self.orphans.append((command_id, parse_agi_result(ev.get("Result") or "")))
+            del self.orphans[:-8]
+        elif not fut.done():
             fut.set_result(parse_agi_result(ev.get("Result") or ""))
 
     def _fail_waiting(self, exc: Exception) -> None:
@@ -252,12 +273,15 @@ class AgiManager:
     """
 
     def __init__(self, client: _AmiSender, *, on_start: StartCallback, default_timeout: float = 60.0,
-                 observe: AgiObserver | None = None) -> None:
+                 observe: AgiObserver | None = None, accept: Callable[[], bool] | None = None) -> None:
         self._client = client
+        #: () -> serve new AsyncAGI sessions now? (a standby does not; it adopts them when it leads)
+        self.accept = accept
         self._observe = observe
         self._on_start = on_start
         self._default_timeout = default_timeout
         self.sessions: dict[str, AgiSession] = {}  # by Uniqueid
+        self._unclaimed: collections.OrderedDict[str, list[Event]] = collections.OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe = client.subscribe(self.handle_event, names=AGI_EVENTS)
         on_resync = getattr(client, "on_resync", None)
@@ -281,16 +305,27 @@ class AgiManager:
         name = ev.name
         uniqueid = ev.get("Uniqueid") or ""
         if name == "AsyncAGIStart":
+            if self.accept is not None and not self.accept():
+                return
             old = self.sessions.get(uniqueid)
             if old is not None:
                 old._close("AGI restarted on the channel")
             session = AgiSession(self._client, ev, default_timeout=self._default_timeout, observe=self._observe)
+            for earlier in self._unclaimed.pop(uniqueid, ()):
+                session._on_exec(earlier)   # what the previous owner's last commands gave
             self.sessions[uniqueid] = session
             log.info("AGI start %s", session.channel, extra={"call_id": session.linkedid})
             self._spawn(session)
             return
         current = self.sessions.get(uniqueid)
         if current is None:
+            if name == "AsyncAGIExec" and uniqueid:
+                kept = self._unclaimed.pop(uniqueid, [])
+                self._unclaimed[uniqueid] = [*kept[-3:], ev]
+                while len(self._unclaimed) > UNCLAIMED_MAX:
+                    self._unclaimed.popitem(last=False)
+            elif name in ("AsyncAGIEnd", "Hangup"):
+                self._unclaimed.pop(uniqueid, None)
             return
         if name == "AsyncAGIExec":
             current._on_exec(ev)

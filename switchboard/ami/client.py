@@ -36,6 +36,10 @@ What it guarantees
   or a network blip: channels may have changed while we were away). The call
   is queued behind the events already received, on the consumer task.
 * The secret is registered with the log redactor and never logged.
+* **Leadership gate** (active/standby, ``switchboard.ha``): when ``gate`` is set and
+  says False (a standby, or a leader that lost the lead), every action but the
+  read-only ones in ``READ_ONLY_ACTIONS`` fails at once with ``AmiNotLeader``
+  (nothing written). This is the one place that keeps a standby silent.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ __all__ = [
     "AmiClient",
     "AmiDisconnected",
     "AmiError",
+    "AmiNotLeader",
     "AmiTimeout",
     "EventCallback",
     "ListResponse",
@@ -99,6 +104,19 @@ class AmiTimeout(AmiError, TimeoutError):
 
 class AmiAuthError(AmiError):
     """Asterisk refused the login."""
+
+
+class AmiNotLeader(AmiDisconnected):
+    """Refused before sending: this instance does not lead (a standby, or fenced)."""
+
+
+#: What a standby may still ask Asterisk: the link's own upkeep and reading state, nothing
+#: that changes a channel, a variable or a call.
+READ_ONLY_ACTIONS = frozenset({
+    "Login", "Challenge", "Logoff", "Ping", "CoreStatus", "CoreSettings", "CoreShowChannels",
+    "Getvar", "Status", "DeviceStateList", "BridgeList", "BridgeInfo", "PJSIPShowEndpoints",
+    "PJSIPShowContacts", "ListCommands", "ExtensionStateList",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +189,11 @@ class AmiClient:
         self.max_event_lag = 0.0
         self.last_disconnect_reason = ""
         self.asterisk_version = ""
+        #: () -> may this instance act (active/standby); None: always (one instance)
+        self.gate: Callable[[], bool] | None = None
+        self.actions_sent = 0
+        self.actions_refused = 0
+        self.last_action_at = 0.0   # time.time() of the last action written that is not read-only
 
     # ---- wiring -------------------------------------------------------------------------------
 
@@ -261,6 +284,10 @@ class AmiClient:
             action = Action.from_dict(action)
         if timeout is None:
             timeout = self._settings.action_timeout
+        read_only = action.name in READ_ONLY_ACTIONS
+        if not read_only and self.gate is not None and not self.gate():
+            self.actions_refused += 1
+            raise AmiNotLeader(f"not the leader; {action.name} not sent")
         writer = self._writer
         if writer is None or (not self.connected and action.name not in ("Challenge", "Login")):
             raise AmiDisconnected(f"not connected to AMI; {action.name} not sent")
@@ -272,6 +299,9 @@ class AmiClient:
         try:
             async with asyncio.timeout(timeout):
                 writer.write(data)
+                self.actions_sent += 1
+                if not read_only:
+                    self.last_action_at = time.time()
                 await writer.drain()
                 return await pending.future
         except TimeoutError:

@@ -337,9 +337,14 @@ class HealthChecks:
     raises or times out is False (and logged)."""
 
     def __init__(self, checks: Mapping[str, Callable[[], bool | Awaitable[bool]]], *,
-                 timeout: float = 2.0) -> None:
+                 timeout: float = 2.0, info: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self._checks = dict(checks)
         self._timeout = timeout
+        self._info = info
+
+    def info(self) -> Mapping[str, Any]:
+        """What ``/readyz`` shows beside the checks (active/standby: this instance's role)."""
+        return self._info() if self._info is not None else {}
 
     async def _one(self, name: str, check: Callable[[], bool | Awaitable[bool]]) -> bool:
         try:

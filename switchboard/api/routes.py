@@ -101,7 +101,9 @@ async def readyz(request: web.Request) -> web.Response:
         log.warning("readiness check failed: %r", exc)
         checks = {"health": False}
     ready = all(checks.values())
-    return json_ok({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    info = getattr(request.app[SERVICES].health, "info", None)
+    extra = dict(info()) if info is not None else {}
+    return json_ok({"ready": ready, "checks": checks, **extra}, status=200 if ready else 503)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -425,7 +427,7 @@ ERROR_SCHEMA_STATUSES = (400, 401, 403, 404, 409, 429, 500, 503)
 ROUTE_TABLE: list[Route] = [
     Route("GET", "/healthz", healthz, Access.OPEN, "Liveness: the process answers.", "health", "healthz",
           response={"type": "object", "properties": {"status": {"type": "string"}}}),
-    Route("GET", "/readyz", readyz, Access.OPEN, "Readiness: every dependency check passes (503 if not).",
+    Route("GET", "/readyz", readyz, Access.OPEN, "Readiness: every dependency check passes (503 if not; a standby is not ready).",
           "health", "readyz", errors=(503,),
           response={"type": "object", "properties": {"ready": {"type": "boolean"},
                                                      "checks": {"type": "object",

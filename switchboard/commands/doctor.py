@@ -67,10 +67,11 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
         pong = await client.send({"Action": "Ping"}, timeout=timeout)
         out.append(Check("AMI ping", pong.success, f"{(time.monotonic() - t0) * 1000:.1f} ms"))
         got = await client.send(heartbeat.get_action(), timeout=timeout)
-        beat = (got.headers.get("Value") or "") if got.success else ""
-        if beat.isdigit():
-            age = time.time() - int(beat)
-            out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago"
+        beat, leader_epoch = heartbeat.parse_beat((got.headers.get("Value") or "") if got.success else "")
+        if beat:
+            age = time.time() - beat
+            led = f", leader epoch {leader_epoch}" if leader_epoch else ""
+            out.append(Check("service heartbeat", age < 15, f"written {age:.0f}s ago{led}"
                              + ("" if age < 15 else " (stale: calls go to the fallback queue)"), optional=True))
         else:
             out.append(Check("service heartbeat", False, "none in Asterisk (service not running: calls go to the "
@@ -230,6 +231,18 @@ def check_host_names(settings: Settings, *, hostname: str | None = None,
     return Check("host names", True, f"`{name}` resolves locally in {took * 1000:.0f} ms{where}", optional=True)
 
 
+def _standby(raw: bytes) -> str:
+    """What a standby's ``/readyz`` says of the leader ("" when it is no standby's answer)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict) or body.get("role") != "standby":
+        return ""
+    return (f"standby (instance {body.get('instance')}); leader {body.get('leader') or '?'} "
+            f"({body.get('leader_url') or '?'}), epoch {body.get('leader_epoch')}")
+
+
 def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
@@ -237,7 +250,11 @@ def check_service(settings: Settings, timeout: float) -> Check:
             body = resp.read().decode(errors="replace")
             return Check("service /readyz", True, f"{url}: {resp.status} {body[:80]}", optional=True)
     except urllib.error.HTTPError as exc:
-        return Check("service /readyz", False, f"{url}: {exc.code} {exc.read()[:120]!r}", optional=True)
+        raw = exc.read()
+        standby = _standby(raw)
+        if exc.code == 503 and standby:   # active/standby (docs/ha.md): a standby is not ready, by design
+            return Check("service /readyz", True, f"{url}: {standby}", optional=True)
+        return Check("service /readyz", False, f"{url}: {exc.code} {raw[:120]!r}", optional=True)
     except OSError as exc:
         return Check("service /readyz", False, f"{url}: not answering ({exc})", optional=True)
 

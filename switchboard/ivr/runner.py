@@ -26,6 +26,13 @@ it stopped) nor end the next ``GET DATA`` (asked again).
 A hang-up (``AgiHangup`` from the session, or ``result=-1``) at any point
 becomes ``HangUp`` for the machine, which closes the path where the caller
 left. Every closed path step is emitted as ``ivr.step``.
+
+Each time the flow waits at a new node the runner hands ``remember`` the flow's
+memo (``ivr/memo.py``: flow, node, variables) to keep on the channel; a flow
+taken over (``run(..., resume=Memo)``) starts at the memo's node with its
+variables, and with the caller's answer there when the previous owner's
+``GET DATA`` finished after it stopped (``Memo.digits``). ``GET DATA`` commands
+are tagged ``getdata-<node>`` so that answer can be recognised.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiResult, agi_quote
 from switchboard.ami.client import AmiDisconnected, AmiTimeout
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
+from switchboard.ivr import memo as memo_mod
 from switchboard.ivr.callback_notice import notice_prompts
 from switchboard.ivr.registry import FlowRegistry
 from switchboard.telephony.numbers import NumberPolicy, NumberRefused, default_callback_numbers, log_safe
@@ -61,7 +69,7 @@ class AgiSessionLike(Protocol):
     linkedid: str
     env: dict[str, str]
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult: ...
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult: ...
 
 
 Emit = Callable[[EventKind, dict[str, Any]], None]
@@ -69,6 +77,7 @@ EnqueueHandler = Callable[[Any, mc.Enqueue], Awaitable[str]]
 LookupHandler = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
 SurveyHandler = Callable[[Any, int], Awaitable[None]]
 CallbackHandler = Callable[[Any, mc.RequestCallback], Awaitable[str | None]]
+RememberHandler = Callable[[Any, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +157,11 @@ class IvrRunner:
         lookup_timeout: float = 5.0,
         command_timeout: float = 120.0,
         answer: bool = True,
+        remember: RememberHandler | None = None,
     ) -> None:
         self.answer = answer
+        self._remember = remember
+        self._remembered: dict[str, tuple[str, str]] = {}   # uniqueid -> (flow, node) last kept
         self.registry = registry
         self._emit = emit
         self._on_enqueue = on_enqueue
@@ -177,7 +189,7 @@ class IvrRunner:
     # ------------------------------------------------------------ public
 
     async def run(self, session: AgiSessionLike, *, start_at: str = "",
-                  variables: Mapping[str, str] | None = None) -> RunResult:
+                  variables: Mapping[str, str] | None = None, resume: memo_mod.Memo | None = None) -> RunResult:
         """Run the flow for the session's dialed number until it ends or the caller hangs up.
 
         ``start_at`` enters the flow at that node (e.g. ``survey`` when the
@@ -204,13 +216,31 @@ class IvrRunner:
             variables["language"] = route.language
         variables.update(extra)
         flow = route.flow
-        log.info("call %s: flow %s@%s for dialed %s caller %s", session.linkedid, flow.name, flow.version,
-                 dialed or "?", log_safe(caller) if caller else "?")
+        if resume is not None:
+            try:
+                flow = self.registry.flow(resume.flow)
+            except KeyError:
+                log.warning("call %s: flow %s of the memo is gone; %s from its start", session.linkedid,
+                            resume.flow, flow.name)
+                resume = None
+            else:
+                variables.update(resume.variables)
+                start_at = resume.node if resume.node in flow.nodes else ""
+        log.info("call %s: flow %s@%s for dialed %s caller %s%s", session.linkedid, flow.name, flow.version,
+                 dialed or "?", log_safe(caller) if caller else "?",
+                 f" (resumed at {start_at or flow.start})" if resume is not None else "")
         state, cmds = mc.step(mc.initial_state(flow),
                               mc.Started(caller, dialed, self._clock(), variables, start=start_at))
+        asks = [c for c in cmds if isinstance(c, mc.CollectCmd)]
+        one_key = bool(asks) and asks[-1].max_digits == 1
+        if resume is not None and resume.digits is not None and state.waiting is mc.Waiting.DIGITS \
+                and (not resume.partial or one_key):
+            # the caller answered this node while nobody served the call: take the answer as it is
+            given: mc.Input = mc.Digits(resume.digits, self._clock()) if resume.digits else mc.Timeout(self._clock())
+            state, cmds = mc.step(state, given)
         self.nodes[session.uniqueid] = state.node
         try:
-            if self.answer:
+            if self.answer and resume is None:
                 try:
                     await self._agi(session, "ANSWER", limit=10)
                 except AgiHangup:
@@ -225,6 +255,7 @@ class IvrRunner:
         finally:
             self._trailing.pop(session.uniqueid, None)
             self.nodes.pop(session.uniqueid, None)
+            self._remembered.pop(session.uniqueid, None)
 
     def node_of(self, uniqueid: str) -> str:
         """The node the flow on this channel is at ("" when no flow runs there)."""
@@ -234,6 +265,7 @@ class IvrRunner:
         emitted = 0
         while True:
             emitted = self._emit_steps(state, emitted)
+            await self._keep_memo(session, state)
             try:
                 inp = await self._execute(session, state, cmds)
             except (AgiHangup, _Hangup):
@@ -258,6 +290,19 @@ class IvrRunner:
         return RunResult(state.flow.name, state.flow.version, end, state.path, dict(state.variables))
 
     # ------------------------------------------------------------ internals
+
+    async def _keep_memo(self, session: AgiSessionLike, state: mc.FlowState) -> None:
+        """Keep where the flow waits on the channel (once per node), for a take-over."""
+        if self._remember is None or state.waiting not in (mc.Waiting.DIGITS, mc.Waiting.LOOKUP):
+            return
+        key = (state.flow.name, state.node)
+        if self._remembered.get(session.uniqueid) == key:
+            return
+        self._remembered[session.uniqueid] = key
+        try:
+            await self._remember(session, memo_mod.encode(state.flow.name, state.node, state.variables))
+        except Exception as exc:   # the memo helps a take-over; the call itself goes on without it
+            log.debug("call %s: flow memo not kept: %r", session.linkedid, exc)
 
     def _caller_province(self, caller: str) -> str:
         if not caller:
@@ -294,9 +339,11 @@ class IvrRunner:
     def _file(self, prompt: mc.Prompt) -> str:
         return f"{self.sound_prefix}/{prompt.language}/{prompt.name}"
 
-    async def _agi(self, session: AgiSessionLike, command: str, limit: float | None = None) -> AgiResult:
-        result = await session.execute(command, timeout=limit or self._timeout)
-        return result
+    async def _agi(self, session: AgiSessionLike, command: str, limit: float | None = None,
+                   tag: str = "") -> AgiResult:
+        if tag:
+            return await session.execute(command, timeout=limit or self._timeout, tag=tag)
+        return await session.execute(command, timeout=limit or self._timeout)
 
     async def _execute(self, session: AgiSessionLike, state: mc.FlowState,
                        cmds: list[mc.Command]) -> mc.Input | _FlowJump | None:
@@ -370,9 +417,10 @@ class IvrRunner:
             if result.result == "-1":
                 raise _Hangup
             return ""
+        tag = f"play-{self.nodes.get(session.uniqueid, '')}"
         for prompt in cmd.prompts:
             command = f"STREAM FILE {agi_quote(self._file(prompt))} {agi_quote(ESCAPE_DIGITS)}"
-            result = await self._agi(session, command)
+            result = await self._agi(session, command, tag=tag)
             if result.digit and self._is_trailing(session, result.digit):
                 # the terminator of the input just taken: play the rest of this prompt
                 result = await self._agi(session, f"{command} {result.endpos or 0}")
@@ -409,10 +457,11 @@ class IvrRunner:
         file = self._file(cmd.prompt) if cmd.prompt else "silence/1"
         command = f"GET DATA {agi_quote(file)} {timeout_ms} {cmd.max_digits}"
         limit = self._timeout + cmd.timeout * (cmd.max_digits + 1)
-        result = await self._agi(session, command, limit=limit)
+        tag = f"getdata-{self.nodes.get(session.uniqueid, '')}"
+        result = await self._agi(session, command, limit=limit, tag=tag)
         if not result.result and result.data != "timeout" and self._is_trailing(session, "#"):
             # GET DATA ended at once on the previous input's '#': ask again
-            result = await self._agi(session, command, limit=limit)
+            result = await self._agi(session, command, limit=limit, tag=tag)
         else:
             self._trailing.pop(session.uniqueid, None)
         if result.result == "-1":

@@ -24,8 +24,10 @@ class AgentLoader(Periodic):
 
     name = "agents"
 
-    def __init__(self, acd: Any, pool_part: PoolPart, fixed: Any, *, restore_states_h: float = 0.0) -> None:
+    def __init__(self, acd: Any, pool_part: PoolPart, fixed: Any, *, restore_states_h: float = 0.0,
+                 restore_at_start: bool = True) -> None:
         super().__init__()
+        self.restore_at_start = restore_at_start   # False: a standby restores when it takes the lead
         self.acd = acd
         self.pool_part = pool_part
         self.fixed = fixed
@@ -47,12 +49,14 @@ class AgentLoader(Periodic):
         n = await self.load()
         if self.loaded is None:
             log.info("%d agents loaded", n)
-            if self.restore_states_h > 0:
+            if self.restore_states_h > 0 and self.restore_at_start:
                 await self.restore_states()
         self.loaded = n
 
     async def restore_states(self) -> list[str]:
         """Agents take back their last logged state (the service restarted under them)."""
+        if self.restore_states_h <= 0:
+            return []
         since = datetime.now(UTC) - timedelta(hours=self.restore_states_h)
         last = await read_or_log(self.pool_part.pool, lambda conn: last_agent_states(conn, since=since, timeout=5),
                                  log=log, level=logging.ERROR,

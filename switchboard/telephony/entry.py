@@ -14,8 +14,15 @@
 After a service restart, :meth:`AgiEntry.readopt` lists the channels still
 sitting in ``AGI(agi:async)``: callers that had joined the line (their
 ``SB_*`` channel variables say when, for which topic and province) go back
-to the router with their original join time; callers still in the IVR start
-the flow again.
+to the router with their original join time; callers still in the IVR resume
+at the node their flow waited at (the runner keeps its memo in ``SB_IVR``; see
+``ivr/memo.py`` and ``telephony/resume.py``): a ``GET DATA`` the caller was
+answering when the previous owner stopped still counts. A caller that never
+reached a node (it arrived while nobody served the hotline) starts the flow.
+Whatever the case, a record whose ``call.started`` the database does not hold
+gets one, dated when the channel appeared, with its caller and dialed number.
+A caller the dialplan sent to the fallback queue while no service beat gets a
+record too (``call.handed_to_fallback``, reason ``no_service``).
 
 A session whose flow step fails (not a hang-up: an AGI command without a
 result in time, the AMI link lost, a refused command) is never left in AGI:
@@ -27,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from switchboard.acd import service as acd_mod
@@ -38,10 +47,12 @@ from switchboard.ami.client import AmiDisconnected, AmiError, AmiTimeout, ListRe
 from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
+from switchboard.ivr import memo as memo_mod
 from switchboard.ivr.runner import StepFailed, failure_reason
 from switchboard.telephony.features import FeatureCodes
 from switchboard.telephony.overload import OverloadCheck
 from switchboard.telephony.rescue import CAUSE_NORMAL_CLEARING, NOT_IN_AGI, Rescuer, duration_s
+from switchboard.telephony.resume import answer_in_flight
 
 log = logging.getLogger("switchboard.entry")
 
@@ -49,7 +60,7 @@ log = logging.getLogger("switchboard.entry")
 current_call: contextvars.ContextVar[str] = contextvars.ContextVar("current_call", default="")
 
 ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_mod.VAR_PRIORITY,
-              acd_mod.VAR_LANGUAGE, acd_mod.VAR_JOINED, acd_mod.VAR_CALLER, "SB_DID")
+              acd_mod.VAR_LANGUAGE, acd_mod.VAR_JOINED, acd_mod.VAR_CALLER, "SB_DID", memo_mod.VARIABLE)
 
 
 class AgiEntry:
@@ -75,6 +86,9 @@ class AgiEntry:
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
         self.hotline_contexts = (hotline_context,)
         self.other_contexts = (survey_context, agents_context)
+        #: (call id) -> is its call.started stored? (None: cannot tell); None: not asked
+        self.started_check: Any = None
+        self.resumed_total = 0
 
     def flow_over(self) -> set[str]:
         """Caller channels whose flow has ended (normally: nothing more to do for them in AGI)."""
@@ -176,10 +190,11 @@ class AgiEntry:
             self.book.flow_ended(call_id, reason="caller_hangup", node="")
         return True
 
-    async def _new_call(self, session: Any, variables: dict[str, str] | None = None) -> None:
+    async def _new_call(self, session: Any, variables: dict[str, str] | None = None,
+                        resume: memo_mod.Memo | None = None) -> None:
         self._open_record(session)
         try:
-            result = await self.runner.run(session, variables=variables)
+            result = await self.runner.run(session, variables=variables, resume=resume)
         except LookupError as exc:   # no flow for this number
             log.error("call %s: %s", session.linkedid, exc)
             self.book.flow_ended(session.linkedid, reason="failed", node="")
@@ -220,6 +235,9 @@ class AgiEntry:
         await self._adopt_bridged(channels)
         count = 0
         for ch in channels:
+            if (ch.get("Application") or "") == "Queue" and (ch.get("Context") or "") in self.hotline_contexts:
+                await self._adopt_fallback(ch)
+                continue
             if (ch.get("Application") or "") in NOT_IN_AGI or ch.get("BridgeId"):
                 continue
             count += await self._adopt(ch)
@@ -250,6 +268,7 @@ class AgiEntry:
             "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
             "agi_context": context, "agi_extension": values.get("SB_DID") or ch.get("Exten") or "",
             "agi_dnid": values.get("SB_DID") or "", "agi_adopted": "1",
+            "sb_age_s": str(duration_s(ch.get("Duration") or "")),
         }
         env.update({f"sb_{k.lower()}": v for k, v in values.items()})
         encoded = urllib.parse.quote("".join(f"{k}: {v}\n" for k, v in env.items()))
@@ -261,15 +280,15 @@ class AgiEntry:
         return 1
 
     async def _getvars(self, channel: str, names: tuple[str, ...]) -> dict[str, str]:
-        """Channel variables by name ("" for one unset or unreadable)."""
-        values: dict[str, str] = {}
-        for name in names:
+        """Channel variables by name ("" for one unset or unreadable), asked all at once."""
+        async def one(name: str) -> str:
             try:
                 resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
-                values[name] = (resp.headers.get("Value") or "") if resp.success else ""
+                return (resp.headers.get("Value") or "") if resp.success else ""
             except (AmiError, TimeoutError):
-                values[name] = ""
-        return values
+                return ""
+
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
     async def _adopt_bridged(self, channels: list[Any]) -> int:
         """Calls an agent was talking on when the service stopped: Asterisk kept the bridge; take
@@ -292,9 +311,11 @@ class AgiEntry:
             call_id = values[acd_mod.VAR_CALL_ID]
             if not call_id:    # never reached an agent through us (e.g. the fallback queue)
                 continue
-            self.book.adopt(call_id=call_id, uniqueid=uniqueid, answered=True, age_s=duration_s(caller.get("Duration") or ""),
+            age = duration_s(caller.get("Duration") or "")
+            self.book.adopt(call_id=call_id, uniqueid=uniqueid, answered=True, age_s=age,
                             caller=values[acd_mod.VAR_CALLER] or caller.get("CallerIDNum") or "",
                             dialed=values["SB_DID"] or caller.get("Exten") or "")
+            await self._ensure_started(call_id, uniqueid=uniqueid, channel=channel, age_s=age, reached_flow=True)
             for leg in members:
                 agent_id = legs[id(leg)]
                 if agent_id is not None:
@@ -305,19 +326,80 @@ class AgiEntry:
             count += 1
         return count
 
+    async def _adopt_fallback(self, ch: Any) -> None:
+        """A caller the dialplan sent to the fallback queue while no service beat (no record of
+        ours): recorded now, ``call.handed_to_fallback`` (reason ``no_service``); its hang-up
+        closes the record (outcome ``fallback``)."""
+        uniqueid, channel = ch.get("Uniqueid") or "", ch.get("Channel") or ""
+        if not uniqueid or self.book.knows_channel(uniqueid):
+            return
+        values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, "SB_DID"))
+        if values[acd_mod.VAR_CALL_ID]:   # the service handed it there itself: its record says so
+            return
+        call_id = ch.get("Linkedid") or uniqueid
+        caller = ch.get("CallerIDNum") or ""
+        facts = self.book.adopt(call_id=call_id, uniqueid=uniqueid, age_s=duration_s(ch.get("Duration") or ""),
+                                caller="" if caller in ("unknown", "anonymous", "<unknown>") else caller,
+                                dialed=values["SB_DID"] or "")
+        facts.queued = False
+        first = await self._ensure_started(call_id, uniqueid=uniqueid, channel=channel,
+                                           age_s=duration_s(ch.get("Duration") or ""), reached_flow=False)
+        if first:
+            self.book.handed_to_fallback(call_id, reason="no_service", node="",
+                                         detail="the dialplan's fallback queue: no service heartbeat")
+        else:   # adopted before (an earlier take-over): its record already says so
+            facts.fallback, facts.flow_end = "no_service", "fallback"
+        log.info("call %s: in the fallback queue since before this service led: recorded", call_id)
+
+    async def _ensure_started(self, call_id: str, *, uniqueid: str, channel: str, age_s: float,
+                              reached_flow: bool) -> bool:
+        """Give an adopted call its ``call.started`` when the database holds none (the call came
+        while nobody served the hotline, or the previous owner died before writing it). True
+        when it did."""
+        facts = self.book.calls.get(call_id)
+        if facts is None:
+            return False
+        stored = await self.started_check(call_id) if self.started_check is not None else None
+        if stored or (stored is None and reached_flow):
+            return False
+        at = datetime.now(UTC) - timedelta(seconds=max(0.0, age_s))
+        self.book.emit(call_id, EventKind.CALL_STARTED, {
+            "caller": facts.caller, "dialed": facts.dialed, "channel": channel, "language": "",
+            "uniqueid": uniqueid, "adopted": True}, ts=at)
+        log.info("call %s: adopted without a started record: started %s, caller %s, dialed %s", call_id,
+                 at.isoformat(timespec="seconds"), "yes" if facts.caller else "unknown", facts.dialed or "?")
+        return True
+
     async def _resume_adopted(self, session: Any) -> None:
         env = session.env
         call_id = env.get("sb_sb_call_id") or session.linkedid
         joined = env.get("sb_sb_joined", "")
         caller = env.get("agi_callerid", "")
+        caller = "" if caller in ("unknown", "anonymous") else caller
         dialed = env.get("agi_dnid", "")
+        try:
+            age = float(env.get("sb_age_s") or 0)
+        except ValueError:
+            age = 0.0
+        memo = memo_mod.decode(env.get("sb_sb_ivr", ""))
         if not joined:
-            # It never reached the line: start the flow again.
-            facts = self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed)
+            # It never reached the line: the flow resumes where it waited (or starts, if it never did).
+            facts = self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed,
+                                    age_s=age)
             facts.queued = False
-            await self._new_call(session)
+            await self._ensure_started(call_id, uniqueid=session.uniqueid, channel=session.channel, age_s=age,
+                                       reached_flow=memo is not None)
+            if memo is not None:
+                digits, whole = await answer_in_flight(session, memo.node)
+                memo = dataclasses.replace(memo, digits=digits, partial=not whole)
+                self.resumed_total += 1
+                log.info("call %s: resumes at %s%s", call_id, memo.node,
+                         " with the answer given meanwhile" if digits is not None else "")
+            await self._new_call(session, resume=memo)
             return
-        self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed)
+        self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed, age_s=age)
+        await self._ensure_started(call_id, uniqueid=session.uniqueid, channel=session.channel, age_s=age,
+                                   reached_flow=True)
         request = _AdoptedRequest(
             topic=env.get("sb_sb_topic") or "general", province=env.get("sb_sb_province") or "",
             priority=int(env.get("sb_sb_priority") or 0), language=env.get("sb_sb_language") or "vi",
@@ -325,6 +407,7 @@ class AgiEntry:
         try:
             outcome = await self.acd.enqueue(session, request)
         except AgiHangup:
+            self.book.flow_ended(call_id, reason="caller_hangup", node="")   # closes the record now
             return
         if outcome == "callback":
             try:

@@ -9,7 +9,9 @@ of AsyncAGI.
 
 Not AstDB: ``DBPut`` needs the AMI ``system`` class, and ``Setvar`` of ``DB()``
 is refused on an AMI connection (DB is a dangerous function, AMI threads inhibit
-escalations). A global lives as long as Asterisk runs: after an Asterisk restart
+escalations). With active/standby instances (``switchboard.ha``) the beat also
+carries the leader's epoch: ``<unix time>:<epoch>``; the dialplan reads the part
+before the colon. A global lives as long as Asterisk runs: after an Asterisk restart
 calls use the fallback queue until the next beat (at most ``interval`` after the
 service reconnects).
 """
@@ -30,9 +32,20 @@ log = logging.getLogger("switchboard.heartbeat")
 VARIABLE = "SWITCHBOARD_HEARTBEAT"
 
 
-def put_action(epoch: int) -> dict[str, str]:
-    """The AMI action that writes a beat (an empty value: no beat, calls go to the fallback)."""
-    return {"Action": "Setvar", "Variable": VARIABLE, "Value": str(epoch) if epoch else ""}
+def put_action(epoch: int, leader_epoch: int = 0) -> dict[str, str]:
+    """The AMI action that writes a beat (an empty value: no beat, calls go to the fallback).
+
+    ``epoch`` is the Unix time of the beat; ``leader_epoch`` (active/standby) the epoch of
+    the instance that leads, written after a colon."""
+    value = (f"{epoch}:{leader_epoch}" if leader_epoch else str(epoch)) if epoch else ""
+    return {"Action": "Setvar", "Variable": VARIABLE, "Value": value}
+
+
+def parse_beat(value: str) -> tuple[int, int]:
+    """(unix time, leader epoch) of a beat's value; (0, 0) for none, epoch 0 when it carries none."""
+    head, _, tail = (value or "").strip().partition(":")
+    beat = int(head) if head.isdigit() else 0
+    return beat, (int(tail) if tail.isdigit() else 0)
 
 
 def get_action() -> dict[str, str]:
@@ -42,16 +55,20 @@ def get_action() -> dict[str, str]:
 class Heartbeat:
     name = "heartbeat"
 
-    def __init__(self, ami: Any, *, interval: float = 3.0) -> None:
+    def __init__(self, ami: Any, *, interval: float = 3.0, leader_epoch: Any = None,
+                 clear_on_stop: bool = True) -> None:
         self.ami = ami
         self.interval = interval
+        self.leader_epoch = leader_epoch   # () -> the leader epoch to carry (active/standby), or None
+        self.clear_on_stop = clear_on_stop
         self.last_ok: float | None = None
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
 
     async def beat(self) -> bool:
         try:
-            resp = await self.ami.send(put_action(int(time.time())), timeout=max(1.0, self.interval))
+            epoch = int(self.leader_epoch()) if self.leader_epoch is not None else 0
+            resp = await self.ami.send(put_action(int(time.time()), epoch), timeout=max(1.0, self.interval))
         except (AmiError, TimeoutError) as exc:
             self.failures += 1
             log.debug("heartbeat not written: %s", exc)
@@ -79,6 +96,9 @@ class Heartbeat:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         # A deliberate stop hands new calls to the fallback queue at once
-        # (a crash leaves the beat to go stale within HEARTBEAT_MAX_AGE).
+        # (a crash leaves the beat to go stale within HEARTBEAT_MAX_AGE). With a standby the
+        # beat is left as it is: the standby takes over within a second and renews it.
+        if not self.clear_on_stop:
+            return
         with contextlib.suppress(AmiError, TimeoutError):
             await self.ami.send(put_action(0), timeout=2)

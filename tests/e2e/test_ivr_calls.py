@@ -39,10 +39,10 @@ class Recorded:
         self.log: list[tuple[str, AgiResult | None]] = []
         self.times: list[tuple[float, float]] = []
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
         t0 = time.monotonic()
         try:
-            result = await self._s.execute(command, timeout=timeout)
+            result = await self._s.execute(command, timeout=timeout, tag=tag)
         except AgiHangup:
             self.log.append((command, None))
             self.times.append((t0, time.monotonic()))

@@ -40,9 +40,9 @@ class AgiLog:
         log = self.by_call.setdefault(session.linkedid, [])
         execute = session.execute
 
-        async def recorded(command: str, *, timeout: float | None = None) -> AgiResult:
+        async def recorded(command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
             try:
-                result = await execute(command, timeout=timeout)
+                result = await execute(command, timeout=timeout, tag=tag)
             except AgiHangup:
                 log.append((command, None))
                 raise

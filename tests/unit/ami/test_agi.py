@@ -202,3 +202,44 @@ async def test_each_command_reports_its_ack_and_result_times() -> None:
     (verb, ack, result), (verb2, _, result2) = seen
     assert verb == "STREAM FILE" and ack < 0.05 <= result < 1.0     # the result waited for the event
     assert verb2 == "WAIT FOR" and result2 is None                  # hung up: no result time
+
+
+async def test_a_standby_manager_serves_no_new_session_and_results_it_did_not_ask_are_kept() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    leading = [False]
+    manager = AgiManager(ami, on_start=sessions.append, accept=lambda: leading[0])
+    _start(ami, "1750000000.7")
+    await asyncio.sleep(0)
+    assert sessions == [] and manager.sessions == {}          # a standby leaves it to the leader
+    leading[0] = True
+    _start(ami, "1750000000.7")
+    await asyncio.sleep(0)
+    (s,) = sessions
+    # the previous owner's GET DATA finishes after the take-over: its answer is kept for the new owner
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId="agi-1750000000.7-3-getdata-ask_si_code",
+             Result="200%20result=0123456789%0A")
+    task = asyncio.create_task(s.execute("NOOP", timeout=2, tag="probe"))
+    action = await ami.next_action()
+    assert str(action.headers["CommandID"]).endswith("-probe")
+    ami.emit("AsyncAGIExec", Uniqueid=s.uniqueid, CommandId=str(action.headers["CommandID"]),
+             Result="200%20result=0%0A")
+    await task
+    assert [(cid, r.result) for cid, r in s.orphans] == [("agi-1750000000.7-3-getdata-ask_si_code", "0123456789")]
+
+
+async def test_results_seen_before_a_channel_is_adopted_reach_its_session() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    # the previous owner's GET DATA finishes while nobody serves the channel yet
+    ami.emit("AsyncAGIExec", Uniqueid="1750000000.9", CommandId="agi-1750000000.9-2-getdata-main_menu",
+             Result="200%20result=4%0A")
+    ami.emit("AsyncAGIExec", Uniqueid="1750000000.8", CommandId="agi-x", Result="200%20result=1%0A")
+    ami.emit("Hangup", Uniqueid="1750000000.8")
+    _start(ami, "1750000000.9")
+    _start(ami, "1750000000.8")
+    await asyncio.sleep(0)
+    first, second = sessions
+    assert [(cid, r.result) for cid, r in first.orphans] == [("agi-1750000000.9-2-getdata-main_menu", "4")]
+    assert second.orphans == []   # a hung-up channel's results are forgotten

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from switchboard.events import CallEvent, EventKind
+from switchboard.ha import metrics as ha_metrics
 from switchboard.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -32,6 +33,17 @@ def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     assert _promtool("check", "rules", str(bad)).returncode != 0
 
 
+class _Leading:
+    """What the HA metrics read of switchboard.ha.leader.Leadership."""
+
+    epoch = seen_epoch = takeovers = 1
+    takeover_s = 0.1
+    on_lead: list[object] = []
+
+    def acting(self) -> bool:
+        return True
+
+
 def _exported_names() -> set[str]:
     """Every sample name the registry can produce (families with no samples yet included)."""
     m = Metrics()
@@ -42,6 +54,7 @@ def _exported_names() -> set[str]:
     m.observe_event(CallEvent("c", 1, t, EventKind.QUEUE_JOINED.value, {"topic": "x", "province": "ha-noi"}))
     m.observe_event(CallEvent("d", 1, t, EventKind.QUEUE_JOINED.value, {"topic": "x", "province": "ha-noi"}))
     m.observe_event(CallEvent("d", 2, t, EventKind.ANSWERED.value, {"wait_s": 3}))
+    ha_metrics.register(_Leading(), m.registry)   # registered by the service when ha.enabled
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     names: set[str] = set()
     for family in m.registry.collect():
@@ -58,6 +71,6 @@ def test_rules_and_dashboard_use_exported_metrics() -> None:
     for text in [rules, *exprs]:
         used |= set(re.findall(r"\bswitchboard_[a-z_]+\b", text))
     assert used and used <= names, used - names
-    for alert in ("SwitchboardAmiDown", "SwitchboardServiceLevelLow", "SwitchboardSpoolGrowing",
+    for alert in ("SwitchboardNoLeader", "SwitchboardTwoLeaders", "SwitchboardAmiDown", "SwitchboardServiceLevelLow", "SwitchboardSpoolGrowing",
                   "SwitchboardNoAgentsReady"):
         assert f"alert: {alert}" in rules

@@ -70,7 +70,7 @@ class FakeAgi:
         self.timeouts: list[float | None] = []
         self.closed = False
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more (hangup)")
         self.commands.append(command)

@@ -142,7 +142,7 @@ class FakeSession:
         self.commands: list[str] = []
         self.closed = False
 
-    async def execute(self, command: str, *, timeout: float | None = None) -> AgiResult:
+    async def execute(self, command: str, *, timeout: float | None = None, tag: str = "") -> AgiResult:
         self.commands.append(command)
         return AgiResult(200, "0", "", None)
 

@@ -1,0 +1,1 @@
+"""Active/standby instances: leadership, fencing and take-over (docs/ha.md)."""

@@ -1,0 +1,68 @@
+"""The SQL of leadership (``switchboard.ha``): the session-level advisory lock on the
+leader's own connection, and the leader epoch (table ``leader_epoch``, one row)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderRow:
+    epoch: int
+    instance: str
+    api_url: str
+
+
+async def try_lock(conn: asyncpg.Connection, key: int, *, timeout: float) -> bool:
+    """Take the session-level advisory lock ``key`` if free (never waits for it)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=timeout))
+
+
+async def probe(conn: asyncpg.Connection, *, timeout: float) -> None:
+    """A round trip on the lock's connection (raises when the session is gone)."""
+    await conn.fetchval("SELECT 1", timeout=timeout)
+
+
+async def bump_epoch(conn: asyncpg.Connection, *, instance: str, api_url: str, timeout: float) -> int:
+    """The next epoch, recorded with who leads from now on."""
+    epoch = await conn.fetchval(
+        "UPDATE leader_epoch SET epoch = epoch + 1, instance = $1, api_url = $2, since = now() "
+        "WHERE id = 1 RETURNING epoch", instance, api_url, timeout=timeout)
+    if epoch is None:   # the row was deleted by hand: start again
+        epoch = await conn.fetchval(
+            "INSERT INTO leader_epoch (id, epoch, instance, api_url) VALUES (1, 1, $1, $2) "
+            "ON CONFLICT (id) DO UPDATE SET epoch = leader_epoch.epoch + 1, instance = $1, api_url = $2, "
+            "since = now() RETURNING epoch", instance, api_url, timeout=timeout)
+    return int(epoch)
+
+
+async def current_leader(conn: asyncpg.Connection, *, timeout: float) -> LeaderRow | None:
+    row = await conn.fetchrow("SELECT epoch, instance, api_url FROM leader_epoch WHERE id = 1", timeout=timeout)
+    return None if row is None else LeaderRow(int(row["epoch"]), row["instance"], row["api_url"])
+
+
+async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float) -> set[str]:
+    """Which of ``call_ids`` already have their ``call.started`` event stored."""
+    rows = await conn.fetch("SELECT DISTINCT call_id FROM call_events WHERE call_id = ANY($1::text[]) "
+                            "AND kind = 'call.started'", call_ids, timeout=timeout)
+    return {r["call_id"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRecord:
+    call_id: str
+    answered: bool
+    queued: bool
+    callback: bool
+
+
+async def open_records(conn: asyncpg.Connection, *, max_age_s: float, timeout: float) -> list[OpenRecord]:
+    """Records of callers' channels started within ``max_age_s`` and never ended."""
+    rows = await conn.fetch(
+        "SELECT call_id, answered_at IS NOT NULL AS answered, queue_joined_at IS NOT NULL AS queued, "
+        "callback_id IS NOT NULL AS callback FROM calls WHERE ended_at IS NULL AND started_at IS NOT NULL "
+        "AND started_at > now() - make_interval(secs => $1) AND coalesce(channel, '') <> ''",
+        max_age_s, timeout=timeout)
+    return [OpenRecord(r["call_id"], r["answered"], r["queued"], r["callback"]) for r in rows]

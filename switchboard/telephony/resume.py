@@ -1,0 +1,119 @@
+"""Taking a caller over where the previous owner left it (a standby that takes the lead,
+or the service restarted): the flow's memo on the channel, the answer to a ``GET DATA``
+still running when the owner stopped, and whether the call's record was ever started.
+
+* :class:`MemoKeeper` writes the IVR runner's memo (``ivr/memo.py``) into the channel
+  variable ``SB_IVR`` (AMI ``Setvar`` on the channel; the ``call`` write class).
+* :func:`answer_in_flight` waits for what the previous owner left running on the channel
+  to finish (an AGI ``NOOP`` queues behind it) and returns the caller's answer when that
+  was the ``GET DATA`` of the node the flow resumes at.
+* :class:`StartedCheck` asks the database whether the call's ``call.started`` is stored
+  (None when it cannot tell).
+* :class:`GoneRecords` closes, after a take-over, the records the previous owner left open
+  whose channel Asterisk no longer has (the caller hung up while nobody could write it:
+  ``call.ended`` with cause ``gone_during_takeover`` and the outcome the record shows).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from switchboard.calls import adopted_seq_base
+from switchboard.events import EventKind
+from switchboard.ivr import memo
+from switchboard.store.leader import calls_started, open_records
+
+log = logging.getLogger("switchboard.entry")
+
+
+class MemoKeeper:
+    def __init__(self, ami: Any, *, timeout: float = 2.0) -> None:
+        self.ami = ami
+        self.timeout = timeout
+
+    async def __call__(self, session: Any, value: str) -> None:
+        await self.ami.send({"Action": "Setvar", "Channel": session.channel, "Variable": memo.VARIABLE,
+                             "Value": value}, timeout=self.timeout)
+
+
+async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -> tuple[str | None, bool]:
+    """What the caller answered the previous owner at ``node``: (the digits of its ``GET DATA``,
+    "" for a timeout, True) or (the key pressed into one of the node's prompts, False: the
+    first key only) or (None, True) when nothing of the kind finished on the channel."""
+    await session.execute("NOOP", timeout=timeout)   # runs once what was running has finished
+    for command_id, result in reversed(getattr(session, "orphans", ())):
+        if result.result == "-1":
+            continue
+        if command_id.endswith(f"-getdata-{node}"):
+            return str(result.result), True
+        if command_id.endswith(f"-play-{node}") and result.digit:
+            return result.digit, False
+    return None, True
+
+
+class StartedCheck:
+    """``await check(call_id)``: is the call's ``call.started`` stored? None when unknown."""
+
+    def __init__(self, pool: Any, *, timeout: float = 2.0) -> None:
+        self.pool = pool
+        self.timeout = timeout
+
+    async def __call__(self, call_id: str) -> bool | None:
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return call_id in await calls_started(conn, [call_id], timeout=self.timeout)
+        except Exception as exc:
+            log.warning("call %s: cannot tell whether its record was started: %r", call_id, exc)
+            return None
+
+
+async def live_call_ids(ami: Any, *, timeout: float = 10.0) -> set[str] | None:
+    """The call ids (Linkedid, and Uniqueid) of every channel Asterisk has; None when it cannot say."""
+    from switchboard.ami.client import ListResponse
+
+    try:
+        listing = await ami.send({"Action": "CoreShowChannels"}, timeout=timeout)
+    except Exception as exc:
+        log.warning("channels not listed: %r", exc)
+        return None
+    if not isinstance(listing, ListResponse) or not listing.success:
+        return None
+    return {v for ev in listing.events if ev.name == "CoreShowChannel"
+            for v in (ev.get("Linkedid"), ev.get("Uniqueid")) if v}
+
+
+class GoneRecords:
+    """``await close(live_call_ids)``: close the open records whose call is gone from Asterisk."""
+
+    def __init__(self, pool: Any, book: Any, *, max_age_s: float = 6 * 3600, timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.book = book
+        self.max_age_s = max_age_s
+        self.timeout = timeout
+        self.closed_total = 0
+
+    async def close(self, live: set[str] | None) -> list[str]:
+        if live is None:   # Asterisk could not say which calls live: close nothing
+            return []
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                found = await open_records(conn, max_age_s=self.max_age_s, timeout=self.timeout)
+        except Exception as exc:
+            log.warning("records left open by the previous owner not checked: %r", exc)
+            return []
+        closed: list[str] = []
+        for rec in found:
+            if rec.call_id in live or rec.call_id in self.book.calls:
+                continue
+            outcome = ("answered" if rec.answered else "callback" if rec.callback
+                       else "abandoned_queue" if rec.queued else "abandoned_ivr")
+            self.book.bus.seed(rec.call_id, adopted_seq_base())
+            self.book.emit(rec.call_id, EventKind.CALL_ENDED, {"outcome": outcome, "node": None,
+                                                               "cause": "gone_during_takeover", "duration_s": None})
+            closed.append(rec.call_id)
+        if closed:
+            self.closed_total += len(closed)
+            log.warning("closed %d record(s) whose caller hung up while nobody served the hotline: %s",
+                        len(closed), ", ".join(closed))
+        return closed
