@@ -204,6 +204,10 @@ class Metrics:
                                 ["topic"], buckets=SCORE_BUCKETS, registry=r)
         self.offers = Counter("switchboard_agent_offers", "Calls offered to agents, by result.",
                               ["result"], registry=r)
+        self.transfers = Counter("switchboard_transfers", "Transfers of answered calls, by kind (topic, agent, "
+                                 "number; ivr: the IVR's transfer node) and result (completed, fallback: a named "
+                                 "agent did not take it and the topic's line did, failed, refused).",
+                                 ["kind", "result"], registry=r)
         self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnections.", registry=r)
         self.ami_event_lag = Gauge("switchboard_ami_event_lag_seconds",
                                    "Delay between an AMI event's timestamp and its handling.", registry=r)
@@ -307,6 +311,8 @@ class Metrics:
         self.events_seen.labels(kind if kind in _KINDS else OTHER).inc()
         if kind == EventKind.CALL_STARTED:
             self._track(event.call_id)
+        elif kind == EventKind.QUEUE_JOINED and data.get("province_source") == "transfer":
+            self._track(event.call_id).topic = self._topic(data.get("topic"))   # its wait was counted once
         elif kind == EventKind.QUEUE_JOINED:
             track = self._track(event.call_id)
             track.topic = self._topic(data.get("topic"))
@@ -314,6 +320,10 @@ class Metrics:
             track.joined_at = event.ts
             track.answered = False
             track.callback = False
+        elif kind in _TRANSFER_RESULTS:
+            xkind = str(data.get("kind") or "ivr")
+            result = "fallback" if data.get("fell_back") else _TRANSFER_RESULTS[kind]
+            self.transfers.labels(xkind if xkind in _TRANSFER_KINDS else OTHER, result).inc()
         elif kind == EventKind.OFFER_RESULT:
             result = str(data.get("result", ""))
             self.offers.labels(result if result in _OFFER_RESULTS else OTHER).inc()
@@ -406,6 +416,9 @@ class Metrics:
 
 
 _KINDS = frozenset(k.value for k in EventKind)
+_TRANSFER_RESULTS = {EventKind.TRANSFER_COMPLETED.value: "completed", EventKind.TRANSFER.value: "completed",
+                     EventKind.TRANSFER_FAILED.value: "failed", EventKind.TRANSFER_REFUSED.value: "refused"}
+_TRANSFER_KINDS = frozenset({"topic", "agent", "number", "ivr"})
 _OFFER_RESULTS = frozenset({"answered", "timeout", "rejected", "caller_gone", "failed"})
 
 

@@ -44,6 +44,7 @@ from switchboard.acd import agent_state as st
 from switchboard.acd.agents import AgentRecord
 from switchboard.acd.callbacks import CallbackLine
 from switchboard.acd.desk import AgentDesk
+from switchboard.acd.directory import Directory
 from switchboard.acd.events import EVENT_NAMES, AmiEvents
 from switchboard.acd.line import CallerLine
 from switchboard.acd.model import (
@@ -72,6 +73,7 @@ from switchboard.acd.model import (
 from switchboard.acd.offers import OfferLifecycle
 from switchboard.acd.router import AgentView as RouterAgent
 from switchboard.acd.router import RoutingPolicy, route
+from switchboard.acd.transfers import TransferDesk
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
 from switchboard.telephony.numbers import CallbackNumbers, default_callback_numbers
@@ -110,6 +112,8 @@ class AcdService:
         callback_ring_s: float = 30.0,
         callback_cli: str = "",
         numbers: CallbackNumbers | None = None,
+        directory: Directory | None = None,
+        sound_prefix: str = "",
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -137,6 +141,11 @@ class AcdService:
             wall=wall, schedule_route=self.schedule_route, callback_context=callback_context,
             retry_s=callback_retry_s, ring_s=callback_ring_s, cli=callback_cli)
         self.offer_lifecycle.dial_callback = self.callbacks.dial
+        self.transfers = TransferDesk(
+            ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle, emit=emit,
+            directory=directory if directory is not None else Directory(), clock=clock, wall=wall,
+            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix)
+        self._unsubscribe_transfers: Callable[[], None] | None = None
         self.events = AmiEvents(ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle,
                                 callbacks=self.callbacks, clock=clock, schedule_route=self.schedule_route)
 
@@ -243,6 +252,7 @@ class AcdService:
 
     async def start(self) -> None:
         self._unsubscribe = self.ami.subscribe(self.events.handle_event, names=EVENT_NAMES)
+        self._unsubscribe_transfers = self.ami.subscribe(self.transfers.handle_event, names=("DialEnd",))
         on_resync = getattr(self.ami, "on_resync", None)
         if on_resync is not None:
             on_resync(self.events.on_resync)
@@ -253,6 +263,8 @@ class AcdService:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._unsubscribe_transfers is not None:
+            self._unsubscribe_transfers()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -356,7 +368,8 @@ class AcdService:
         now = self.clock()
         self.line.note_overflows(now)
         calls = [w.call for w in self.waiting.values() if w.offer is None and (
-            w.session is not None or (w.callback is not None and w.callback.not_before <= now))]
+            w.session is not None or (w.callback is not None and w.callback.not_before <= now))
+            and not self.transfers.holds(w, now)]      # a transfer's named agent has its turn first
         if not calls:
             return
         views: list[RouterAgent] = []

@@ -9,7 +9,9 @@
   hotline calls are ever refused (not re-adopted callers, surveys or agents);
 * context ``hotline-after``, extension ``survey``: the caller is back after
   the agent hung up: the flow resumes at its survey node;
-* context ``agents``: an agent's feature code.
+* context ``agents``: an agent's feature code;
+* context ``transfer-line``: a caller an agent transferred (``acd.transfers``) back
+  into our line, with its original join time and priority.
 
 After a service restart, :meth:`AgiEntry.readopt` lists the channels still
 sitting in ``AGI(agi:async)``: callers that had joined the line (their
@@ -55,7 +57,7 @@ ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_
 class AgiEntry:
     def __init__(self, *, book: CallBook, runner: Any, acd: AcdService, features: FeatureCodes,
                  ami: Any, hotline_context: str = "hotline", survey_context: str = "hotline-after",
-                 agents_context: str = "agents", overload: OverloadCheck | None = None,
+                 agents_context: str = "agents", transfer_context: str = "transfer-line", overload: OverloadCheck | None = None,
                  busy_files: tuple[str, ...] = ()) -> None:
         self.book = book
         self.runner = runner
@@ -65,6 +67,7 @@ class AgiEntry:
         self.hotline_context = hotline_context
         self.survey_context = survey_context
         self.agents_context = agents_context
+        self.transfer_context = transfer_context
         self.manager: AgiManager | None = None
         self.rescuer: Rescuer | None = None
         self.overload = overload
@@ -73,7 +76,8 @@ class AgiEntry:
         self.sessions_total = 0
         self.adopted_total = 0
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
-        self.hotline_contexts = (hotline_context,)
+        # a transferred caller waits in line like a new one (re-adopted, or handed to the fallback queue)
+        self.hotline_contexts = (hotline_context, transfer_context)
         self.other_contexts = (survey_context, agents_context)
 
     def flow_over(self) -> set[str]:
@@ -104,7 +108,7 @@ class AgiEntry:
             return
         call_id = session.linkedid if session.linkedid in self.book.calls else ""
         context = session.env.get("agi_context", "")
-        if context == self.hotline_context:
+        if context in (self.hotline_context, self.transfer_context):
             result = await self.rescuer.hand_to_fallback(channel=session.channel, uniqueid=session.uniqueid,
                                                          call_id=call_id, reason=reason, node=node, detail=detail,
                                                          session=session)
@@ -130,6 +134,11 @@ class AgiEntry:
             await self.runner.run(session, start_at="survey", variables=variables)
         elif context == self.agents_context:
             await self.features.handle(session)
+        elif context == self.transfer_context:
+            if not self.acd.transfers.knows(session.linkedid):
+                raise StepFailed(reason="transfer_unknown", node="transfer",
+                                 detail="a caller in transfer-line with no transfer under way")
+            await self.acd.transfers.requeue(session)
         else:
             log.warning("AGI session from unexpected context %r on %s: handing it back", context, session.channel)
             try:
@@ -241,7 +250,7 @@ class AgiEntry:
         if not uniqueid or uniqueid in self.manager.sessions:
             return 0
         context = ch.get("Context") or ""
-        if context not in (self.hotline_context, self.survey_context):
+        if context not in (self.hotline_context, self.survey_context, self.transfer_context):
             return 0
         channel = ch.get("Channel") or ""
         values = await self._getvars(channel, ADOPT_VARS)
