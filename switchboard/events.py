@@ -29,6 +29,9 @@ class EventKind(enum.StrEnum):
     TRANSFER_REQUESTED = "transfer.requested"  # data: kind (topic|agent|number), from_agent, target, by
     TRANSFER_COMPLETED = "transfer.completed"  # data: kind, from_agent, target, to_agent | number, fell_back
     TRANSFER_FAILED = "transfer.failed"        # data: kind, from_agent, target, reason (then where the caller went)
+    CONSULT_OFFER = "consult.offer"            # data: consult_id, agent_id (the colleague), leg_uniqueid, from_agent
+    CONSULT_ANSWERED = "consult.answered"      # data: consult_id, agent_id, ring_s
+    CONSULT_ENDED = "consult.ended"            # data: consult_id, agent_id, result, ring_s, talk_s
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
     CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail

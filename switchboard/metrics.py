@@ -205,8 +205,9 @@ class Metrics:
         self.offers = Counter("switchboard_agent_offers", "Calls offered to agents, by result.",
                               ["result"], registry=r)
         self.transfers = Counter("switchboard_transfers", "Transfers of answered calls, by kind (topic, agent, "
-                                 "number; ivr: the IVR's transfer node) and result (completed, fallback: a named "
-                                 "agent did not take it and the topic's line did, failed, refused).",
+                                 "number, consult; ivr: the IVR's transfer node) and result (completed, three_way, "
+                                 "fallback: a named agent did not take it and the topic's line did, cancelled, "
+                                 "failed, refused).",
                                  ["kind", "result"], registry=r)
         self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnections.", registry=r)
         self.ami_event_lag = Gauge("switchboard_ami_event_lag_seconds",
@@ -322,7 +323,11 @@ class Metrics:
             track.callback = False
         elif kind in _TRANSFER_RESULTS:
             xkind = str(data.get("kind") or "ivr")
-            result = "fallback" if data.get("fell_back") else _TRANSFER_RESULTS[kind]
+            result = _TRANSFER_RESULTS[kind]
+            if data.get("fell_back"):
+                result = "fallback"
+            elif data.get("result") == "three_way" or data.get("reason") == "cancelled":
+                result = str(data.get("result") or data.get("reason"))
             self.transfers.labels(xkind if xkind in _TRANSFER_KINDS else OTHER, result).inc()
         elif kind == EventKind.OFFER_RESULT:
             result = str(data.get("result", ""))
@@ -418,7 +423,7 @@ class Metrics:
 _KINDS = frozenset(k.value for k in EventKind)
 _TRANSFER_RESULTS = {EventKind.TRANSFER_COMPLETED.value: "completed", EventKind.TRANSFER.value: "completed",
                      EventKind.TRANSFER_FAILED.value: "failed", EventKind.TRANSFER_REFUSED.value: "refused"}
-_TRANSFER_KINDS = frozenset({"topic", "agent", "number", "ivr"})
+_TRANSFER_KINDS = frozenset({"topic", "agent", "number", "consult", "ivr"})
 _OFFER_RESULTS = frozenset({"answered", "timeout", "rejected", "caller_gone", "failed"})
 
 

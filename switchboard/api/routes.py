@@ -65,8 +65,15 @@ from switchboard.api.services import (
     SpyResult,
     WaitingCall,
 )
+from switchboard.api.transfer_services import (
+    CONSULT_ACTIONS,
+    CONSULT_KINDS,
+    ConsultResult,
+    TransferResult,
+    TransferService,
+    TransferTargets,
+)
 from switchboard.api.transfer_services import KINDS as TRANSFER_KINDS
-from switchboard.api.transfer_services import TransferResult, TransferService, TransferTargets
 
 log = logging.getLogger("switchboard.api")
 T = TypeVar("T")
@@ -296,6 +303,19 @@ async def agent_transfer(request: web.Request) -> web.Response:
         request.match_info["agent_id"], kind=body["kind"], target=body["target"],
         by=by.agent_id or by.name or by.token_id))
     return json_ok(result, status=202)
+
+
+async def agent_consult(request: web.Request) -> web.Response:
+    body, by = _b(request), principal_of(request)
+    result = await _call(request, _transfers(request).consult(
+        request.match_info["agent_id"], kind=body["kind"], target=body["target"],
+        by=by.agent_id or by.name or by.token_id))
+    return json_ok(result, status=202)
+
+
+async def agent_consult_end(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, _transfers(request).consult_end(
+        request.match_info["agent_id"], action=_b(request)["action"])))
 
 
 # ----------------------------------------------------------------- queues
@@ -532,6 +552,20 @@ ROUTE_TABLE: list[Route] = [
           body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],
                 "properties": {"kind": {"type": "string", "enum": list(TRANSFER_KINDS)},
                                "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
+    Route("POST", "/api/agents/{agent_id}/consult", agent_consult, _SOS,
+          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, or for a topic the "
+          "one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
+          "back to its caller.", "transfers", "agent_consult", path_params=AGENT_PATH, response=ConsultResult,
+          errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],
+                "properties": {"kind": {"type": "string", "enum": list(CONSULT_KINDS)},
+                               "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
+    Route("POST", "/api/agents/{agent_id}/consult-end", agent_consult_end, _SOS,
+          "End a consult: complete (the colleague takes the caller, the agent leaves), cancel (back to the "
+          "caller) or three_way (all three in one call).", "transfers", "agent_consult_end",
+          path_params=AGENT_PATH, response=ConsultResult, errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["action"],
+                "properties": {"action": {"type": "string", "enum": list(CONSULT_ACTIONS)}}}),
     Route("GET", "/api/queues/waiting", queue_waiting, _SUP, "Calls waiting now, by topic and province.",
           "queues", "queue_waiting", query={"topic": {"type": "string", "pattern": r"[a-z0-9_/.-]{1,48}"},
                                             "province": {"type": "string", "pattern": r"[a-z0-9-]{1,48}"}},

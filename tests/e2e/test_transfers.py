@@ -4,12 +4,16 @@ Asterisk moving the caller with AMI Redirect, the records read back from Postgre
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 import pytest
-from e2e_service import PENSION, running_service, until
+from e2e_service import PENSION, Service, running_service, until
 from test_acd_routing import ivr
 
+from switchboard.acd.consults import Consult
 from switchboard.acd.transfers import TransferError
-from switchboard.demo.sipp import HangUp, Pause
+from switchboard.demo.sipp import HangUp, Pause, SippAgent, SippResult
 
 pytestmark = pytest.mark.e2e
 
@@ -124,3 +128,101 @@ async def test_transfer_to_a_directory_number_via_the_trunk(stack_env: dict[str,
         assert result.ok, result.errors or result.stderr
         row, _ = await svc.record(cx, until=("call.ended", "transfer.completed", "agent.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 1)
+
+
+async def _bridged(svc: Service, *uniqueids: str) -> bool:
+    """Are these channels all in one bridge now (CoreShowChannels' BridgeId)?"""
+    listing = await svc.app.context["client"].send({"Action": "CoreShowChannels"}, timeout=5)
+    bridges = {ev.get("Uniqueid"): ev.get("BridgeId") for ev in getattr(listing, "events", ())}
+    ids = {bridges.get(u) for u in uniqueids}
+    return len(ids) == 1 and None not in ids and "" not in ids
+
+
+@dataclass
+class Consulting:
+    call: asyncio.Task[SippResult]
+    call_id: str
+    first_leg: str            # agent1009's leg
+    consult: Consult
+    colleague: SippAgent      # agent1010's phone
+
+
+async def _consulting(svc: Service, caller: str, *, talk_s: float = 30.0, kind: str = "agent",
+                      target: str = "agent1010") -> Consulting:
+    """agent1009 answers a pension caller, then consults agent1010 (by id, or as the router's pick
+    for a topic), who answers."""
+    await svc.agent("agent1009", talk=None)
+    colleague = await svc.agent("agent1010", talk=None, ready=False)
+    call = svc.call([*ivr(PENSION), Pause(talk_s), HangUp()], caller=caller)
+    call_id = await svc.wait_call_id(caller)
+    answered = await svc.wait_event(call_id, "call.answered", timeout=25)
+    svc.acd.ready("agent1010")
+    consult = await svc.acd.consults.start("agent1009", kind=kind, target=target)
+    await svc.wait_event(call_id, "consult.answered", timeout=15)
+    return Consulting(call, call_id, answered.data["leg_uniqueid"], consult, colleague)
+
+
+def _released(svc: Service, *agents: str) -> bool:
+    return all(svc.status(a) in ("wrap_up", "ready") for a in agents)
+
+
+async def test_consult_then_complete(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        c = await _consulting(svc, "02838100031")
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.leg), timeout=10, what="the two agents bridged")
+        await svc.acd.consults.finish("agent1009", "complete")
+        await until(lambda: _bridged(svc, c.consult.leg, c.consult.caller_uniqueid), timeout=10,
+                    what="the colleague bridged with the caller")
+        await until(lambda: _released(svc, "agent1009"), timeout=10, what="agent1009 left")
+        assert svc.status("agent1010") == "on_call"
+        assert (await c.call).ok
+        await until(lambda: _released(svc, "agent1010"), timeout=10, what="agent1010 done")
+        row, timeline = await svc.record(c.call_id, until=("call.ended", "transfer.completed"))
+        assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1010", 1)
+        kinds = [e["kind"] for e in timeline]
+        assert kinds.index("transfer.requested") < kinds.index("consult.offer") < kinds.index("consult.answered") \
+            < kinds.index("transfer.completed")
+        assert c.colleague.calls_answered() == 1
+
+
+async def test_consult_then_cancel(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        c = await _consulting(svc, "02838100032", kind="topic", target="health.benefit")
+        assert c.consult.colleague == "agent1010"           # the router's pick for the topic
+        await svc.acd.consults.finish("agent1009", "cancel")
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.caller_uniqueid), timeout=10,
+                    what="the agent back with its caller")
+        await until(lambda: _released(svc, "agent1010"), timeout=10, what="agent1010 released")
+        assert svc.status("agent1009") == "on_call"
+        failed = svc.of(c.call_id, "transfer.failed")
+        assert [(e.data["reason"], e.data["then"]) for e in failed] == [("cancelled", "back_to_agent")]
+        assert (await c.call).ok
+        row, timeline = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
+        assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
+        ended = [e for e in timeline if e["kind"] == "agent.ended"]
+        assert any('"agent1010"' in e["data"] for e in ended)       # the colleague's talk time is its own
+
+
+async def test_consult_then_three_way(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        c = await _consulting(svc, "02838100033")
+        await svc.acd.consults.finish("agent1009", "three_way")
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.leg, c.consult.caller_uniqueid), timeout=10,
+                    what="caller and both agents in one bridge")
+        assert svc.of(c.call_id, "transfer.completed")[0].data["result"] == "three_way"
+        assert (await c.call).ok              # the caller hangs up: both agents' legs end
+        await until(lambda: _released(svc, "agent1009", "agent1010"), timeout=10, what="both agents released")
+        row, _ = await svc.record(c.call_id, until=("call.ended", "transfer.completed"))
+        assert (row["outcome"], row["transfers"]) == ("answered", 1)
+
+
+async def test_caller_hangs_up_during_the_consult(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        c = await _consulting(svc, "02838100034", talk_s=14.0)
+        assert (await c.call).ok              # hangs up while on hold
+        failed = await svc.wait_event(c.call_id, "transfer.failed", timeout=10)
+        assert failed.data["reason"] == "caller_gone"
+        await until(lambda: _released(svc, "agent1009", "agent1010"), timeout=10, what="both agents released")
+        row, _ = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
+        assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
+        assert not svc.acd.consults.consults

@@ -109,3 +109,51 @@ def test_transfer_metrics_count_kind_and_result() -> None:
     for kind, result in [("topic", "completed"), ("agent", "fallback"), ("agent", "failed"),
                          ("number", "refused"), ("ivr", "completed")]:
         assert f'switchboard_transfers_total{{kind="{kind}",result="{result}"}} 1.0' in text, text
+
+
+async def test_consult_then_complete_over_the_api(client: Client, tokens: Tokens, world: World) -> None:
+    call_id = await _talking(client, world, tokens)
+    first_leg = next(iter(world.acd.talking))
+    await client.post("/api/agents/a2/ready", json={}, headers=bearer(tokens.a2))
+    h = bearer(tokens.a1)
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "no-consult"
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "agent", "target": "a2"}, headers=h)
+    body = await resp.json()
+    assert resp.status == 202, body
+    assert (body["call_id"], body["colleague"], body["state"]) == (call_id, "a2", "ringing")
+    hold = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (hold["Context"], hold["ExtraChannel"], hold["ExtraContext"]) == ("consult-hold", first_leg, "consult-agent")
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "consult-not-answered"
+    leg = await world.ringing("a2")
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+    assert world.acd.states["a2"].status.value == "on_call"
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 200, await resp.json()
+    await world.settle()
+    assert world.acd.states["a1"].status.value == "wrap_up"          # its leg was hung up
+    assert world.acd.offer_lifecycle.current_agent(call_id) == "a2"
+    (done,) = world.of("transfer.completed")
+    assert (done.data["kind"], done.data["to_agent"], done.data["result"]) == ("consult", "a2", "completed")
+    assert [e.data["agent_id"] for e in world.of("call.answered")] == ["a1", "a2"]
+
+
+async def test_consult_not_answered_brings_the_agent_back(client: Client, tokens: Tokens, world: World) -> None:
+    await _talking(client, world, tokens)
+    first_leg = next(iter(world.acd.talking))
+    await client.post("/api/agents/a2/ready", json={}, headers=bearer(tokens.a2))
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "agent", "target": "a2"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 202
+    leg = await world.ringing("a2")
+    world.asterisk.agent_hangs_up(leg)                 # the colleague's phone gives up before answering
+    await world.settle()
+    await world.settle()
+    (failed,) = world.of("transfer.failed")
+    assert (failed.data["then"], failed.data["to_agent"]) == ("back_to_agent", "a2")
+    back = [a for a in world.asterisk.actions if a["Action"] == "Redirect"][-1]
+    assert (back["Channel"], back["Context"]) == (first_leg, "agent-leg")
+    assert world.acd.states["a1"].status.value == "on_call" and world.acd.states["a2"].status.value == "ready"
+    assert not world.acd.consults.consults
