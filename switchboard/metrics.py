@@ -324,6 +324,8 @@ class Metrics:
         elif kind in _TRANSFER_RESULTS:
             xkind = str(data.get("kind") or "ivr")
             result = _TRANSFER_RESULTS[kind]
+            if result == "completed":
+                self._tally.add(event.ts, "transferred")
             if data.get("fell_back"):
                 result = "fallback"
             elif data.get("result") == "three_way" or data.get("reason") == "cancelled":
@@ -414,6 +416,11 @@ class Metrics:
         """(calls answered, calls abandoned after the short-abandon threshold) since local midnight."""
         _, today = self._tally.counts(self.clock())
         return today.get("in_sl", 0) + today.get("late", 0), today.get("abandoned", 0)
+
+    def transfers_today(self) -> int:
+        """Transfers completed since local midnight (the wallboard's tile)."""
+        _, today = self._tally.counts(self.clock())
+        return today.get("transferred", 0)
 
     def scrape(self) -> bytes:
         """The text exposition of every metric (what /metrics serves)."""

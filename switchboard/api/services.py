@@ -199,6 +199,7 @@ class QueueFigures:
     answered_today: int = 0
     abandoned_today: int = 0
     callbacks_pending: int = 0
+    transfers_today: int = 0
 
 
 @dataclass(frozen=True, slots=True)

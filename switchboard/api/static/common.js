@@ -22,6 +22,10 @@ const SB = (() => {
       "state.logged_out": "Chưa vào ca", "state.ready": "Sẵn sàng", "state.offered": "Đang đổ chuông",
       "state.ringing": "Đang đổ chuông", "state.talking": "Đang đàm thoại", "state.wrap_up": "Đang hoàn tất",
       "state.paused": "Tạm nghỉ", "state.offline": "Ngoại tuyến",
+      transfer: "Chuyển cuộc gọi", transfer_topic: "Chuyển theo chủ đề", transfer_agent: "Chuyển cho đồng nghiệp",
+      transfer_number: "Chuyển ra cơ quan BHXH", consult: "Hỏi ý kiến", consult_complete: "Chuyển máy",
+      consult_three_way: "Gọi ba bên", consult_cancel: "Quay lại người gọi", consulting: "Đang hỏi ý kiến",
+      transferred: "Đã chuyển:", transfers: "Chuyển cuộc gọi",
     },
     en: {
       title_agent: "Agent panel", title_wallboard: "Supervisor wallboard",
@@ -42,6 +46,10 @@ const SB = (() => {
       "state.logged_out": "Logged out", "state.ready": "Ready", "state.offered": "Ringing",
       "state.ringing": "Ringing", "state.talking": "Talking", "state.wrap_up": "Wrap-up",
       "state.paused": "Paused", "state.offline": "Offline",
+      transfer: "Transfer the call", transfer_topic: "Transfer to topic", transfer_agent: "Transfer to colleague",
+      transfer_number: "Transfer to office", consult: "Consult", consult_complete: "Complete transfer",
+      consult_three_way: "Three-way call", consult_cancel: "Back to caller", consulting: "Consulting",
+      transferred: "Transferred:", transfers: "Transfers",
     },
   };
   let lang = localStorage.getItem("sb.lang") || "vi";
