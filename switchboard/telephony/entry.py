@@ -11,7 +11,9 @@
   the agent hung up: the flow resumes at its survey node;
 * context ``agents``: an agent's feature code;
 * context ``transfer-line``: a caller an agent transferred (``acd.transfers``) back
-  into our line, with its original join time and priority.
+  into our line, with its original join time and priority;
+* contexts ``agent-leg``, ``consult-agent``, ``consult-leg``: an agent's feature code
+  pressed during a call (``call_codes``); a failure there only ends the AGI, never the call.
 
 After a service restart, :meth:`AgiEntry.readopt` lists the channels still
 sitting in ``AGI(agi:async)``: callers that had joined the line (their
@@ -28,6 +30,7 @@ are hung up) by the :class:`~switchboard.telephony.rescue.Rescuer`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import urllib.parse
@@ -41,6 +44,7 @@ from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
 from switchboard.ivr.runner import StepFailed, failure_reason
+from switchboard.telephony.call_codes import CallCodes
 from switchboard.telephony.features import FeatureCodes
 from switchboard.telephony.overload import OverloadCheck
 from switchboard.telephony.rescue import CAUSE_NORMAL_CLEARING, NOT_IN_AGI, Rescuer, duration_s
@@ -68,6 +72,8 @@ class AgiEntry:
         self.survey_context = survey_context
         self.agents_context = agents_context
         self.transfer_context = transfer_context
+        self.call_codes = CallCodes(acd)
+        self.call_code_contexts = ("agent-leg", "consult-agent", "consult-leg")
         self.manager: AgiManager | None = None
         self.rescuer: Rescuer | None = None
         self.overload = overload
@@ -108,6 +114,11 @@ class AgiEntry:
             return
         call_id = session.linkedid if session.linkedid in self.book.calls else ""
         context = session.env.get("agi_context", "")
+        if context in self.call_code_contexts:     # an agent's code in a call: leave AGI, keep the call
+            log.warning("in-call code on %s failed (%s: %s): back to the call", session.channel, reason, detail)
+            with contextlib.suppress(AgiHangup, AmiTimeout, AmiDisconnected, AgiCommandError):
+                await session.break_(timeout=5)
+            return
         if context in (self.hotline_context, self.transfer_context):
             result = await self.rescuer.hand_to_fallback(channel=session.channel, uniqueid=session.uniqueid,
                                                          call_id=call_id, reason=reason, node=node, detail=detail,
@@ -134,6 +145,8 @@ class AgiEntry:
             await self.runner.run(session, start_at="survey", variables=variables)
         elif context == self.agents_context:
             await self.features.handle(session)
+        elif context in self.call_code_contexts:
+            await self.call_codes.handle(session)
         elif context == self.transfer_context:
             if not self.acd.transfers.knows(session.linkedid):
                 raise StepFailed(reason="transfer_unknown", node="transfer",

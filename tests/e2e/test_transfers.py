@@ -226,3 +226,24 @@ async def test_caller_hangs_up_during_the_consult(stack_env: dict[str, str], pg_
         row, _ = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
         assert not svc.acd.consults.consults
+
+
+async def test_softphone_code_transfers_to_a_topic(stack_env: dict[str, str], pg_dsn: str) -> None:
+    """``*4<n>#`` pressed on the agent's softphone during the call (SIP INFO): the n-th topic."""
+    async with running_service(stack_env, pg_dsn) as svc:
+        n = svc.acd.transfers.topics().index("health.benefit") + 1
+        await svc.agent("agent1009", talk=None, keys=f"*4,{n}#", keys_after=3.0)
+        await svc.agent("agent1010", talk=None)
+        x = "02838100041"
+        call_x = svc.call([*ivr(PENSION), Pause(30), HangUp()], caller=x)
+        cx = await svc.wait_call_id(x)
+        await svc.wait_event(cx, "call.answered", timeout=25)
+        requested = await svc.wait_event(cx, "transfer.requested", timeout=20)
+        assert (requested.data["kind"], requested.data["target"], requested.data["by"]) == \
+            ("topic", "health.benefit", "agent1009")
+        done = await svc.wait_event(cx, "transfer.completed", timeout=25)
+        assert done.data["to_agent"] == "agent1010"
+        await until(lambda: _released(svc, "agent1009"), timeout=10, what="agent1009 left")
+        assert (await call_x).ok
+        row, _ = await svc.record(cx, until=("call.ended", "transfer.completed"))
+        assert (row["agent_id"], row["topic"], row["transfers"]) == ("agent1010", "health.benefit", 1)

@@ -52,7 +52,8 @@
     S.targetsFor = S.agent.current_call_id || "?";
     try {
       const t = await SB.api("GET", `/api/agents/${encodeURIComponent(S.me.agent_id)}/transfer-targets`);
-      $("xfer-topic").replaceChildren(...t.topics.map((x) => SB.el("option", { value: x }, x)));
+      // the number before each topic is its softphone code: *4<n>#
+      $("xfer-topic").replaceChildren(...t.topics.map((x, i) => SB.el("option", { value: x }, `${i + 1} · ${x}`)));
       $("xfer-agent").replaceChildren(...t.colleagues.map((c) => SB.el("option", { value: c.id }, `${c.name} (${c.id})`)));
       $("xfer-number").replaceChildren(...t.directory.map((d) => SB.el("option", { value: d.code }, d.name)));
       $("btn-xfer-agent").disabled = $("btn-consult").disabled = !t.colleagues.length;
