@@ -247,3 +247,24 @@ async def test_softphone_code_transfers_to_a_topic(stack_env: dict[str, str], pg
         assert (await call_x).ok
         row, _ = await svc.record(cx, until=("call.ended", "transfer.completed"))
         assert (row["agent_id"], row["topic"], row["transfers"]) == ("agent1010", "health.benefit", 1)
+
+
+async def test_softphone_codes_consult_then_complete(stack_env: dict[str, str], pg_dsn: str) -> None:
+    """``*5<agent>#`` then ``*6`` on the softphone: consult agent1010, then hand the caller over."""
+    async with running_service(stack_env, pg_dsn) as svc:
+        await svc.agent("agent1009", talk=None, keys="*5,1010#" + "," * 6 + "*6", keys_after=3.0)
+        colleague = await svc.agent("agent1010", talk=None, ready=False)
+        x = "02838100042"
+        call_x = svc.call([*ivr(PENSION), Pause(35), HangUp()], caller=x)
+        cx = await svc.wait_call_id(x)
+        await svc.wait_event(cx, "call.answered", timeout=25)
+        svc.acd.ready("agent1010")
+        await svc.wait_event(cx, "consult.answered", timeout=25)
+        done = await svc.wait_event(cx, "transfer.completed", timeout=25)
+        assert (done.data["kind"], done.data["to_agent"], done.data["result"]) == ("consult", "agent1010", "completed")
+        await until(lambda: _released(svc, "agent1009"), timeout=10, what="agent1009 left")
+        assert svc.status("agent1010") == "on_call"
+        assert (await call_x).ok
+        row, _ = await svc.record(cx, until=("call.ended", "transfer.completed"))
+        assert (row["agent_id"], row["transfers"]) == ("agent1010", 1)
+        assert colleague.calls_answered() == 1
