@@ -258,7 +258,7 @@ class AcdService:
     async def start(self) -> None:
         self._unsubscribe = self.ami.subscribe(self.events.handle_event, names=EVENT_NAMES)
         self._unsubscribe_transfers = [
-            self.ami.subscribe(self.transfers.handle_event, names=("DialEnd",)),
+            self.ami.subscribe(self.transfers.handle_event, names=("DialEnd", "Hangup")),
             self.ami.subscribe(self.consults.handle_event, names=CONSULT_EVENTS)]
         on_resync = getattr(self.ami, "on_resync", None)
         if on_resync is not None:

@@ -236,10 +236,17 @@ class TransferDesk:
 
     def handle_event(self, ev: Event) -> None:
         """``DialEnd`` of a caller transferred to a number: answered, or not (the dialplan then
-        sends the caller back to our line, where :meth:`requeue` takes it)."""
+        sends the caller back to our line, where :meth:`requeue` takes it). ``Hangup`` of a caller
+        on its way (not yet in our line): the transfer failed, ``caller_gone``."""
+        uid = ev.get("Uniqueid") or ""
+        if ev.name == "Hangup":
+            gone = next((p for p in self.pending.values() if p.uniqueid == uid), None)
+            if gone is not None and gone.call_id not in self.line.waiting:
+                self.pending.pop(gone.call_id, None)
+                self._failed(gone, "caller_gone")
+            return
         if ev.name != "DialEnd":
             return
-        uid = ev.get("Uniqueid") or ""
         p = next((p for p in self.pending.values() if p.kind == "number" and p.uniqueid == uid), None)
         if p is None:
             return
@@ -272,8 +279,8 @@ class TransferDesk:
             await session.execute(
                 f"STREAM FILE {agi_quote(f'{self.sound_prefix}/{p.language}/{TRANSFER_PROMPT}')} \"\"", timeout=30)
         except AgiHangup:
-            self.pending.pop(call_id, None)
-            self._failed(p, "caller_gone")
+            if self.pending.pop(call_id, None) is not None:
+                self._failed(p, "caller_gone")
             return
         variables = {k: v for k, v in p.variables.items() if k != "dial_status"}
         request = _LineRequest(topic=p.topic, province=p.province or "", priority=p.priority, language=p.language,

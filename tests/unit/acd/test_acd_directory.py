@@ -47,3 +47,16 @@ def test_a_bad_file_names_file_and_line(text: str, where: str, words: str) -> No
 
 def test_a_missing_file_is_an_empty_directory(tmp_path: Path) -> None:
     assert load_directory(tmp_path / "none.yaml", POLICY).entries == ()
+
+
+def test_the_service_refuses_to_start_on_a_bad_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from switchboard.cli import main
+
+    bad = tmp_path / "directory.yaml"
+    bad.write_text('directory:\n  - {code: premium, name: x, number: "1900 9068"}\n', encoding="utf-8")
+    cfg = tmp_path / "sb.toml"
+    cfg.write_text(f'[paths]\ndirectory_file = "{bad}"\nflows_dir = "{REPO / "ivr_flows"}"\n'
+                   f'prompts_dir = "{REPO / "recordings" / "prompts"}"\nrun_dir = "{tmp_path}"\n', encoding="utf-8")
+    assert main(["--config", str(cfg), "run"]) == 2
+    err = capsys.readouterr().err
+    assert f"transfer directory error: {bad}:2:" in err and "denied_prefix" in err, err

@@ -157,3 +157,17 @@ async def test_consult_not_answered_brings_the_agent_back(client: Client, tokens
     assert (back["Channel"], back["Context"]) == (first_leg, "agent-leg")
     assert world.acd.states["a1"].status.value == "on_call" and world.acd.states["a2"].status.value == "ready"
     assert not world.acd.consults.consults
+
+
+async def test_a_caller_who_hangs_up_on_the_way_fails_the_transfer(client: Client, tokens: Tokens,
+                                                                    world: World) -> None:
+    call_id = await _talking(client, world, tokens)
+    world.acd.records["a1"].skills["social.pension"] = 3
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 202
+    world.asterisk.caller_hangs_up(world.acd.transfers.pending[call_id].uniqueid)
+    await world.settle()
+    (failed,) = world.of("transfer.failed")
+    assert (failed.call_id, failed.data["reason"]) == (call_id, "caller_gone")
+    assert not world.acd.transfers.pending
