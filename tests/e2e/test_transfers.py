@@ -268,3 +268,24 @@ async def test_softphone_codes_consult_then_complete(stack_env: dict[str, str], 
         row, _ = await svc.record(cx, until=("call.ended", "transfer.completed"))
         assert (row["agent_id"], row["transfers"]) == ("agent1010", 1)
         assert colleague.calls_answered() == 1
+
+
+async def test_consult_rejected_brings_the_agent_back(stack_env: dict[str, str], pg_dsn: str) -> None:
+    async with running_service(stack_env, pg_dsn) as svc:
+        await svc.agent("agent1009", talk=None)
+        await svc.agent("agent1010", mode="reject", answer_after=0.5, ready=False)
+        x = "02838100035"
+        call_x = svc.call([*ivr(PENSION), Pause(25), HangUp()], caller=x)
+        cx = await svc.wait_call_id(x)
+        answered = await svc.wait_event(cx, "call.answered", timeout=25)
+        svc.acd.ready("agent1010")
+        consult = await svc.acd.consults.start("agent1009", kind="agent", target="agent1010")
+        failed = await svc.wait_event(cx, "transfer.failed", timeout=20)
+        assert (failed.data["reason"], failed.data["then"]) == ("rejected", "back_to_agent")
+        await until(lambda: _bridged(svc, answered.data["leg_uniqueid"], consult.caller_uniqueid), timeout=10,
+                    what="the agent back with its caller")
+        assert svc.status("agent1009") == "on_call" and svc.status("agent1010") == "ready"
+        assert (await call_x).ok
+        row, _ = await svc.record(cx, until=("call.ended", "consult.ended"))
+        assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
+
