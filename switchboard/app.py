@@ -149,6 +149,8 @@ def _abs(path: str) -> str:
 
 def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     """Build the parts in start order: database, writer, AMI, IVR, ACD, heartbeat, HTTP."""
+
+    from switchboard.acd.directory import load_directory
     from switchboard.acd.hold import HoldLoop
     from switchboard.acd.service import AcdService, new_callback_id
     from switchboard.ami.agi import AgiManager
@@ -165,6 +167,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.live import Audience, LiveMessage
     from switchboard.api.pg_tokens import PgTokenStore
     from switchboard.api.services import Services, provinces_from_geo
+    from switchboard.api.transfer_services import AcdTransferService
     from switchboard.calls import CallBook, CallEventBus
     from switchboard.geo import load_provinces, normalize_number
     from switchboard.ha import api_guard
@@ -267,12 +270,13 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
 
     # ACD; every number dialled out (callbacks, transfers) goes through one policy
     numbers = default_callback_numbers(s.numbers)
+    directory = load_directory(s.paths.directory_file, numbers.policy)   # DirectoryError names file:line
     acd = AcdService(ami=client, routing=s.routing, agents=(), region_of=provinces.region_of_map(),
                      emit=book.emit, recordings_dir=rec_dir,
                      hold=HoldLoop(sound_prefix=sound_prefix, interval_s=s.routing.announce_interval_s,
                                    first_after_s=s.ivr.announce_first_s, moh_class=s.ivr.moh_class,
                                    callbacks=s.ivr.callbacks),
-                     numbers=numbers)
+                     numbers=numbers, directory=directory, sound_prefix=sound_prefix)
 
     acd.callbacks.window, acd.callbacks.local_clock = window, ivr_clock
     log.info("calling window for callbacks: %s", window.describe())
@@ -367,6 +371,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                                         info=leader.status if leader is not None else None),
         tokens=PgTokenStore(LazyPool(pool_part)),
         provinces=provinces_from_geo(provinces),
+        transfers=AcdTransferService(acd),
     )
     api_app = create_app(settings=s, services=services, metrics=metrics)
     if leader is not None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from switchboard import __version__, commands
+from switchboard.acd.directory import DirectoryError
 from switchboard.config import ConfigError, load_settings
 from switchboard.logging_setup import setup_logging
 
@@ -48,7 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log.level, settings.log.format)
-    result: int = args.func(args, settings)
+    try:
+        result: int = args.func(args, settings)
+    except DirectoryError as exc:      # deploy/directory.yaml: the message names file:line
+        print(f"switchboard: transfer directory error: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

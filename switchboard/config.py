@@ -128,6 +128,8 @@ class PathSettings:
     # chroot or on another host sharing the files); empty = same as above.
     asterisk_prompts_dir: str = ""
     asterisk_recordings_dir: str = ""
+    # outside numbers a call may be transferred to (docs/transfers.md)
+    directory_file: str = "deploy/directory.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,8 @@ class RoutingSettings:
     # At start, agents take back their last logged state (ready / paused with its reason) when
     # it is younger than this: a restart does not log everybody out. 0 = everybody logs in again.
     restore_agent_states_h: float = 12.0
+    # a blind transfer to a named agent: that agent's turn (one offer) lasts at most this long
+    transfer_ring_s: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)

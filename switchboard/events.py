@@ -26,6 +26,12 @@ class EventKind(enum.StrEnum):
     RECORDING = "call.recording"           # data: path
     TRANSFER = "call.transfer"             # data: target (the number as dialled)
     TRANSFER_REFUSED = "transfer.refused"  # data: number, reason, detail (the number policy said no)
+    TRANSFER_REQUESTED = "transfer.requested"  # data: kind (topic|agent|number), from_agent, target, by
+    TRANSFER_COMPLETED = "transfer.completed"  # data: kind, from_agent, target, to_agent | number, fell_back
+    TRANSFER_FAILED = "transfer.failed"        # data: kind, from_agent, target, reason (then where the caller went)
+    CONSULT_OFFER = "consult.offer"            # data: consult_id, agent_id (the colleague), leg_uniqueid, from_agent
+    CONSULT_ANSWERED = "consult.answered"      # data: consult_id, agent_id, ring_s
+    CONSULT_ENDED = "consult.ended"            # data: consult_id, agent_id, result, ring_s, talk_s
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
     CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail

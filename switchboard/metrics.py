@@ -204,6 +204,11 @@ class Metrics:
                                 ["topic"], buckets=SCORE_BUCKETS, registry=r)
         self.offers = Counter("switchboard_agent_offers", "Calls offered to agents, by result.",
                               ["result"], registry=r)
+        self.transfers = Counter("switchboard_transfers", "Transfers of answered calls, by kind (topic, agent, "
+                                 "number, consult; ivr: the IVR's transfer node) and result (completed, three_way, "
+                                 "fallback: a named agent did not take it and the topic's line did, cancelled, "
+                                 "failed, refused).",
+                                 ["kind", "result"], registry=r)
         self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnections.", registry=r)
         self.ami_event_lag = Gauge("switchboard_ami_event_lag_seconds",
                                    "Delay between an AMI event's timestamp and its handling.", registry=r)
@@ -307,6 +312,8 @@ class Metrics:
         self.events_seen.labels(kind if kind in _KINDS else OTHER).inc()
         if kind == EventKind.CALL_STARTED:
             self._track(event.call_id)
+        elif kind == EventKind.QUEUE_JOINED and data.get("province_source") == "transfer":
+            self._track(event.call_id).topic = self._topic(data.get("topic"))   # its wait was counted once
         elif kind == EventKind.QUEUE_JOINED:
             track = self._track(event.call_id)
             track.topic = self._topic(data.get("topic"))
@@ -314,6 +321,16 @@ class Metrics:
             track.joined_at = event.ts
             track.answered = False
             track.callback = False
+        elif kind in _TRANSFER_RESULTS:
+            xkind = str(data.get("kind") or "ivr")
+            result = _TRANSFER_RESULTS[kind]
+            if result == "completed":
+                self._tally.add(event.ts, "transferred")
+            if data.get("fell_back"):
+                result = "fallback"
+            elif data.get("result") == "three_way" or data.get("reason") == "cancelled":
+                result = str(data.get("result") or data.get("reason"))
+            self.transfers.labels(xkind if xkind in _TRANSFER_KINDS else OTHER, result).inc()
         elif kind == EventKind.OFFER_RESULT:
             result = str(data.get("result", ""))
             self.offers.labels(result if result in _OFFER_RESULTS else OTHER).inc()
@@ -400,12 +417,20 @@ class Metrics:
         _, today = self._tally.counts(self.clock())
         return today.get("in_sl", 0) + today.get("late", 0), today.get("abandoned", 0)
 
+    def transfers_today(self) -> int:
+        """Transfers completed since local midnight (the wallboard's tile)."""
+        _, today = self._tally.counts(self.clock())
+        return today.get("transferred", 0)
+
     def scrape(self) -> bytes:
         """The text exposition of every metric (what /metrics serves)."""
         return generate_latest(self.registry)
 
 
 _KINDS = frozenset(k.value for k in EventKind)
+_TRANSFER_RESULTS = {EventKind.TRANSFER_COMPLETED.value: "completed", EventKind.TRANSFER.value: "completed",
+                     EventKind.TRANSFER_FAILED.value: "failed", EventKind.TRANSFER_REFUSED.value: "refused"}
+_TRANSFER_KINDS = frozenset({"topic", "agent", "number", "consult", "ivr"})
 _OFFER_RESULTS = frozenset({"answered", "timeout", "rejected", "caller_gone", "failed"})
 
 

@@ -114,6 +114,10 @@ class CallerLine:
                         joined_wall=joined_wall, session=session, province_source=request.province_source,
                         variables=dict(getattr(request, "variables", {}) or {}), done=loop.create_future(),
                         tier_announced=int(tier_of(call, now, self.policy)))
+        reserved_for = getattr(request, "reserved_for", None)
+        if reserved_for:     # a transfer to a named agent: that agent's turn first (acd.transfers)
+            waiter.reserved_for = reserved_for
+            waiter.reserved_until = now + float(getattr(request, "reserved_s", 0.0))
         self.waiting[call_id] = waiter
         self.call_vars[call_id] = {"language": call.language, "topic": call.topic,
                                    "province": call.province or ""}

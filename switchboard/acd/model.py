@@ -70,6 +70,7 @@ class Offer:
     cause: str = ""           # hang-up cause of the leg, once Asterisk reports one
     failed_at: float | None = None   # OriginateResponse said failure without saying why
     recording: str = ""       # the file the dialplan's MixMonitor writes (Asterisk's path)
+    caller: Waiter | None = None   # once answered: the caller as it waited (a transfer puts it back in line)
 
 
 def new_callback_id() -> str:
@@ -105,6 +106,9 @@ class Waiter:
     hold_task: asyncio.Task[None] | None = None
     callback: Callback | None = None   # set once the caller asked for a callback and left the line
     callback_refused: str = ""         # why the number cannot be called back (no more offers to press 1)
+    reserved_for: str | None = None    # a transfer to a named agent: offered to that agent only, first
+    reserved_until: float = 0.0        # monotonic: the reservation ends then, whatever happened
+    reserved_offered: bool = False     # the named agent's one offer was made
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,11 @@ class OfferLifecycle:
                 return offer.call_id
         return None
 
+    def current_agent(self, call_id: str) -> str | None:
+        """The agent who answered ``call_id`` last and still talks on it."""
+        talking = [o for o in self.talking.values() if o.call_id == call_id]
+        return max(talking, key=lambda o: o.answered or 0.0).agent_id if talking else None
+
     def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
         """An agent leg found bridged after a restart: its hang-up ends the agent's call as usual
         (``agent.ended`` with the talk time, then wrap-up). ``talked_s``: the leg's age (ring included)."""
@@ -204,6 +209,7 @@ class OfferLifecycle:
         w = self.line.waiting.get(offer.call_id)
         wait_s = (offer.answered - w.call.joined_at) if w else 0.0
         if w is not None:
+            offer.caller = w
             if w.caller:
                 self.line.last_agent[w.caller] = (offer.agent_id, self.wall())
             self.line.drop_waiter(offer.call_id, "bridged")

@@ -43,7 +43,9 @@ from typing import Any
 from switchboard.acd import agent_state as st
 from switchboard.acd.agents import AgentRecord
 from switchboard.acd.callbacks import CallbackLine
+from switchboard.acd.consults import CONSULT_EVENTS, ConsultDesk
 from switchboard.acd.desk import AgentDesk
+from switchboard.acd.directory import Directory
 from switchboard.acd.events import EVENT_NAMES, AmiEvents
 from switchboard.acd.line import CallerLine
 from switchboard.acd.model import (
@@ -72,6 +74,8 @@ from switchboard.acd.model import (
 from switchboard.acd.offers import OfferLifecycle
 from switchboard.acd.router import AgentView as RouterAgent
 from switchboard.acd.router import RoutingPolicy, route
+from switchboard.acd.router import WaitingCall as RouterCall
+from switchboard.acd.transfers import TransferDesk
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
 from switchboard.telephony.numbers import CallbackNumbers, default_callback_numbers
@@ -110,6 +114,8 @@ class AcdService:
         callback_ring_s: float = 30.0,
         callback_cli: str = "",
         numbers: CallbackNumbers | None = None,
+        directory: Directory | None = None,
+        sound_prefix: str = "",
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -137,6 +143,14 @@ class AcdService:
             wall=wall, schedule_route=self.schedule_route, callback_context=callback_context,
             retry_s=callback_retry_s, ring_s=callback_ring_s, cli=callback_cli)
         self.offer_lifecycle.dial_callback = self.callbacks.dial
+        self.transfers = TransferDesk(
+            ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle, emit=emit,
+            directory=directory if directory is not None else Directory(), clock=clock, wall=wall,
+            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix)
+        self.consults = ConsultDesk(
+            ami=ami, desk=self.desk, offers=self.offer_lifecycle, emit=emit, clock=clock, pick=self.pick_colleague,
+            ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1")
+        self._unsubscribe_transfers: list[Callable[[], None]] = []
         self.events = AmiEvents(ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle,
                                 callbacks=self.callbacks, clock=clock, schedule_route=self.schedule_route)
 
@@ -243,6 +257,9 @@ class AcdService:
 
     async def start(self) -> None:
         self._unsubscribe = self.ami.subscribe(self.events.handle_event, names=EVENT_NAMES)
+        self._unsubscribe_transfers = [
+            self.ami.subscribe(self.transfers.handle_event, names=("DialEnd", "Hangup")),
+            self.ami.subscribe(self.consults.handle_event, names=CONSULT_EVENTS)]
         on_resync = getattr(self.ami, "on_resync", None)
         if on_resync is not None:
             on_resync(self.events.on_resync)
@@ -253,6 +270,8 @@ class AcdService:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        for unsubscribe in self._unsubscribe_transfers:
+            unsubscribe()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -357,9 +376,27 @@ class AcdService:
         self.line.note_overflows(now)
         dial_ok = self.callbacks.may_dial()   # the calling window: owed callbacks wait outside it
         calls = [w.call for w in self.waiting.values() if w.offer is None and (
-            w.session is not None or (w.callback is not None and w.callback.not_before <= now and dial_ok))]
+            w.session is not None or (w.callback is not None and w.callback.not_before <= now and dial_ok))
+            and not self.transfers.holds(w, now)]      # a transfer's named agent has its turn first
         if not calls:
             return
+        for a in route(calls, self._router_agents(), now, self.policy):
+            self.offer_lifecycle.offer(a)
+
+    def pick_colleague(self, call_id: str, topic: str, asking: str) -> str | None:
+        """The colleague the router would give this call for ``topic`` now (a consult): nationwide
+        (the caller has waited already), best proficiency, then longest idle; never ``asking``."""
+        offer = next((o for o in self.talking.values() if o.call_id == call_id and o.caller is not None), None)
+        if offer is None or offer.caller is None:
+            return None
+        now = self.clock()
+        w = offer.caller.call
+        call = RouterCall(call_id=call_id, topic=topic, province=w.province, priority=w.priority,
+                          language=w.language, joined_at=now - self.policy.nation_after_s - 1)
+        agents = [a for a in self._router_agents() if a.agent_id != asking]
+        return next((a.agent_id for a in route([call], agents, now, self.policy)), None)
+
+    def _router_agents(self) -> list[RouterAgent]:
         views: list[RouterAgent] = []
         for agent_id, s in self.states.items():
             if s.status is st.AgentStatus.LOGGED_OUT:
@@ -369,8 +406,7 @@ class AcdService:
                 agent_id=agent_id, skills=rec.skills, province=rec.home_province or "",
                 region=self.region_of.get(rec.home_province or "", ""),
                 idle_since=s.since, languages=frozenset(rec.languages), offerable=st.offerable(s)))
-        for a in route(calls, views, now, self.policy):
-            self.offer_lifecycle.offer(a)
+        return views
 
     async def _tick(self) -> None:
         interval = max(0.2, self.settings.reevaluate_interval_s)

@@ -159,7 +159,7 @@ class AcdQueueService:
             service_level_now=ratios["window"][0], service_level_today=ratios["today"][0],
             abandon_rate_now=ratios["window"][1], abandon_rate_today=ratios["today"][1],
             answered_today=answered_today, abandoned_today=abandoned_today,
-            callbacks_pending=self.acd.callbacks_pending())
+            callbacks_pending=self.acd.callbacks_pending(), transfers_today=self.metrics.transfers_today())
 
 
 class AmiSupervisorService:

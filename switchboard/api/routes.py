@@ -22,7 +22,14 @@ from aiohttp import web
 
 from switchboard.api import auth, guards
 from switchboard.api.auth import Access
-from switchboard.api.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, ValidationFailed
+from switchboard.api.errors import (
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    ValidationFailed,
+)
 from switchboard.api.jsonutil import json_ok
 from switchboard.api.keys import (
     BODY,
@@ -58,6 +65,15 @@ from switchboard.api.services import (
     SpyResult,
     WaitingCall,
 )
+from switchboard.api.transfer_services import (
+    CONSULT_ACTIONS,
+    CONSULT_KINDS,
+    ConsultResult,
+    TransferResult,
+    TransferService,
+    TransferTargets,
+)
+from switchboard.api.transfer_services import KINDS as TRANSFER_KINDS
 
 log = logging.getLogger("switchboard.api")
 T = TypeVar("T")
@@ -265,6 +281,43 @@ async def agent_spy(request: web.Request) -> web.Response:
         agent_id=request.match_info["agent_id"], mode=SpyMode(_b(request)["mode"]),
         supervisor_endpoint=principal_of(request).sip_endpoint))
     return json_ok(result, status=201)
+
+
+# ----------------------------------------------------------------- transfers
+
+
+def _transfers(request: web.Request) -> TransferService:
+    service = request.app[SERVICES].transfers
+    if service is None:
+        raise ServiceUnavailable("transfers are not available here")
+    return service
+
+
+async def agent_transfer_targets(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, _transfers(request).targets(request.match_info["agent_id"])))
+
+
+async def agent_transfer(request: web.Request) -> web.Response:
+    # whose call moves: the agent in the URL (an agent token: only itself); where: a topic, an agent
+    # id or a directory code, never a number (the directory holds the numbers)
+    body, by = _b(request), principal_of(request)
+    result = await _call(request, _transfers(request).transfer(
+        request.match_info["agent_id"], kind=body["kind"], target=body["target"],
+        by=by.agent_id or by.name or by.token_id))
+    return json_ok(result, status=202)
+
+
+async def agent_consult(request: web.Request) -> web.Response:
+    body, by = _b(request), principal_of(request)
+    result = await _call(request, _transfers(request).consult(
+        request.match_info["agent_id"], kind=body["kind"], target=body["target"],
+        by=by.agent_id or by.name or by.token_id))
+    return json_ok(result, status=202)
+
+
+async def agent_consult_end(request: web.Request) -> web.Response:
+    return json_ok(await _call(request, _transfers(request).consult_end(
+        request.match_info["agent_id"], action=_b(request)["action"])))
 
 
 # ----------------------------------------------------------------- queues
@@ -492,6 +545,33 @@ ROUTE_TABLE: list[Route] = [
           "supervisor", "agent_spy", path_params=AGENT_PATH, response=SpyResult, errors=(404, 409, 503),
           body={"type": "object", "additionalProperties": False, "required": ["mode"],
                 "properties": {"mode": {"type": "string", "enum": [m.value for m in SpyMode]}}}),
+    Route("GET", "/api/agents/{agent_id}/transfer-targets", agent_transfer_targets, _SOS,
+          "Where the agent's call may be transferred: topics, the directory's entries (by code; numbers are "
+          "never shown) and the colleagues ready now.", "transfers", "agent_transfer_targets",
+          path_params=AGENT_PATH, response=TransferTargets, errors=(404,)),
+    Route("POST", "/api/agents/{agent_id}/transfer", agent_transfer, _SOS,
+          "Blind transfer of the agent's answered call (an agent: its own call; a supervisor: any agent's): "
+          "to a topic's line (the caller keeps its place and priority), to a named colleague first (then "
+          "the topic's line), or to a directory entry by code. 202: the caller is on its way; the call's "
+          "timeline says the rest (transfer.completed / transfer.failed).", "transfers", "agent_transfer",
+          path_params=AGENT_PATH, response=TransferResult, errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],
+                "properties": {"kind": {"type": "string", "enum": list(TRANSFER_KINDS)},
+                               "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
+    Route("POST", "/api/agents/{agent_id}/consult", agent_consult, _SOS,
+          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, or for a topic the "
+          "one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
+          "back to its caller.", "transfers", "agent_consult", path_params=AGENT_PATH, response=ConsultResult,
+          errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],
+                "properties": {"kind": {"type": "string", "enum": list(CONSULT_KINDS)},
+                               "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
+    Route("POST", "/api/agents/{agent_id}/consult-end", agent_consult_end, _SOS,
+          "End a consult: complete (the colleague takes the caller, the agent leaves), cancel (back to the "
+          "caller) or three_way (all three in one call).", "transfers", "agent_consult_end",
+          path_params=AGENT_PATH, response=ConsultResult, errors=(404, 409, 503),
+          body={"type": "object", "additionalProperties": False, "required": ["action"],
+                "properties": {"action": {"type": "string", "enum": list(CONSULT_ACTIONS)}}}),
     Route("GET", "/api/queues/waiting", queue_waiting, _SUP, "Calls waiting now, by topic and province.",
           "queues", "queue_waiting", query={"topic": {"type": "string", "pattern": r"[a-z0-9_/.-]{1,48}"},
                                             "province": {"type": "string", "pattern": r"[a-z0-9-]{1,48}"}},

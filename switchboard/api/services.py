@@ -18,7 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from switchboard.api.transfer_services import TransferService
 
 __all__ = [
     "AgentFigures",
@@ -196,6 +199,7 @@ class QueueFigures:
     answered_today: int = 0
     abandoned_today: int = 0
     callbacks_pending: int = 0
+    transfers_today: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,3 +436,4 @@ class Services:
     health: HealthService
     tokens: TokenStore
     provinces: Sequence[ProvinceInfo] = ()
+    transfers: TransferService | None = None   # None: transfers answer 503 (no ACD behind the API)

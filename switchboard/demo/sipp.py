@@ -246,12 +246,16 @@ def register_scenario(*, user: str, password: str, expires: int = 3600, stay: fl
 
 
 def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
-                   ring_timeout: float = 120.0, expect_number: str = "") -> str:
+                   ring_timeout: float = 120.0, expect_number: str = "", keys: str = "",
+                   keys_after: float = 3.0) -> str:
     """A UAS scenario for one offered call.
 
     mode: ``answer`` (200 OK after ``answer_after`` s, then wait for BYE or
     hang up after ``talk`` s), ``ringout`` (ring until the caller cancels),
     ``reject`` (486 Busy Here after ``answer_after`` s).
+    ``keys``: once answered, after ``keys_after`` s, the agent presses these keys in the call
+    (SIP INFO ``application/dtmf-relay``, one per 0.4 s; ``,`` waits 2 s): an in-call feature
+    code (``*4,3#``).
     ``expect_number`` (digits, an optional leading ``+``): SIPp fails the call unless
     the INVITE's Request-URI is ``sip:<expect_number>@...`` (the far end of a trunk
     checking what was dialled) and logs the number it got.
@@ -264,7 +268,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     actions: list[str] = []
     if mode == "ringout":  # keep the INVITE's CSeq for the 487 that answers it
         actions.append('<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>')
-    elif talk is not None:  # the agent hangs up: keep what the BYE needs
+    elif talk is not None or keys:  # the agent sends requests in the dialog: keep what they need
         actions += ['<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>',
                     '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>',
                     '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>',
@@ -307,24 +311,19 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         return "\n".join(out) + "\n"
     out.append(f'<send retrans="500">{_cdata(_ok_to_last("totag", _SDP))}</send>')
     out.append('<recv request="ACK" timeout="10000"/>')
+    sent = 0
+    for i, key in enumerate(keys):
+        if key == ",":                # a pause (for the beep that asks for the rest of a code)
+            out.append('<pause milliseconds="2000"/>')
+            continue
+        out.append(f'<pause milliseconds="{int((keys_after if i == 0 else 0.4) * 1000)}"/>')
+        sent += 1
+        body = f"Signal={key}\nDuration=160\n"
+        out.append(f"<send>{_cdata(_uas_request('INFO', sent, body, 'application/dtmf-relay'))}</send>")
+        out.append('<recv response="200" timeout="10000"/>')
     if talk is not None:
         out.append(f'<pause milliseconds="{int(talk * 1000)}"/>')
-        bye = "\n".join([
-            "BYE [$peer_uri] SIP/2.0",
-            # Out-of-call scenarios share one [call_number], so [branch] would repeat from one call
-            # to the next and Asterisk would answer a new BYE from the previous one's transaction:
-            # the branch and the Call-ID come from this call's INVITE.
-            "Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-bye-[$inv_cid]",
-            "From:[$inv_to];tag=[pid]SIPpTag01[call_number]",
-            "To:[$inv_from]",
-            "Call-ID: [$inv_cid]",
-            "CSeq: 1 BYE",
-            "X-Agent-Peer-Contact: [$c]",
-            "Max-Forwards: 70",
-            "Content-Length: 0",
-            "",
-        ])
-        out.append(f"<send>{_cdata(bye)}</send>")
+        out.append(f"<send>{_cdata(_uas_request('BYE', sent + 1))}</send>")
         out.append('<recv response="200" timeout="10000"/>')
     else:
         out.append('<recv request="BYE" timeout="3600000"/>')
@@ -332,6 +331,27 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     out.append(_OPTIONS_TAIL)
     out.append("</scenario>")
     return "\n".join(out) + "\n"
+
+
+def _uas_request(method: str, cseq: int, body: str = "", content_type: str = "") -> str:
+    """A request the answering side (an agent) sends in the dialog of the INVITE it received."""
+    tag = "bye" if method == "BYE" else f"{method.lower()}{cseq}"
+    lines = [
+        f"{method} [$peer_uri] SIP/2.0",
+        # Out-of-call scenarios share one [call_number], so [branch] would repeat from one call
+        # to the next and Asterisk would answer a new request from the previous one's transaction:
+        # the branch and the Call-ID come from this call's INVITE.
+        f"Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-{tag}-[$inv_cid]",
+        "From:[$inv_to];tag=[pid]SIPpTag01[call_number]",
+        "To:[$inv_from]",
+        "Call-ID: [$inv_cid]",
+        f"CSeq: {cseq} {method}",
+        "X-Agent-Peer-Contact: [$c]",
+        "Max-Forwards: 70",
+    ]
+    if not body:
+        return "\n".join([*lines, "Content-Length: 0", ""])
+    return "\n".join([*lines, f"Content-Type: {content_type}", "Content-Length: [len]", "", body])
 
 
 def sipp_binary() -> str:
@@ -388,7 +408,7 @@ class SippAgent:
 
     def __init__(self, *, endpoint: str, password: str, remote: str, port: int, mode: str = "answer",
                  answer_after: float = 1.0, talk: float | None = None, workdir: str | os.PathLike[str] | None = None,
-                 stay: float = 3600.0) -> None:
+                 stay: float = 3600.0, keys: str = "", keys_after: float = 3.0) -> None:
         self.endpoint = endpoint
         self.password = password
         self.remote = remote
@@ -397,6 +417,7 @@ class SippAgent:
         self.answer_after = answer_after
         self.talk = talk
         self.stay = stay
+        self.keys, self.keys_after = keys, keys_after
         self._dir = Path(tempfile.mkdtemp(prefix=f"sipp-{endpoint}-", dir=workdir))
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -411,7 +432,8 @@ class SippAgent:
         reg = self._dir / "register.xml"
         uas = self._dir / "uas.xml"
         reg.write_text(register_scenario(user=self.endpoint, password=self.password, stay=self.stay))
-        uas.write_text(agent_scenario(answer_after=self.answer_after, mode=self.mode, talk=self.talk))
+        uas.write_text(agent_scenario(answer_after=self.answer_after, mode=self.mode, talk=self.talk,
+                                      keys=self.keys, keys_after=self.keys_after))
         args = [sipp_binary(), self.remote, "-sf", str(reg), "-oocsf", str(uas), "-m", "1",
                 "-i", "127.0.0.1", "-p", str(self.port), "-nostdin", "-trace_err",
                 "-max_recv_loops", "1000"]

@@ -75,7 +75,7 @@ CALL_COLUMNS: dict[str, tuple[str, str]] = {
     "talk_s": (f"sum({_num('talk_s')}) FILTER (WHERE kind = 'agent.ended')", _SUMN),
     "wrap_up_s": (f"sum({_num('wrap_up_s')}) FILTER (WHERE kind = 'agent.wrap_up_ended')", _SUMN),
     "disposition": (_last(_str("disposition"), "agent.wrap_up_ended"), _LASTW),
-    "transfers": ("count(*) FILTER (WHERE kind = 'call.transfer')", _SUM),
+    "transfers": ("count(*) FILTER (WHERE kind IN ('call.transfer', 'transfer.completed'))", _SUM),
     "callback_id": (_last(_str("callback_id"), "callback.requested"), _LASTW),
     "callback_result": (_last(_str("result"), "callback.completed"), _LASTW),
     "outcome": (_last(_str("outcome"), "call.ended"), _LASTW),

@@ -9,7 +9,11 @@
   hotline calls are ever refused (not re-adopted callers, surveys or agents);
 * context ``hotline-after``, extension ``survey``: the caller is back after
   the agent hung up: the flow resumes at its survey node;
-* context ``agents``: an agent's feature code.
+* context ``agents``: an agent's feature code;
+* context ``transfer-line``: a caller an agent transferred (``acd.transfers``) back
+  into our line, with its original join time and priority;
+* contexts ``agent-leg``, ``consult-agent``, ``consult-leg``: an agent's feature code
+  pressed during a call (``call_codes``); a failure there only ends the AGI, never the call.
 
 After a service restart, :meth:`AgiEntry.readopt` lists the channels still
 sitting in ``AGI(agi:async)``: callers that had joined the line (their
@@ -33,6 +37,7 @@ are hung up) by the :class:`~switchboard.telephony.rescue.Rescuer`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import logging
@@ -49,6 +54,7 @@ from switchboard.calls import CallBook
 from switchboard.events import EventKind
 from switchboard.ivr import memo as memo_mod
 from switchboard.ivr.runner import StepFailed, failure_reason
+from switchboard.telephony.call_codes import CallCodes
 from switchboard.telephony.features import FeatureCodes
 from switchboard.telephony.overload import OverloadCheck
 from switchboard.telephony.rescue import CAUSE_NORMAL_CLEARING, NOT_IN_AGI, Rescuer, duration_s
@@ -66,7 +72,7 @@ ADOPT_VARS = (acd_mod.VAR_CALL_ID, acd_mod.VAR_TOPIC, acd_mod.VAR_PROVINCE, acd_
 class AgiEntry:
     def __init__(self, *, book: CallBook, runner: Any, acd: AcdService, features: FeatureCodes,
                  ami: Any, hotline_context: str = "hotline", survey_context: str = "hotline-after",
-                 agents_context: str = "agents", overload: OverloadCheck | None = None,
+                 agents_context: str = "agents", transfer_context: str = "transfer-line", overload: OverloadCheck | None = None,
                  busy_files: tuple[str, ...] = ()) -> None:
         self.book = book
         self.runner = runner
@@ -76,6 +82,9 @@ class AgiEntry:
         self.hotline_context = hotline_context
         self.survey_context = survey_context
         self.agents_context = agents_context
+        self.transfer_context = transfer_context
+        self.call_codes = CallCodes(acd)
+        self.call_code_contexts = ("agent-leg", "consult-agent", "consult-leg")
         self.manager: AgiManager | None = None
         self.rescuer: Rescuer | None = None
         self.overload = overload
@@ -84,7 +93,8 @@ class AgiEntry:
         self.sessions_total = 0
         self.adopted_total = 0
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
-        self.hotline_contexts = (hotline_context,)
+        # a transferred caller waits in line like a new one (re-adopted, or handed to the fallback queue)
+        self.hotline_contexts = (hotline_context, transfer_context)
         self.other_contexts = (survey_context, agents_context)
         #: (call id) -> is its call.started stored? (None: cannot tell); None: not asked
         self.started_check: Any = None
@@ -118,7 +128,12 @@ class AgiEntry:
             return
         call_id = session.linkedid if session.linkedid in self.book.calls else ""
         context = session.env.get("agi_context", "")
-        if context == self.hotline_context:
+        if context in self.call_code_contexts:     # an agent's code in a call: leave AGI, keep the call
+            log.warning("in-call code on %s failed (%s: %s): back to the call", session.channel, reason, detail)
+            with contextlib.suppress(AgiHangup, AmiTimeout, AmiDisconnected, AgiCommandError):
+                await session.break_(timeout=5)
+            return
+        if context in (self.hotline_context, self.transfer_context):
             result = await self.rescuer.hand_to_fallback(channel=session.channel, uniqueid=session.uniqueid,
                                                          call_id=call_id, reason=reason, node=node, detail=detail,
                                                          session=session)
@@ -144,6 +159,13 @@ class AgiEntry:
             await self.runner.run(session, start_at="survey", variables=variables)
         elif context == self.agents_context:
             await self.features.handle(session)
+        elif context in self.call_code_contexts:
+            await self.call_codes.handle(session)
+        elif context == self.transfer_context:
+            if not self.acd.transfers.knows(session.linkedid):
+                raise StepFailed(reason="transfer_unknown", node="transfer",
+                                 detail="a caller in transfer-line with no transfer under way")
+            await self.acd.transfers.requeue(session)
         else:
             log.warning("AGI session from unexpected context %r on %s: handing it back", context, session.channel)
             try:
@@ -259,7 +281,7 @@ class AgiEntry:
         if not uniqueid or uniqueid in self.manager.sessions:
             return 0
         context = ch.get("Context") or ""
-        if context not in (self.hotline_context, self.survey_context):
+        if context not in (self.hotline_context, self.survey_context, self.transfer_context):
             return 0
         channel = ch.get("Channel") or ""
         values = await self._getvars(channel, ADOPT_VARS)

@@ -158,11 +158,13 @@ class Service:
     # ------------------------------------------------------------ agents
 
     async def agent(self, endpoint: str, *, mode: str = "answer", answer_after: float = 1.0,
-                    talk: float | None = None, ready: bool = True) -> SippAgent:
+                    talk: float | None = None, ready: bool = True, keys: str = "",
+                    keys_after: float = 3.0) -> SippAgent:
         """Start a SIPp softphone for ``endpoint``, wait until Asterisk sees it idle, make it ready."""
         secret = agents_secret(self.env)
         sipp = SippAgent(endpoint=endpoint, password=sip_password(secret, endpoint), remote=sip_remote(self.env),
-                         port=free_port(), mode=mode, answer_after=answer_after, talk=talk)
+                         port=free_port(), mode=mode, answer_after=answer_after, talk=talk, keys=keys,
+                         keys_after=keys_after)
         await sipp.start()
         self.agents.append(sipp)
         await until(lambda: self._contact_port(endpoint, sipp.port), timeout=10,

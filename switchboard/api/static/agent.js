@@ -1,9 +1,9 @@
-// Agent panel: log in, ready/pause, screen pop, wrap-up, own figures; live over the websocket.
+// Agent panel: log in, ready/pause, screen pop, transfers and consults, wrap-up, own figures; live over the websocket.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
-  const S = { me: null, agent: null, pop: null, liveStates: 0, codes: { pause_reasons: [], dispositions: [] }, provinces: {}, live: null };
+  const S = { me: null, agent: null, pop: null, liveStates: 0, targetsFor: null, consult: null, codes: { pause_reasons: [], dispositions: [] }, provinces: {}, live: null };
 
   // Agent states with a call on screen, and the screen-pop state each one shows.
   const CALL_STATES = { offered: "offered", talking: "talking", wrap_up: "wrap_up" };
@@ -40,6 +40,49 @@
     $("pause-reason").disabled = $("btn-pause").disabled;
     $("btn-logout").disabled = !["ready", "paused"].includes(a.state);
     $("wrapup").classList.toggle("hidden", a.state !== "wrap_up");
+    const talking = a.state === "talking";
+    $("transfer").classList.toggle("hidden", !talking);
+    if (talking && !S.targetsFor) loadTargets();
+    if (!talking) { S.targetsFor = null; S.consult = null; $("transfer-status").textContent = ""; }
+    renderConsult();
+  }
+
+  // Where the call may go: topics, ready colleagues, the directory (by name; numbers never reach the page).
+  async function loadTargets() {
+    S.targetsFor = S.agent.current_call_id || "?";
+    try {
+      const t = await SB.api("GET", `/api/agents/${encodeURIComponent(S.me.agent_id)}/transfer-targets`);
+      // the number before each topic is its softphone code: *4<n>#
+      $("xfer-topic").replaceChildren(...t.topics.map((x, i) => SB.el("option", { value: x }, `${i + 1} · ${x}`)));
+      $("xfer-agent").replaceChildren(...t.colleagues.map((c) => SB.el("option", { value: c.id }, `${c.name} (${c.id})`)));
+      $("xfer-number").replaceChildren(...t.directory.map((d) => SB.el("option", { value: d.code }, d.name)));
+      $("btn-xfer-agent").disabled = $("btn-consult").disabled = !t.colleagues.length;
+      $("btn-xfer-number").disabled = !t.directory.length;
+    } catch (err) { showError("action-error", err); }
+  }
+
+  function renderConsult() {
+    const c = S.consult;
+    $("consult-controls").classList.toggle("hidden", !c);
+    if (c) $("consult-with").textContent = `${SB.t("consulting")} ${c.colleague}`;
+  }
+
+  async function transfer(kind, target) {
+    showError("action-error", null);
+    try {
+      const r = await SB.api("POST", `/api/agents/${encodeURIComponent(S.me.agent_id)}/transfer`, { kind, target });
+      $("transfer-status").textContent = `${SB.t("transferred")} ${r.target}`;
+      $("transfer-status").dataset.transfer = r.transfer_id;
+    } catch (err) { showError("action-error", err); }
+  }
+
+  async function consult(path, body) {
+    showError("action-error", null);
+    try {
+      const r = await SB.api("POST", `/api/agents/${encodeURIComponent(S.me.agent_id)}/${path}`, body);
+      S.consult = path === "consult" ? r : null;
+      renderConsult();
+    } catch (err) { showError("action-error", err); }
   }
 
   function renderPop() {
@@ -161,6 +204,13 @@
     $("btn-pause").addEventListener("click", () => act("pause", { reason: $("pause-reason").value }));
     $("btn-logout").addEventListener("click", () => act("logout"));
     $("btn-wrapup").addEventListener("click", () => act("wrap-up", { disposition: $("disposition").value }));
+    $("btn-xfer-topic").addEventListener("click", () => transfer("topic", $("xfer-topic").value));
+    $("btn-xfer-agent").addEventListener("click", () => transfer("agent", $("xfer-agent").value));
+    $("btn-xfer-number").addEventListener("click", () => transfer("number", $("xfer-number").value));
+    $("btn-consult").addEventListener("click", () => consult("consult", { kind: "agent", target: $("xfer-agent").value }));
+    $("btn-consult-complete").addEventListener("click", () => consult("consult-end", { action: "complete" }));
+    $("btn-consult-three").addEventListener("click", () => consult("consult-end", { action: "three_way" }));
+    $("btn-consult-cancel").addEventListener("click", () => consult("consult-end", { action: "cancel" }));
     $("sign-out").addEventListener("click", async () => {
       try { await SB.api("DELETE", "/api/session"); } catch (err) { /* already gone */ }
       location.reload();

@@ -30,6 +30,10 @@ const SB = (() => {
       satisfaction: "Mức độ hài lòng (điểm 4-5)", csv: "Tải CSV", answered_in_sl: "Trả lời trong ngưỡng",
       short_abandoned: "Bỏ máy sớm", callbacks: "Gọi lại", csat_responses: "Lượt đánh giá",
       csat_satisfied: "Đánh giá hài lòng",
+      transfer: "Chuyển cuộc gọi", transfer_topic: "Chuyển theo chủ đề", transfer_agent: "Chuyển cho đồng nghiệp",
+      transfer_number: "Chuyển ra cơ quan BHXH", consult: "Hỏi ý kiến", consult_complete: "Chuyển máy",
+      consult_three_way: "Gọi ba bên", consult_cancel: "Quay lại người gọi", consulting: "Đang hỏi ý kiến",
+      transferred: "Đã chuyển:", transfers: "Chuyển cuộc gọi",
     },
     en: {
       title_agent: "Agent panel", title_wallboard: "Supervisor wallboard",
@@ -58,6 +62,10 @@ const SB = (() => {
       satisfaction: "Satisfaction (scores 4-5)", csv: "Download CSV", answered_in_sl: "Answered within threshold",
       short_abandoned: "Short abandons", callbacks: "Callbacks", csat_responses: "Survey responses",
       csat_satisfied: "Satisfied responses",
+      transfer: "Transfer the call", transfer_topic: "Transfer to topic", transfer_agent: "Transfer to colleague",
+      transfer_number: "Transfer to office", consult: "Consult", consult_complete: "Complete transfer",
+      consult_three_way: "Three-way call", consult_cancel: "Back to caller", consulting: "Consulting",
+      transferred: "Transferred:", transfers: "Transfers",
     },
   };
   let lang = localStorage.getItem("sb.lang") || "vi";

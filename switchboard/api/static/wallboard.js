@@ -24,6 +24,7 @@
     $("t-ab-today").textContent = SB.pct(f.abandon_rate_today);
     $("t-answered").textContent = f.answered_today;
     $("t-abandoned").textContent = f.abandoned_today;
+    $("t-transfers").textContent = f.transfers_today;
     $("updated").textContent = SB.time(f.generated_at);
     $("by-topic").tBodies[0].replaceChildren(...f.by_topic.map((g) => SB.el("tr", { "data-topic": g.key },
       SB.el("td", {}, g.key), SB.el("td", { class: "num" }, g.waiting), SB.el("td", { class: "num" }, SB.secs(g.longest_wait_s)))));

@@ -50,6 +50,7 @@ from switchboard.api.services import (
     StoredToken,
     TimelineEntry,
 )
+from switchboard.api.transfer_services import AcdTransferService
 from switchboard.config import RoutingSettings
 from switchboard.events import CallEvent
 from switchboard.ivr.machine import Enqueue
@@ -295,7 +296,8 @@ def make_world(provinces: Sequence[ProvinceInfo] = PROVINCES) -> World:
         agents=AcdAgentService(acd, call_info=lambda c: call_info.get(c, {})),
         queues=AcdQueueService(acd, metrics, service_level_s=ROUTING.service_level_s),
         calls=calls, reports=FakeReports(), recordings=recordings, flows=flows,
-        supervisor=AmiSupervisorService(acd, asterisk), health=health, tokens=tokens, provinces=provinces)
+        supervisor=AmiSupervisorService(acd, asterisk), health=health, tokens=tokens, provinces=provinces,
+        transfers=AcdTransferService(acd))
     return World(services, tokens, calls, recordings, flows, health, acd, asterisk, metrics, events, call_info,
                  agi, sessions)
 

@@ -10,6 +10,7 @@ captures in tests/fixtures/ami and tests/e2e, which run the same service on the 
   channel ``Response: Error`` (``Failed to add AGI command to queue``);
 * ``Originate`` (``Async: true``): ``Originate successfully queued``, the endpoint rings
   (``DeviceStateChange RINGING``); the test then answers or hangs up the leg;
+* ``Redirect`` of a live channel: ``Redirect successful`` (a transfer; the test plays what follows);
 * ``Hangup`` of a live channel: ``Channel Hungup`` and its ``Hangup`` event; of an unknown
   one ``Response: Error`` / ``No such channel``;
 * any action it does not know: ``Response: Error`` / ``Invalid/unknown command``.
@@ -112,6 +113,13 @@ class FakeAsterisk:
 
     def _on_setvar(self, headers: dict[str, Any]) -> Response:
         return Response("Success", Headers({}))
+
+    def _on_redirect(self, headers: dict[str, Any]) -> Response:
+        """A live channel (by name or uniqueid) goes to the dialplan place asked for."""
+        target = str(headers.get("Channel", ""))
+        if not any(target in (c.name, c.uniqueid) for c in self.channels.values()):
+            return _error("Channel does not exist")
+        return Response("Success", Headers({"Message": "Redirect successful"}))
 
     # ------------------------------------------------------------- what the test's phones do
 

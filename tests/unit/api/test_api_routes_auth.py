@@ -17,6 +17,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "agent_pause": {"reason": "break"}, "agent_wrap_up": {"disposition": "resolved"},
     "agent_force_pause": {"reason": "break"}, "agent_spy": {"mode": "listen"},
     "flows_validate": {"name": "hotline", "source": "start: x"},
+    "agent_transfer": {"kind": "topic", "target": "health.card"},
+    "agent_consult": {"kind": "agent", "target": "a2"}, "agent_consult_end": {"action": "cancel"},
 }
 
 

@@ -1,0 +1,173 @@
+"""The transfer routes over the real ACD (``acd.transfers``) with the faked AMI link: who may
+transfer whose call, the targets offered, the refusals and their stable error ids."""
+
+from __future__ import annotations
+
+from api_fakes import Client, Tokens, World, bearer
+
+from switchboard.acd.directory import Directory, DirectoryEntry
+
+
+async def _talking(client: Client, world: World, tokens: Tokens, agent_id: str = "a1") -> str:
+    await client.post(f"/api/agents/{agent_id}/ready", json={}, headers=bearer(getattr(tokens, agent_id)))
+    call_id = await world.caller_waits(caller="02438123456")
+    leg = await world.ringing(agent_id)
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+    assert world.acd.states[agent_id].status.value == "on_call"
+    return call_id
+
+
+async def test_an_agent_transfers_its_own_call_to_a_topic(client: Client, tokens: Tokens, world: World) -> None:
+    call_id = await _talking(client, world, tokens)
+    h = bearer(tokens.a1)
+    targets = await (await client.get("/api/agents/a1/transfer-targets", headers=h)).json()
+    assert targets["topics"] == ["social/pension"] and targets["directory"] == []
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social/pension"},
+                             headers=h)
+    assert resp.status == 400          # the target's pattern: no '/' (topics use '.' on the real hotline)
+    world.acd.records["a1"].skills["social.pension"] = 3
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=h)
+    body = await resp.json()
+    assert resp.status == 202, body
+    assert (body["call_id"], body["kind"], body["from_agent"], body["state"]) == (call_id, "topic", "a1", "requested")
+    redirect = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (redirect["Context"], redirect["Exten"]) == ("transfer-line", "requeue")
+    (requested,) = world.of("transfer.requested")
+    assert (requested.call_id, requested.data["target"], requested.data["by"]) == (call_id, "social.pension", "a1")
+    # a second transfer of the same call while the first is under way
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "transfer-in-progress"
+
+
+async def test_refusals_have_stable_error_ids(client: Client, tokens: Tokens, world: World) -> None:
+    h = bearer(tokens.a1)
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "general"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "agent-not-on-call"
+    call_id = await _talking(client, world, tokens)
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "number", "target": "0912345678"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "not-in-directory"
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "nobody.serves"},
+                             headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "unknown-transfer-target"
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "agent", "target": "a1"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "unknown-transfer-target"
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "number", "target": "+84912345678"},
+                             headers=h)
+    assert resp.status == 400          # never a number: the target is a code
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "fax", "target": "x"}, headers=h)
+    assert resp.status == 400
+    assert [e.data["reason"] for e in world.of("transfer.refused") if e.call_id == call_id] == [
+        "not-in-directory", "unknown-transfer-target", "unknown-transfer-target"]
+    assert not any(a["Action"] == "Redirect" for a in world.asterisk.actions)
+    assert world.acd.states["a1"].status.value == "on_call"
+
+
+async def test_a_supervisor_transfers_an_agents_call_to_a_directory_entry(client: Client, tokens: Tokens,
+                                                                          world: World) -> None:
+    world.acd.transfers.directory = Directory((DirectoryEntry("ha-noi", "BHXH Hà Nội", "02439000001",
+                                                              "02439000001"),))
+    call_id = await _talking(client, world, tokens)
+    sup = bearer(tokens.supervisor)
+    targets = await (await client.get("/api/agents/a1/transfer-targets", headers=sup)).json()
+    assert targets["directory"] == [{"code": "ha-noi", "name": "BHXH Hà Nội"}]   # no number shown
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "number", "target": "ha-noi"}, headers=sup)
+    assert resp.status == 202
+    redirect = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (redirect["Context"], redirect["Exten"]) == ("transfer-out", "02439000001")
+    (requested,) = world.of("transfer.requested")
+    assert (requested.call_id, requested.data["number"]) == (call_id, "02439000001")
+
+
+async def test_an_agent_cannot_transfer_a_colleagues_call(client: Client, tokens: Tokens, world: World) -> None:
+    await _talking(client, world, tokens, "a2")
+    resp = await client.post("/api/agents/a2/transfer", json={"kind": "topic", "target": "general"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 403
+    assert not world.of("transfer.requested")
+
+
+def test_transfer_metrics_count_kind_and_result() -> None:
+    from datetime import UTC, datetime
+
+    from switchboard.events import CallEvent
+    from switchboard.metrics import Metrics
+
+    m = Metrics()
+    now = datetime.now(UTC)
+    for seq, (kind, data) in enumerate([
+        ("transfer.completed", {"kind": "topic", "fell_back": False}),
+        ("transfer.completed", {"kind": "agent", "fell_back": True}),
+        ("transfer.failed", {"kind": "agent", "reason": "not_answered"}),
+        ("transfer.refused", {"kind": "number", "reason": "not-in-directory"}),
+        ("call.transfer", {"target": "PJSIP/0912345678@trunk"}),
+    ], start=1):
+        m.observe_event(CallEvent("c1", seq, now, kind, data))
+    text = m.scrape().decode()
+    for kind, result in [("topic", "completed"), ("agent", "fallback"), ("agent", "failed"),
+                         ("number", "refused"), ("ivr", "completed")]:
+        assert f'switchboard_transfers_total{{kind="{kind}",result="{result}"}} 1.0' in text, text
+
+
+async def test_consult_then_complete_over_the_api(client: Client, tokens: Tokens, world: World) -> None:
+    call_id = await _talking(client, world, tokens)
+    first_leg = next(iter(world.acd.talking))
+    await client.post("/api/agents/a2/ready", json={}, headers=bearer(tokens.a2))
+    h = bearer(tokens.a1)
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "no-consult"
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "agent", "target": "a2"}, headers=h)
+    body = await resp.json()
+    assert resp.status == 202, body
+    assert (body["call_id"], body["colleague"], body["state"]) == (call_id, "a2", "ringing")
+    hold = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (hold["Context"], hold["ExtraChannel"], hold["ExtraContext"]) == ("consult-hold", first_leg, "consult-agent")
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "consult-not-answered"
+    leg = await world.ringing("a2")
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+    assert world.acd.states["a2"].status.value == "on_call"
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 200, await resp.json()
+    await world.settle()
+    assert world.acd.states["a1"].status.value == "wrap_up"          # its leg was hung up
+    assert world.acd.offer_lifecycle.current_agent(call_id) == "a2"
+    (done,) = world.of("transfer.completed")
+    assert (done.data["kind"], done.data["to_agent"], done.data["result"]) == ("consult", "a2", "completed")
+    assert [e.data["agent_id"] for e in world.of("call.answered")] == ["a1", "a2"]
+
+
+async def test_consult_not_answered_brings_the_agent_back(client: Client, tokens: Tokens, world: World) -> None:
+    await _talking(client, world, tokens)
+    first_leg = next(iter(world.acd.talking))
+    await client.post("/api/agents/a2/ready", json={}, headers=bearer(tokens.a2))
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "agent", "target": "a2"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 202
+    leg = await world.ringing("a2")
+    world.asterisk.agent_hangs_up(leg)                 # the colleague's phone gives up before answering
+    await world.settle()
+    await world.settle()
+    (failed,) = world.of("transfer.failed")
+    assert (failed.data["then"], failed.data["to_agent"]) == ("back_to_agent", "a2")
+    back = [a for a in world.asterisk.actions if a["Action"] == "Redirect"][-1]
+    assert (back["Channel"], back["Context"]) == (first_leg, "agent-leg")
+    assert world.acd.states["a1"].status.value == "on_call" and world.acd.states["a2"].status.value == "ready"
+    assert not world.acd.consults.consults
+
+
+async def test_a_caller_who_hangs_up_on_the_way_fails_the_transfer(client: Client, tokens: Tokens,
+                                                                    world: World) -> None:
+    call_id = await _talking(client, world, tokens)
+    world.acd.records["a1"].skills["social.pension"] = 3
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 202
+    world.asterisk.caller_hangs_up(world.acd.transfers.pending[call_id].uniqueid)
+    await world.settle()
+    (failed,) = world.of("transfer.failed")
+    assert (failed.call_id, failed.data["reason"]) == (call_id, "caller_gone")
+    assert not world.acd.transfers.pending
