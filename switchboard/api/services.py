@@ -37,6 +37,7 @@ __all__ = [
     "FlowValidation",
     "GroupFigure",
     "HealthService",
+    "InvalidError",
     "NotFoundError",
     "PreviousCall",
     "ProvinceInfo",
@@ -85,6 +86,11 @@ class NotFoundError(ServiceError):
 class ConflictError(ServiceError):
     """The request is well-formed but illegal in the current state (HTTP 409),
     e.g. ``ready`` while talking, ``end_wrap_up`` when not in wrap-up."""
+
+
+class InvalidError(ServiceError):
+    """The request is well-formed but its content cannot be used (HTTP 422), e.g. a campaign
+    definition with errors; ``details.problems`` lists them."""
 
 
 class UnavailableError(ServiceError):
@@ -432,3 +438,5 @@ class Services:
     health: HealthService
     tokens: TokenStore
     provinces: Sequence[ProvinceInfo] = ()
+    # outbound campaigns (switchboard.campaigns.service.PgCampaignService); None: the routes answer 503
+    campaigns: Any = None

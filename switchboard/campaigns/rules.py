@@ -71,6 +71,7 @@ class AbandonBudget:
         self._day = ""
         self.answered = 0
         self.abandoned = 0
+        self.seeded_day = ""      # the local day whose figures were read from the database
 
     def _roll(self, now: datetime) -> None:
         day = now.astimezone(self.tz).date().isoformat()

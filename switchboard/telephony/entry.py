@@ -29,6 +29,7 @@ import asyncio
 import contextvars
 import logging
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from switchboard.acd import service as acd_mod
@@ -75,6 +76,8 @@ class AgiEntry:
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
         self.hotline_contexts = (hotline_context,)
         self.other_contexts = (survey_context, agents_context)
+        # other parts' contexts (e.g. ``campaign-answered``: the campaign dialer's answered contacts)
+        self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 
     def flow_over(self) -> set[str]:
         """Caller channels whose flow has ended (normally: nothing more to do for them in AGI)."""
@@ -130,6 +133,8 @@ class AgiEntry:
             await self.runner.run(session, start_at="survey", variables=variables)
         elif context == self.agents_context:
             await self.features.handle(session)
+        elif context in self.handlers:
+            await self.handlers[context](session)
         else:
             log.warning("AGI session from unexpected context %r on %s: handing it back", context, session.channel)
             try:
