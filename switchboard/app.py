@@ -148,8 +148,6 @@ def _abs(path: str) -> str:
 
 def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     """Build the parts in start order: database, writer, AMI, IVR, ACD, heartbeat, HTTP."""
-    from datetime import timedelta
-
     from switchboard.acd.hold import HoldLoop
     from switchboard.acd.service import AcdService, new_callback_id
     from switchboard.ami.agi import AgiManager
@@ -168,6 +166,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.services import Services, provinces_from_geo
     from switchboard.calls import CallBook, CallEventBus
     from switchboard.geo import load_provinces, normalize_number
+    from switchboard.ivr.clock import IvrClock
     from switchboard.ivr.registry import FlowRegistry
     from switchboard.ivr.runner import IvrRunner
     from switchboard.logging_setup import register_secret
@@ -185,6 +184,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.telephony.numbers import NumberRefused, default_callback_numbers
     from switchboard.telephony.overload import OverloadCheck
     from switchboard.telephony.rescue import Reconciler, Rescuer
+    from switchboard.telephony.windows import CallingWindow
 
     s = app.settings
     secret = s.ami.resolved_secret()
@@ -232,10 +232,16 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     lookup = ParticipantLookup(s.database, province_id=province_id, normalize=normalize_number)
     app.add(lookup)
 
-    offset = timedelta(seconds=s.ivr.clock_offset_s)
-
-    def ivr_clock() -> datetime:
-        return (clock() if clock is not None else datetime.now(UTC)) + offset
+    # one local clock for opening hours and calling windows (a demo may start it at the opening)
+    hotline = registry.flows.get("hotline") or next(iter(registry.flows.values()))
+    ivr_clock = IvrClock.build(base=clock, offset_s=s.ivr.clock_offset_s, demo_clock=s.ivr.demo_clock,
+                               hours=hotline.hours)
+    log.info("IVR clock: %s", ivr_clock.describe(s.numbers.timezone))
+    ivr_clock.note(s.paths.run_dir, s.numbers.timezone)
+    hours = hotline.hours
+    window = CallingWindow.build(s.numbers.call_window, timezone=s.numbers.timezone,
+                                 public_holidays=s.numbers.call_window_holidays,
+                                 closed=hours.closed if hours else (), open=hours.open if hours else ())
 
     # ACD; every number dialled out (callbacks, transfers) goes through one policy
     numbers = default_callback_numbers(s.numbers)
@@ -246,6 +252,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                                    callbacks=s.ivr.callbacks),
                      numbers=numbers)
 
+    acd.callbacks.window, acd.callbacks.local_clock = window, ivr_clock
+    log.info("calling window for callbacks: %s", window.describe())
     entry_holder: dict[str, AgiEntry] = {}
 
     async def after_hours_callback(session: Any, cmd: Any) -> str:
@@ -263,7 +271,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
                        transfer_dial=s.ivr.transfer_dial, transfer_policy=numbers.policy,
                        clock=ivr_clock,
-                       on_callback=after_hours_callback)
+                       on_callback=after_hours_callback, callback_expected=acd.callbacks.expected_at)
     # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
     loop_lag = LoopLag(metrics.loop_lag.observe)
     overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
@@ -360,7 +368,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
-                       loop_lag=loop_lag, overload=overload, lookup=lookup)
+                       loop_lag=loop_lag, overload=overload, lookup=lookup, ivr_clock=ivr_clock)
 
 
 async def _noop() -> None:

@@ -163,6 +163,10 @@ class IvrSettings:
     # Shift the IVR's clock (business hours, holidays) by this many seconds:
     # for drills and tests of the after-hours path; 0 in production.
     clock_offset_s: float = 0.0
+    # real: the IVR clock is the real one (plus the offset). open: a demo setting (`make run`
+    # sets it unless DEMO_CLOCK=real): if the hotline is closed when the service starts, the
+    # IVR clock jumps ahead to the hotline's next opening, so a demo routes calls at any hour.
+    demo_clock: str = "real"
     announce_first_s: float = 8.0       # first position announcement after joining the line
     moh_class: str = "default"
     callbacks: bool = True              # offer "press 1 for a callback" while waiting
@@ -181,7 +185,11 @@ class NumberSettings:
     deny_prefixes: tuple[str, ...] = ("1900", "1800")
     dial_format: str = "national"        # national (0912345678) | e164 (+84912345678) on the trunk
     callbacks_per_day: int = 3           # callbacks granted per number per local day; 0 = no cap
-    timezone: str = "Asia/Ho_Chi_Minh"   # where the day of the cap begins
+    timezone: str = "Asia/Ho_Chi_Minh"   # the callee's local time: the cap's day, the calling window
+    # Citizens are called (callbacks, and any later outbound call) only inside this window of
+    # local time, and not on public holidays of the IVR calendar (switchboard.telephony.windows).
+    call_window: str = "07:30-20:00"
+    call_window_holidays: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +262,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.format": ("text", "json"),
     "numbers.dial_format": ("national", "e164"),
     "overload.action": ("busy", "fallback"),
+    "ivr.demo_clock": ("real", "open"),
     "log.level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 
@@ -343,6 +352,13 @@ def _check(key: str, value: Any) -> None:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ConfigError(key, f"not an address or CIDR block: {item!r}") from None
+    if key == "numbers.call_window":
+        from switchboard.ivr.calendar import parse_ranges
+
+        try:
+            parse_ranges(value)
+        except ValueError as exc:
+            raise ConfigError(key, f"{exc} (expected e.g. 07:30-20:00)") from None
     if key == "overload.resume_ratio" and not 0 < value <= 1:
         raise ConfigError(key, f"must be in (0, 1]: {value}")
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:

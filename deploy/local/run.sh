@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: bring the local stack up, migrate, and run the service in the
 # foreground (Ctrl-C stops it cleanly). Unless DEMO=0, demo agents and callers
-# (SIPp) are started too so calls are routed live. The stack stays up after
+# (SIPp) are started too so calls are routed live, at any hour (DEMO_CLOCK, below). The stack stays up after
 # Ctrl-C: `make stack-down` takes it down.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -13,6 +13,12 @@ export SWITCHBOARD_HTTP_PORT="${SWITCHBOARD_HTTP_PORT:-8080}"
 switchboard migrate --seed-demo
 switchboard agents import deploy/agents.yaml
 DEMO_PID=""
+# The demo's calls are routed at any hour: unless DEMO_CLOCK=real, a service started while
+# the hotline is closed moves its local clock to the next opening (ivr.demo_clock, README).
+if [ "${DEMO:-1}" != 0 ] && [ "${DEMO_CLOCK:-open}" != real ]; then
+    export SWITCHBOARD_IVR_DEMO_CLOCK=open
+    say "demo clock: the hotline is open whatever the hour (ivr.demo_clock=open; DEMO_CLOCK=real keeps the real clock)"
+fi
 if [ "${DEMO:-1}" != 0 ] && switchboard demo --help >/dev/null 2>&1; then
     setsid switchboard demo </dev/null >"$RUN/demo.log" 2>&1 &
     DEMO_PID=$!

@@ -1,6 +1,8 @@
 """The callback line: callers called back instead of waiting, keeping their place in line.
 
 Owns: a waiting caller's request for a callback (checked by the number policy), the
+calling window it waits for (``telephony.windows``: a callback owed outside it keeps its
+place and is not dialled until the window opens), the
 callbacks read back from the database (:meth:`CallbackLine.restore`), the dialer of one
 callback (the agent first, then the dialplan ``callback_context`` dials the number), its
 answer, its retries and its end (``callback.completed``), and the callbacks this process
@@ -28,6 +30,7 @@ from switchboard.acd.router import Assignment, WaitingCall
 from switchboard.config import RoutingSettings
 from switchboard.events import EventKind
 from switchboard.telephony.numbers import CallbackNumbers, log_safe
+from switchboard.telephony.windows import CallingWindow
 
 log = logging.getLogger("switchboard.acd")
 
@@ -55,6 +58,36 @@ class CallbackLine:
         # callbacks this process closed: their closing events may not be in the database yet,
         # so a sweep of owed callbacks must not put them back in line (bounded, oldest dropped)
         self._closed_callbacks: dict[str, None] = {}
+        # when citizens may be called, on the service's local clock (the IVR's); None: any time
+        self.window: CallingWindow | None = None
+        self.local_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._window_was_open: bool | None = None
+
+    # ------------------------------------------------------------------ the calling window
+
+    def may_dial(self) -> bool:
+        """Is the calling window open now? Logs each opening and closing once."""
+        if self.window is None:
+            return True
+        now = self.local_clock()
+        is_open = self.window.is_open(now)
+        if is_open != self._window_was_open:
+            self._window_was_open = is_open
+            if is_open:
+                log.info("calling window open (%s): owed callbacks are dialled", self.window.describe())
+            else:
+                nxt = self.window.next_open(now)
+                log.info("calling window closed (%s): owed callbacks keep their place until %s",
+                         self.window.describe(), f"{nxt:%Y-%m-%d %H:%M %Z}" if nxt else "never")
+        return is_open
+
+    def expected_at(self) -> datetime | None:
+        """When a callback asked now can be expected: None if the window is open now, else when
+        it opens (local time; the window's zone)."""
+        if self.window is None:
+            return None
+        now = self.local_clock()
+        return None if self.window.is_open(now) else self.window.next_open(now)
 
     # ------------------------------------------------------------------ requests
 

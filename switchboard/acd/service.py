@@ -355,8 +355,9 @@ class AcdService:
         self._route_pending = False
         now = self.clock()
         self.line.note_overflows(now)
+        dial_ok = self.callbacks.may_dial()   # the calling window: owed callbacks wait outside it
         calls = [w.call for w in self.waiting.values() if w.offer is None and (
-            w.session is not None or (w.callback is not None and w.callback.not_before <= now))]
+            w.session is not None or (w.callback is not None and w.callback.not_before <= now and dial_ok))]
         if not calls:
             return
         views: list[RouterAgent] = []

@@ -117,6 +117,7 @@ async def check_database(settings: Settings, timeout: float) -> list[Check]:
 def check_flows(settings: Settings) -> list[Check]:
     from switchboard.acd.hold import HOLD_PROMPTS
     from switchboard.audio.numbers import word_prompts
+    from switchboard.ivr.callback_notice import NOTICE_PROMPTS
     from switchboard.ivr.registry import FlowRegistry
 
     flows_dir = Path(settings.paths.flows_dir)
@@ -136,7 +137,7 @@ def check_flows(settings: Settings) -> list[Check]:
     missing: list[str] = []
     languages = sorted({lang for f in registry.flows.values() for lang in f.languages}) or ["vi"]
     for lang in languages:
-        for name in [*HOLD_PROMPTS, *word_prompts(lang)]:
+        for name in [*HOLD_PROMPTS, *NOTICE_PROMPTS.get(lang, ()), *word_prompts(lang)]:
             if not (prompts_dir / lang / f"{name}.wav").is_file():
                 missing.append(f"{lang}/{name}")
     out.append(Check("prompt audio", not missing,
@@ -241,6 +242,18 @@ def check_service(settings: Settings, timeout: float) -> Check:
         return Check("service /readyz", False, f"{url}: not answering ({exc})", optional=True)
 
 
+def check_clock(settings: Settings) -> Check:
+    """The running service's local clock: real, shifted, or the demo setting (its note in the run folder)."""
+    from switchboard.ivr.clock import NOTE_FILE, read_clock_note
+
+    note = read_clock_note(settings.paths.run_dir)
+    if note is None:
+        return Check("IVR clock", True, f"ivr.demo_clock={settings.ivr.demo_clock} (no {NOTE_FILE} in "
+                     f"{settings.paths.run_dir}: the service has not started here)", optional=True)
+    return Check("IVR clock", True, f"{note.get('describe', '?')} (at the service's start, "
+                 f"{note.get('written_at', '?')[:19]} UTC)", optional=True)
+
+
 def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
     async def network() -> list[Check]:
         ami, db = await asyncio.gather(check_ami(settings, timeout), check_database(settings, timeout))
@@ -252,6 +265,7 @@ def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
     checks.append(check_parser())
     checks.append(check_host_names(settings))
     checks.append(check_service(settings, timeout))
+    checks.append(check_clock(settings))
     return checks
 
 

@@ -78,23 +78,30 @@ class BusinessHours:
             raise ValueError("naive datetime: pass an aware one (UTC)")
         return now.astimezone(ZoneInfo(self.timezone))
 
-    def is_holiday(self, now: datetime) -> bool:
-        day = self.local(now).date()
+    def holiday_on(self, day: date) -> bool:
+        """Closed all day on this local date (a public holiday or a ``closed`` date, not an ``open`` one)."""
         if day in self.open:
             return False
         if day in self.closed:
             return True
         return self.public_holidays and vn_holiday(day) is not None
 
+    def ranges_on(self, day: date) -> tuple[tuple[time, time], ...]:
+        """The opening ranges of a local date (none on a holiday)."""
+        if self.holiday_on(day):
+            return ()
+        ranges = self.weekly.get(WEEKDAYS[day.weekday()], ())
+        if day in self.open:
+            ranges = self.weekly.get("mon", ranges)  # a make-up working day keeps Monday's hours
+        return ranges
+
+    def is_holiday(self, now: datetime) -> bool:
+        return self.holiday_on(self.local(now).date())
+
     def is_open(self, now: datetime) -> bool:
         local = self.local(now)
-        if self.is_holiday(now):
-            return False
-        ranges = self.weekly.get(WEEKDAYS[local.weekday()], ())
-        if local.date() in self.open:
-            ranges = self.weekly.get("mon", ranges)  # a make-up working day keeps Monday's hours
         t = local.time().replace(tzinfo=None)
-        return any(start <= t < end for start, end in ranges)
+        return any(start <= t < end for start, end in self.ranges_on(local.date()))
 
 
 def _expand_days(key: str) -> list[str]:

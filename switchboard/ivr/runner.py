@@ -42,6 +42,7 @@ from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiResult, agi_quote
 from switchboard.ami.client import AmiDisconnected, AmiTimeout
 from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
+from switchboard.ivr.callback_notice import notice_prompts
 from switchboard.ivr.registry import FlowRegistry, Route
 from switchboard.telephony.numbers import NumberPolicy, NumberRefused, default_callback_numbers, log_safe
 
@@ -143,6 +144,7 @@ class IvrRunner:
         transfer_dial: str = "PJSIP/{number}@trunk",
         transfer_policy: NumberPolicy | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        callback_expected: Callable[[], datetime | None] | None = None,
         lookup_timeout: float = 5.0,
         command_timeout: float = 120.0,
         answer: bool = True,
@@ -162,6 +164,8 @@ class IvrRunner:
         # may name a variable the caller typed): the default policy when none is given
         self._transfer_policy = transfer_policy or default_callback_numbers().policy
         self._clock = clock
+        # when a callback asked now will come (None: soon); the caller hears it (ivr.callback_notice)
+        self._callback_expected = callback_expected
         self._lookup_timeout = lookup_timeout
         self._timeout = command_timeout
         # uniqueid -> (terminator, until): a collect that filled up to max_digits, whose
@@ -278,6 +282,16 @@ class IvrRunner:
             emitted += 1
         return emitted
 
+    async def _callback_notice(self, session: AgiSessionLike, language: str) -> None:
+        """Tell the caller when to expect the callback (the calling window's next opening)."""
+        if self._callback_expected is None:
+            return
+        when = self._callback_expected()
+        names = notice_prompts(when, self._clock(), language)
+        if when is not None:
+            log.info("call %s: callback expected from %s", session.linkedid, f"{when:%Y-%m-%d %H:%M %Z}")
+        await self._play(session, mc.PlayCmd(tuple(mc.Prompt(n, language) for n in names), False))
+
     def _file(self, prompt: mc.Prompt) -> str:
         return f"{self.sound_prefix}/{prompt.language}/{prompt.name}"
 
@@ -303,6 +317,8 @@ class IvrRunner:
                 log.info("call %s: enqueue topic=%s province=%s (%s) lang=%s", session.linkedid, cmd.topic,
                          cmd.province or "-", cmd.province_source, cmd.language)
                 outcome = await self._on_enqueue(session, cmd)
+                if outcome == "callback":
+                    await self._callback_notice(session, cmd.language)
                 return mc.QueueResult(outcome, self._clock())
             elif isinstance(cmd, mc.SaveSurvey):
                 self._emit(EventKind.SURVEY, {"score": cmd.score})
@@ -321,6 +337,7 @@ class IvrRunner:
                 self._emit(EventKind.CALLBACK_REQUESTED, {"number": cmd.number, "callback_id": callback_id,
                                                            "topic": cmd.topic, "province": cmd.province,
                                                            "language": cmd.language})
+                await self._callback_notice(session, cmd.language)
             elif isinstance(cmd, mc.RecordCmd):
                 await self._record(session, cmd)
             elif isinstance(cmd, mc.TransferCmd):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import time
 from pathlib import Path
@@ -234,8 +235,9 @@ async def test_after_hours_callback_joins_the_line_and_is_called(stack_env: dict
     """A caller asks for a callback in the after-hours menu: the request is recorded with an id,
     the next sweep puts it in line, and the first agent ready calls the number."""
     caller = "02838200022"
+    # 18:00 in Vietnam: the hotline is closed (17:00), the calling window open (until 20:00)
     async with running_service(stack_env, pg_dsn, routing={"callback_sweep_s": 1.0},
-                               ivr={"clock_offset_s": 10 * 3600}) as svc:   # 20:00 in Vietnam: closed
+                               ivr={"clock_offset_s": 8 * 3600}) as svc:
         asking = svc.call([Pause(2.5), Dtmf("1"), Pause(3), Dtmf("1"), AwaitHangup(40)], caller=caller)
         cid = await svc.wait_call_id(caller)
         requested = await svc.wait_event(cid, "callback.requested", timeout=30)
@@ -253,3 +255,45 @@ async def test_after_hours_callback_joins_the_line_and_is_called(stack_env: dict
         assert (row["outcome"], row["callback_id"], row["callback_result"]) == ("callback", callback_id, "answered")
         cbs = await svc.fetch("SELECT result, attempts FROM callbacks WHERE callback_id = $1", callback_id)
         assert [(r["result"], r["attempts"]) for r in cbs] == [("answered", 1)]
+
+
+async def test_after_hours_callback_waits_for_the_calling_window(stack_env: dict[str, str], pg_dsn: str) -> None:
+    """A callback asked at 07:28 (hotline closed, calling window closed until 07:30) is told
+    "from seven thirty today", is not dialled while the window is closed although an agent is
+    ready, and is dialled within a minute after it opens; its place and record stay right."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from test_ivr_service import AgiLog
+
+    caller = "02838200024"
+    opens = datetime(2026, 3, 4, 7, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))   # Wednesday
+    # the harness's clock starts on Tuesday 10:00: + 21 h 28 min = Wednesday 07:28
+    async with running_service(stack_env, pg_dsn, routing={"callback_sweep_s": 1.0},
+                               ivr={"clock_offset_s": (21 * 60 + 28) * 60}) as svc:
+        clock = svc.app.context["ivr_clock"]
+        agi = AgiLog.attach(svc)
+        await svc.agent("agent1006", talk=None)
+        asking = svc.call([Pause(2.5), Dtmf("1"), Pause(3), Dtmf("1"), AwaitHangup(40)], caller=caller)
+        cid = await svc.wait_call_id(caller)
+        requested = await svc.wait_event(cid, "callback.requested", timeout=30)
+        assert clock() < opens, "the request must come before the window opens (a slow machine?)"
+        assert (await asking).ok
+        played = re.findall(r"/vi/([a-z0-9_]+)", " ".join(agi.commands(cid)))
+        notice = ["callback_expect_from", "num_7", "time_hours", "num_3", "num_muoi_ngang", "day_today"]
+        at = played.index("callback_expect_from")                  # "... từ bảy giờ ba mươi hôm nay"
+        assert played[at:at + len(notice)] == notice, played
+        await until(lambda: cid in svc.acd.waiting, timeout=15, what="the after-hours callback in line")
+        pstn = svc.pstn(answer_after=1.0, talk=2.0, timeout=240, expect_number=caller)
+        while clock() < opens:                                     # ready agent, owed callback: no dial
+            assert "agent.offer" not in svc.kinds(cid), f"dialled at {clock()} before the window opens"
+            assert svc.acd.waiting[cid].offer is None
+            await asyncio.sleep(0.25)
+        offer = await svc.wait_event(cid, "agent.offer", timeout=60)
+        assert clock() < opens + timedelta(seconds=60), f"dialled only at {clock()}"
+        assert offer.data["agent_id"] == "agent1006"
+        done = await svc.wait_event(cid, "callback.completed", timeout=45)
+        assert (done.data["result"], done.data["callback_id"]) == ("answered", requested.data["callback_id"])
+        assert (await pstn).ok
+        row, _ = await svc.record(cid, until=("call.ended", "callback.completed"))
+        assert (row["outcome"], row["callback_result"]) == ("callback", "answered")

@@ -91,3 +91,29 @@ async def test_owed_callbacks_the_number_policy_refuses_are_closed_not_dialled()
     assert [(c, k, d.get("reason") or d.get("result")) for c, k, d in events] == [
         ("call-1", "callback.refused", "malformed"), ("call-1", "callback.completed", "refused"),
         ("call-2", "callback.refused", "denied_prefix"), ("call-2", "callback.completed", "refused")]
+
+
+async def test_owed_callbacks_wait_for_the_calling_window_keeping_their_place() -> None:
+    """Outside the calling window a ready agent is not offered an owed callback; once the
+    window opens, the one that joined first is routed."""
+    from zoneinfo import ZoneInfo
+
+    from switchboard.acd.agents import AgentRecord
+    from switchboard.telephony.windows import CallingWindow
+
+    acd = _acd([])
+    acd.set_agents([AgentRecord(id="a1", name="A1", sip_endpoint="a1", skills={"social.pension": 3},
+                                home_province="ha-noi")])
+    acd.ready("a1")
+    acd.desk.device_changed("PJSIP/a1", "NOT_INUSE")                     # the phone is idle
+    local = [datetime(2026, 3, 4, 1, 27, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))]
+    acd.callbacks.window, acd.callbacks.local_clock = CallingWindow.build(), lambda: local[0]
+    offered: list[str] = []
+    acd.offer_lifecycle.offer = lambda a: offered.append(a.call_id)   # type: ignore[method-assign]
+    acd.restore_callbacks([_owed(2, joined_s=300), _owed(1, joined_s=900)], max_age_s=3600)
+    acd._route_now()
+    assert offered == [] and acd.callbacks_pending() == 2                 # 01:27: nobody is called
+    assert acd.callbacks.expected_at() == datetime(2026, 3, 4, 7, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    local[0] = local[0].replace(hour=7, minute=30)
+    acd._route_now()
+    assert offered == ["call-1"] and acd.callbacks.expected_at() is None  # the first in line, at 07:30
