@@ -105,7 +105,7 @@ class CampaignDialer:
                  acd: Any, window_for: Callable[[Campaign], Window], wall: Callable[[], datetime],
                  inbound_below_target: Callable[[], bool] = lambda: False,
                  observe: Callable[[str, str], None] = lambda campaign, result: None,
-                 trunk: str = "PJSIP/{number}@trunk", timeout: float = 10.0) -> None:
+                 record: Any = None, trunk: str = "PJSIP/{number}@trunk", timeout: float = 10.0) -> None:
         self.settings = settings
         self._pool = pool
         self.ami = ami
@@ -116,6 +116,7 @@ class CampaignDialer:
         self.wall = wall
         self.inbound_below_target = inbound_below_target
         self.observe = observe
+        self.record = record          # the CallBook: an answered contact's call record and timeline
         self.trunk = trunk
         self.timeout = timeout
         self.live: dict[str, Live] = {}                  # attempt id -> attempt in flight
@@ -347,10 +348,16 @@ class CampaignDialer:
         live.answered = self.wall()
         async with acquire(self._pool, timeout=self.timeout) as conn:
             await sc.mark_answered(conn, attempt_id, now=live.answered, timeout=self.timeout)
+        if self.record is not None:
+            self.record.started(call_id=session.linkedid, uniqueid=session.uniqueid, caller=live.claim.number,
+                                dialed=f"campaign:{live.campaign.campaign_id}", channel=session.channel)
         result, abandoned = Result.ANSWERED, False
         try:
             run = await self.runner.run(session, variables=live.variables, flow_name=live.campaign.flow)
             reason = self._hangup_reason(run)
+            if self.record is not None:
+                self.record.flow_ended(session.linkedid, reason=run.end.reason, node=run.end.node,
+                                       hangup_reason=reason)
             if reason == "opted_out":
                 result = Result.OPTED_OUT
             elif reason == "message_heard":
