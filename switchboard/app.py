@@ -310,6 +310,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
             on_enqueue=campaign_dialer.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
             sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail", clock=ivr_clock)
         entry.handlers[s.campaigns.context] = campaign_dialer.on_session
+        # a contact left in AGI by a previous process (killed mid-call) is hung up by the reconciliation
+        entry.other_contexts = (*entry.other_contexts, s.campaigns.context)
         campaign_metrics = CampaignMetrics(metrics.registry)
         campaign_dialer.observe = campaign_metrics.observe
         campaign_metrics.abandon_ratios = campaign_dialer.abandon_ratios

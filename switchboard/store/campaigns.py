@@ -152,13 +152,15 @@ async def finish_if_done(conn: asyncpg.Connection, campaign_id: str, *, timeout:
 async def add_contacts(conn: asyncpg.Connection, campaign_id: str, contacts: Sequence[Contact], *,
                        now: datetime, timeout: float = 60.0) -> int:
     """Add contacts (numbers already through the number policy); a number already in the
-    campaign is skipped. Returns how many were added."""
+    campaign is skipped. Returns how many were added. A new contact is due at once, whatever
+    the clock (``next_at`` = the epoch): retries come after it; ``now`` stamps the row."""
     if not contacts:
         return 0
     rows = await conn.fetch(
-        """INSERT INTO campaign_contacts (campaign_id, number, participant_id, name, province, data, next_at)
+        """INSERT INTO campaign_contacts (campaign_id, number, participant_id, name, province, data, next_at,
+                                          updated_at)
            SELECT $1, c.number, nullif(c.participant_id, ''), nullif(c.name, ''), nullif(c.province, ''),
-                  c.data::jsonb, $7
+                  c.data::jsonb, 'epoch'::timestamptz, $7
            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
                 AS c(number, participant_id, name, province, data)
            ON CONFLICT (campaign_id, number) DO NOTHING

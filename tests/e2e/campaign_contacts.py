@@ -52,6 +52,7 @@ def contact_scenario(*, busy: Iterable[str] = (), no_answer: Iterable[str] = (),
     out.append('<pause milliseconds="800"/>')
     out.append(f'<send retrans="500">{_cdata(_ok_to_last("totag", _SDP))}</send>')
     out.append('<recv request="ACK" timeout="10000"/>')
+    out.append('<nop><action><log message="answered [$num] [$inv_cid] [$inv_from] [$inv_to] [$c] [$peer_uri]"/></action></nop>')
     for key in sorted(by_key):
         out.append(f'<nop next="press{key}" test="key{key}"/>')
     # listen until Asterisk hangs up
