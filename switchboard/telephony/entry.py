@@ -75,7 +75,7 @@ class AgiEntry:
         self.adopted_total = 0
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
         self.hotline_contexts = (hotline_context,)
-        self.other_contexts = (survey_context, agents_context)
+        self.other_contexts: tuple[str, ...] = (survey_context, agents_context)
         # other parts' contexts (e.g. ``campaign-answered``: the campaign dialer's answered contacts)
         self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 
