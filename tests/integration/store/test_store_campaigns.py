@@ -4,7 +4,9 @@ results moving contacts on, the do-not-call list, the named selections."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -14,6 +16,7 @@ from switchboard.campaigns.rules import after_attempt
 from switchboard.campaigns.targets import Contact
 from switchboard.store import campaigns as sc
 
+REPO = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 12, 3, 3, 0, tzinfo=UTC)
 CAMP = Campaign(campaign_id="card", flow="reminder-card", mode=Mode.PROGRESSIVE, max_attempts=2,
                 retry=RetryRules(no_answer_s=3600, busy_s=600, failed_s=0), targets=Targets(csv="x.csv"))
@@ -157,3 +160,42 @@ async def test_selections_are_named_queries(db: asyncpg.Connection) -> None:
     assert len(await sc.select_participants(db, "cards_expiring", {"days": 60}, now=NOW)) == 2
     with pytest.raises(KeyError):
         await sc.select_participants(db, "everyone", {}, now=NOW)
+
+
+def _cli(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"SWITCHBOARD_DSN": dsn, "PATH": "/usr/bin:/bin"}
+    return subprocess.run([str(REPO / ".venv/bin/python"), "-m", "switchboard", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=60, check=False)
+
+
+async def test_the_campaign_command_line(migrated_db: str, tmp_path: Path) -> None:
+    db = await asyncpg.connect(migrated_db)
+    try:
+        await _setup(db, ["0912345001", "0912345002"])
+        await sc.claim(db, "card", attempt_id="a1", now=NOW)
+        await sc.finish_attempt(db, "a1", Result.BUSY, after_attempt(CAMP, Result.BUSY, attempts=1, now=NOW),
+                                now=NOW)
+    finally:
+        await db.close()
+    listed = await asyncio.to_thread(_cli, migrated_db, "campaign", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split()[:5] == ["card", "paused", "progressive", "reminder-card", "2"]
+    report = await asyncio.to_thread(_cli, migrated_db, "campaign", "report", "card", "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    lines = report.stdout.splitlines()
+    assert lines[0] == ",".join(sc.CONTACT_REPORT_COLUMNS)
+    assert lines[1].split(",")[1:8] == ["0912345001", "n01", "", "pending", "1", "", "busy"]
+    table = await asyncio.to_thread(_cli, migrated_db, "campaign", "report", "card")
+    assert table.stdout.startswith("campaign card (paused): abandoned 0, busy 1; abandon ratio -")
+    resumed = await asyncio.to_thread(_cli, migrated_db, "campaign", "resume", "card")
+    assert resumed.returncode == 0 and resumed.stdout.strip() == "campaign card: running"
+    stopped = await asyncio.to_thread(_cli, migrated_db, "campaign", "stop", "card")
+    assert stopped.stdout.strip() == "campaign card: stopped"
+    again = await asyncio.to_thread(_cli, migrated_db, "campaign", "resume", "card")
+    assert again.returncode == 1 and "cannot go to running" in again.stderr
+    missing = await asyncio.to_thread(_cli, migrated_db, "campaign", "report", "nope")
+    assert missing.returncode == 1 and "no campaign nope" in missing.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("campaign: bad\nflow: reminder-card\nmode: loud\ntargets: {csv: x.csv}\n")
+    check = await asyncio.to_thread(_cli, migrated_db, "campaign", "validate", str(bad))
+    assert check.returncode == 1 and check.stdout.strip() == f"{bad}:3:7: mode 'loud': one of message, progressive, preview"
