@@ -159,15 +159,56 @@ async def test_a_progressive_campaign_calls_nobody_twice_and_keeps_its_rules(sta
         abandoned = sum(1 for r in rows if r["abandoned"])
         assert answered == 17 and abandoned <= 0.03 * answered
 
-        # all agents busy (paused): new contacts are not dialled, so no live answer goes without one
-        for agent in AGENTS:
+        # the reserved agent goes away while the contact listens: the contact presses 1, hears the
+        # sorry message at once, and the answer counts as abandoned
+        late = "0912345098"
+        for agent in AGENTS[1:]:
             svc.acd.pause(agent, "break")
-        imported = await campaigns.import_contacts("e2e-cards", "number\n0912345099\n", by="e2e")
-        assert imported.added == 1
+        await until(lambda: svc.status(AGENTS[0]) == "ready", timeout=15, what=f"{AGENTS[0]} ready")
+        second = asyncio.create_task(run_contacts(
+            contact_scenario(keys={late: "1"}, key_after=11.0), remote=sip_remote(stack_env),
+            port=int(stack_env["STACK_TRUNK_OUT_PORT"]), calls=1, timeout=120))
+        svc.callers.append(second)   # type: ignore[arg-type]
+        assert (await campaigns.import_contacts("e2e-cards", f"number\n{late}\n", by="e2e")).added == 1
         await campaigns.set_state("e2e-cards", State.RUNNING, by="e2e")
         dialer.wake()
-        await until(lambda: dialer.last_reason.get("e2e-cards") == "no_agent", timeout=10, what="no agent")
+
+        async def late_answered() -> bool:
+            return any(r["number"] == late and r["answered_at"] is not None for r in await _attempts(svc))
+        await until(late_answered, timeout=60, what="the late contact answered")
+        svc.acd.pause(AGENTS[0], "break")                    # every agent busy now
+        await until(lambda: _result_of(svc, late), timeout=60, what="the late contact's result")
+        row = next(r for r in await _attempts(svc) if r["number"] == late)
+        assert (row["result"], row["abandoned"]) == ("answered", True)
+        code, log2 = await second
+        assert code == 0 and invited_numbers(log2) == [late], log2[-2000:]
+        steps = [e for e in await svc.fetch("SELECT data FROM call_events WHERE call_id = $1 AND kind = 'ivr.step' "
+                                            "ORDER BY seq", row["attempt_id"])]
+        import json
+        data = [json.loads(e["data"]) if isinstance(e["data"], str) else e["data"] for e in steps]
+        agent_step = next(d for d in data if d["node"] == "agent")
+        waited = datetime.fromisoformat(agent_step["left"]) - datetime.fromisoformat(agent_step["entered"])
+        assert waited <= timedelta(seconds=2.5), agent_step          # the sorry message starts within ~2 s
+        assert agent_step["input"] == "queue:no_agent"
+
+        # now 1 abandoned of 18 answered (5.6 %) is over the 3 % limit: even with an agent ready,
+        # the next contact is not dialled
+        svc.acd.ready(AGENTS[0])
+        assert (await campaigns.import_contacts("e2e-cards", "number\n0912345099\n", by="e2e")).added == 1
+        await campaigns.set_state("e2e-cards", State.RUNNING, by="e2e")
+        dialer.wake()
+        await until(lambda: dialer.last_reason.get("e2e-cards") == "abandon_limit", timeout=10,
+                    what="the abandon limit")
         await asyncio.sleep(2)
         assert not [r for r in await _attempts(svc) if r["number"] == "0912345099"]
         report = await campaigns.report("e2e-cards")
         assert report.results["transferred_to_agent"] == len(AGENT) and report.results["busy"] == 2
+        assert report.results["abandoned"] == 1
+        scraped = svc.app.context["metrics"].scrape().decode()
+        assert 'switchboard_campaign_calls_total{campaign="e2e-cards",result="abandoned"} 1.0' in scraped
+        assert 'switchboard_campaign_calls_total{campaign="e2e-cards",result="transferred_to_agent"} 14.0' in scraped
+        assert 'switchboard_campaign_abandon_ratio{campaign="e2e-cards"}' in scraped
+
+
+async def _result_of(svc: Any, number: str) -> bool:
+    return any(r["number"] == number and r["result"] is not None for r in await _attempts(svc))
