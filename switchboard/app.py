@@ -169,6 +169,10 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.services import Services, provinces_from_geo
     from switchboard.api.transfer_services import AcdTransferService
     from switchboard.calls import CallBook, CallEventBus
+    from switchboard.campaigns.dialer import CampaignDialer
+    from switchboard.campaigns.metrics import CampaignMetrics
+    from switchboard.campaigns.service import PgCampaignService
+    from switchboard.campaigns.wiring import CampaignSync, campaign_windows, inbound_below
     from switchboard.geo import load_provinces, normalize_number
     from switchboard.ha import api_guard
     from switchboard.ha import metrics as ha_metrics
@@ -323,6 +327,27 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     entry.started_check = StartedCheck(LazyPool(pool_part))
     gone = GoneRecords(LazyPool(pool_part), book)   # records left open by a previous owner, channel gone
 
+    # outbound campaigns (docs/campaigns.md): the dialer, its own flow runner (a contact asking
+    # for an agent goes through the dialer's enqueue), answered contacts in campaign-answered
+    campaign_dialer = None
+    if s.campaigns.enabled:
+        campaign_dialer = CampaignDialer(
+            settings=s.campaigns, pool=LazyPool(pool_part), ami=client, policy=numbers.policy, runner=None, acd=acd,
+            window_for=campaign_windows(hours), wall=ivr_clock, record=book,
+            inbound_below_target=inbound_below(metrics, s.campaigns.inbound_sl_target), trunk=s.ivr.transfer_dial)
+        campaign_dialer.runner = IvrRunner(
+            registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
+            on_enqueue=campaign_dialer.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
+            sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail", clock=ivr_clock)
+        entry.handlers[s.campaigns.context] = campaign_dialer.on_session
+        # a contact left in AGI by a previous process (killed mid-call) is hung up by the reconciliation
+        entry.other_contexts = (*entry.other_contexts, s.campaigns.context)
+        campaign_metrics = CampaignMetrics(metrics.registry)
+        campaign_dialer.observe = campaign_metrics.observe
+        campaign_metrics.abandon_ratios = campaign_dialer.abandon_ratios
+        campaign_metrics.in_flight = campaign_dialer.in_flight
+        campaign_metrics.dials_source = lambda: dict(campaign_dialer.dials_total) if campaign_dialer else {}
+
     def on_hangup(ev: Any) -> None:
         book.channel_hung_up(ev.get("Uniqueid") or "", cause=ev.get("Cause") or "",
                              cause_txt=ev.get("Cause-txt") or "")
@@ -372,6 +397,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         tokens=PgTokenStore(LazyPool(pool_part)),
         provinces=provinces_from_geo(provinces),
         transfers=AcdTransferService(acd),
+        campaigns=PgCampaignService(LazyPool(pool_part), policy=numbers.policy, flows=lambda: set(registry.flows),
+                                    wall=ivr_clock),
     )
     api_app = create_app(settings=s, services=services, metrics=metrics)
     if leader is not None:
@@ -407,6 +434,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
     app.add(when_leading(FuncPart("re-adoption", lambda: readopt(False, takeover=True), _noop)))
+    if campaign_dialer is not None:
+        app.add(when_leading(CampaignSync(services.campaigns, s.campaigns.campaigns_dir)))
+        app.add(when_leading(campaign_dialer))   # it dials: only the leader
     reconciler = Reconciler(client, book, entry, rescuer, interval=s.ami.reconcile_interval_s,
                             min_age_s=s.ami.reconcile_min_age_s, observe=metrics.observe_reconciled,
                             observe_stranded=metrics.observe_stranded)

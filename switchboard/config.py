@@ -201,6 +201,21 @@ class NumberSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignSettings:
+    """Outbound campaigns (switchboard.campaigns, docs/campaigns.md)."""
+
+    enabled: bool = True
+    campaigns_dir: str = "campaigns"     # campaigns/*.yaml, stored at start (new ones paused)
+    tick_s: float = 1.0                  # how often the dialer looks for numbers to dial
+    max_lines: int = 10                  # calls in flight per campaign (its share of the trunk)
+    context: str = "campaign-answered"   # the dialplan context an answered contact enters (AsyncAGI)
+    no_agent_after_s: float = 2.0        # a live answer with no agent by then hears the sorry message
+    # Inbound first: progressive campaigns dial nothing while the inbound service level of the
+    # day is under this fraction (of calls answered within routing.service_level_s).
+    inbound_sl_target: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
 class OverloadSettings:
     """Refuse new hotline callers cleanly past capacity (switchboard.telephony.overload)."""
 
@@ -261,6 +276,7 @@ class Settings:
     numbers: NumberSettings = field(default_factory=NumberSettings)
     overload: OverloadSettings = field(default_factory=OverloadSettings)
     ha: HaSettings = field(default_factory=HaSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:

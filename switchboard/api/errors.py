@@ -16,7 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from switchboard.api.services import ConflictError, NotFoundError, ServiceError, UnavailableError
+from switchboard.api.services import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    ServiceError,
+    UnavailableError,
+)
 
 log = logging.getLogger("switchboard.api")
 
@@ -73,6 +79,11 @@ class Conflict(ApiError):
     error_id = "conflict"
 
 
+class Unprocessable(ApiError):
+    status = 422
+    error_id = "unprocessable"
+
+
 class TooManyRequests(ApiError):
     status = 429
     error_id = "too-many-requests"
@@ -104,6 +115,11 @@ ERROR_IDS: dict[str, int] = {
     "no-consult": 409,
     "consult-not-answered": 409,
     "transfer-failed": 503,
+    "campaign-exists": 409,
+    "campaign-state": 409,
+    "invalid-campaign": 422,
+    "invalid-contacts": 422,
+    "invalid-number": 422,
     "too-many-requests": 429,
     "internal-error": 500,
     "service-unavailable": 503,
@@ -125,6 +141,8 @@ def from_service_error(exc: ServiceError) -> ApiError:
         return NotFound(exc.message, details=exc.details, error_id=exc.error_id)
     if isinstance(exc, ConflictError):
         return Conflict(exc.message, details=exc.details, error_id=exc.error_id)
+    if isinstance(exc, InvalidError):
+        return Unprocessable(exc.message, details=exc.details, error_id=exc.error_id)
     if isinstance(exc, UnavailableError):
         return ServiceUnavailable(exc.message, details=exc.details, error_id=exc.error_id)
     return ApiError(exc.message, details=exc.details, error_id=exc.error_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import enum
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,3 +41,13 @@ def dumps(value: Any) -> str:
 
 def json_ok(value: Any, *, status: int = 200) -> web.Response:
     return web.json_response(to_jsonable(value), status=status, dumps=lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def csv_response(name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> web.Response:
+    """A table as a CSV download (``name.csv``): a header line, then one line per row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns)
+    writer.writerows(rows)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{name}.csv"'})

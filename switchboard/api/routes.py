@@ -10,8 +10,6 @@ request, call one service under a timeout, serialise the answer.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +20,7 @@ from aiohttp import web
 
 from switchboard.api import auth, guards
 from switchboard.api.auth import Access
+from switchboard.api.campaign_routes import CAMPAIGN_ROUTES
 from switchboard.api.errors import (
     Forbidden,
     NotFound,
@@ -30,7 +29,7 @@ from switchboard.api.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from switchboard.api.jsonutil import json_ok
+from switchboard.api.jsonutil import csv_response, json_ok
 from switchboard.api.keys import (
     BODY,
     HUB,
@@ -425,12 +424,7 @@ async def report_run(request: web.Request) -> web.Response:
     first, last = guards.check_range(d_from or today, d_to or d_from or today)
     table = await _call(request, reports.run(name, date_from=first, date_to=last))
     if q.get("format", "json") == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
-        return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{name}.csv"'})
+        return csv_response(name, table.columns, table.rows)
     return json_ok({"name": table.name, "columns": list(table.columns),
                     "rows": [list(r) for r in table.rows]})
 
@@ -611,5 +605,6 @@ ROUTE_TABLE: list[Route] = [
           "Live events (websocket). Authenticate with the session cookie, ?token=, or a first message "
           "{\"type\":\"auth\",\"token\":...}.", "live", "websocket",
           query={"token": {"type": "string", "maxLength": 200}}),
+    *CAMPAIGN_ROUTES,
     *PAGE_ROUTES,
 ]

@@ -40,6 +40,7 @@ __all__ = [
     "FlowValidation",
     "GroupFigure",
     "HealthService",
+    "InvalidError",
     "NotFoundError",
     "PreviousCall",
     "ProvinceInfo",
@@ -88,6 +89,11 @@ class NotFoundError(ServiceError):
 class ConflictError(ServiceError):
     """The request is well-formed but illegal in the current state (HTTP 409),
     e.g. ``ready`` while talking, ``end_wrap_up`` when not in wrap-up."""
+
+
+class InvalidError(ServiceError):
+    """The request is well-formed but its content cannot be used (HTTP 422), e.g. a campaign
+    definition with errors; ``details.problems`` lists them."""
 
 
 class UnavailableError(ServiceError):
@@ -437,3 +443,5 @@ class Services:
     tokens: TokenStore
     provinces: Sequence[ProvinceInfo] = ()
     transfers: TransferService | None = None   # None: transfers answer 503 (no ACD behind the API)
+    # outbound campaigns (switchboard.campaigns.service.PgCampaignService); None: the routes answer 503
+    campaigns: Any = None

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from yaml.nodes import SequenceNode
 
@@ -39,6 +38,7 @@ from switchboard.ivr.yaml_marks import (
     number,
     string,
     strings,
+    top_level,
 )
 
 __all__ = [
@@ -98,26 +98,10 @@ def load_flow_text(text: str, file: str, *, prompts_dir: str | Path | None = Non
 
 
 def _flow(ctx: Ctx, root: YNode, text: str) -> m.Flow | None:
-    try:
-        top = mapping(ctx, root, "flow file")
-    except Bad as exc:
-        ctx.error(exc.node, exc.message)
+    read = top_level(ctx, root, what="flow file", allowed=_TOP, required=("flow", "start", "nodes"))
+    if read is None:
         return None
-    for key in sorted(set(top) - _TOP):
-        ctx.error(top[key][0], f"unknown top-level key {key!r} (allowed: {', '.join(sorted(_TOP))})")
-    for key in ("flow", "start", "nodes"):
-        if key not in top:
-            ctx.error(root, f"missing top-level {key!r}")
-
-    def get(key: str, reader: Callable[[YNode], Any], default: Any) -> Any:
-        if key not in top:
-            return default
-        try:
-            return reader(top[key][1])
-        except Bad as exc:
-            ctx.error(exc.node, exc.message)
-            return default
-
+    top, get = read
     name = get("flow", lambda n: string(ctx, n, "flow"), "")
     if name and not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
         ctx.error(top["flow"][1], f"flow name {name!r}: use lower-case letters, digits, - and _")

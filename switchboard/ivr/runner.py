@@ -51,7 +51,7 @@ from switchboard.events import EventKind
 from switchboard.ivr import machine as mc
 from switchboard.ivr import memo as memo_mod
 from switchboard.ivr.callback_notice import notice_prompts
-from switchboard.ivr.registry import FlowRegistry
+from switchboard.ivr.registry import FlowRegistry, Route
 from switchboard.telephony.numbers import NumberPolicy, NumberRefused, default_callback_numbers, log_safe
 
 __all__ = ["AgiSessionLike", "IvrRunner", "RunResult", "StepFailed", "failure_reason"]
@@ -189,7 +189,8 @@ class IvrRunner:
     # ------------------------------------------------------------ public
 
     async def run(self, session: AgiSessionLike, *, start_at: str = "",
-                  variables: Mapping[str, str] | None = None, resume: memo_mod.Memo | None = None) -> RunResult:
+                  variables: Mapping[str, str] | None = None, resume: memo_mod.Memo | None = None,
+                  flow_name: str = "") -> RunResult:
         """Run the flow for the session's dialed number until it ends or the caller hangs up.
 
         ``start_at`` enters the flow at that node (e.g. ``survey`` when the
@@ -197,11 +198,12 @@ class IvrRunner:
         ``survey`` does this by itself) with extra ``variables`` (language,
         topic, province...). Never raises for a hang-up; any other failure
         of a step raises :class:`StepFailed` with the node the caller was at.
+        ``flow_name`` runs that flow instead of the dialed number's (an outbound campaign's).
         """
         env = session.env
         caller = _clean_number(env.get("agi_callerid", ""))
         dialed = _clean_number(env.get("agi_dnid", "")) or _clean_number(env.get("agi_extension", ""))
-        route = self.registry.route(dialed)
+        route = Route(self.registry.flow(flow_name)) if flow_name else self.registry.route(dialed)
         extra = dict(variables or {})
         variables = {
             "call_id": session.linkedid,

@@ -10,6 +10,7 @@ use; the caller reports it at that node. Knows nothing of node kinds, graphs or 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,8 @@ from yaml.nodes import Node as YNode
 
 from switchboard.ivr import model as m
 
-__all__ = ["NAME", "Bad", "Ctx", "FlowError", "FlowLoadError", "YNode", "compose", "flag", "integer", "mapping",
-           "number", "ref_or_literal", "string", "strings"]
+__all__ = ["NAME", "Bad", "Ctx", "FlowError", "FlowLoadError", "Getter", "YNode", "compose", "flag", "integer",
+           "mapping", "number", "ref_or_literal", "string", "strings", "top_level"]
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
@@ -151,3 +152,34 @@ def ref_or_literal(ctx: Ctx, node: YNode, what: str) -> str:
     if s.startswith("$") and not NAME.fullmatch(s[1:]):
         raise Bad(node, f"{what}: bad variable reference {s!r}")
     return s
+
+
+#: Reads one top-level key: ``get(key, reader, default)``; a ``Bad`` value is reported, the default kept.
+Getter = Callable[[str, Callable[[YNode], Any], Any], Any]
+
+
+def top_level(ctx: Ctx, root: YNode, *, what: str, allowed: Collection[str],
+              required: Collection[str]) -> tuple[dict[str, tuple[ScalarNode, YNode]], Getter] | None:
+    """The top-level mapping of a file (unknown and missing keys reported) and its key reader;
+    None (reported) when the file is not a mapping."""
+    try:
+        top = mapping(ctx, root, what)
+    except Bad as exc:
+        ctx.error(exc.node, exc.message)
+        return None
+    for key in sorted(set(top) - set(allowed)):
+        ctx.error(top[key][0], f"unknown top-level key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    for key in required:
+        if key not in top:
+            ctx.error(root, f"missing top-level {key!r}")
+
+    def get(key: str, reader: Callable[[YNode], Any], default: Any) -> Any:
+        if key not in top:
+            return default
+        try:
+            return reader(top[key][1])
+        except Bad as exc:
+            ctx.error(exc.node, exc.message)
+            return default
+
+    return top, get

@@ -42,6 +42,7 @@ import contextvars
 import dataclasses
 import logging
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,10 +96,12 @@ class AgiEntry:
         self.served: set[str] = set()   # uniqueids whose session a task is serving now
         # a transferred caller waits in line like a new one (re-adopted, or handed to the fallback queue)
         self.hotline_contexts = (hotline_context, transfer_context)
-        self.other_contexts = (survey_context, agents_context)
+        self.other_contexts: tuple[str, ...] = (survey_context, agents_context)
         #: (call id) -> is its call.started stored? (None: cannot tell); None: not asked
         self.started_check: Any = None
         self.resumed_total = 0
+        # other parts' contexts (e.g. ``campaign-answered``: the campaign dialer's answered contacts)
+        self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 
     def flow_over(self) -> set[str]:
         """Caller channels whose flow has ended (normally: nothing more to do for them in AGI)."""
@@ -166,6 +169,8 @@ class AgiEntry:
                 raise StepFailed(reason="transfer_unknown", node="transfer",
                                  detail="a caller in transfer-line with no transfer under way")
             await self.acd.transfers.requeue(session)
+        elif context in self.handlers:
+            await self.handlers[context](session)
         else:
             log.warning("AGI session from unexpected context %r on %s: handing it back", context, session.channel)
             try:

@@ -91,7 +91,7 @@ def sip_remote(env: dict[str, str]) -> str:
 def stack_settings(env: dict[str, str], dsn: str, *, routing: dict[str, Any] | None = None,
                    ivr: dict[str, Any] | None = None, http_port: int | None = None,
                    run_dir: str | None = None, ami: dict[str, Any] | None = None,
-                   overload: dict[str, Any] | None = None) -> Settings:
+                   overload: dict[str, Any] | None = None, campaigns: dict[str, Any] | None = None) -> Settings:
     """Settings for the local stack with fast timers (no TOML file, no process environment)."""
     run = run_dir or tempfile.mkdtemp(prefix="sb-e2e-")
     environ = {k: v for k, v in env.items() if k.startswith("SWITCHBOARD_AMI_")}
@@ -106,6 +106,7 @@ def stack_settings(env: dict[str, str], dsn: str, *, routing: dict[str, Any] | N
         "ivr": {"announce_first_s": 3.0, **(ivr or {})},
         "ami": {"heartbeat_interval": 1.0, **(ami or {})},
         "overload": dict(overload or {}),
+        "campaigns": dict(campaigns or {}),
     }
     return _load(environ, overrides)
 
@@ -353,17 +354,19 @@ async def close_owed_callbacks(dsn: str) -> int:
 async def running_service(env: dict[str, str], dsn: str, *, routing: dict[str, Any] | None = None,
                           ivr: dict[str, Any] | None = None, agents: list[AgentRecord] | None = None,
                           keep_owed_callbacks: bool = False, ami: dict[str, Any] | None = None,
-                          overload: dict[str, Any] | None = None) -> AsyncIterator[Service]:
+                          overload: dict[str, Any] | None = None, campaigns: dict[str, Any] | None = None,
+                          clock: Callable[[], datetime] | None = None) -> AsyncIterator[Service]:
     """Start the whole service in this process; stop it (and every SIPp agent) afterwards.
 
-    Callbacks owed by earlier tests are closed first unless ``keep_owed_callbacks``."""
+    Callbacks owed by earlier tests are closed first unless ``keep_owed_callbacks``. ``clock``
+    replaces the service's clock (default: the hotline open, at :data:`OPEN`, running)."""
     await migrate(dsn)
     if not keep_owed_callbacks:
         await close_owed_callbacks(dsn)
-    settings = stack_settings(env, dsn, routing=routing, ivr=ivr, ami=ami, overload=overload)
+    settings = stack_settings(env, dsn, routing=routing, ivr=ivr, ami=ami, overload=overload, campaigns=campaigns)
     started = time.monotonic()
     app = build_application(settings, agents=agents if agents is not None else demo_agents(),
-                            clock=lambda: OPEN + timedelta(seconds=time.monotonic() - started))
+                            clock=clock or (lambda: OPEN + timedelta(seconds=time.monotonic() - started)))
     svc = Service(app=app, env=env, dsn=dsn)
     app.context["bus"].sinks.append(svc.events.append)
     await hang_up_leftovers(env)

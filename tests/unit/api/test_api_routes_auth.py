@@ -19,11 +19,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "flows_validate": {"name": "hotline", "source": "start: x"},
     "agent_transfer": {"kind": "topic", "target": "health.card"},
     "agent_consult": {"kind": "agent", "target": "a2"}, "agent_consult_end": {"action": "cancel"},
+    "campaign_create": {"source": "campaign: c1"}, "campaign_contacts": {"csv": "number"},
+    "dnc_add": {"number": "0912345678"},
 }
 
 
 def fill(path: str, agent_id: str = "a1") -> str:
-    values = {"agent_id": agent_id, "call_id": "c1", "name": "daily-summary"}
+    values = {"agent_id": agent_id, "call_id": "c1", "name": "daily-summary", "campaign_id": "c1"}
     return re.sub(r"\{([a-z_]+)\}", lambda m: values[m.group(1)], path)
 
 
