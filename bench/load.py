@@ -79,6 +79,7 @@ from switchboard.demo.load import (  # noqa: E402
     caller_paths,
     check_records,
     run_callers,
+    sip_refusals,
 )
 from switchboard.geo import load_provinces  # noqa: E402
 from switchboard.ivr.calendar import vn_holiday  # noqa: E402
@@ -218,6 +219,8 @@ def main(argv: list[str]) -> int:
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--max-calls", type=int, default=None,
+                    help="the service's overload.max_calls (default: the service's own default)")
     ap.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results file and exit")
     args = ap.parse_args(argv)
     if args.table:
@@ -255,6 +258,9 @@ def main(argv: list[str]) -> int:
     clean.update(SWITCHBOARD_DATABASE_DSN=dsn, SWITCHBOARD_DATABASE_SPOOL_DIR=str(work / "spool"),
                  SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(http_port),
                  SWITCHBOARD_PATHS_RUN_DIR=str(work), SWITCHBOARD_IVR_CLOCK_OFFSET_S=f"{open_hours_offset():.0f}")
+    if args.max_calls is not None:
+        clean["SWITCHBOARD_OVERLOAD_MAX_CALLS"] = str(args.max_calls)
+    box["overload_max_calls"] = args.max_calls
     subprocess.run([*cli, "migrate", "--seed-demo"], check=True, env=clean, capture_output=True)
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
@@ -293,26 +299,30 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x * 1000:.0f}" if x >= 0.01 else f"{x * 1000:.1f}"
 
-    out = ["| level | system | calls/s | channels mid | offered | completed | failed | records / outcomes exact "
-           "| Asterisk CPU s/call | service CPU s/call | Asterisk cores | service cores | box busy cores "
-           "| dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s "
-           "| loop lag p99 ms |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| level | system | calls/s | channels mid | offered | completed | refused (busy) | failed | SIP errors "
+           "| records / outcomes exact | channels left | Asterisk CPU s/call | service CPU s/call | Asterisk cores "
+           "| service cores | box busy cores | dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) "
+           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB |",
+           "|" + "---|" * 21]
     for r in rows:
         if r.get("summary"):
             continue
         exact = r.get("records_exact", r.get("outcomes_exact"))
-        sv = r.get("agi_round_trip_fast", {}).get("SET VARIABLE", {})
-        agi = f"{sv.get('p50_s')} / {sv.get('p99_s')}" if sv else "-"
+        if not exact and r.get("records", {}).get("refused_overload") and r.get("clean"):
+            exact = "yes + refused"
+        sip = ", ".join(f"{n} x {c}" for c, n in sorted(r.get("sip_refusals", {}).items())) or "0"
         out.append(
             f"| {r['level']} | {r['system']} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
-            f"| {r['offered']} | {r['completed']} | {r['failed']} | {'yes' if exact else 'NO'} "
+            f"| {r['offered']} | {r['completed']} | {r.get('refused_overload', 0)} | {r['failed']} | {sip} "
+            f"| {exact if isinstance(exact, str) else 'yes' if exact else 'NO'} | {r.get('channels_left', '-')} "
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
             f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
             f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
             f"| {ms(r.get('ready_dispatch_p50_s'))} / {ms(r.get('ready_dispatch_p99_s'))} "
-            f"({r.get('ready_dispatch_n', '-')}) | {agi} "
-            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} |")
+            f"({r.get('ready_dispatch_n', '-')}) "
+            f"| {ms(r['agi_ack_p99_s']) if r.get('agi_ack_p99_s') is not None else '-'} "
+            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} "
+            f"| {r.get('asterisk_rss_mb', '-')} |")
     return "\n".join(out)
 
 
@@ -434,7 +444,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     if system == "ours":
         for _ in range(30):
             check = await check_records(conn, expected)
-            if check.exact:
+            if check.exact_or_refused:
                 break
             await asyncio.sleep(1.0)
     logs = work / f"sipp-{system}-{level}"
@@ -442,6 +452,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     for r in runs:
         for f in r.folder.glob("*_errors.log"):
             shutil.copy(f, logs / f"{r.name}-{f.name}")
+    left = await channels_left(admin)
     eligible = eligible_map(expected, agents, provinces)
     lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
     agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
@@ -466,7 +477,13 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
         "taskprocessors_top": top_taskprocessors(taskprocessors),
         "sipp_errors": str(logs.relative_to(REPO)),
+        "sip_refusals": sip_refusals("".join(r.errors for r in runs)),
+        "channels_left": left,
     })
+    # past the limit, a clean refusal: every SIPp failure is a caller the gate refused (busy message,
+    # then the service's BYE; record outcome `overload`), never a SIP error, and no channel left behind
+    refused = len(check.refused)
+    row["refused_overload"] = refused
     if system == "app_queue":
         for _ in range(10):
             outcomes = check_outcomes(probe.probe, expected)
@@ -478,10 +495,23 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         for k in ("records", "records_exact", "agi_ack_p50_s", "agi_ack_p99_s", "agi_round_trip_fast",
                   "loop_lag_p99_s"):
             row.pop(k, None)
-        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and row["outcomes_exact"]
+        row["clean"] = (row["failed"] == 0 and row["completed"] == row["offered"] and row["outcomes_exact"]
+                        and not row["sip_refusals"] and left == 0)
     else:
-        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and check.exact
+        row["clean"] = (row["failed"] == refused and row["completed"] + refused == row["offered"]
+                        and check.exact_or_refused and not row["sip_refusals"] and left == 0)
     return row
+
+
+async def channels_left(admin: AmiClient, *, settle_s: float = 30.0) -> int:
+    """Channels still up once every SIPp caller of the level is gone (0 expected: agent legs end with
+    their caller); waits up to ``settle_s`` for the last hang-ups to land."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        n = _channels(await admin_command(admin, "core show channels count")).get("channels", 0)
+        if n == 0 or time.monotonic() > deadline:
+            return n
+        await asyncio.sleep(1.0)
 
 
 def _r(x: float | None) -> float | None:

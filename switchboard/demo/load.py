@@ -16,6 +16,7 @@ load smoke test in ``make test`` (correctness under concurrency, no timing).
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -214,10 +215,31 @@ class RecordCheck:
         return not (self.missing or self.duplicated or self.wrong_outcome or self.open_records
                     or self.event_faults)
 
+    @property
+    def refused(self) -> list[str]:
+        """Callers the overload gate refused (record outcome ``overload`` instead of their path's)."""
+        return [number for number, _expected, stored in self.wrong_outcome if stored == "overload"]
+
+    @property
+    def exact_or_refused(self) -> bool:
+        """Exact, except callers refused cleanly past capacity (each with its one closed record)."""
+        return not (self.missing or self.duplicated or self.open_records or self.event_faults) and all(
+            stored == "overload" for _n, _e, stored in self.wrong_outcome)
+
     def as_dict(self) -> dict[str, Any]:
         return {"expected": self.expected, "records": self.records, "missing": len(self.missing),
-                "duplicated": len(self.duplicated), "wrong_outcome": len(self.wrong_outcome),
-                "open": len(self.open_records), "event_faults": len(self.event_faults)}
+                "duplicated": len(self.duplicated), "wrong_outcome": len(self.wrong_outcome) - len(self.refused),
+                "refused_overload": len(self.refused), "open": len(self.open_records),
+                "event_faults": len(self.event_faults)}
+
+
+def sip_refusals(errors: str) -> dict[str, int]:
+    """SIP error responses SIPp callers got instead of their call (from its ``-trace_err`` log), by
+    code: e.g. ``488`` when Asterisk had no RTP port left, before any dialplan ran."""
+    out: dict[str, int] = {}
+    for code in re.findall(r"received 'SIP/2\.0 ([3-6]\d\d) ", errors):
+        out[code] = out.get(code, 0) + 1
+    return out
 
 
 async def check_records(conn: Any, expected: dict[str, str]) -> RecordCheck:
