@@ -388,8 +388,10 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                 if system in stopped:
                     continue
                 run_no += 1
+                drained = await taskprocessors_drained(admin)
                 row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, admin,
                                       probe, agents, provinces, http_port, service_pid, ast_pid)
+                row["taskprocessors_drain_wait_s"] = drained
                 results.append(row)
                 print(json.dumps(row), flush=True)
                 if not row["clean"]:
@@ -501,6 +503,22 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         row["clean"] = (row["failed"] == refused and row["completed"] + refused == row["offered"]
                         and check.exact_or_refused and not row["sip_refusals"] and left == 0)
     return row
+
+
+async def taskprocessors_drained(admin: AmiClient, *, limit_s: float = 300.0, deepest: int = 50) -> float:
+    """Wait until no Asterisk taskprocessor has more than ``deepest`` tasks queued; the seconds waited.
+
+    While any queue is past its high-water mark, res_pjsip's distributor silently ignores new
+    requests over UDP (pjsip_distributor.c: "Taskprocessor overload alert"), so every INVITE of
+    a phase started then times out. Loading the baseline's queue members (one device-state
+    fan-out per member) queues tens of thousands of tasks on ``stasis/m:devicestate:all``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        rows = top_taskprocessors(await admin_command(admin, "core show taskprocessors"), n=1000)
+        if max((r["in_queue"] for r in rows), default=0) <= deepest:
+            break
+        await asyncio.sleep(2.0)
+    return round(time.monotonic() - t0, 1)
 
 
 async def channels_left(admin: AmiClient, *, settle_s: float = 30.0) -> int:
