@@ -80,6 +80,7 @@ from switchboard.demo.load import (  # noqa: E402
     check_records,
     run_callers,
     sip_refusals,
+    with_media,
 )
 from switchboard.geo import load_provinces  # noqa: E402
 from switchboard.ivr.calendar import vn_holiday  # noqa: E402
@@ -219,6 +220,8 @@ def main(argv: list[str]) -> int:
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--media", action="store_true",
+                    help="callers send RTP (Debian's g711a.pcap in place of every pause): Asterisk's media half")
     ap.add_argument("--max-calls", type=int, default=None,
                     help="the service's overload.max_calls (default: the service's own default)")
     ap.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results file and exit")
@@ -265,7 +268,7 @@ def main(argv: list[str]) -> int:
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
     results: list[dict[str, Any]] = []
-    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup)
+    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup, media=args.media)
     with (work / "service.log").open("ab") as log:
         service = subprocess.Popen([*cli, "run"], env=clean, stdout=log, stderr=log, start_new_session=True)
         try:
@@ -312,7 +315,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             exact = "yes + refused"
         sip = ", ".join(f"{n} x {c}" for c, n in sorted(r.get("sip_refusals", {}).items())) or "0"
         out.append(
-            f"| {r['level']} | {r['system']} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
+            f"| {r['level']} | {r['system']}{' + RTP' if r.get('media') else ''} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
             f"| {r['offered']} | {r['completed']} | {r.get('refused_overload', 0)} | {r['failed']} | {sip} "
             f"| {exact if isinstance(exact, str) else 'yes' if exact else 'NO'} | {r.get('channels_left', '-')} "
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
@@ -332,6 +335,7 @@ class Plan:
     systems: list[str]
     hold: float
     warmup: float
+    media: bool = False
 
 
 async def admin_client(env: dict[str, str]) -> AmiClient:
@@ -377,6 +381,8 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                     if r.status != 200:
                         raise RuntimeError(f"{a['id']} ready: {r.status} {await r.text()}")
         paths = caller_paths(queue_topic_keys=("0",))
+        if plan.media:
+            paths = {name: with_media(p) for name, p in paths.items()}
         agent_cycle = 1.0 + 8.0 + 15.0 + 2.0        # answer, talk, default wrap-up, set-up
         ast_pid = asterisk_pid(env)
         stopped: set[str] = set()
@@ -425,7 +431,8 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     t0 = time.monotonic()
     callers = asyncio.gather(*(
         run_callers(p, numbers, remote=remote, service=number, rate=rate, limit=level, workdir=work,
-                    timeout=span + 900) for p, rate, numbers in batches))
+                    timeout=span + 900, media_port=free_port(socket.SOCK_DGRAM) if plan.media else None)
+        for p, rate, numbers in batches))
     await asyncio.sleep(plan.warmup)
     before = await scrape(http_port)
     cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
@@ -570,7 +577,7 @@ def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str,
             all_ack[b] = all_ack.get(b, 0.0) + c
             all_ack_b[b] = all_ack_b.get(b, 0.0) + ack_b.get(v, {}).get(b, 0.0)
     return {
-        "system": system, "level": level, "hold_s": plan.hold, "warmup_s": plan.warmup, "wall_s": round(wall, 1),
+        "system": system, "level": level, "media": plan.media, "hold_s": plan.hold, "warmup_s": plan.warmup, "wall_s": round(wall, 1),
         "rates": {k: round(v, 3) for k, v in rates.items()}, "calls_per_s": round(sum(rates.values()), 2),
         "offered": calls, "completed": sum(r.successful for r in runs), "failed": sum(r.failed for r in runs),
         "sipp_rc": [r.returncode for r in runs],

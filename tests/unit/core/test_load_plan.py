@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 from switchboard.demo.load import (
+    PCAP,
     RecordCheck,
     _injection,
     _read_stats,
     caller_numbers,
     caller_paths,
     sip_refusals,
+    with_media,
 )
-from switchboard.demo.sipp import AwaitHangup, HangUp
+from switchboard.demo.sipp import AwaitHangup, Dtmf, HangUp, Pause, PlayAudio, caller_scenario
 from switchboard.geo import load_provinces
 
 
@@ -68,3 +70,16 @@ def test_sip_refusals_counts_error_responses_from_sipp_error_log() -> None:
            "Aborting call ... while expecting 'INFO', received 'BYE sip:0240@127.0.0.1 SIP/2.0\n'\n")
     assert sip_refusals(log) == {"488": 2}          # the service's BYE to a refused caller is not one
     assert sip_refusals("") == {}
+
+
+def test_with_media_plays_the_pcap_through_every_pause_and_keeps_the_keys() -> None:
+    path = caller_paths()["self_service"]
+    talking = with_media(path)
+    assert talking.outcome == path.outcome and not any(isinstance(s, Pause) for s in talking.steps)
+    played = sum(s.seconds for s in talking.steps if isinstance(s, PlayAudio))
+    assert played == pytest.approx(sum(s.seconds for s in path.steps if isinstance(s, Pause)))
+    assert all(s.seconds <= 7.0 and s.pcap == PCAP for s in talking.steps if isinstance(s, PlayAudio))
+    assert [s for s in talking.steps if isinstance(s, Dtmf | AwaitHangup)] == [
+        s for s in path.steps if isinstance(s, Dtmf | AwaitHangup)]
+    xml = caller_scenario(talking.steps, caller="1", codec="PCMA")
+    assert xml.count("play_pcap_audio") == sum(isinstance(s, PlayAudio) for s in talking.steps)
