@@ -493,6 +493,9 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     # then the service's BYE; record outcome `overload`), never a SIP error, and no channel left behind
     refused = len(check.refused)
     row["refused_overload"] = refused
+    row["records_wrong_sample"] = [w for w in check.wrong_outcome if w[2] != "overload"][:10]
+    row["records_wrong_kinds"] = {f"{e}->{g}": sum(1 for _n, e2, g2 in check.wrong_outcome if (e2, g2) == (e, g))
+                                  for _n, e, g in check.wrong_outcome}
     if system == "app_queue":
         for _ in range(10):
             outcomes = check_outcomes(probe.probe, expected)

@@ -202,3 +202,22 @@ async def test_each_command_reports_its_ack_and_result_times() -> None:
     (verb, ack, result), (verb2, _, result2) = seen
     assert verb == "STREAM FILE" and ack < 0.05 <= result < 1.0     # the result waited for the event
     assert verb2 == "WAIT FOR" and result2 is None                  # hung up: no result time
+
+
+class GoneChannelAmi(RecordingAmi):
+    """Asterisk's answer to ``Action: AGI`` on a channel that hung up before the action arrived."""
+
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response:
+        self.sent.append(action)
+        return Response("Error", Headers({"Message": f"Channel {action.headers['Channel']} does not exist."}))
+
+
+async def test_a_command_for_a_channel_already_gone_is_a_hang_up_not_a_failure() -> None:
+    ami = GoneChannelAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    (s,) = sessions
+    with pytest.raises(AgiHangup, match="does not exist"):
+        await s.execute("WAIT FOR DIGIT 8000", timeout=2)
