@@ -26,16 +26,21 @@ settings; opening hours forced open with `ivr.clock_offset_s`):
   run/bench-load/sipp-<system>-<level>/, ``core show taskprocessors`` in
   run/bench-load/taskprocessors-<system>-<level>.txt.
 
-A system stops at the first level where a call failed or a record (outcome) is wrong.
+A system stops at the first level that is not clean (``--keep-going``: runs every level anyway).
+Clean: every call completed, or (ours) was refused cleanly past capacity (the busy message, then
+the service's BYE; record outcome ``overload``); no SIP error response (e.g. ``488`` when Asterisk
+has no RTP port left); exact records / outcomes; no channel left once the callers are gone. Each
+phase starts once Asterisk's taskprocessor queues are drained.
 
 Usage: .venv/bin/python bench/load.py [--levels 25,50,100] [--agents 60] [--hold 60] [--warmup 40]
-       [--systems ours,app_queue] [--quick]
+       [--systems ours,app_queue] [--quick] [--media] [--max-calls N] [--keep-going]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -220,6 +225,11 @@ def main(argv: list[str]) -> int:
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--trim-probe", action="store_true",
+                    help="after the last level, ask Asterisk's malloc to give free memory back (gdb: "
+                         "malloc_trim(0)) and report its RSS before and after: freed heap kept vs memory in use")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="run every level even after one that was not clean (a busy machine's stragglers)")
     ap.add_argument("--media", action="store_true",
                     help="callers send RTP (Debian's g711a.pcap in place of every pause): Asterisk's media half")
     ap.add_argument("--max-calls", type=int, default=None,
@@ -268,7 +278,8 @@ def main(argv: list[str]) -> int:
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
     results: list[dict[str, Any]] = []
-    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup, media=args.media)
+    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup, media=args.media,
+                keep_going=args.keep_going, trim_probe=args.trim_probe)
     with (work / "service.log").open("ab") as log:
         service = subprocess.Popen([*cli, "run"], env=clean, stdout=log, stderr=log, start_new_session=True)
         try:
@@ -287,7 +298,7 @@ def main(argv: list[str]) -> int:
     summary: dict[str, Any] = {"summary": True, "machine": box, "agents": args.agents, "hold_s": args.hold,
                                "warmup_s": args.warmup, "levels_run": levels}
     for system in systems:
-        ok = [r["level"] for r in results if r["system"] == system and r["clean"]]
+        ok = [r["level"] for r in results if r.get("system") == system and r["clean"]]
         summary[f"max_clean_level_{system}"] = max(ok) if ok else 0
     print(json.dumps(summary), flush=True)
     with (work / "results.jsonl").open("a") as out:
@@ -336,6 +347,8 @@ class Plan:
     hold: float
     warmup: float
     media: bool = False
+    keep_going: bool = False
+    trim_probe: bool = False
 
 
 async def admin_client(env: dict[str, str]) -> AmiClient:
@@ -400,11 +413,14 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                 row["taskprocessors_drain_wait_s"] = drained
                 results.append(row)
                 print(json.dumps(row), flush=True)
-                if not row["clean"]:
+                if not row["clean"] and not plan.keep_going:
                     stopped.add(system)
                 await asyncio.sleep(5.0)            # the last legs' wrap-up before the other system
             if stopped >= set(plan.systems):
                 break
+        if plan.trim_probe:
+            results.append({"summary": True, "trim_probe": await trim_probe(admin, ast_pid)})
+            print(json.dumps(results[-1]), flush=True)
         if farm.proc is not None and farm.proc.returncode is not None:
             print(f"agent farm exited {farm.proc.returncode}:\n{farm.errors[-2000:]}", file=sys.stderr)
     finally:
@@ -462,6 +478,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         for f in r.folder.glob("*_errors.log"):
             shutil.copy(f, logs / f"{r.name}-{f.name}")
     left = await channels_left(admin)
+    memory = await asterisk_memory(admin, ast_pid)
     eligible = eligible_map(expected, agents, provinces)
     lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
     agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
@@ -488,6 +505,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "sipp_errors": str(logs.relative_to(REPO)),
         "sip_refusals": sip_refusals("".join(r.errors for r in runs)),
         "channels_left": left,
+        "asterisk_after": memory,
     })
     # past the limit, a clean refusal: every SIPp failure is a caller the gate refused (busy message,
     # then the service's BYE; record outcome `overload`), never a SIP error, and no channel left behind
@@ -513,6 +531,46 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         row["clean"] = (row["failed"] == refused and row["completed"] + refused == row["offered"]
                         and check.exact_or_refused and not row["sip_refusals"] and left == 0)
     return row
+
+
+async def trim_probe(admin: AmiClient, pid: int) -> dict[str, Any]:
+    """Asterisk's memory once every level is over, then again after glibc's ``malloc_trim(0)``
+    (called in Asterisk through gdb, for a second): what falls is heap Asterisk had freed and
+    malloc kept (high-water of the busiest level), what stays is in use."""
+    await channels_left(admin)
+    before = await asterisk_memory(admin, pid)
+    proc = await asyncio.create_subprocess_exec(
+        "gdb", "-p", str(pid), "-batch", "-ex", f"set sysroot /proc/{pid}/root", "-ex", "call (int) malloc_trim(0)",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    await asyncio.sleep(1.0)
+    after = await asterisk_memory(admin, pid)
+    said = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("$1")]
+    return {"before": before, "after_malloc_trim": after, "gdb": said[0] if said else f"rc={proc.returncode}"}
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """RSS, its peak, anonymous RSS (kB) and threads of a process (/proc/PID/status)."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "Threads"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+async def asterisk_memory(admin: AmiClient, pid: int) -> dict[str, Any]:
+    """What Asterisk holds once a level's callers are gone: RSS (and its peak), threads, events
+    waiting in the manager's queue for a session to read them (``manager show eventq``), the
+    deepest taskprocessor queue now."""
+    status = proc_status(pid)
+    eventq = await admin_command(admin, "manager show eventq")
+    tps = top_taskprocessors(await admin_command(admin, "core show taskprocessors"), n=1000)
+    return {"rss_mb": round(status.get("VmRSS", 0) / 1024, 1), "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1),
+            "anon_mb": round(status.get("RssAnon", 0) / 1024, 1), "threads": status.get("Threads", 0),
+            "manager_eventq": eventq.count("Usecount:"),
+            "taskprocessor_in_queue_max": max((r["in_queue"] for r in tps), default=0)}
 
 
 async def taskprocessors_drained(admin: AmiClient, *, limit_s: float = 300.0, deepest: int = 50) -> float:
