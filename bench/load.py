@@ -385,8 +385,17 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         for a in agents:
             tokens[a["id"]], _ = await auth.create_token(PgTokenStore(conn), role="agent", agent_id=a["id"],
                                                          name="bench")
+        # the baseline's member load floods device-state tasks; while that queue is past its
+        # high-water mark Asterisk ignores REGISTERs too, and the farm would never register
+        await taskprocessors_drained(admin)
         await farm.start()
-        await asyncio.sleep(3.0)
+        for _ in range(60):
+            await asyncio.sleep(1.0)
+            contacts = await admin_command(admin, "pjsip show contacts")
+            if len(re.findall(r"Contact:\s+bench\d+/", contacts)) >= len(agents):
+                break
+        else:
+            raise RuntimeError(f"the agent farm did not register every agent:\n{farm.errors[-2000:]}")
         async with aiohttp.ClientSession() as s:
             for a in agents:
                 async with s.post(f"http://127.0.0.1:{http_port}/api/agents/{a['id']}/ready", json={},
