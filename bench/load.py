@@ -321,14 +321,16 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if r.get("summary"):
             continue
-        exact = r.get("records_exact", r.get("outcomes_exact"))
-        if not exact and r.get("records", {}).get("refused_overload") and r.get("clean"):
-            exact = "yes + refused"
+        faults = r.get("records") or r.get("outcomes") or {}
+        bad = sum(int(faults.get(k, 0)) for k in ("missing", "duplicated", "wrong_outcome", "open", "event_faults"))
+        exact = "yes" if not bad else f"{bad} wrong" + (
+            " (" + ", ".join(f"{k} x {n}" for k, n in r["records_wrong_kinds"].items() if "overload" not in k) + ")"
+            if r.get("records_wrong_kinds") else "")
         sip = ", ".join(f"{n} x {c}" for c, n in sorted(r.get("sip_refusals", {}).items())) or "0"
         out.append(
             f"| {r['level']} | {r['system']}{' + RTP' if r.get('media') else ''} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
             f"| {r['offered']} | {r['completed']} | {r.get('refused_overload', 0)} | {r['failed']} | {sip} "
-            f"| {exact if isinstance(exact, str) else 'yes' if exact else 'NO'} | {r.get('channels_left', '-')} "
+            f"| {exact} | {r.get('channels_left', '-')} "
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
             f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
             f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
