@@ -26,16 +26,21 @@ settings; opening hours forced open with `ivr.clock_offset_s`):
   run/bench-load/sipp-<system>-<level>/, ``core show taskprocessors`` in
   run/bench-load/taskprocessors-<system>-<level>.txt.
 
-A system stops at the first level where a call failed or a record (outcome) is wrong.
+A system stops at the first level that is not clean (``--keep-going``: runs every level anyway).
+Clean: every call completed, or (ours) was refused cleanly past capacity (the busy message, then
+the service's BYE; record outcome ``overload``); no SIP error response (e.g. ``488`` when Asterisk
+has no RTP port left); exact records / outcomes; no channel left once the callers are gone. Each
+phase starts once Asterisk's taskprocessor queues are drained.
 
 Usage: .venv/bin/python bench/load.py [--levels 25,50,100] [--agents 60] [--hold 60] [--warmup 40]
-       [--systems ours,app_queue] [--quick]
+       [--systems ours,app_queue] [--quick] [--media] [--max-calls N] [--keep-going]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -79,6 +84,8 @@ from switchboard.demo.load import (  # noqa: E402
     caller_paths,
     check_records,
     run_callers,
+    sip_refusals,
+    with_media,
 )
 from switchboard.geo import load_provinces  # noqa: E402
 from switchboard.ivr.calendar import vn_holiday  # noqa: E402
@@ -218,6 +225,15 @@ def main(argv: list[str]) -> int:
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
+    ap.add_argument("--trim-probe", action="store_true",
+                    help="after the last level, ask Asterisk's malloc to give free memory back (gdb: "
+                         "malloc_trim(0)) and report its RSS before and after: freed heap kept vs memory in use")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="run every level even after one that was not clean (a busy machine's stragglers)")
+    ap.add_argument("--media", action="store_true",
+                    help="callers send RTP (Debian's g711a.pcap in place of every pause): Asterisk's media half")
+    ap.add_argument("--max-calls", type=int, default=None,
+                    help="the service's overload.max_calls (default: the service's own default)")
     ap.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results file and exit")
     args = ap.parse_args(argv)
     if args.table:
@@ -255,11 +271,15 @@ def main(argv: list[str]) -> int:
     clean.update(SWITCHBOARD_DATABASE_DSN=dsn, SWITCHBOARD_DATABASE_SPOOL_DIR=str(work / "spool"),
                  SWITCHBOARD_HTTP_HOST="127.0.0.1", SWITCHBOARD_HTTP_PORT=str(http_port),
                  SWITCHBOARD_PATHS_RUN_DIR=str(work), SWITCHBOARD_IVR_CLOCK_OFFSET_S=f"{open_hours_offset():.0f}")
+    if args.max_calls is not None:
+        clean["SWITCHBOARD_OVERLOAD_MAX_CALLS"] = str(args.max_calls)
+    box["overload_max_calls"] = args.max_calls
     subprocess.run([*cli, "migrate", "--seed-demo"], check=True, env=clean, capture_output=True)
     subprocess.run([*cli, "agents", "import", str(agents_file)], check=True, env=clean, capture_output=True)
     secret = Path(env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()
     results: list[dict[str, Any]] = []
-    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup)
+    plan = Plan(levels=levels, systems=systems, hold=args.hold, warmup=args.warmup, media=args.media,
+                keep_going=args.keep_going, trim_probe=args.trim_probe)
     with (work / "service.log").open("ab") as log:
         service = subprocess.Popen([*cli, "run"], env=clean, stdout=log, stderr=log, start_new_session=True)
         try:
@@ -278,7 +298,7 @@ def main(argv: list[str]) -> int:
     summary: dict[str, Any] = {"summary": True, "machine": box, "agents": args.agents, "hold_s": args.hold,
                                "warmup_s": args.warmup, "levels_run": levels}
     for system in systems:
-        ok = [r["level"] for r in results if r["system"] == system and r["clean"]]
+        ok = [r["level"] for r in results if r.get("system") == system and r["clean"]]
         summary[f"max_clean_level_{system}"] = max(ok) if ok else 0
     print(json.dumps(summary), flush=True)
     with (work / "results.jsonl").open("a") as out:
@@ -293,26 +313,32 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     def ms(x: float | None) -> str:
         return "-" if x is None else f"{x * 1000:.0f}" if x >= 0.01 else f"{x * 1000:.1f}"
 
-    out = ["| level | system | calls/s | channels mid | offered | completed | failed | records / outcomes exact "
-           "| Asterisk CPU s/call | service CPU s/call | Asterisk cores | service cores | box busy cores "
-           "| dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) | AGI SET VARIABLE p50 / p99 s "
-           "| loop lag p99 ms |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| level | system | calls/s | channels mid | offered | completed | refused (busy) | failed | SIP errors "
+           "| records / outcomes exact | channels left | Asterisk CPU s/call | service CPU s/call | Asterisk cores "
+           "| service cores | box busy cores | dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) "
+           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB |",
+           "|" + "---|" * 21]
     for r in rows:
         if r.get("summary"):
             continue
-        exact = r.get("records_exact", r.get("outcomes_exact"))
-        sv = r.get("agi_round_trip_fast", {}).get("SET VARIABLE", {})
-        agi = f"{sv.get('p50_s')} / {sv.get('p99_s')}" if sv else "-"
+        faults = r.get("records") or r.get("outcomes") or {}
+        bad = sum(int(faults.get(k, 0)) for k in ("missing", "duplicated", "wrong_outcome", "open", "event_faults"))
+        exact = "yes" if not bad else f"{bad} wrong" + (
+            " (" + ", ".join(f"{k} x {n}" for k, n in r["records_wrong_kinds"].items() if "overload" not in k) + ")"
+            if r.get("records_wrong_kinds") else "")
+        sip = ", ".join(f"{n} x {c}" for c, n in sorted(r.get("sip_refusals", {}).items())) or "0"
         out.append(
-            f"| {r['level']} | {r['system']} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
-            f"| {r['offered']} | {r['completed']} | {r['failed']} | {'yes' if exact else 'NO'} "
+            f"| {r['level']} | {r['system']}{' + RTP' if r.get('media') else ''} | {r['calls_per_s']} | {r.get('channels_mid', {}).get('channels', '-')} "
+            f"| {r['offered']} | {r['completed']} | {r.get('refused_overload', 0)} | {r['failed']} | {sip} "
+            f"| {exact} | {r.get('channels_left', '-')} "
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
             f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
             f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
             f"| {ms(r.get('ready_dispatch_p50_s'))} / {ms(r.get('ready_dispatch_p99_s'))} "
-            f"({r.get('ready_dispatch_n', '-')}) | {agi} "
-            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} |")
+            f"({r.get('ready_dispatch_n', '-')}) "
+            f"| {ms(r['agi_ack_p99_s']) if r.get('agi_ack_p99_s') is not None else '-'} "
+            f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} "
+            f"| {r.get('asterisk_rss_mb', '-')} |")
     return "\n".join(out)
 
 
@@ -322,6 +348,9 @@ class Plan:
     systems: list[str]
     hold: float
     warmup: float
+    media: bool = False
+    keep_going: bool = False
+    trim_probe: bool = False
 
 
 async def admin_client(env: dict[str, str]) -> AmiClient:
@@ -358,8 +387,17 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         for a in agents:
             tokens[a["id"]], _ = await auth.create_token(PgTokenStore(conn), role="agent", agent_id=a["id"],
                                                          name="bench")
+        # the baseline's member load floods device-state tasks; while that queue is past its
+        # high-water mark Asterisk ignores REGISTERs too, and the farm would never register
+        await taskprocessors_drained(admin)
         await farm.start()
-        await asyncio.sleep(3.0)
+        for _ in range(60):
+            await asyncio.sleep(1.0)
+            contacts = await admin_command(admin, "pjsip show contacts")
+            if len(re.findall(r"Contact:\s+bench\d+/", contacts)) >= len(agents):
+                break
+        else:
+            raise RuntimeError(f"the agent farm did not register every agent:\n{farm.errors[-2000:]}")
         async with aiohttp.ClientSession() as s:
             for a in agents:
                 async with s.post(f"http://127.0.0.1:{http_port}/api/agents/{a['id']}/ready", json={},
@@ -367,6 +405,8 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                     if r.status != 200:
                         raise RuntimeError(f"{a['id']} ready: {r.status} {await r.text()}")
         paths = caller_paths(queue_topic_keys=("0",))
+        if plan.media:
+            paths = {name: with_media(p) for name, p in paths.items()}
         agent_cycle = 1.0 + 8.0 + 15.0 + 2.0        # answer, talk, default wrap-up, set-up
         ast_pid = asterisk_pid(env)
         stopped: set[str] = set()
@@ -378,15 +418,20 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                 if system in stopped:
                     continue
                 run_no += 1
+                drained = await taskprocessors_drained(admin)
                 row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, admin,
                                       probe, agents, provinces, http_port, service_pid, ast_pid)
+                row["taskprocessors_drain_wait_s"] = drained
                 results.append(row)
                 print(json.dumps(row), flush=True)
-                if not row["clean"]:
+                if not row["clean"] and not plan.keep_going:
                     stopped.add(system)
                 await asyncio.sleep(5.0)            # the last legs' wrap-up before the other system
             if stopped >= set(plan.systems):
                 break
+        if plan.trim_probe:
+            results.append({"summary": True, "trim_probe": await trim_probe(admin, ast_pid)})
+            print(json.dumps(results[-1]), flush=True)
         if farm.proc is not None and farm.proc.returncode is not None:
             print(f"agent farm exited {farm.proc.returncode}:\n{farm.errors[-2000:]}", file=sys.stderr)
     finally:
@@ -413,7 +458,8 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     t0 = time.monotonic()
     callers = asyncio.gather(*(
         run_callers(p, numbers, remote=remote, service=number, rate=rate, limit=level, workdir=work,
-                    timeout=span + 900) for p, rate, numbers in batches))
+                    timeout=span + 900, media_port=free_port(socket.SOCK_DGRAM) if plan.media else None)
+        for p, rate, numbers in batches))
     await asyncio.sleep(plan.warmup)
     before = await scrape(http_port)
     cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
@@ -434,7 +480,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     if system == "ours":
         for _ in range(30):
             check = await check_records(conn, expected)
-            if check.exact:
+            if check.exact_or_refused:
                 break
             await asyncio.sleep(1.0)
     logs = work / f"sipp-{system}-{level}"
@@ -442,6 +488,8 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     for r in runs:
         for f in r.folder.glob("*_errors.log"):
             shutil.copy(f, logs / f"{r.name}-{f.name}")
+    left = await channels_left(admin)
+    memory = await asterisk_memory(admin, ast_pid)
     eligible = eligible_map(expected, agents, provinces)
     lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
     agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
@@ -466,7 +514,17 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
         "taskprocessors_top": top_taskprocessors(taskprocessors),
         "sipp_errors": str(logs.relative_to(REPO)),
+        "sip_refusals": sip_refusals("".join(r.errors for r in runs)),
+        "channels_left": left,
+        "asterisk_after": memory,
     })
+    # past the limit, a clean refusal: every SIPp failure is a caller the gate refused (busy message,
+    # then the service's BYE; record outcome `overload`), never a SIP error, and no channel left behind
+    refused = len(check.refused)
+    row["refused_overload"] = refused
+    row["records_wrong_sample"] = [w for w in check.wrong_outcome if w[2] != "overload"][:10]
+    row["records_wrong_kinds"] = {f"{e}->{g}": sum(1 for _n, e2, g2 in check.wrong_outcome if (e2, g2) == (e, g))
+                                  for _n, e, g in check.wrong_outcome}
     if system == "app_queue":
         for _ in range(10):
             outcomes = check_outcomes(probe.probe, expected)
@@ -478,10 +536,81 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         for k in ("records", "records_exact", "agi_ack_p50_s", "agi_ack_p99_s", "agi_round_trip_fast",
                   "loop_lag_p99_s"):
             row.pop(k, None)
-        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and row["outcomes_exact"]
+        row["clean"] = (row["failed"] == 0 and row["completed"] == row["offered"] and row["outcomes_exact"]
+                        and not row["sip_refusals"] and left == 0)
     else:
-        row["clean"] = row["failed"] == 0 and row["completed"] == row["offered"] and check.exact
+        # a refused caller whose own script ends before the busy message does counts as completed
+        # in SIPp, so SIPp's failures are at most the refused callers (each with its record)
+        row["clean"] = (row["failed"] <= refused and row["completed"] + row["failed"] == row["offered"]
+                        and check.exact_or_refused and not row["sip_refusals"] and left == 0)
     return row
+
+
+async def trim_probe(admin: AmiClient, pid: int) -> dict[str, Any]:
+    """Asterisk's memory once every level is over, then again after glibc's ``malloc_trim(0)``
+    (called in Asterisk through gdb, for a second): what falls is heap Asterisk had freed and
+    malloc kept (high-water of the busiest level), what stays is in use."""
+    await channels_left(admin)
+    before = await asterisk_memory(admin, pid)
+    proc = await asyncio.create_subprocess_exec(
+        "gdb", "-p", str(pid), "-batch", "-ex", f"set sysroot /proc/{pid}/root", "-ex", "call (int) malloc_trim(0)",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    await asyncio.sleep(1.0)
+    after = await asterisk_memory(admin, pid)
+    said = [ln for ln in out.decode(errors="replace").splitlines() if ln.startswith("$1")]
+    return {"before": before, "after_malloc_trim": after, "gdb": said[0] if said else f"rc={proc.returncode}"}
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """RSS, its peak, anonymous RSS (kB) and threads of a process (/proc/PID/status)."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM", "RssAnon", "Threads"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+async def asterisk_memory(admin: AmiClient, pid: int) -> dict[str, Any]:
+    """What Asterisk holds once a level's callers are gone: RSS (and its peak), threads, events
+    waiting in the manager's queue for a session to read them (``manager show eventq``), the
+    deepest taskprocessor queue now."""
+    status = proc_status(pid)
+    eventq = await admin_command(admin, "manager show eventq")
+    tps = top_taskprocessors(await admin_command(admin, "core show taskprocessors"), n=1000)
+    return {"rss_mb": round(status.get("VmRSS", 0) / 1024, 1), "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1),
+            "anon_mb": round(status.get("RssAnon", 0) / 1024, 1), "threads": status.get("Threads", 0),
+            "manager_eventq": eventq.count("Usecount:"),
+            "taskprocessor_in_queue_max": max((r["in_queue"] for r in tps), default=0)}
+
+
+async def taskprocessors_drained(admin: AmiClient, *, limit_s: float = 300.0, deepest: int = 50) -> float:
+    """Wait until no Asterisk taskprocessor has more than ``deepest`` tasks queued; the seconds waited.
+
+    While any queue is past its high-water mark, res_pjsip's distributor silently ignores new
+    requests over UDP (pjsip_distributor.c: "Taskprocessor overload alert"), so every INVITE of
+    a phase started then times out. Loading the baseline's queue members (one device-state
+    fan-out per member) queues tens of thousands of tasks on ``stasis/m:devicestate:all``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        rows = top_taskprocessors(await admin_command(admin, "core show taskprocessors"), n=1000)
+        if max((r["in_queue"] for r in rows), default=0) <= deepest:
+            break
+        await asyncio.sleep(2.0)
+    return round(time.monotonic() - t0, 1)
+
+
+async def channels_left(admin: AmiClient, *, settle_s: float = 30.0) -> int:
+    """Channels still up once every SIPp caller of the level is gone (0 expected: agent legs end with
+    their caller); waits up to ``settle_s`` for the last hang-ups to land."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        n = _channels(await admin_command(admin, "core show channels count")).get("channels", 0)
+        if n == 0 or time.monotonic() > deadline:
+            return n
+        await asyncio.sleep(1.0)
 
 
 def _r(x: float | None) -> float | None:
@@ -522,7 +651,7 @@ def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str,
             all_ack[b] = all_ack.get(b, 0.0) + c
             all_ack_b[b] = all_ack_b.get(b, 0.0) + ack_b.get(v, {}).get(b, 0.0)
     return {
-        "system": system, "level": level, "hold_s": plan.hold, "warmup_s": plan.warmup, "wall_s": round(wall, 1),
+        "system": system, "level": level, "media": plan.media, "hold_s": plan.hold, "warmup_s": plan.warmup, "wall_s": round(wall, 1),
         "rates": {k: round(v, 3) for k, v in rates.items()}, "calls_per_s": round(sum(rates.values()), 2),
         "offered": calls, "completed": sum(r.successful for r in runs), "failed": sum(r.failed for r in runs),
         "sipp_rc": [r.returncode for r in runs],

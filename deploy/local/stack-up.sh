@@ -85,13 +85,21 @@ type = identify
 endpoint = trunk-media
 match = 127.0.0.2
 "
+# 6b. RTP ports: two per channel (RTP + RTCP). When the range is full Asterisk answers a new
+#     INVITE "488 Not Acceptable Here" before any dialplan runs, so the overload gate never sees
+#     the caller: the range must hold more channels than the gate lets in (docs/operations.md,
+#     "RTP ports"). 20000-29999 = 2,500 channels: overload.max_calls (400) + agents + callers
+#     hearing the busy message at 25 calls/s, with room; the old 20000-20999 (500 channels)
+#     stopped issue 12's level 600 with 488s on both systems.
+RTP_START="${STACK_RTP_START:-20000}"
+RTP_END="${STACK_RTP_END:-29999}"
 python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
     ETC_DIR="$AST_ETC" AMI_PORT="$AMI_PORT" AMI_USERNAME="$AMI_USER" AMI_SECRET="$(cat "$RUN/ami.secret")" \
     AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$SIP_PORT" TRUNK_MATCH=127.0.0.1 TRUNK_OUT="127.0.0.1:$TRUNK_OUT_PORT" HEARTBEAT_MAX_AGE=15 \
-    RTP_START=20000 RTP_END=20999 TRUNK_LOCAL_OPTIONS="$TRUNK_LOCAL" PJSIP_LOCAL="$PJSIP_LOCAL" \
+    RTP_START="$RTP_START" RTP_END="$RTP_END" TRUNK_LOCAL_OPTIONS="$TRUNK_LOCAL" PJSIP_LOCAL="$PJSIP_LOCAL" \
     --agents-pjsip "$RUN/pjsip_agents.conf" --agents-queue "$RUN/queues_members.conf"
 
-# 6b. Name look-ups never leave the root: without /etc/hosts Asterisk resolves the host's
+# 6c. Name look-ups never leave the root: without /etc/hosts Asterisk resolves the host's
 #     name and A.ROOT-SERVERS.NET (its "find our address" fallback) for every new channel,
 #     and each look-up that times out blocks PJSIP's distributor for seconds (issue 12).
 {
@@ -138,6 +146,8 @@ STACK_SOUND_PREFIX=$AST_MEDIA/prompts
 STACK_RECORDINGS_IN_ASTERISK=$AST_MEDIA
 STACK_RTP_TIMEOUT=$RTP_TIMEOUT_LOCAL
 STACK_MEDIA_TRUNK_IP=127.0.0.2
+STACK_RTP_START=$RTP_START
+STACK_RTP_END=$RTP_END
 ENV
 cat >"$RUN/switchboard.toml" <<TOML
 # Written by deploy/local/stack-up.sh for the local stack. Use with

@@ -218,7 +218,7 @@ class CallbackLine:
                 "callback_id": cb.callback_id, "result": "refused", "attempt": cb.attempts, "final": True})
             self.line.drop_waiter(a.call_id, None)
             return
-        self.offers.spawn(self.offers.originate(leg, action))
+        self.offers.originate(leg, action)
 
     def _action(self, leg: str, w: Waiter, agent_id: str, endpoint: str) -> dict[str, Any]:
         """The agent first: when the agent answers, the dialplan (``callback_context``) dials the number.

@@ -126,10 +126,13 @@ class CallerLine:
             "priority": call.priority, "language": call.language, "caller": caller})
         log.info("call %s joined the line: topic=%s province=%s priority=%d", call_id, call.topic,
                  call.province or "-", call.priority)
-        await self._mark_channel(session, waiter)
-        if self.hold is not None:
-            waiter.hold_task = asyncio.create_task(self.hold.run(self._hold_host, waiter), name=f"hold-{call_id}")
+        # Route first: with a free agent, the routing pass (next on the loop) sends the agent's
+        # Originate before the channel variables below go out, so the agent's phone never waits
+        # for their round trip (Asterisk's manager runs one session's actions in order).
         self._schedule_route()
+        await self._mark_channel(session, waiter)
+        if self.hold is not None and call_id in self.waiting:
+            waiter.hold_task = asyncio.create_task(self.hold.run(self._hold_host, waiter), name=f"hold-{call_id}")
         assert waiter.done is not None
         try:
             return await waiter.done

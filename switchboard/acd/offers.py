@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,15 +138,27 @@ class OfferLifecycle:
                          f"SB_AFTER={self.survey_context}^survey^1", f"SB_REC_FILE={offer.recording}"],
             "Async": "true",
         }
-        self.spawn(self.originate(leg, action))
+        self.originate(leg, action)
 
-    async def originate(self, leg: str, action: dict[str, Any]) -> None:
+    def originate(self, leg: str, action: dict[str, Any]) -> None:
+        """Send the leg's ``Originate`` now, within this routing pass (``send_nowait``: a task would
+        write it only after every callback already queued on the event loop), and follow its answer."""
         try:
-            resp = await self.ami.send(action, timeout=10)
-            ok = resp.success
-            why = resp.message
+            answer: Awaitable[Any] | None = self.ami.send_nowait(action, timeout=10)
+            why = ""
         except (AmiError, TimeoutError) as exc:
-            ok, why = False, str(exc)
+            answer, why = None, str(exc)
+        self.spawn(self._originated(leg, answer, why))
+
+    async def _originated(self, leg: str, answer: Awaitable[Any] | None, why: str) -> None:
+        ok = False
+        if answer is not None:
+            try:
+                resp = await answer
+                ok = resp.success
+                why = resp.message
+            except (AmiError, TimeoutError) as exc:
+                ok, why = False, str(exc)
         if not ok:
             self.originate_failures += 1
             log.warning("originate for %s failed: %s", leg, why)

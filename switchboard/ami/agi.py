@@ -220,6 +220,9 @@ class AgiSession:
             if not reply.success:
                 if self.closed:
                     raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
+                if (reply.message or "").endswith("does not exist."):
+                    # the caller hung up while the command was on its way (its AsyncAGIEnd not read yet)
+                    raise AgiHangup(f"{self.channel}: gone ({reply.message})")
                 raise AgiCommandError(f"{self.channel}: AGI refused: {reply.message or reply.status}")
             result = await fut
             result_s = time.monotonic() - t0

@@ -280,6 +280,17 @@ class AmiClient:
         ``AmiDisconnected`` when not connected or when the link drops before the
         answer, ``AmiTimeout`` after ``timeout`` (default ``action_timeout``).
         """
+        return await self.send_nowait(action, timeout=timeout)
+
+    def send_nowait(self, action: Action | Mapping[str, str | Sequence[str]], *,
+                    timeout: float | None = None) -> Awaitable[Response]:
+        """Write one action to the link NOW (before returning); await the result for its Response.
+
+        For the latency-critical path (an agent's leg): ``asyncio.create_task(client.send(...))``
+        writes only when the task first runs, after every callback already waiting on a busy
+        event loop. Errors as :meth:`send`; ``HeaderInjectionError`` and ``AmiDisconnected``
+        (not connected) are raised here, at once.
+        """
         if not isinstance(action, Action):
             action = Action.from_dict(action)
         if timeout is None:
@@ -293,21 +304,28 @@ class AmiClient:
             raise AmiDisconnected(f"not connected to AMI; {action.name} not sent")
         action_id = f"sb{self._conn_no}-{next(self._ids)}"
         data = serialize_action(action, action_id)
-        loop = asyncio.get_running_loop()
-        pending = _Pending(loop.create_future())
+        pending = _Pending(asyncio.get_running_loop().create_future())
         self._pending[action_id] = pending
         try:
+            writer.write(data)
+        except (ConnectionError, OSError) as exc:
+            self._pending.pop(action_id, None)
+            raise AmiDisconnected(f"{action.name}: connection lost while sending ({exc})") from None
+        self.actions_sent += 1
+        if not read_only:
+            self.last_action_at = time.time()
+        return self._answer(action.name, action_id, pending, writer, timeout)
+
+    async def _answer(self, name: str, action_id: str, pending: _Pending, writer: asyncio.StreamWriter,
+                      timeout: float) -> Response:
+        try:
             async with asyncio.timeout(timeout):
-                writer.write(data)
-                self.actions_sent += 1
-                if not read_only:
-                    self.last_action_at = time.time()
                 await writer.drain()
                 return await pending.future
         except TimeoutError:
-            raise AmiTimeout(f"no answer to {action.name} within {timeout}s") from None
+            raise AmiTimeout(f"no answer to {name} within {timeout}s") from None
         except (ConnectionError, OSError) as exc:
-            raise AmiDisconnected(f"{action.name}: connection lost while sending ({exc})") from None
+            raise AmiDisconnected(f"{name}: connection lost while sending ({exc})") from None
         finally:
             self._pending.pop(action_id, None)
 

@@ -4,8 +4,9 @@ Checks AMI reachability and login (and the few actions the service needs),
 the database and its migration level, the flows folder, the prompt audio,
 the spool folder, whether the AMI parser's C fast path is built, whether the
 host's own name resolves locally and quickly (and Asterisk's ``/etc/hosts``
-names it and ``A.ROOT-SERVERS.NET``: docs/operations.md, "Name look-ups"), and
-whether a running service answers on its HTTP port.
+names it and ``A.ROOT-SERVERS.NET``: docs/operations.md, "Name look-ups"), whether
+Asterisk's RTP port range holds more channels than the overload gate lets in
+(docs/operations.md, "RTP ports"), and whether a running service answers on its HTTP port.
 Exits non-zero when any check fails.
 """
 
@@ -86,7 +87,7 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
     return out
 
 
-async def check_database(settings: Settings, timeout: float) -> list[Check]:
+async def check_database(settings: Settings, timeout: float, facts: dict[str, int] | None = None) -> list[Check]:
     import asyncpg
 
     from switchboard.store.agents import count_active_agents
@@ -106,6 +107,8 @@ async def check_database(settings: Settings, timeout: float) -> list[Check]:
                                                              ": run `switchboard migrate`")))
         if applied:
             agents = await count_active_agents(conn, timeout=timeout)
+            if facts is not None:
+                facts["agents"] = int(agents)
             out.append(Check("agents", agents > 0, f"{agents} active agent(s)"
                              + ("" if agents else ": `switchboard agents import FILE`")))
         return out
@@ -243,6 +246,65 @@ def _standby(raw: bytes) -> str:
             f"({body.get('leader_url') or '?'}), epoch {body.get('leader_epoch')}")
 
 
+#: Asterisk's own range when rtp.conf names none (res_rtp_asterisk.c DEFAULT_RTP_START / _END).
+ASTERISK_RTP_DEFAULT = (5000, 31000)
+
+
+def rtp_range(text: str) -> tuple[int, int]:
+    """``(rtpstart, rtpend)`` of an ``rtp.conf`` text's ``[general]`` section."""
+    start, end = ASTERISK_RTP_DEFAULT
+    section = ""
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        if line.startswith("[") and "]" in line:
+            section = line[1:line.index("]")].strip().lower()
+        elif "=" in line and section == "general":
+            key, _, value = (p.strip() for p in line.partition("="))
+            if key.lower() in ("rtpstart", "rtpend") and value.lstrip("=> ").isdigit():
+                if key.lower() == "rtpstart":
+                    start = int(value.lstrip("=> "))
+                else:
+                    end = int(value.lstrip("=> "))
+    return start, end
+
+
+def asterisk_rtp_conf(settings: Settings, environ: dict[str, str] | os._Environ[str] = os.environ) -> Path | None:
+    """The ``rtp.conf`` Asterisk reads: the local stack's (in its root), else this host's
+    ``/etc/asterisk/rtp.conf`` when AMI is on this host; None when unknown (remote Asterisk)."""
+    root = environ.get("STACK_ASTERISK_ROOT") or environ.get("ASTERISK_ROOT") or ""
+    if root:
+        return Path(root + environ.get("STACK_ASTERISK_ETC", "/etc/asterisk-switchboard")) / "rtp.conf"
+    hosts = asterisk_hosts_file(settings, environ)
+    return Path("/etc/asterisk/rtp.conf") if hosts is not None else None
+
+
+def check_rtp_ports(settings: Settings, *, agents: int, path: Path | bool | None = True) -> Check:
+    """A warning when Asterisk's RTP range cannot hold the channels the overload gate lets in:
+    the callers past it would get a SIP 488 instead of the busy message."""
+    from switchboard.telephony.overload import rtp_ports_needed
+
+    conf = asterisk_rtp_conf(settings) if path is True else (path or None)
+    if conf is None:
+        return Check("RTP ports", True, "Asterisk is not on this host: size its rtp.conf by hand "
+                     "(docs/operations.md, \"RTP ports\")", optional=True)
+    try:
+        start, end = rtp_range(conf.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        return Check("RTP ports", False, f"{conf}: {exc}", optional=True)
+    ports = end - start + 1
+    limit = settings.overload.max_calls if settings.overload.enabled else 0
+    if limit <= 0:
+        return Check("RTP ports", False, f"{conf}: {start}-{end} ({ports // 2} channels) and no overload "
+                     "limit (overload.max_calls = 0): callers past the range get a SIP 488", optional=True)
+    need = rtp_ports_needed(max_calls=limit, agents=agents)
+    detail = (f"{conf}: {start}-{end} = {ports} ports ({ports // 2} channels); overload.max_calls = {limit} "
+              f"with {agents} agent(s) needs {need}")
+    if ports < need:
+        return Check("RTP ports", False, detail + ": callers past the range would get a SIP 488, not the busy "
+                     "message (docs/operations.md, \"RTP ports\")", optional=True)
+    return Check("RTP ports", True, detail, optional=True)
+
+
 def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
@@ -272,8 +334,10 @@ def check_clock(settings: Settings) -> Check:
 
 
 def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
+    facts: dict[str, int] = {}
+
     async def network() -> list[Check]:
-        ami, db = await asyncio.gather(check_ami(settings, timeout), check_database(settings, timeout))
+        ami, db = await asyncio.gather(check_ami(settings, timeout), check_database(settings, timeout, facts))
         return [*ami, *db]
 
     checks = asyncio.run(network())
@@ -281,6 +345,7 @@ def run_checks(settings: Settings, *, timeout: float) -> list[Check]:
     checks.append(check_spool(settings))
     checks.append(check_parser())
     checks.append(check_host_names(settings))
+    checks.append(check_rtp_ports(settings, agents=facts.get("agents", 0)))
     checks.append(check_service(settings, timeout))
     checks.append(check_clock(settings))
     return checks

@@ -24,7 +24,29 @@ from dataclasses import dataclass
 from switchboard.config import OverloadSettings
 from switchboard.loop_lag import RecentWindow
 
-__all__ = ["Load", "OverloadGuard", "Reason", "RecentWindow", "Verdict"]
+__all__ = ["Load", "OverloadGuard", "Reason", "RecentWindow", "Verdict", "rtp_ports_needed"]
+
+#: Asterisk binds two UDP ports per channel with media: RTP on an even port, RTCP on the next.
+PORTS_PER_CHANNEL = 2
+#: Room over the count below for what the gate does not count (callbacks dialled out, spies,
+#: agents' feature-code calls, the fallback queue's own channels).
+RTP_MARGIN = 1.25
+
+
+def rtp_ports_needed(*, max_calls: int, agents: int, refusing: int | None = None) -> int:
+    """The RTP range (``rtpend - rtpstart + 1``) that keeps Asterisk from running out of ports
+    before this gate refuses anyone.
+
+    A full range makes Asterisk answer a new INVITE ``488 Not Acceptable Here`` before any
+    dialplan runs (issue 12's level 600: "couldn't allocate a port for RTP instance"), so the
+    caller never reaches the gate and hears no busy message. At the gate's limit Asterisk holds
+    ``max_calls`` callers, one leg per agent (ringing or talking) and the ``refusing`` callers
+    still hearing the busy message (about 14 s for vi + en; by default as many as ``max_calls``:
+    a burst of 29 new callers a second for that long, above anything this box carried)."""
+    if max_calls <= 0:
+        raise ValueError("max_calls = 0 (no limit): no RTP range is ever enough; size it from the trunk")
+    channels = max_calls + agents + (max_calls if refusing is None else refusing)
+    return int(PORTS_PER_CHANNEL * channels * RTP_MARGIN + 0.5)
 
 
 class Reason(enum.StrEnum):

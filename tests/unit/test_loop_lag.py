@@ -26,3 +26,21 @@ async def test_a_blocked_loop_shows_as_lag_and_an_idle_one_does_not() -> None:
 
 def test_no_ticks_yet_reads_zero() -> None:
     assert LoopLag(lambda _: None).recent() == 0.0
+
+
+def test_recent_window_quantile_matches_a_plain_sort_for_high_and_low_quantiles() -> None:
+    import random
+
+    from switchboard.loop_lag import RecentWindow
+
+    rng = random.Random(12)
+    now = [0.0]
+    window = RecentWindow(window_s=60, max_items=5000, clock=lambda: now[0])
+    values = [rng.random() for _ in range(3000)]
+    for v in values:
+        window.add(v)
+    ordered = sorted(values)
+    for q in (0.0, 0.5, 0.9, 0.99, 0.999, 1.0):
+        assert window.quantile(q) == ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    now[0] = 61.0                          # everything is older than the window now
+    assert window.quantile(0.99) == 0.0 and len(window) == 0

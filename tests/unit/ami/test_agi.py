@@ -243,3 +243,22 @@ async def test_results_seen_before_a_channel_is_adopted_reach_its_session() -> N
     first, second = sessions
     assert [(cid, r.result) for cid, r in first.orphans] == [("agi-1750000000.9-2-getdata-main_menu", "4")]
     assert second.orphans == []   # a hung-up channel's results are forgotten
+
+
+class GoneChannelAmi(RecordingAmi):
+    """Asterisk's answer to ``Action: AGI`` on a channel that hung up before the action arrived."""
+
+    async def send(self, action: Action, *, timeout: float | None = None) -> Response:
+        self.sent.append(action)
+        return Response("Error", Headers({"Message": f"Channel {action.headers['Channel']} does not exist."}))
+
+
+async def test_a_command_for_a_channel_already_gone_is_a_hang_up_not_a_failure() -> None:
+    ami = GoneChannelAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    _start(ami)
+    await asyncio.sleep(0)
+    (s,) = sessions
+    with pytest.raises(AgiHangup, match="does not exist"):
+        await s.execute("WAIT FOR DIGIT 8000", timeout=2)

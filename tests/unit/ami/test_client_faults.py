@@ -191,3 +191,21 @@ async def test_restart_is_told_from_a_blip_by_the_startup_time() -> None:
             assert resyncs == [False, False, True] and client.restarts_detected == 1
         finally:
             await client.close()
+
+
+async def test_send_nowait_writes_before_it_returns_ahead_of_tasks_already_scheduled() -> None:
+    async with FakeAmi() as fake:
+        client = _client(fake)
+        await client.start(timeout=5)
+        try:
+            await fake.wait_login()
+            later = asyncio.create_task(client.send(Action("Setvar", {"Variable": "SB_TOPIC", "Value": "x"})))
+            now = client.send_nowait(Action("Originate", {"Channel": "PJSIP/agent001", "Exten": "bridge"}))
+            assert (await now).success and (await later).success
+            # the task's action went out only when the task ran: after the one written at once
+            assert [r.name for r in fake.received if r.name in ("Setvar", "Originate")] == ["Originate", "Setvar"]
+            await client.close()
+            with pytest.raises(AmiDisconnected):          # not connected: raised at once, nothing written
+                client.send_nowait(Action("Ping"))
+        finally:
+            await client.close()

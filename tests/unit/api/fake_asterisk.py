@@ -63,6 +63,9 @@ class FakeAsterisk:
         pass   # the link never drops here (tests/unit/ami/test_client_faults.py covers that)
 
     async def send(self, action: Action | Mapping[str, Any], *, timeout: float | None = None) -> Response:
+        return self._handle(action)
+
+    def _handle(self, action: Action | Mapping[str, Any]) -> Response:
         if isinstance(action, Action):
             name, headers = action.name, dict(action.headers)
         else:
@@ -74,6 +77,14 @@ class FakeAsterisk:
             return _error("Invalid/unknown command")
         response: Response = handler(headers)
         return response
+
+    def send_nowait(self, action: Action | Mapping[str, Any], *, timeout: float | None = None) -> Any:
+        """Like ``AmiClient.send_nowait``: the action takes effect now; await the result for the answer."""
+        response = self._handle(action)
+
+        async def answer() -> Response:
+            return response
+        return answer()
 
     # ------------------------------------------------------------- what Asterisk does
 
