@@ -169,10 +169,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.api.services import Services, provinces_from_geo
     from switchboard.api.transfer_services import AcdTransferService
     from switchboard.calls import CallBook, CallEventBus
-    from switchboard.campaigns.dialer import CampaignDialer
-    from switchboard.campaigns.metrics import CampaignMetrics
     from switchboard.campaigns.service import PgCampaignService
-    from switchboard.campaigns.wiring import CampaignSync, campaign_windows, inbound_below
+    from switchboard.campaigns.wiring import CampaignSync, build_dialer
     from switchboard.geo import load_provinces, normalize_number
     from switchboard.ha import api_guard
     from switchboard.ha import metrics as ha_metrics
@@ -327,26 +325,12 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     entry.started_check = StartedCheck(LazyPool(pool_part))
     gone = GoneRecords(LazyPool(pool_part), book)   # records left open by a previous owner, channel gone
 
-    # outbound campaigns (docs/campaigns.md): the dialer, its own flow runner (a contact asking
-    # for an agent goes through the dialer's enqueue), answered contacts in campaign-answered
-    campaign_dialer = None
-    if s.campaigns.enabled:
-        campaign_dialer = CampaignDialer(
-            settings=s.campaigns, pool=LazyPool(pool_part), ami=client, policy=numbers.policy, runner=None, acd=acd,
-            window_for=campaign_windows(hours), wall=ivr_clock, record=book,
-            inbound_below_target=inbound_below(metrics, s.campaigns.inbound_sl_target), trunk=s.ivr.transfer_dial)
-        campaign_dialer.runner = IvrRunner(
-            registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
-            on_enqueue=campaign_dialer.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
-            sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail", clock=ivr_clock)
-        entry.handlers[s.campaigns.context] = campaign_dialer.on_session
-        # a contact left in AGI by a previous process (killed mid-call) is hung up by the reconciliation
-        entry.other_contexts = (*entry.other_contexts, s.campaigns.context)
-        campaign_metrics = CampaignMetrics(metrics.registry)
-        campaign_dialer.observe = campaign_metrics.observe
-        campaign_metrics.abandon_ratios = campaign_dialer.abandon_ratios
-        campaign_metrics.in_flight = campaign_dialer.in_flight
-        campaign_metrics.dials_source = lambda: dict(campaign_dialer.dials_total) if campaign_dialer else {}
+    # outbound campaigns (docs/campaigns.md): the dialer, its own flow runner, its metrics
+    campaign_dialer = build_dialer(
+        s, pool=LazyPool(pool_part), ami=client, policy=numbers.policy, acd=acd, hours=hours, clock=ivr_clock,
+        book=book, metrics=metrics, entry=entry, registry=registry, lookup=lookup, provinces=provinces,
+        emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data), sound_prefix=sound_prefix,
+        voicemail_dir=f"{rec_dir}/voicemail") if s.campaigns.enabled else None
 
     def on_hangup(ev: Any) -> None:
         book.channel_hung_up(ev.get("Uniqueid") or "", cause=ev.get("Cause") or "",

@@ -8,6 +8,9 @@ Environment variables are ``SWITCHBOARD_<SECTION>_<KEY>`` in upper case, e.g.
 ``SWITCHBOARD_AMI_SECRET`` or ``SWITCHBOARD_DATABASE_DSN``. Two short forms are
 accepted for convenience: ``SWITCHBOARD_DSN`` (= database.dsn) and
 ``SWITCHBOARD_AMI_SECRET_FILE``.
+
+Why one long file: every setting of the service is declared here with its default and
+its check, so an operator (and ``doctor``) reads one table; the sections are small classes.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ calls in flight finish.
 Must not touch: SQL (``store.campaigns``), the ACD's state (it only reads the agents'
 snapshots and the waiting callers; an answered contact who asks for an agent joins the
 line through ``acd.enqueue`` like an inbound caller).
+
+Why one long file: one attempt's whole life (claim, Originate, answer, flow, result,
+retry) reads top to bottom; the pure rules are in ``rules.py``, the SQL in ``store``.
 """
 
 from __future__ import annotations

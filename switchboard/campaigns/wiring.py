@@ -11,7 +11,7 @@ from switchboard.campaigns.model import Campaign
 from switchboard.campaigns.rules import Window
 from switchboard.telephony.windows import CallingWindow
 
-__all__ = ["CampaignSync", "campaign_windows", "inbound_below"]
+__all__ = ["CampaignSync", "build_dialer", "campaign_windows", "inbound_below"]
 
 log = logging.getLogger("switchboard.campaigns")
 
@@ -65,3 +65,31 @@ class CampaignSync:
 
     async def stop(self) -> None:
         return None
+
+
+def build_dialer(s: Any, *, pool: Any, ami: Any, policy: Any, acd: Any, hours: Any, clock: Any, book: Any,
+                 metrics: Any, entry: Any, registry: Any, lookup: Any, provinces: Any,
+                 emit: Callable[[Any, Any], None], sound_prefix: str, voicemail_dir: str) -> Any:
+    """The campaign dialer wired to the service's parts: its own flow runner (a contact asking
+    for an agent goes through the dialer's enqueue), answered contacts in ``campaigns.context``
+    handed to it by the AGI entry, and its metrics."""
+    from switchboard.campaigns.dialer import CampaignDialer
+    from switchboard.campaigns.metrics import CampaignMetrics
+    from switchboard.ivr.runner import IvrRunner
+
+    dialer = CampaignDialer(
+        settings=s.campaigns, pool=pool, ami=ami, policy=policy, runner=None, acd=acd,
+        window_for=campaign_windows(hours), wall=clock, record=book,
+        inbound_below_target=inbound_below(metrics, s.campaigns.inbound_sl_target), trunk=s.ivr.transfer_dial)
+    dialer.runner = IvrRunner(
+        registry, emit=emit, on_enqueue=dialer.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
+        sound_prefix=sound_prefix, voicemail_dir=voicemail_dir, clock=clock)
+    entry.handlers[s.campaigns.context] = dialer.on_session
+    # a contact left in AGI by a previous process (killed mid-call) is hung up by the reconciliation
+    entry.other_contexts = (*entry.other_contexts, s.campaigns.context)
+    campaign_metrics = CampaignMetrics(metrics.registry)
+    dialer.observe = campaign_metrics.observe
+    campaign_metrics.abandon_ratios = dialer.abandon_ratios
+    campaign_metrics.in_flight = dialer.in_flight
+    campaign_metrics.dials_source = lambda: dict(dialer.dials_total)
+    return dialer

@@ -33,6 +33,9 @@ taken over (``run(..., resume=Memo)``) starts at the memo's node with its
 variables, and with the caller's answer there when the previous owner's
 ``GET DATA`` finished after it stopped (``Memo.digits``). ``GET DATA`` commands
 are tagged ``getdata-<node>`` so that answer can be recognised.
+
+Why one long file: each node kind's AGI commands sit beside the failure each one maps to,
+so the whole contract between the pure machine and Asterisk reads in one place.
 """
 
 from __future__ import annotations

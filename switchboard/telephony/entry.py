@@ -32,6 +32,10 @@ A session whose flow step fails (not a hang-up: an AGI command without a
 result in time, the AMI link lost, a refused command) is never left in AGI:
 the caller is handed to the fallback queue (survey and feature-code sessions
 are hung up) by the :class:`~switchboard.telephony.rescue.Rescuer`.
+
+Why one long file: it is the one dispatch from a new AGI session to what serves it
+(flows, surveys, feature codes, transfers, other parts' contexts) with one rescue path
+for all of them; split, the "never strand a caller" rule would live in several places.
 """
 
 from __future__ import annotations
