@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import json
 import os
@@ -47,10 +48,9 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "api"))   # the one fake AMI li
 
 from fake_asterisk import FakeAsterisk, registered  # noqa: E402
 
-from switchboard.acd import router as pure  # noqa: E402
-from switchboard.acd import service as service_module  # noqa: E402
+from switchboard.acd import routing_book as book_module  # noqa: E402
 from switchboard.acd.agents import AgentRecord  # noqa: E402
-from switchboard.acd.router import AgentView, RoutingPolicy, WaitingCall, route  # noqa: E402
+from switchboard.acd.router import route  # noqa: E402
 from switchboard.acd.service import AcdService  # noqa: E402
 from switchboard.acd.traffic import PROVINCE_WEIGHTS, TOPICS  # noqa: E402
 from switchboard.ami.agi import AgiManager, AgiSession  # noqa: E402
@@ -71,21 +71,43 @@ def ms(xs: list[float], q: float | None = None) -> float:
     return round(statistics.median(xs) if q is None else percentile(xs, q), 4) if xs else float("nan")
 
 
+def stamp() -> tuple[float, float]:
+    """(wall clock, CPU time of this thread), both in seconds."""
+    return time.perf_counter(), time.thread_time()
+
+
+class Sample:
+    """Durations (ms) of one kind of event: wall clock, and CPU time of the event loop's thread
+    (on a machine shared with other work, the wall clock also counts the time others ran)."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def add(self, t0: tuple[float, float], t1: tuple[float, float]) -> None:
+        self.wall.append((t1[0] - t0[0]) * 1000)
+        self.cpu.append((t1[1] - t0[1]) * 1000)
+
+    def extend(self, other: Sample) -> None:
+        self.wall += other.wall
+        self.cpu += other.cpu
+
+
 class Timed:
-    """Wraps a function and keeps how long each call took (ms)."""
+    """Wraps a function and keeps how long each call took, while ``on``."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self.ms: list[float] = []
+        self.sample = Sample()
         self.on = False
 
     def __call__(self, *args: Any, **kw: Any) -> Any:
-        t0 = time.perf_counter()
+        t0 = stamp()
         try:
             return self.fn(*args, **kw)
         finally:
             if self.on:
-                self.ms.append((time.perf_counter() - t0) * 1000)
+                self.sample.add(t0, stamp())
 
 
 class World:
@@ -115,16 +137,17 @@ class World:
         self.agi = AgiManager(self.asterisk, on_start=self._on_session)
         self.callers: set[asyncio.Task[str]] = set()
         self.steps = 0
-        self.step_end = 0.0
+        self.step_end = (0.0, 0.0)
         step = self.acd._route_now
 
         def counted_step() -> None:
             step()
             self.steps += 1
-            self.step_end = time.perf_counter()
+            self.step_end = stamp()
 
         self.acd._route_now = counted_step   # type: ignore[method-assign]
         self._seq = 0
+        self.last_ended = ""
 
     async def _on_session(self, session: AgiSession) -> None:
         self.sessions[session.uniqueid] = session
@@ -133,8 +156,8 @@ class World:
         for _ in range(12):
             await asyncio.sleep(0)
 
-    async def until_step(self, before: int) -> float:
-        """Run the loop until a routing step after ``before`` is over; its end (perf_counter)."""
+    async def until_step(self, before: int) -> tuple[float, float]:
+        """Run the loop until a routing step after ``before`` is over; its end (``stamp``)."""
         for _ in range(200):
             if self.steps > before:
                 return self.step_end
@@ -185,11 +208,19 @@ class World:
             await self.settle()
         return answered
 
-    def leg_of(self, agent_id: str) -> str | None:
-        return next((leg for leg, o in self.acd.talking.items() if o.agent_id == agent_id), None)
-
     def on_call(self) -> list[str]:
         return [o.agent_id for o in self.acd.talking.values()]
+
+    def free(self) -> int:
+        return sum(1 for s in self.acd.states.values() if s.status.value == "ready" and s.device.value == "NOT_INUSE")
+
+    async def agent_ends_call(self, rng: random.Random) -> None:
+        """A random agent on a call hangs up (its caller goes to the survey): wrap-up."""
+        legs = list(self.acd.talking.items())
+        leg, offer = legs[rng.randrange(len(legs))]
+        self.last_ended = offer.agent_id
+        self.asterisk.agent_hangs_up(leg)
+        await self.settle()
 
     async def stop(self) -> None:
         for t in list(self.callers):
@@ -198,9 +229,12 @@ class World:
         await self.acd.stop()
 
 
-async def busy_world(rng: random.Random, n_agents: int, n_waiting: int, max_wait_s: float) -> World:
-    """Every agent ready, then callers until the line holds ``n_waiting``: each offer answered."""
-    w = World(rng, n_agents)
+async def busy_world(args: argparse.Namespace, rng: random.Random) -> World:
+    """A busy hour on the day pensions are paid: every agent on a call, a line of
+    ``args.waiting`` callers (surge topics) who joined up to ``args.max_wait`` s ago, then
+    ``args.free`` agents end their calls: those who can take a caller of the line do
+    (they answer), the others stay free."""
+    w = World(rng, args.agents)
     await w.acd.start()
     for r in w.records:
         w.acd.ready(r.id)
@@ -209,152 +243,139 @@ async def busy_world(rng: random.Random, n_agents: int, n_waiting: int, max_wait
     for r in w.records:
         if w.acd.states[r.id].status.value != "ready":
             continue
-        number, req = w.new_request(topic=next(iter(r.skills)), province=r.home_province, waited_s=0.0)
+        number, req = w.new_request(topic=next(iter(r.skills)), province=r.home_province)
         w.enqueue(await w.session_for(number), req)
         await w.settle()
         await w.answer_offers()
-    # the line: callers who joined up to max_wait_s ago, 20% with a sticky agent
-    while len(w.acd.waiting) < n_waiting:
-        number, req = w.new_request(waited_s=rng.uniform(0, max_wait_s), sticky=rng.random() < 0.2)
+    # the line
+    while len(w.acd.waiting) < args.waiting:
+        number, req = w.new_request(topic=rng.choice(args.surge), waited_s=rng.uniform(0, args.max_wait),
+                                    sticky=rng.random() < 0.2)
         w.enqueue(await w.session_for(number), req)
+        await w.settle()
+        await w.answer_offers()
+    for _ in range(args.free):
+        await w.agent_ends_call(rng)
+        w.acd.end_wrap_up(w.last_ended, disposition="")
         await w.settle()
         await w.answer_offers()
     return w
 
 
-def pure_state(w: World) -> tuple[list[WaitingCall], list[AgentView], RoutingPolicy]:
-    """What the router sees in ``w`` now (built outside any timing)."""
-    acd = w.acd
-    calls = [x.call for x in acd.waiting.values() if x.offer is None and x.session is not None]
-    views = []
-    for agent_id, s in acd.states.items():
-        if s.status.value == "logged_out":
-            continue
-        rec = acd.records[agent_id]
-        views.append(AgentView(agent_id, rec.skills, rec.home_province or "", w.region_of.get(rec.home_province or "", ""),
-                               s.since, frozenset(rec.languages), offerable=s.status.value == "ready"
-                               and s.device.value == "NOT_INUSE"))
-    return calls, views, acd.policy
-
-
 async def run_busy(args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
-    w = await busy_world(rng, args.agents, args.waiting, args.max_wait)
+    w = await busy_world(args, rng)
     acd = w.acd
-    # the pure routing function each step calls, timed where the service calls it
-    holder: Any = sys.modules.get("switchboard.acd.routing_book", service_module)
-    step_fn_name = "route_changes" if hasattr(holder, "route_changes") else "route"
-    pure_step = Timed(getattr(holder, step_fn_name))
-    setattr(holder, step_fn_name, pure_step)
-    ready_ms: list[float] = []
-    joined_ms: list[float] = []
-    device_ms: list[float] = []
-    offers_at_ready = 0
-    offers_at_join = 0
+    # the pure router, timed where the routing book calls it: per step and in the timer's full pass
+    pure_step = Timed(book_module.route_changes)
+    pure_full = Timed(book_module.route)
+    book_module.route_changes, book_module.route = pure_step, pure_full   # type: ignore[assignment]
+    ready, joined, device, tick = Sample(), Sample(), Sample(), Sample()
+    offers_at_ready = offers_at_join = 0
     free_seen: list[int] = []
+    tick_every = max(1, args.rounds // args.full_rounds)
     gc.collect()
-    for _ in range(args.rounds):
-        # an agent on a call hangs up; later ends wrap-up: the timed "agent ready"
-        busy = w.on_call()
-        agent = busy[rng.randrange(len(busy))]
-        leg = w.leg_of(agent)
-        assert leg is not None
-        w.asterisk.agent_hangs_up(leg)
-        await w.settle()
+    for i in range(args.rounds):
+        # an agent on a call hangs up (untimed), then ends wrap-up: "agent ready"
+        await w.agent_ends_call(rng)
         before, offers = w.steps, acd.offers_total
         pure_step.on = True
-        t0 = time.perf_counter()
-        acd.end_wrap_up(agent, disposition="")
-        ready_ms.append((await w.until_step(before) - t0) * 1000)
+        t0 = stamp()
+        acd.end_wrap_up(w.last_ended, disposition="")
+        ready.add(t0, await w.until_step(before))
         pure_step.on = False
         offers_at_ready += acd.offers_total - offers
         await w.answer_offers()
-        # a new caller (joined just now) reaches the line
-        number, req = w.new_request(sticky=rng.random() < 0.2)
+        # a new caller, joined just now, reaches the line: "call joined"
+        topic = rng.choice(args.surge) if rng.random() < args.surge_share else None
+        number, req = w.new_request(topic=topic, sticky=rng.random() < 0.2)
         session = await w.session_for(number)
         await w.settle()
         before, offers = w.steps, acd.offers_total
         pure_step.on = True
-        t0 = time.perf_counter()
+        t0 = stamp()
         w.enqueue(session, req)
-        joined_ms.append((await w.until_step(before) - t0) * 1000)
+        joined.add(t0, await w.until_step(before))
         pure_step.on = False
         offers_at_join += acd.offers_total - offers
         await w.answer_offers()
-        # an agent on a call holds the caller and takes them back: two device changes
+        # an agent on a call holds the caller and takes them back: two "device change"s
         busy = w.on_call()
         endpoint = acd.records[busy[rng.randrange(len(busy))]].sip_endpoint
         for state in ("ONHOLD", "INUSE"):
             before = w.steps
             pure_step.on = True
-            t0 = time.perf_counter()
+            t0 = stamp()
             acd.handle_event(Event("DeviceStateChange", {"Device": f"PJSIP/{endpoint}", "State": state}))
-            device_ms.append((await w.until_step(before) - t0) * 1000)
+            device.add(t0, await w.until_step(before))
             pure_step.on = False
             await w.settle()
-        free_seen.append(sum(1 for s in acd.states.values() if s.status.value == "ready"
-                             and s.device.value == "NOT_INUSE"))
-    setattr(holder, step_fn_name, pure_step.fn)
-
-    # the timer's pass (wrap-up ends, lost offers, the full re-evaluation), on the same world
-    tick_ms: list[float] = []
-    for _ in range(args.full_rounds):
-        t0 = time.perf_counter()
-        acd._on_tick()
-        tick_ms.append((time.perf_counter() - t0) * 1000)
-        await w.answer_offers()
-    # the pure router alone over the same state
-    calls, views, policy = pure_state(w)
+        free_seen.append(w.free())
+        if i % tick_every == 0:
+            # the timer's pass: wrap-up ends, lost offers, every change not seen, the full pass
+            pure_full.on = True
+            t0 = stamp()
+            acd._on_tick()
+            tick.add(t0, stamp())
+            pure_full.on = False
+            await w.answer_offers()
+    book_module.route_changes, book_module.route = pure_step.fn, pure_full.fn
+    # the pure router over everything with every agent free (a burst: 500 assignments at once)
+    calls = list(acd.book.line)
+    views = [dataclasses.replace(a, offerable=True) for a in acd.book.present.values()]
+    cold = Sample()
     now = acd.clock()
-    full_pure_ms: list[float] = []
-    for i in range(args.full_rounds):
-        t0 = time.perf_counter()
-        route(calls, views, now + i * 1e-3, policy)
-        full_pure_ms.append((time.perf_counter() - t0) * 1000)
-    all_free = [AgentView(a.agent_id, a.skills, a.province, a.region, a.idle_since, a.languages, True) for a in views]
-    cold_ms: list[float] = []
-    for i in range(max(5, args.full_rounds // 5)):
-        t0 = time.perf_counter()
-        n_assigned = len(route(calls, all_free, now + i * 1e-3, policy))
-        cold_ms.append((time.perf_counter() - t0) * 1000)
-    waiting = len(acd.waiting)
-    await w.stop()
-    events = ready_ms + joined_ms + device_ms
-    return {
-        "agents": args.agents, "waiting": waiting, "rounds": args.rounds, "events": len(events),
-        "free_agents_median": statistics.median(free_seen) if free_seen else 0,
+    for _ in range(max(5, args.full_rounds // 10)):
+        t0 = stamp()
+        n_assigned = len(route(calls, views, now, acd.policy))
+        cold.add(t0, stamp())
+    result = {
+        "agents": args.agents, "waiting_start": args.waiting, "waiting_end": len(acd.waiting),
+        "rounds": args.rounds, "free_agents_median": statistics.median(free_seen) if free_seen else 0,
+        "free_agents_max": max(free_seen, default=0), "routing_missed": acd.routing_missed,
         "offers_at_agent_ready": offers_at_ready, "offers_at_call_joined": offers_at_join,
-        "p50_ms": ms(events), "p99_ms": ms(events, 0.99),
-        "agent_ready_p50_ms": ms(ready_ms), "agent_ready_p99_ms": ms(ready_ms, 0.99),
-        "call_joined_p50_ms": ms(joined_ms), "call_joined_p99_ms": ms(joined_ms, 0.99),
-        "device_change_p50_ms": ms(device_ms), "device_change_p99_ms": ms(device_ms, 0.99),
-        "full_p50_ms": ms(tick_ms), "full_p99_ms": ms(tick_ms, 0.99),
-        "pure_step_fn": step_fn_name, "pure_p50_ms": ms(pure_step.ms), "pure_p99_ms": ms(pure_step.ms, 0.99),
-        "pure_full_p50_ms": ms(full_pure_ms), "pure_full_p99_ms": ms(full_pure_ms, 0.99),
-        "pure_all_free_full_p50_ms": ms(cold_ms), "pure_all_free_assigned": n_assigned,
     }
+    await w.stop()
+    events = Sample()
+    for one in (ready, joined, device):
+        events.extend(one)
+    result.update(figures("", events))
+    result.update(figures("agent_ready_", ready))
+    result.update(figures("call_joined_", joined))
+    result.update(figures("device_change_", device))
+    result.update(figures("full_", tick))
+    result.update(figures("pure_", pure_step.sample))
+    result.update(figures("pure_full_", pure_full.sample))
+    result["pure_all_free_full_p50_ms"] = ms(cold.wall)
+    result["pure_all_free_assigned"] = n_assigned
+    return result
+
+
+def figures(prefix: str, sample: Sample) -> dict[str, Any]:
+    return {f"{prefix}n": len(sample.wall), f"{prefix}p50_ms": ms(sample.wall), f"{prefix}p99_ms": ms(sample.wall, 0.99),
+            f"{prefix}cpu_p50_ms": ms(sample.cpu), f"{prefix}cpu_p99_ms": ms(sample.cpu, 0.99)}
 
 
 async def run_quiet(args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
-    """Every agent free, nobody waiting: each new caller is offered at once (then answered and hung up)."""
+    """Every agent free, nobody waiting: each new caller is offered at once (then the agent
+    answers, hangs up and is ready again, untimed)."""
     w = World(rng, args.agents)
     acd = w.acd
     await acd.start()
     for r in w.records:
         acd.ready(r.id)
     await w.settle()
-    joined_ms: list[float] = []
-    tick_ms: list[float] = []
+    joined, tick = Sample(), Sample()
     gc.collect()
     for _ in range(max(20, args.rounds // 4)):
         number, req = w.new_request()
         session = await w.session_for(number)
         await w.settle()
         before = w.steps
-        t0 = time.perf_counter()
+        t0 = stamp()
         w.enqueue(session, req)
-        joined_ms.append((await w.until_step(before) - t0) * 1000)
+        joined.add(t0, await w.until_step(before))
         await w.settle()
-        for leg in list(acd.offers):          # the agent answers, talks, hangs up and is ready again
+        for leg in list(acd.offers):
             agent = acd.offers[leg].agent_id
             w.asterisk.agent_answers(leg)
             await w.settle()
@@ -362,12 +383,11 @@ async def run_quiet(args: argparse.Namespace, rng: random.Random) -> dict[str, A
             await w.settle()
             acd.end_wrap_up(agent, disposition="")
             await w.settle()
-        t0 = time.perf_counter()
+        t0 = stamp()
         acd._on_tick()
-        tick_ms.append((time.perf_counter() - t0) * 1000)
+        tick.add(t0, stamp())
     await w.stop()
-    return {"quiet_call_joined_p50_ms": ms(joined_ms), "quiet_call_joined_p99_ms": ms(joined_ms, 0.99),
-            "quiet_full_p99_ms": ms(tick_ms, 0.99)}
+    return {**figures("quiet_call_joined_", joined), **figures("quiet_full_", tick)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -375,31 +395,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--agents", type=int, default=1000)
     ap.add_argument("--waiting", type=int, default=500)
+    ap.add_argument("--free", type=int, default=50, help="agents ending a call once the line is built")
     ap.add_argument("--rounds", type=int, default=None, help="rounds of 4 events (default 1000; --quick 100)")
     ap.add_argument("--full-rounds", type=int, default=None, help="timer passes timed (default 200; --quick 30)")
     ap.add_argument("--max-wait", type=float, default=400.0, help="the line's callers joined up to this long ago")
+    ap.add_argument("--surge", default="social.pension,health.card", help="the topics of the line")
+    ap.add_argument("--surge-share", type=float, default=0.7, help="share of new callers on a surge topic")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     args.rounds = args.rounds or (100 if args.quick else 1000)
     args.full_rounds = args.full_rounds or (30 if args.quick else 200)
+    args.surge = [t for t in args.surge.split(",") if t]
     rng = random.Random(args.seed)
     t0 = time.monotonic()
-    load = os.getloadavg()[0]
+    load = os.getloadavg()
     result = asyncio.run(run_busy(args, rng))
     result.update(asyncio.run(run_quiet(args, rng)))
-    result["load_1m_at_start"] = round(load, 2)
+    result["load_avg_at_start"] = [round(x, 2) for x in load]
+    result["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
-    print(f"service path, {result['events']} events ({result['agents']} agents, line {result['waiting']}, "
-          f"median {result['free_agents_median']} free): p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
-    print(f"  agent ready p99 {result['agent_ready_p99_ms']} ms ({result['offers_at_agent_ready']} offers), "
-          f"call joined p99 {result['call_joined_p99_ms']} ms ({result['offers_at_call_joined']} offers), "
-          f"device change p99 {result['device_change_p99_ms']} ms")
-    print(f"timer pass (full re-evaluation): p50 {result['full_p50_ms']} ms, p99 {result['full_p99_ms']} ms")
-    print(f"pure router: per step ({result['pure_step_fn']}) p99 {result['pure_p99_ms']} ms; "
-          f"route() over everything p99 {result['pure_full_p99_ms']} ms; all agents free p50 "
-          f"{result['pure_all_free_full_p50_ms']} ms")
-    print(f"quiet (all {result['agents']} free, nobody waiting): call joined p99 {result['quiet_call_joined_p99_ms']} ms, "
-          f"timer pass p99 {result['quiet_full_p99_ms']} ms")
+    r = result
+    print(f"service path, {r['n']} events ({r['agents']} agents, line {r['waiting_start']} -> {r['waiting_end']}, "
+          f"free agents median {r['free_agents_median']}, max {r['free_agents_max']}):")
+    for name, key in (("every event", ""), ("agent ready", "agent_ready_"), ("call joined", "call_joined_"),
+                      ("device change", "device_change_"), ("timer pass (full)", "full_"),
+                      ("pure, per step", "pure_"), ("pure, route() in the timer pass", "pure_full_"),
+                      ("quiet: call joined (all free)", "quiet_call_joined_"), ("quiet: timer pass", "quiet_full_")):
+        print(f"  {name:34} p50 {r[key + 'p50_ms']:8.4f} ms  p99 {r[key + 'p99_ms']:8.4f} ms   "
+              f"(CPU p50 {r[key + 'cpu_p50_ms']:.4f}, p99 {r[key + 'cpu_p99_ms']:.4f}; n={r[key + 'n']})")
+    print(f"  offers made: {r['offers_at_agent_ready']} at agent ready, {r['offers_at_call_joined']} at call joined; "
+          f"assignments only the full pass found: {r['routing_missed']}")
+    print(f"  pure route() with every agent free: p50 {r['pure_all_free_full_p50_ms']} ms "
+          f"({r['pure_all_free_assigned']} assigned)")
+    print(f"  load average at start {r['load_avg_at_start']}, at end {r['load_avg_at_end']}")
     print(json.dumps(result))
     return 0
 
