@@ -1,29 +1,37 @@
 """Routing latency of the running service: ``AcdService`` over a fake AMI link, 1,000 agents, 500 waiting.
 
-What is timed is the path the service runs for each event, from the call into the ACD to
-the end of the routing step it schedules (``AcdService._route_now``), the offer made:
+The world: a busy hour on the day pensions are paid. 1,000 agents over the 34 provinces
+(population-weighted), 2-4 of 10 skills each at proficiency 1-5, 10% bilingual; each takes
+a call (answered), then 500 callers on the two surge topics (pension, health card) join the
+line, back-dated up to 400 s, 20% with a sticky agent; then 50 agents end their calls: those
+who can take a caller of the line do, the others stay free.
+
+Timed, for each event, the path the service runs from the call into the ACD to the end of
+the routing step it schedules (``AcdService._route_now``), the offer made:
 
 * **agent ready**: an agent on a call hangs up (untimed), then ends wrap-up
-  (``AcdService.end_wrap_up``: timed until its routing step is over);
-* **call joined**: a new caller, joined just now, is handed to ``AcdService.enqueue``
-  (the channel variables go over the fake AMI link, then the routing step);
+  (``AcdService.end_wrap_up``);
+* **call joined**: a new caller, joined just now (70% on a surge topic), is handed to
+  ``AcdService.enqueue`` (channel variables over the fake AMI link, then the step);
 * **device change**: an agent on a call puts the caller on hold and takes them back
   (two ``DeviceStateChange`` events through ``AcdService.handle_event``).
 
-An offer made in a step is answered at once (untimed), so the world stays as it was: the
-line near 500, the agents almost all busy. The AMI link is the tests' faithful fake
-(``tests/unit/api/fake_asterisk.py``), which answers every action at once; everything
-above it is the product's code.
-
-Also timed: the timer's pass (``AcdService._on_tick``: wrap-up ends, lost offers, the full
-re-evaluation), and the pure router alone on the same state: the routing function each
-step calls (``pure_p99_ms``) and ``route()`` over everything (``pure_full_p99_ms``).
+An offer made is answered at once (untimed), so the world stays busy. The AMI link is the
+tests' faithful fake (``tests/unit/api/fake_asterisk.py``), which answers every action at
+once; everything above it is the product's code. Also timed: the timer's pass
+(``AcdService._on_tick``: wrap-up ends, lost offers, the full pass ``route()``), the pure
+router where the service calls it (``route_changes`` per step, ``route`` in the timer's
+pass), and, side by side in the same run, what the service ran per event before the
+routing book (views of every logged-in agent rebuilt, then ``route()`` over everything).
 A second, quiet world (every agent free, nobody waiting) times a call joining with 1,000
 free agents to choose from.
 
-Last line: one JSON object {agents, waiting, p50_ms, p99_ms (the service path, every event),
-full_p99_ms (the timer's pass), pure_p99_ms, ...}.
-Usage: python bench/router.py [--quick] [--agents N] [--waiting N] [--rounds N] [--seed S]
+Every figure is given twice: wall clock, and CPU time of the event loop's thread (on a
+machine shared with other work, the wall clock also counts the time others ran).
+
+Last line: one JSON object {agents, p50_ms, p99_ms (the service path, every event),
+full_p99_ms (the timer's pass), pure_p99_ms (the router alone, per step), ...}.
+Usage: python bench/router.py [--quick] [--agents N] [--waiting N] [--free N] [--rounds N] [--seed S]
 """
 
 from __future__ import annotations
@@ -48,9 +56,10 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "api"))   # the one fake AMI li
 
 from fake_asterisk import FakeAsterisk, registered  # noqa: E402
 
+from switchboard.acd import agent_state as ast  # noqa: E402
 from switchboard.acd import routing_book as book_module  # noqa: E402
 from switchboard.acd.agents import AgentRecord  # noqa: E402
-from switchboard.acd.router import route  # noqa: E402
+from switchboard.acd.router import AgentView, route  # noqa: E402
 from switchboard.acd.service import AcdService  # noqa: E402
 from switchboard.acd.traffic import PROVINCE_WEIGHTS, TOPICS  # noqa: E402
 from switchboard.ami.agi import AgiManager, AgiSession  # noqa: E402
@@ -269,7 +278,7 @@ async def run_busy(args: argparse.Namespace, rng: random.Random) -> dict[str, An
     pure_step = Timed(book_module.route_changes)
     pure_full = Timed(book_module.route)
     book_module.route_changes, book_module.route = pure_step, pure_full   # type: ignore[assignment]
-    ready, joined, device, tick = Sample(), Sample(), Sample(), Sample()
+    ready, joined, device, tick, rebuilt = Sample(), Sample(), Sample(), Sample(), Sample()
     offers_at_ready = offers_at_join = 0
     free_seen: list[int] = []
     tick_every = max(1, args.rounds // args.full_rounds)
@@ -310,6 +319,10 @@ async def run_busy(args: argparse.Namespace, rng: random.Random) -> dict[str, An
             pure_step.on = False
             await w.settle()
         free_seen.append(w.free())
+        # the same moment, the routing work the service did per event before the routing book
+        t0 = stamp()
+        rebuild_and_route(acd, w.region_of)
+        rebuilt.add(t0, stamp())
         if i % tick_every == 0:
             # the timer's pass: wrap-up ends, lost offers, every change not seen, the full pass
             pure_full.on = True
@@ -345,9 +358,31 @@ async def run_busy(args: argparse.Namespace, rng: random.Random) -> dict[str, An
     result.update(figures("full_", tick))
     result.update(figures("pure_", pure_step.sample))
     result.update(figures("pure_full_", pure_full.sample))
+    result.update(figures("rebuild_", rebuilt))
     result["pure_all_free_full_p50_ms"] = ms(cold.wall)
     result["pure_all_free_assigned"] = n_assigned
     return result
+
+
+def rebuild_and_route(acd: AcdService, region_of: dict[str, str]) -> int:
+    """What ``AcdService._route_now`` ran at every event before the routing book (commit
+    263986f): overflow notes over the line, views of every logged-in agent, ``route()`` over
+    every waiting call (the offers left out: it is timed on a settled state)."""
+    now = acd.clock()
+    acd.line.note_overflows(now)
+    calls = [w.call for w in acd.waiting.values() if w.offer is None and (
+        w.session is not None or (w.callback is not None and w.callback.not_before <= now))]
+    if not calls:
+        return 0
+    views = []
+    for agent_id, s in acd.states.items():
+        if s.status is ast.AgentStatus.LOGGED_OUT:
+            continue
+        rec = acd.records[agent_id]
+        views.append(AgentView(agent_id=agent_id, skills=rec.skills, province=rec.home_province or "",
+                               region=region_of.get(rec.home_province or "", ""), idle_since=s.since,
+                               languages=frozenset(rec.languages), offerable=ast.offerable(s)))
+    return len(route(calls, views, now, acd.policy))
 
 
 def figures(prefix: str, sample: Sample) -> dict[str, Any]:
@@ -409,8 +444,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     t0 = time.monotonic()
     load = os.getloadavg()
+    quiet = asyncio.run(run_quiet(args, random.Random(args.seed + 1)))
+    gc.collect()
     result = asyncio.run(run_busy(args, rng))
-    result.update(asyncio.run(run_quiet(args, rng)))
+    result.update(quiet)
     result["load_avg_at_start"] = [round(x, 2) for x in load]
     result["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["elapsed_s"] = round(time.monotonic() - t0, 1)
@@ -420,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, key in (("every event", ""), ("agent ready", "agent_ready_"), ("call joined", "call_joined_"),
                       ("device change", "device_change_"), ("timer pass (full)", "full_"),
                       ("pure, per step", "pure_"), ("pure, route() in the timer pass", "pure_full_"),
+                      ("before: views rebuilt + route()", "rebuild_"),
                       ("quiet: call joined (all free)", "quiet_call_joined_"), ("quiet: timer pass", "quiet_full_")):
         print(f"  {name:34} p50 {r[key + 'p50_ms']:8.4f} ms  p99 {r[key + 'p99_ms']:8.4f} ms   "
               f"(CPU p50 {r[key + 'cpu_p50_ms']:.4f}, p99 {r[key + 'cpu_p99_ms']:.4f}; n={r[key + 'n']})")

@@ -54,6 +54,7 @@ __all__ = [
     "call_order_key",
     "eligible",
     "estimate_wait",
+    "first_time",
     "route",
     "route_agent",
     "route_call",
@@ -158,15 +159,27 @@ def tier_of(call: WaitingCall, now: float, policy: RoutingPolicy) -> Tier:
 
 def first_time(origin: float, wait: float, *, strict: bool = False) -> float:
     """The first clock value ``t`` with ``t - origin >= wait`` (``> wait`` when ``strict``),
-    computed in floats as :func:`tier_of` and :func:`sticky_target` compute it."""
+    computed in floats as :func:`tier_of` and :func:`sticky_target` compute it (rounding can
+    put it a few units of the last place away from ``origin + wait``)."""
     def reached(t: float) -> bool:
         return t - origin > wait if strict else t - origin >= wait
-    t = origin + wait
-    while not reached(t):
-        t = math.nextafter(t, math.inf)
-    while reached(before := math.nextafter(t, -math.inf)):
-        t = before
-    return t
+    guess = origin + wait
+    gap = math.ulp(abs(origin) + abs(wait)) or math.ulp(1.0)
+    lo, hi = guess - gap, guess + gap
+    while reached(lo):
+        lo -= gap
+        gap *= 2
+    while not reached(hi):
+        hi += gap
+        gap *= 2
+    while True:                  # bisect down to two neighbouring floats: lo not reached, hi reached
+        mid = lo + (hi - lo) / 2
+        if mid <= lo or mid >= hi:
+            return hi
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid
 
 
 def widening_times(call: WaitingCall, policy: RoutingPolicy) -> list[float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from switchboard.acd.router import (
     WaitingCall,
     call_order_key,
     estimate_wait,
+    first_time,
     route,
     route_agent,
     route_call,
@@ -351,3 +353,15 @@ def test_route_changes_needs_the_calls_whose_sticky_agent_left() -> None:
     assert route_changes([c], free, {"o": other}, 110.0, POLICY) == []
     got = route_changes([c], free, {"o": other}, 110.0, POLICY, new_calls=[c])
     assert got == route([c], [other], 110.0, POLICY) and pairs(got) == {"c1": "o"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(origin=st.floats(-3e9, 3e9), wait=st.sampled_from([0.0, 15.0, 30.0, 86.4, 604_800.0]) | st.floats(0, 1e6),
+       strict=st.booleans())
+def test_first_time_is_the_first_float_at_which_the_rules_see_the_wait(origin: float, wait: float,
+                                                                      strict: bool) -> None:
+    """``widening_times`` rests on it: the step would miss a tier opened one unit of the last place early."""
+    def reached(t: float) -> bool:
+        return t - origin > wait if strict else t - origin >= wait
+    t = first_time(origin, wait, strict=strict)
+    assert reached(t) and not reached(math.nextafter(t, -math.inf))
