@@ -129,7 +129,15 @@ class RoutingBook:
     def full(self, now: float) -> list[Assignment]:
         """``route`` over every call of the line and every logged-in agent (the timer's pass)."""
         self._refresh(now)
-        out = route(self.line, list(self.present.values()), now, self.policy)
+        line = self.line
+        # The same answer two ways: with few calls to place among many free agents, each call
+        # looks at the free agents of its topic (route_changes with every call new); otherwise
+        # route() sorts the free agents once.
+        scan = sum(len(self._free.get(c.topic, ())) for c in line)
+        if scan <= 3 * sum(len(agents) for agents in self._free.values()) + len(self.present):
+            out = route_changes(line, self._free, self.present, now, self.policy, new_calls=line)
+        else:
+            out = route(line, list(self.present.values()), now, self.policy)
         for a in out:
             self._dirty_agents.add(a.agent_id)
             self._dirty_calls.add(a.call_id)

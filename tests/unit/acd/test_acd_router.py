@@ -365,3 +365,19 @@ def test_first_time_is_the_first_float_at_which_the_rules_see_the_wait(origin: f
         return t - origin > wait if strict else t - origin >= wait
     t = first_time(origin, wait, strict=strict)
     assert reached(t) and not reached(math.nextafter(t, -math.inf))
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=calls_st, agents=agents_st, policy=POLICIES)
+def test_route_changes_with_every_call_new_is_route(
+    calls: list[WaitingCall], agents: list[AgentView], policy: RoutingPolicy
+) -> None:
+    """The timer's full pass may take this form (few calls, many free agents): no precondition then."""
+    line = sorted(calls, key=call_order_key)
+    free: dict[str, dict[str, AgentView]] = {}
+    for a in agents:
+        if a.offerable:
+            for topic in a.skills:
+                free.setdefault(topic, {})[a.agent_id] = a
+    present = {a.agent_id: a for a in agents}
+    assert route_changes(line, free, present, NOW, policy, new_calls=line) == route(line, agents, NOW, policy)
