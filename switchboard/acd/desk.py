@@ -5,8 +5,9 @@ Owns: the agent records and their ``agent_state`` states (every transition goes 
 restore of their last states after a restart, device states mapped to agents, and the live
 listeners told of every change.
 
-Must not touch: callers, offers, callbacks or AMI. It learns an agent's current call and
-asks for a routing pass only through the two callables it is given.
+Must not touch: callers, offers, callbacks or AMI. It learns an agent's current call, asks
+for a routing pass and names every agent whose state or record changed (for the routing
+book) only through the callables it is given.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ class AgentDesk:
 
     def __init__(self, *, routing: RoutingSettings, emit: Emit, clock: Callable[[], float],
                  wall: Callable[[], float], schedule_route: Callable[[], None],
-                 current_call: Callable[[str], str | None]) -> None:
+                 current_call: Callable[[str], str | None],
+                 agent_changed: Callable[[str], None] | None = None) -> None:
         self.rules = st.AgentRules(wrap_up_s=routing.wrap_up_s, no_answer_limit=routing.no_answer_limit)
         self._emit = emit
         self.clock = clock
         self.wall = wall
         self._schedule_route = schedule_route
         self._current_call = current_call
+        self._agent_changed = agent_changed or (lambda agent_id: None)   # the routing book's view is stale
         self.records: dict[str, AgentRecord] = {}
         self.states: dict[str, st.AgentState] = {}
         self._by_device: dict[str, str] = {}
@@ -47,7 +50,9 @@ class AgentDesk:
         for rec in agents:
             if not rec.active:
                 continue
-            self.records[rec.id] = rec
+            if self.records.get(rec.id) != rec:     # an unchanged record stays the same object
+                self.records[rec.id] = rec
+                self._agent_changed(rec.id)
             self._by_device[f"PJSIP/{rec.sip_endpoint}".lower()] = rec.id
             if rec.id not in self.states:
                 self.states[rec.id] = st.logged_out(rec.id, now)
@@ -88,6 +93,7 @@ class AgentDesk:
         except st.AgentStateError as exc:
             raise IllegalAgentAction(f"{agent_id}: {exc}") from exc
         self.states[agent_id] = after
+        self._agent_changed(agent_id)
         if after.status is not before.status:
             now_wall = self.wall()
             duration = after.since - before.since

@@ -42,7 +42,7 @@ class CallerLine:
     """Waiting callers and callbacks keeping their place."""
 
     def __init__(self, *, desk: AgentDesk, policy: RoutingPolicy, emit: Emit, clock: Callable[[], float],
-                 wall: Callable[[], float], hold: Any, hold_host: Any, schedule_route: Callable[[], None],
+                 wall: Callable[[], float], hold: Any, hold_host: Any, schedule_route: Callable[[str], None],
                  cancel_offer: Callable[[str, str], None], ami: Any = None) -> None:
         self.desk = desk
         self._ami = ami                               # channel variables go over AMI Setvar when given
@@ -52,7 +52,7 @@ class CallerLine:
         self.wall = wall
         self.hold = hold
         self._hold_host = hold_host                   # what the hold loop talks to (the ACD facade)
-        self._schedule_route = schedule_route
+        self._schedule_route = schedule_route          # named the call that joined or left
         self._cancel_offer = cancel_offer             # end a ringing offer and hang its leg up
         self.waiting: dict[str, Waiter] = {}          # call_id -> waiter
         self.last_agent: dict[str, tuple[str, float]] = {}   # caller number -> (agent, wall time)
@@ -129,7 +129,7 @@ class CallerLine:
         # Route first: with a free agent, the routing pass (next on the loop) sends the agent's
         # Originate before the channel variables below go out, so the agent's phone never waits
         # for their round trip (Asterisk's manager runs one session's actions in order).
-        self._schedule_route()
+        self._schedule_route(call_id)
         await self._mark_channel(session, waiter)
         if self.hold is not None and call_id in self.waiting:
             waiter.hold_task = asyncio.create_task(self.hold.run(self._hold_host, waiter), name=f"hold-{call_id}")
@@ -179,7 +179,7 @@ class CallerLine:
             w.done.set_exception(AgiHangup(f"{w.channel}: caller hung up while waiting"))
             w.done.exception()  # retrieved by enqueue(); avoid "never retrieved" noise
         self.drop_waiter(call_id, None)
-        self._schedule_route()
+        self._schedule_route(call_id)
 
     def drop_waiter(self, call_id: str, outcome: str | None) -> None:
         w = self.waiting.pop(call_id, None)
@@ -192,10 +192,16 @@ class CallerLine:
 
     def note_overflows(self, now: float) -> None:
         """``queue.overflow`` once per waiting call and tier, when its eligibility widens."""
-        for w in self.waiting.values():
-            tier = tier_of(w.call, now, self.policy)
-            if tier > w.tier_announced:
-                w.tier_announced = int(tier)
-                self._emit(w.call.call_id, EventKind.QUEUE_OVERFLOW, {
-                    "tier": tier.name.lower(), "wait_s": round(now - w.call.joined_at, 3)})
-                log.info("call %s: eligibility widened to the %s tier", w.call.call_id, tier.name.lower())
+        for call_id in list(self.waiting):
+            self.note_overflow(call_id, now)
+
+    def note_overflow(self, call_id: str, now: float) -> None:
+        w = self.waiting.get(call_id)
+        if w is None:
+            return
+        tier = tier_of(w.call, now, self.policy)
+        if tier > w.tier_announced:
+            w.tier_announced = int(tier)
+            self._emit(w.call.call_id, EventKind.QUEUE_OVERFLOW, {
+                "tier": tier.name.lower(), "wait_s": round(now - w.call.joined_at, 3)})
+            log.info("call %s: eligibility widened to the %s tier", w.call.call_id, tier.name.lower())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,46 @@ class Offer:
     failed_at: float | None = None   # OriginateResponse said failure without saying why
     recording: str = ""       # the file the dialplan's MixMonitor writes (Asterisk's path)
     caller: Waiter | None = None   # once answered: the caller as it waited (a transfer puts it back in line)
+
+
+class LegsByAgent(MutableMapping[str, Offer]):
+    """Offers by the leg's Uniqueid that also know each agent's legs, so the call an agent
+    is on is found without a scan of every leg (an offer's agent never changes)."""
+
+    def __init__(self) -> None:
+        self._legs: dict[str, Offer] = {}
+        self._by_agent: dict[str, dict[str, Offer]] = {}
+
+    def __getitem__(self, leg: str) -> Offer:
+        return self._legs[leg]
+
+    def __setitem__(self, leg: str, offer: Offer) -> None:
+        if leg in self._legs:
+            del self[leg]
+        self._legs[leg] = offer
+        self._by_agent.setdefault(offer.agent_id, {})[leg] = offer
+
+    def __delitem__(self, leg: str) -> None:
+        offer = self._legs.pop(leg)
+        legs = self._by_agent.get(offer.agent_id)
+        if legs is not None:
+            legs.pop(leg, None)
+            if not legs:
+                del self._by_agent[offer.agent_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._legs)
+
+    def __len__(self) -> int:
+        return len(self._legs)
+
+    def __contains__(self, leg: object) -> bool:
+        return leg in self._legs
+
+    def first_of(self, agent_id: str) -> Offer | None:
+        """The agent's oldest leg still here, if any."""
+        legs = self._by_agent.get(agent_id)
+        return next(iter(legs.values())) if legs else None
 
 
 def new_callback_id() -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from switchboard.acd import agent_state as st
 from switchboard.acd.desk import AgentDesk
 from switchboard.acd.line import CallerLine
-from switchboard.acd.model import Emit, IllegalAgentAction, Offer, Waiter
+from switchboard.acd.model import Emit, IllegalAgentAction, LegsByAgent, Offer, Waiter
 from switchboard.acd.router import Assignment
 from switchboard.ami.client import AmiError
 from switchboard.config import RoutingSettings
@@ -62,17 +62,15 @@ class OfferLifecycle:
         self.agent_context = agent_context           # where an agent leg bridges to its caller (and records)
         self.dial_callback: DialCallback | None = None
         self.offers: dict[str, Offer] = {}            # leg uniqueid -> offer
-        self.talking: dict[str, Offer] = {}           # leg uniqueid -> answered offer
+        self.talking = LegsByAgent()                  # leg uniqueid -> answered offer
         self._tasks: set[asyncio.Task[Any]] = set()
         # counters for metrics
         self.offers_total = 0
         self.originate_failures = 0
 
     def current_call(self, agent_id: str) -> str | None:
-        for offer in self.talking.values():
-            if offer.agent_id == agent_id:
-                return offer.call_id
-        return None
+        offer = self.talking.first_of(agent_id)
+        return offer.call_id if offer is not None else None
 
     def current_agent(self, call_id: str) -> str | None:
         """The agent who answered ``call_id`` last and still talks on it."""

@@ -25,18 +25,20 @@ Rules (ARCHITECTURE.md, "Routing rules"):
 The assignment is greedy in call order: each call takes the best eligible free
 agent left. So no eligible pair (free agent, waiting call) is ever left over.
 
-:func:`route` is the full re-evaluation (the timer and the simulator call it).
-:func:`route_agent` and :func:`route_call` give the same answer when exactly
-one agent became free or one call arrived in a state where nothing was
-assignable before; they avoid rebuilding the agent index. Nothing here does
-I/O or reads a clock.
+:func:`route` is the full re-evaluation (the service's timer and the simulator call it).
+:func:`route_changes` gives the same answer after a change (agents became free, calls
+joined or widened) in a state where nothing was assignable before, looking only at what
+changed; the service calls it at every event, with the indexes its routing book keeps
+(``acd/routing_book.py``). :func:`route_agent` and :func:`route_call` are its two
+simplest cases (one agent became free, one call arrived). Nothing here does I/O or reads
+a clock.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -48,15 +50,19 @@ __all__ = [
     "RoutingPolicy",
     "Tier",
     "WaitingCall",
+    "best_free",
     "call_order_key",
     "eligible",
     "estimate_wait",
+    "first_time",
     "route",
     "route_agent",
     "route_call",
+    "route_changes",
     "sticky_target",
     "threshold",
     "tier_of",
+    "widening_times",
 ]
 
 DAY_S: Final = 86_400.0
@@ -149,6 +155,45 @@ def tier_of(call: WaitingCall, now: float, policy: RoutingPolicy) -> Tier:
     if waited >= policy.region_after_s:
         return Tier.REGION
     return Tier.PROVINCE
+
+
+def first_time(origin: float, wait: float, *, strict: bool = False) -> float:
+    """The first clock value ``t`` with ``t - origin >= wait`` (``> wait`` when ``strict``),
+    computed in floats as :func:`tier_of` and :func:`sticky_target` compute it (rounding can
+    put it a few units of the last place away from ``origin + wait``)."""
+    def reached(t: float) -> bool:
+        return t - origin > wait if strict else t - origin >= wait
+    guess = origin + wait
+    gap = math.ulp(abs(origin) + abs(wait)) or math.ulp(1.0)
+    lo, hi = guess - gap, guess + gap
+    while reached(lo):
+        lo -= gap
+        gap *= 2
+    while not reached(hi):
+        hi += gap
+        gap *= 2
+    while True:                  # bisect down to two neighbouring floats: lo not reached, hi reached
+        mid = lo + (hi - lo) / 2
+        if mid <= lo or mid >= hi:
+            return hi
+        if reached(mid):
+            hi = mid
+        else:
+            lo = mid
+
+
+def widening_times(call: WaitingCall, policy: RoutingPolicy) -> list[float]:
+    """When ``call``'s eligibility may widen with time alone: its region and nation tiers
+    open, its reservation for a sticky agent ends (after ``sticky_max_wait_s``, or just
+    after ``sticky_days`` since that agent served the caller). Each is the first clock value
+    at which the rules see the change; between two of them nothing about the call changes."""
+    times: list[float] = []
+    if call.province is not None and call.province in policy.region_of:
+        times += [first_time(call.joined_at, policy.region_after_s), first_time(call.joined_at, policy.nation_after_s)]
+    if call.last_agent_id is not None and call.last_agent_at is not None:
+        times += [first_time(call.joined_at, policy.sticky_max_wait_s),
+                  first_time(call.last_agent_at, policy.sticky_days * DAY_S, strict=True)]
+    return times
 
 
 def locality(call: WaitingCall, agent: AgentView, policy: RoutingPolicy) -> Tier:
@@ -328,19 +373,28 @@ def route_call(
     present: Mapping[str, AgentView] | None = None,
 ) -> Assignment | None:
     """One call just arrived: the agent it takes now (None: it waits). Linear in ``agents``."""
-    if present is not None:
-        target = sticky_target(call, now, policy, present)
-        if target is not None:
-            if target.offerable:
-                return Assignment(call.call_id, target.agent_id, locality(call, target, policy),
-                                  target.skills.get(call.topic, 0), sticky=True)
-            return None
+    return best_free(call, agents, now, policy, present if present is not None else {})
+
+
+def best_free(
+    call: WaitingCall, free: Iterable[AgentView], now: float, policy: RoutingPolicy,
+    present: Mapping[str, AgentView], taken: Collection[str] = (),
+) -> Assignment | None:
+    """The assignment :func:`route` gives ``call`` when it is its turn: ``free``: the offerable
+    agents with a skill in the call's topic (others are passed over), ``taken``: agent ids already
+    assigned in this pass. The sticky agent alone when the call is reserved for one."""
+    target = sticky_target(call, now, policy, present)
+    if target is not None:
+        if target.offerable and target.agent_id not in taken:
+            return Assignment(call.call_id, target.agent_id, locality(call, target, policy),
+                              target.skills.get(call.topic, 0), sticky=True)
+        return None
     open_tier = tier_of(call, now, policy)
     best: tuple[int, int, float, str] | None = None
     chosen: tuple[AgentView, int, Tier] | None = None
-    for agent in agents:
+    for agent in free:
         prof = agent.skills.get(call.topic, 0)
-        if prof < 1 or not agent.offerable or call.language not in agent.languages:
+        if prof < 1 or not agent.offerable or call.language not in agent.languages or agent.agent_id in taken:
             continue
         loc = locality(call, agent, policy)
         need = threshold(loc, open_tier, policy)
@@ -352,6 +406,64 @@ def route_call(
     if chosen is None:
         return None
     return Assignment(call.call_id, chosen[0].agent_id, chosen[2], chosen[1])
+
+
+def route_changes(
+    line: Sequence[WaitingCall], free_by_topic: Mapping[str, Mapping[str, AgentView]],
+    present: Mapping[str, AgentView], now: float, policy: RoutingPolicy, *,
+    new_agents: Iterable[AgentView] = (), new_calls: Iterable[WaitingCall] = (),
+) -> list[Assignment]:
+    """What :func:`route` assigns after a change, looking only at what changed.
+
+    ``line``: the calls waiting for an agent, in :func:`call_order_key` order;
+    ``free_by_topic``: the offerable agents (by id) under each topic they have a skill in;
+    ``present``: every logged-in agent (offerable or not); ``new_agents``: agents that
+    became offerable (or changed) since the state was last settled; ``new_calls``: calls of
+    ``line`` that joined, came back, or whose eligibility widened since then (a tier opened,
+    stickiness ended, their sticky agent left).
+
+    Precondition: the state was *settled* before those changes (no call of ``line`` could
+    take a free agent: what holds after the previous result was applied). Then the result
+    equals ``route(line, present.values(), now, policy)``: a call that is not new can only
+    take an agent that is new, so only the new calls and the calls a new agent may take
+    are looked at, in call order, each taking the best free agent left. Agents in
+    ``new_agents`` that are not offerable are ignored.
+    """
+    fresh = [a for a in new_agents if a.offerable]
+    new_calls = list(new_calls)
+    new_ids = {c.call_id for c in new_calls}
+    candidates: Iterable[WaitingCall]
+    if fresh:
+        candidates = line
+    else:
+        candidates = sorted(new_calls, key=call_order_key)
+    fresh_topics = {t for a in fresh for t in a.skills}
+    fresh_left = {a.agent_id for a in fresh}
+    taken: set[str] = set()
+    out: list[Assignment] = []
+    new_left = len(new_ids)
+    for call in candidates:
+        if call.call_id in new_ids:
+            new_left -= 1
+        elif call.topic not in fresh_topics:
+            continue
+        else:
+            for a in fresh:
+                if a.agent_id not in taken and call.topic in a.skills and eligible(call, a, now, policy, present):
+                    break
+            else:
+                continue      # no new agent may take it, and it could take no other before
+        free = free_by_topic.get(call.topic)
+        found = best_free(call, free.values() if free else (), now, policy, present, taken)
+        if found is not None:
+            taken.add(found.agent_id)
+            out.append(found)
+            fresh_left.discard(found.agent_id)
+            if not fresh_left:
+                fresh_topics = set()   # every new agent taken: only new calls are left to look at
+        if new_left <= 0 and not fresh_topics:
+            break
+    return out
 
 
 def estimate_wait(

@@ -7,8 +7,10 @@ what each agent may do); this shell only moves events and timers:
   AGI session; the caller hears music on hold with periodic announcements
   (:mod:`switchboard.acd.hold`) until an agent answers, the caller hangs up or
   presses 1 for a callback;
-* on every change (a call joins, an agent becomes ready, an offer ends) and on
-  a timer, the router runs over **all** waiting calls and **all** agents;
+* on every change (a call joins, an agent becomes ready, an offer ends) the router
+  looks at what changed (``router.route_changes`` over the indexes the routing book
+  keeps, ``routing_book``), which gives what a full pass would; on a timer, the full
+  pass (``router.route``) runs over **all** waiting calls and **all** agents;
 * an assignment becomes an offer: AMI ``Originate`` to the agent's endpoint
   with ``ChannelId`` (the agent leg's Uniqueid is known before it exists),
   into our dialplan context ``agent-leg`` (``Async: true``), which bridges the
@@ -26,7 +28,8 @@ This module is the facade: :class:`AcdService` wires the parts, owns routing (wh
 router runs and the timer) and keeps the ACD's public API. Each part answers one question:
 ``desk`` (agents and their commands), ``line`` (waiting callers), ``offers`` (one call
 offered to one agent), ``callbacks`` (the callback line and its dialer), ``events`` (what
-AMI events mean for them); ``model`` holds the records they share. It must not grow logic
+AMI events mean for them), ``routing_book`` (what the router reads, kept up to date);
+``model`` holds the records they share. It must not grow logic
 of its own beyond routing: a new rule belongs in the part whose question it answers.
 """
 
@@ -65,6 +68,7 @@ from switchboard.acd.model import (
     Callback,
     Emit,
     IllegalAgentAction,
+    LegsByAgent,
     Offer,
     UnknownAgent,
     Waiter,
@@ -72,9 +76,9 @@ from switchboard.acd.model import (
     new_callback_id,
 )
 from switchboard.acd.offers import OfferLifecycle
-from switchboard.acd.router import AgentView as RouterAgent
 from switchboard.acd.router import RoutingPolicy, route
 from switchboard.acd.router import WaitingCall as RouterCall
+from switchboard.acd.routing_book import RoutingBook
 from switchboard.acd.transfers import TransferDesk
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
@@ -127,12 +131,17 @@ class AcdService:
         self._route_pending = False
         self._timer: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self.routing_missed = 0   # assignments the timer's full pass found that the event steps had not
         self.desk = AgentDesk(routing=routing, emit=emit, clock=clock, wall=wall,
-                              schedule_route=self.schedule_route, current_call=self._current_call)
-        self.desk.set_agents(agents)
+                              schedule_route=self._route_soon, current_call=self._current_call,
+                              agent_changed=self._agent_changed)
         self.line = CallerLine(desk=self.desk, policy=self.policy, emit=emit, clock=clock, wall=wall, hold=hold,
                                hold_host=self, schedule_route=self.schedule_route, cancel_offer=self._cancel_offer,
                                ami=ami)
+        self.book = RoutingBook(policy=self.policy, region_of=self.region_of, states=self.desk.states,
+                                records=self.desk.records, waiting=self.line.waiting,
+                                held=lambda w, now: self._held(w, now))
+        self.desk.set_agents(agents)
         self.offer_lifecycle = OfferLifecycle(
             ami=ami, routing=routing, desk=self.desk, line=self.line, emit=emit, clock=clock, wall=wall,
             schedule_route=self.schedule_route, recordings_dir=recordings_dir, survey_context=survey_context,
@@ -199,7 +208,7 @@ class AcdService:
         return self.offer_lifecycle.offers
 
     @property
-    def talking(self) -> dict[str, Offer]:
+    def talking(self) -> LegsByAgent:
         return self.offer_lifecycle.talking
 
     @property
@@ -361,7 +370,22 @@ class AcdService:
 
     # ------------------------------------------------------------------ routing
 
-    def schedule_route(self) -> None:
+    def schedule_route(self, call_id: str | None = None) -> None:
+        """A change may allow an assignment: route soon (once per turn of the loop).
+
+        ``call_id``: the call that joined or left, when that is the change; without it the
+        next step compares the routing book with the desk and the line (a few microseconds
+        per agent and call), so a part that changes state its own way is still seen."""
+        if call_id is None:
+            self.book.unknown_change()
+        else:
+            self.book.call_changed(call_id)
+        self._route_soon()
+
+    def _agent_changed(self, agent_id: str) -> None:
+        self.book.agent_changed(agent_id)
+
+    def _route_soon(self) -> None:
         if self._route_pending:
             return
         self._route_pending = True
@@ -371,16 +395,29 @@ class AcdService:
             self._route_pending = False
 
     def _route_now(self) -> None:
+        """One routing step: the assignments of what changed since the last one."""
         self._route_pending = False
         now = self.clock()
+        for call_id in self.book.due(now):
+            self.line.note_overflow(call_id, now)
+        for a in self.book.step(now):
+            self.offer_lifecycle.offer(a)
+
+    def _reevaluate(self) -> None:
+        """The timer's pass: every change not seen yet, then the full pass over everything,
+        which finds nothing more unless a change escaped the steps (logged and counted)."""
+        now = self.clock()
         self.line.note_overflows(now)
-        dial_ok = self.callbacks.may_dial()   # the calling window: owed callbacks wait outside it
-        calls = [w.call for w in self.waiting.values() if w.offer is None and (
-            w.session is not None or (w.callback is not None and w.callback.not_before <= now and dial_ok))
-            and not self.transfers.holds(w, now)]      # a transfer's named agent has its turn first
-        if not calls:
-            return
-        for a in route(calls, self._router_agents(), now, self.policy):
+        self.book.due(now)
+        self.book.unknown_change()
+        for a in self.book.step(now):
+            self.offer_lifecycle.offer(a)
+        missed = self.book.full(now)
+        if missed:
+            self.routing_missed += len(missed)
+            log.warning("routing: the full pass found %d assignment(s) the steps had missed: %s", len(missed),
+                        ", ".join(f"{a.call_id}->{a.agent_id}" for a in missed))
+        for a in missed:
             self.offer_lifecycle.offer(a)
 
     def pick_colleague(self, call_id: str, topic: str, asking: str) -> str | None:
@@ -393,20 +430,14 @@ class AcdService:
         w = offer.caller.call
         call = RouterCall(call_id=call_id, topic=topic, province=w.province, priority=w.priority,
                           language=w.language, joined_at=now - self.policy.nation_after_s - 1)
-        agents = [a for a in self._router_agents() if a.agent_id != asking]
+        agents = [a for a in self.book.agents() if a.agent_id != asking]
         return next((a.agent_id for a in route([call], agents, now, self.policy)), None)
 
-    def _router_agents(self) -> list[RouterAgent]:
-        views: list[RouterAgent] = []
-        for agent_id, s in self.states.items():
-            if s.status is st.AgentStatus.LOGGED_OUT:
-                continue
-            rec = self.records[agent_id]
-            views.append(RouterAgent(
-                agent_id=agent_id, skills=rec.skills, province=rec.home_province or "",
-                region=self.region_of.get(rec.home_province or "", ""),
-                idle_since=s.since, languages=frozenset(rec.languages), offerable=st.offerable(s)))
-        return views
+    def _held(self, w: Waiter, now: float) -> bool:
+        """A waiting call the router must not place now: an owed callback outside the calling
+        window, or a transferred caller whose named agent still has its turn."""
+        return (w.session is None and w.callback is not None and not self.callbacks.may_dial()) \
+            or self.transfers.holds(w, now)
 
     async def _tick(self) -> None:
         interval = max(0.2, self.settings.reevaluate_interval_s)
@@ -429,4 +460,4 @@ class AcdService:
                 # a lost OriginateResponse
                 log.warning("offer %s to %s: no answer event, ending it", leg, offer.agent_id)
                 self.offer_lifecycle.end_offer(leg, "timeout", cancel=True)
-        self._route_now()
+        self._reevaluate()

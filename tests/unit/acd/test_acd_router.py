@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 
 from hypothesis import given, settings
@@ -14,10 +16,14 @@ from switchboard.acd.router import (
     RoutingPolicy,
     Tier,
     WaitingCall,
+    call_order_key,
     estimate_wait,
+    first_time,
     route,
     route_agent,
     route_call,
+    route_changes,
+    widening_times,
 )
 
 REGION_OF = {"ha-noi": "north", "hai-phong": "north", "lao-cai": "north",
@@ -277,3 +283,101 @@ def test_eligibility_only_grows_with_wait_until_sticky(
         assert got == now
         assert before <= now
         before = now
+
+
+def _settle(calls: list[WaitingCall], agents: list[AgentView], now: float,
+            policy: RoutingPolicy) -> tuple[list[WaitingCall], list[AgentView]]:
+    """Apply what ``route`` assigns (calls leave the line, agents are rung): nothing is assignable after."""
+    first = route(calls, agents, now, policy)
+    used = {a.agent_id for a in first}
+    served = {a.call_id for a in first}
+    return ([c for c in calls if c.call_id not in served],
+            [dataclasses.replace(a, offerable=False) if a.agent_id in used else a for a in agents])
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=calls_st, agents=agents_st, policy=POLICIES, data=st.data())
+def test_route_changes_equals_the_full_pass_after_any_change(
+    calls: list[WaitingCall], agents: list[AgentView], policy: RoutingPolicy, data: st.DataObject
+) -> None:
+    """What the service runs at every event (``route_changes`` on what changed) gives what the
+    full pass (``route`` over everything) gives at that moment, whatever changed in between:
+    agents freed, rung, logged out; calls joined (back-dated too, as restored callbacks are),
+    gone; time passing (tiers opening, stickiness ending, named by ``widening_times``)."""
+    t0 = NOW
+    line0, agents0 = _settle(calls, agents, t0, policy)
+    assert route(line0, agents0, t0, policy) == []
+    ids = [a.agent_id for a in agents0]
+    t1 = t0 + data.draw(st.sampled_from([0.0, 0.001, 15.0, 30.0, 60.0, 100.0, 180.0, 86.4, 1000.0]), "dt")
+    freed = data.draw(st.sets(st.sampled_from(ids)) if ids else st.just(set()), "freed")
+    busied = data.draw(st.sets(st.sampled_from(ids)) if ids else st.just(set()), "busied") - freed
+    left = data.draw(st.sets(st.sampled_from(ids)) if ids else st.just(set()), "left") - freed
+    joined = [dataclasses.replace(c, call_id=f"n{c.call_id}",
+                                  joined_at=min(c.joined_at + data.draw(st.sampled_from([0.0, 300.0, 700.0])), t1))
+              for c in data.draw(calls_st, "joined")]
+    gone = data.draw(st.sets(st.sampled_from([c.call_id for c in line0])) if line0 else st.just(set()), "gone")
+
+    agents1: list[AgentView] = []
+    new_agents: list[AgentView] = []
+    for a in agents0:
+        if a.agent_id in left:
+            continue
+        if a.agent_id in freed:
+            a = dataclasses.replace(a, offerable=True, idle_since=t1)
+            new_agents.append(a)
+        elif a.agent_id in busied:
+            a = dataclasses.replace(a, offerable=False)
+        agents1.append(a)
+    present1 = {a.agent_id: a for a in agents1}
+    line1 = sorted([c for c in line0 if c.call_id not in gone] + joined, key=call_order_key)
+    new_calls = [c for c in line1 if c in joined
+                 or any(t0 < t <= t1 for t in widening_times(c, policy))
+                 or c.last_agent_id in left]
+    free_by_topic: dict[str, dict[str, AgentView]] = {}
+    for a in agents1:
+        if a.offerable:
+            for topic in a.skills:
+                free_by_topic.setdefault(topic, {})[a.agent_id] = a
+    got = route_changes(line1, free_by_topic, present1, t1, policy, new_agents=new_agents, new_calls=new_calls)
+    assert got == route(line1, agents1, t1, policy)
+
+
+def test_route_changes_needs_the_calls_whose_sticky_agent_left() -> None:
+    """A call reserved for its last agent waits while that agent is busy; when the agent logs
+    out the reservation ends, and only a step that names the call finds the free agent."""
+    sticky = agent("s", "hai-phong", {"pension": 2}, offerable=False)
+    other = agent("o", "ha-noi", {"pension": 5})
+    c = call("c1", "pension", "ha-noi", 100.0, last_agent_id="s", last_agent_at=0.0)
+    assert route([c], [sticky, other], 110.0, POLICY) == []            # settled: reserved for s
+    free = {"pension": {"o": other}}
+    assert route_changes([c], free, {"o": other}, 110.0, POLICY) == []
+    got = route_changes([c], free, {"o": other}, 110.0, POLICY, new_calls=[c])
+    assert got == route([c], [other], 110.0, POLICY) and pairs(got) == {"c1": "o"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(origin=st.floats(-3e9, 3e9), wait=st.sampled_from([0.0, 15.0, 30.0, 86.4, 604_800.0]) | st.floats(0, 1e6),
+       strict=st.booleans())
+def test_first_time_is_the_first_float_at_which_the_rules_see_the_wait(origin: float, wait: float,
+                                                                      strict: bool) -> None:
+    """``widening_times`` rests on it: the step would miss a tier opened one unit of the last place early."""
+    def reached(t: float) -> bool:
+        return t - origin > wait if strict else t - origin >= wait
+    t = first_time(origin, wait, strict=strict)
+    assert reached(t) and not reached(math.nextafter(t, -math.inf))
+
+
+@settings(max_examples=300, deadline=None)
+@given(calls=calls_st, agents=agents_st, policy=POLICIES)
+def test_route_changes_with_every_call_new_is_route(
+    calls: list[WaitingCall], agents: list[AgentView], policy: RoutingPolicy
+) -> None:
+    """The timer's full pass may take this form (few calls, many free agents): no precondition then."""
+    line = sorted(calls, key=call_order_key)
+    free: dict[str, dict[str, AgentView]] = {}
+    for a in agents:
+        if a.offerable:
+            for topic in a.skills:
+                free.setdefault(topic, {})[a.agent_id] = a
+    present = {a.agent_id: a for a in agents}
+    assert route_changes(line, free, present, NOW, policy, new_calls=line) == route(line, agents, NOW, policy)
