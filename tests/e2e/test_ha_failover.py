@@ -167,8 +167,12 @@ async def test_kill_9_of_the_leader_the_standby_takes_over_and_callers_go_on(
             (row,) = await fetch(pg_dsn, "SELECT queue_joined_at, outcome FROM calls WHERE caller = $1", w)
             assert row["queue_joined_at"] == joined_before[w][0]["queue_joined_at"]   # kept its place
             assert row["outcome"] == "abandoned_queue", row
-        (row,) = await fetch(pg_dsn, "SELECT outcome, agent_id, talk_s FROM calls WHERE caller = $1", talker)
-        assert row["outcome"] == "answered" and row["agent_id"] == "agent1009" and row["talk_s"] > 50, dict(row)
+        (row,) = await fetch(pg_dsn, "SELECT outcome, agent_id, talk_s, ended_at FROM calls WHERE caller = $1",
+                             talker)
+        # the bridge outlived the leader's kill (the caller hung up on its own, 70 s after its keys),
+        # however long the first answer took on a busy machine
+        assert row["outcome"] == "answered" and row["agent_id"] == "agent1009", dict(row)
+        assert row["talk_s"] and row["ended_at"].timestamp() > late_at + 5, (dict(row), late_at)
         assert "agent.ended" in kinds[talker]
         # the caller of the gap: its record dated when its channel appeared, from the channel's own data
         (cid,) = await call_ids(pg_dsn, late)
