@@ -88,7 +88,7 @@ async def _chart(conn: Any, path: Path, start: datetime, end: datetime, tz: str,
 
     kw: dict[str, Any] = {"start": start, "end": end, "tz": tz, "service_level_s": settings.routing.service_level_s,
                           "short_abandon_s": settings.routing.short_abandon_s}
-    hourly = await reports.fetch_report(conn, interval="hour", **kw)
+    hourly = await reports.fetch_report(conn, interval="halfhour", **kw)
     by_province = await reports.fetch_report(conn, interval="week", group_by="province", **kw)
     ivr = await reports.fetch_ivr_dropoff(conn, start=start, end=end)
     draw(chart_data(hourly, by_province, ivr), path, title=f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {tz}",

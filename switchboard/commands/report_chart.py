@@ -1,7 +1,7 @@
 """``switchboard report --chart FILE.png``: the day at a glance in one picture (matplotlib).
 
 Three panels from the same report rows as the tables (``store.reports``): service level and
-abandon rate by hour against the 80 % target, answered calls by province (bars), and the IVR
+abandon rate by half-hour against the 80 % target, answered calls by province (bars), and the IVR
 funnel (calls that reached each node); the title gives the satisfied share against its target.
 ``chart_data`` is pure (rows in, series out) so the
 figures can be checked without looking at pixels; ``draw`` only renders them.
@@ -59,7 +59,7 @@ def draw(data: ChartData, path: Path, *, title: str, sl_target: float = 0.8,
     ax1.axhline(sl_target * 100, color="green", linestyle="--", label=f"target {sl_target:.0%}")
     ax1.set_xticks(list(xs), labels, rotation=45)
     ax1.set_ylim(0, 105)
-    ax1.set_title("Service level and abandon rate by hour")
+    ax1.set_title("Service level and abandon rate by half-hour")
     ax1.legend(fontsize=8)
     ax2.barh([p for p, _ in data.provinces][::-1], [n for _, n in data.provinces][::-1])
     ax2.set_title("Answered calls by province")

@@ -260,7 +260,7 @@ def test_report_chart(migrated_db: str, tmp_path: Path, monkeypatch: pytest.Monk
     async def series() -> object:
         conn = await asyncpg.connect(migrated_db, timeout=10)
         try:
-            hourly = await _report(conn, interval="hour")
+            hourly = await _report(conn, interval="halfhour")   # what the CLI draws
             prov = await _report(conn, interval="week", group_by="province")
             ivr = await reports.fetch_ivr_dropoff(conn, start=DAY[0], end=DAY[1])
         finally:
@@ -268,9 +268,11 @@ def test_report_chart(migrated_db: str, tmp_path: Path, monkeypatch: pytest.Monk
         return chart_data(hourly, prov, ivr)
 
     data = asyncio.run(series())
-    assert data.hours[0] == ("07:00", 1.0, 0.0)                       # q01: answered in 10 s
-    assert data.hours[1][0] == "08:00" and data.hours[1][1] == pytest.approx(2 / 8)
-    assert data.hours[1][2] == pytest.approx(2 / 8)                    # q06, q07 abandoned of 8 offered
+    assert [h for h, _, _ in data.hours] == ["07:30", "08:00", "08:30", "14:00"]
+    assert data.hours[0] == ("07:30", 1.0, 0.0)                       # q01: answered in 10 s
+    assert data.hours[1] == ("08:00", 0.5, 0.0)                       # q02 answered in 30 s, q03 in time
+    assert data.hours[2][1] == pytest.approx(1 / 6)
+    assert data.hours[2][2] == pytest.approx(2 / 6)                    # q06, q07 abandoned of 6 offered
     assert data.provinces == [(HN, 4), (DN, 1)]
     assert data.funnel[:2] == [("menu", 13), ("welcome", 13)] and ("queue", 10) in data.funnel
     assert data.csat_avg == pytest.approx((5 + 3 + 4 + 2) / 4) and data.satisfied == pytest.approx(0.5)
