@@ -431,7 +431,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        pool=pool_part, writer=writer, client=client, registry=registry, runner=runner,
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
-                       loop_lag=loop_lag, overload=overload, lookup=lookup, ivr_clock=ivr_clock)
+                       loop_lag=loop_lag, overload=overload, lookup=lookup, ivr_clock=ivr_clock,
+                       campaign_dialer=campaign_dialer)
 
 
 async def _noop() -> None:
