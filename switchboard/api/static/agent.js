@@ -42,8 +42,9 @@
     $("wrapup").classList.toggle("hidden", a.state !== "wrap_up");
     const talking = a.state === "talking";
     $("transfer").classList.toggle("hidden", !talking);
-    if (talking && !S.targetsFor) loadTargets();
-    if (!talking) { S.targetsFor = null; S.consult = null; $("transfer-status").textContent = ""; }
+    // a new call clears the last transfer's line; it stays readable through the wrap-up after it
+    if (talking && !S.targetsFor) { $("transfer-status").textContent = ""; loadTargets(); }
+    if (!talking) { S.targetsFor = null; S.consult = null; }
     renderConsult();
   }
 
