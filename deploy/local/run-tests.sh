@@ -33,7 +33,7 @@ bash deploy/local/stack-up.sh || exit 1
 set -a; source "$RUN/stack.env"; set +a
 
 step "integration (PostgreSQL), security probe, end-to-end (Asterisk 22 + SIPp) and browser tests"
-pytest -v -p no:cacheprovider -rA --junitxml=artifacts/junit.xml tests/integration tests/security tests/e2e tests/browser
+pytest -v -p no:cacheprovider -rA --durations=40 --junitxml=artifacts/junit.xml tests/integration tests/security tests/e2e tests/browser
 rc=$?
 if [ $rc -eq 5 ]; then echo "run-tests: no integration/e2e tests collected" >&2; exit 1; fi
 exit $rc

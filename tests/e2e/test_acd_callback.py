@@ -50,14 +50,16 @@ async def test_callback_keeps_its_place_and_calls_the_agent_first(stack_env: dic
         busy, asks, dup, later = "02838200001", "02838200002", "02838200002", "02838200003"
         pstn = svc.pstn(answer_after=1.0, talk=3.0)
         # the first caller gets the agent; the others join the line while they talk
-        talking = svc.call([*ivr(PENSION), Pause(15), HangUp()], caller=busy)
+        talking = svc.call([*ivr(PENSION), Pause(25), HangUp()], caller=busy)
         asking = svc.call([Pause(2), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=asks)
-        # the same number calls again and asks too while its callback is pending: the first one is kept
-        again = svc.call([Pause(3), *ivr(PENSION), Pause(7.5), Dtmf("1"), AwaitHangup(30)], caller=dup)
-        waiting = svc.call([Pause(5), *ivr(PENSION), Pause(32), HangUp()], caller=later)
+        cid = await svc.wait_call_id(asks)
+        # the same number calls again (only once its first call is in: on a loaded machine two SIPp
+        # callers started a second apart may arrive the other way round) and asks too while its
+        # callback is pending: the first one is kept
+        again = svc.call([*ivr(PENSION), Pause(11), Dtmf("1"), AwaitHangup(30)], caller=dup)
+        waiting = svc.call([Pause(4), *ivr(PENSION), Pause(45), HangUp()], caller=later)
         answered_busy = await svc.wait_event(await svc.wait_call_id(busy), "call.answered", timeout=25)
         assert answered_busy.data["agent_id"] == "agent1009"
-        cid = await svc.wait_call_id(asks)
         requested = await svc.wait_event(cid, "callback.requested", timeout=25)
         callback_id = requested.data["callback_id"]
         assert requested.data["number"] == asks and callback_id
