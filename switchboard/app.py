@@ -9,6 +9,7 @@ together.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -155,6 +156,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.acd.service import AcdService, new_callback_id
     from switchboard.ami.agi import AgiManager
     from switchboard.ami.client import AmiClient
+    from switchboard.ami.nodes import AmiNodes
     from switchboard.ami.part import AmiMetricsSync, AmiPart
     from switchboard.api import pg_services
     from switchboard.api.acd_services import (
@@ -210,7 +212,15 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(state_log)
 
     # AMI and AsyncAGI
-    client = AmiClient(s.ami)
+    # one Asterisk, or several behind Kamailio (ami.nodes, docs/scale.md) seen as one link
+    client: Any
+    if s.ami.nodes:
+        node_clients = [AmiClient(dataclasses.replace(s.ami, host=host, port=port, nodes=()), name=name)
+                        for name, host, port, _sip in s.ami.node_list()]
+        client = AmiNodes(node_clients, lost_after_s=s.ami.node_lost_after_s,
+                          sip={name: (host, sip) for name, host, _p, sip in s.ami.node_list() if sip})
+    else:
+        client = AmiClient(s.ami)
     app.add(AmiPart(client, s.ami.connect_timeout))
 
     # active/standby (docs/ha.md): who leads; the parts that act start when this instance does
@@ -337,6 +347,12 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                              cause_txt=ev.get("Cause-txt") or "")
 
     client.subscribe(on_hangup, names=("Hangup",))
+    if isinstance(client, AmiNodes):
+        # a node lost: its AGI sessions end, the ACD frees its agents, its records close (failed)
+        book.asterisk_node = client.node_for
+        client.on_lost.extend([lambda node: manager.close_node(node, "Asterisk node lost"),
+                               acd.events.node_lost, book.node_lost])
+        metrics.watch_nodes(client)
 
     loader = AgentLoader(acd, pool_part, agents, restore_states_h=s.routing.restore_agent_states_h,
                          restore_at_start=leader is None)

@@ -123,10 +123,13 @@ class CallFacts:
     fallback: str = ""        # why the service handed the call to the fallback queue (if it did)
     hung_up_by_service: str = ""   # why the service hung the caller up with a cause (if it did)
     overload: str = ""        # why the caller was refused past capacity (if it was)
+    node_lost: str = ""       # the Asterisk node the call was on, when that node was lost
     agents: list[str] = field(default_factory=list)
 
     def outcome(self) -> tuple[str, str]:
         """(outcome, node)."""
+        if self.node_lost:        # the call died with its Asterisk node, whatever it was doing
+            return "failed", self.flow_node
         if self.answered:
             return "answered", ""
         if self.callback:
@@ -170,6 +173,8 @@ class CallBook:
         self.bus = bus
         self.flow_grace_s = flow_grace_s
         self.current_node = current_node   # the caller channel's uniqueid -> the flow node it is at
+        #: call id -> the Asterisk node it is on (``AmiNodes.node_for``; None with one Asterisk)
+        self.asterisk_node: Callable[[str], str | None] | None = None
         self.calls: dict[str, CallFacts] = {}
         self._by_uniqueid: dict[str, str] = {}
         self._hung_up: dict[str, tuple[str, str, Any]] = {}   # call id -> (cause, cause text, timer)
@@ -227,8 +232,12 @@ class CallBook:
                               started=time.monotonic())
             self.calls[call_id] = facts
             self._by_uniqueid[uniqueid] = call_id
-            self.emit(call_id, EventKind.CALL_STARTED, {"caller": caller, "dialed": dialed, "channel": channel,
-                                                        "language": language, "uniqueid": uniqueid})
+            data = {"caller": caller, "dialed": dialed, "channel": channel, "language": language,
+                    "uniqueid": uniqueid}
+            node = self.asterisk_node(call_id) if self.asterisk_node is not None else None
+            if node:
+                data["asterisk_node"] = node
+            self.emit(call_id, EventKind.CALL_STARTED, data)
         return facts
 
     def adopt(self, *, call_id: str, uniqueid: str, caller: str, dialed: str, answered: bool = False,
@@ -300,6 +309,26 @@ class CallBook:
         if pending is not None and pending[2] is not None:
             pending[2].cancel()
         return self._close(call_id, cause, "")
+
+    def node_lost(self, node: str) -> list[str]:
+        """The Asterisk ``node`` is lost (``AmiNodes``): close every record of a call on it now,
+        outcome ``failed``, cause ``node_lost`` (no ``Hangup`` will ever come). Their ids."""
+        if self.asterisk_node is None:
+            return []
+        closed = []
+        for call_id in [cid for cid in self.calls if self.asterisk_node(cid) == node]:
+            facts = self.calls.get(call_id)
+            if facts is None:
+                continue
+            facts.node_lost = node
+            pending = self._hung_up.pop(call_id, None)
+            if pending is not None and pending[2] is not None:
+                pending[2].cancel()
+            self._close(call_id, "node_lost", "")
+            closed.append(call_id)
+        if closed:
+            log.error("Asterisk node %s lost: %d call record(s) closed as failed (node_lost)", node, len(closed))
+        return closed
 
     def flow_ended(self, call_id: str, *, reason: str, node: str, hangup_reason: str = "") -> None:
         facts = self.calls.get(call_id)

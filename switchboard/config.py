@@ -74,6 +74,25 @@ class AmiSettings:
     # younger than reconcile_min_age_s is left alone (its AGI start may be on its way).
     reconcile_interval_s: float = 30.0
     reconcile_min_age_s: float = 10.0
+    # Several Asterisk nodes behind Kamailio (docs/scale.md): "name=host:port[/sip port]" each
+    # (the AMI port; the SIP port, when given, is asked OPTIONS before the node is declared
+    # lost). TOML: a list of such strings, or of tables with name, host, port, sip_port. Empty: one Asterisk at
+    # host:port above. Every node uses the username and secret above, and its Asterisk must
+    # have ``systemname`` = the node's name (uniqueids and call ids then say their node).
+    nodes: tuple[str, ...] = ()
+    # A node whose AMI link stays down this long is lost: its calls are recorded as failed
+    # (cause node_lost), offers to agents from it end and the agents are routed again.
+    node_lost_after_s: float = 6.0
+
+    def node_list(self) -> list[tuple[str, str, int, int | None]]:
+        """(name, host, AMI port, SIP port or None) of each node in ``nodes`` (checked at load)."""
+        out = []
+        for item in self.nodes:
+            name, _, addr = item.partition("=")
+            addr, _, sip = addr.partition("/")
+            host, _, port = addr.rpartition(":")
+            out.append((name.strip(), host.strip(), int(port), int(sip) if sip else None))
+        return out
 
     def resolved_secret(self) -> str:
         """The AMI secret, read from ``secret_file`` when one is set."""
@@ -361,6 +380,13 @@ def _coerce(key: str, hint: Any, value: Any, *, from_env: bool) -> Any:
         if isinstance(value, str):
             return value
         raise ConfigError(key, f"expected a string, got {value!r}")
+    if hint == tuple[str, ...] and key.endswith("ami.nodes") and isinstance(value, list) \
+            and all(isinstance(v, dict) for v in value):
+        try:   # [[ami.nodes]] tables: name, host, port
+            value = [f"{v['name']}={v.get('host', '127.0.0.1')}:{int(v['port'])}"
+                     + (f"/{int(v['sip_port'])}" if v.get("sip_port") else "") for v in value]
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(key, "each [[ami.nodes]] needs name and port (and host)") from None
     if hint == tuple[str, ...]:
         if from_env and isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -385,6 +411,17 @@ def _check(key: str, value: Any) -> None:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ConfigError(key, f"not an address or CIDR block: {item!r}") from None
+    if key == "ami.nodes":
+        import re
+
+        names = set()
+        for item in value:
+            m = re.fullmatch(r"([a-z][a-z0-9_]{0,15})=([A-Za-z0-9.:\[\]-]+):(\d{1,5})(?:/(\d{1,5}))?", item)
+            if m is None or not 0 < int(m.group(3)) <= 65535 or not 0 <= int(m.group(4) or 0) <= 65535:
+                raise ConfigError(key, f"expected name=host:port[/sip port] (name: a-z, 0-9, _), got {item!r}")
+            if m.group(1) in names:
+                raise ConfigError(key, f"node {m.group(1)!r} given twice")
+            names.add(m.group(1))
     if key == "numbers.call_window":
         from switchboard.ivr.calendar import parse_ranges
 

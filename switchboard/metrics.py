@@ -28,6 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -250,6 +251,15 @@ class Metrics:
         self.stranded = Gauge("switchboard_stranded_channels",
                               "Channels in AGI that no session served, found by the last reconciliation.",
                               registry=r)
+        self.asterisk_node_up = Gauge("switchboard_asterisk_node_up",
+                                      "1 while the switchboard's AMI link to this Asterisk node is up and the node "
+                                      "is not lost (several nodes, docs/scale.md).", ["node"], registry=r)
+        self.asterisk_nodes_lost = Counter("switchboard_asterisk_nodes_lost",
+                                           "Asterisk nodes declared lost (link down and SIP silent), by node.",
+                                           ["node"], registry=r)
+        self.asterisk_node_originates = Gauge("switchboard_asterisk_node_originates",
+                                              "Originates sent to each Asterisk node since the start.", ["node"],
+                                              registry=r)
         self.overload_active = Gauge("switchboard_overload_active",
                                      "1 while new hotline callers are refused past capacity.", registry=r)
         self.overload_refused = Counter(
@@ -268,6 +278,19 @@ class Metrics:
             if not hasattr(self.sources, name):
                 raise TypeError(f"unknown metrics source {name!r}")
             setattr(self.sources, name, fn)
+
+    def watch_nodes(self, nodes: Any) -> None:
+        """Per-node gauges of an ``AmiNodes`` (read at scrape time) and the lost-node counter."""
+        def up(n: str) -> Callable[[], float]:
+            return lambda: 1.0 if nodes.node_up(n) else 0.0
+
+        def placed(n: str) -> Callable[[], float]:
+            return lambda: float(nodes.placements.get(n, 0))
+
+        for name in nodes.clients:
+            self.asterisk_node_up.labels(name).set_function(up(name))
+            self.asterisk_node_originates.labels(name).set_function(placed(name))
+        nodes.on_lost.append(lambda node: self.asterisk_nodes_lost.labels(node).inc())
 
     def observe_rescue(self, kind: str, reason: str) -> None:
         """A caller taken off AGI: ``kind`` fallback / hangup / failed (see telephony/rescue.py)."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from switchboard.acd.desk import AgentDesk
 from switchboard.acd.model import Emit, IllegalAgentAction, Offer, result_of_cause
 from switchboard.acd.offers import OfferLifecycle
 from switchboard.acd.transfers import NotOnCall, TransferError, UnknownTarget
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, node_hint
 from switchboard.ami.protocol import Event
 from switchboard.events import EventKind
 
@@ -128,12 +129,12 @@ class ConsultDesk:
         w = offer.caller
         c = Consult(consult_id=f"cs-{uuid.uuid4().hex[:12]}", call_id=offer.call_id, agent_id=agent_id,
                     agent_leg=offer.leg, caller_channel=w.channel, caller_uniqueid=w.uniqueid, kind=kind,
-                    target=target, colleague=colleague, leg=f"sbc-{uuid.uuid4().hex[:20]}", started=self.clock(),
+                    target=target, colleague=colleague, leg=self._leg_id(offer.call_id), started=self.clock(),
                     by=by or agent_id)
         # the agent's leg must not start a second recording when it goes back to its caller
-        await self._setvars(c.agent_leg, {"SB_REC_FILE": "", "SB_CONSULT_END": "", "SB_CONSULT_WAIT":
+        await self._setvars(c, c.agent_leg, {"SB_REC_FILE": "", "SB_CONSULT_END": "", "SB_CONSULT_WAIT":
                                           str(int(self.max_wait_s))})
-        resp = await self._send({"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-hold",
+        resp = await self._send(c, {"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-hold",
                                  "Exten": "hold", "Priority": "1", "ExtraChannel": c.agent_leg,
                                  "ExtraContext": "consult-agent", "ExtraExten": "wait", "ExtraPriority": "1"})
         if resp is not None:
@@ -155,7 +156,7 @@ class ConsultDesk:
                                          "consult_from": agent_id})
         rec = self.desk.records[colleague]
         log.info("call %s: %s consults %s (leg %s)", c.call_id, agent_id, colleague, c.leg)
-        failed = await self._send({
+        failed = await self._send(c, {
             "Action": "Originate", "Channel": f"PJSIP/{rec.sip_endpoint}", "ChannelId": c.leg,
             "OtherChannelId": f"{c.leg}-o", "Context": "consult-leg", "Exten": "bridge", "Priority": "1",
             "Timeout": str(int(self.ring_s * 1000)), "CallerID": f'"consult {agent_id}" <consult>',
@@ -178,7 +179,7 @@ class ConsultDesk:
             # the agent's leg goes back to its caller by itself (consult-agent) once the colleague's leg is gone
             self._colleague_done(c, "cancelled")
             await self._back_to_caller(c, "cancelled", redirect=False)
-            await self._hangup(c.leg)
+            await self._hangup(c, c.leg)
             return c
         if c.state != "talking":
             raise TransferError(f"the colleague has not answered yet ({c.state})", error_id="consult-not-answered")
@@ -193,12 +194,12 @@ class ConsultDesk:
 
     async def _complete(self, c: Consult) -> None:
         # the first agent's leg must not go back to the caller when the colleague leaves it
-        await self._setvars(c.agent_leg, {"SB_CONSULT_END": "hangup"})
+        await self._setvars(c, c.agent_leg, {"SB_CONSULT_END": "hangup"})
         first = self.offers.talking.get(c.agent_leg)
         recording = self.offers.recording_path(c.call_id, c.colleague)
-        await self._setvars(c.leg, {"SB_PEER": c.caller_channel, "SB_AFTER": self.survey_after,
+        await self._setvars(c, c.leg, {"SB_PEER": c.caller_channel, "SB_AFTER": self.survey_after,
                                     "SB_REC_FILE": recording})
-        why = await self._send({"Action": "Redirect", "Channel": c.leg, "Context": "agent-leg", "Exten": "bridge",
+        why = await self._send(c, {"Action": "Redirect", "Channel": c.leg, "Context": "agent-leg", "Exten": "bridge",
                                 "Priority": "1"})
         if why is not None:
             raise TransferError(f"Asterisk did not join the colleague to the caller: {why}",
@@ -211,11 +212,11 @@ class ConsultDesk:
         self._emit(c.call_id, EventKind.TRANSFER_COMPLETED, {**c.record(), "result": "completed",
                                                              "took_s": round(self.clock() - c.started, 3)})
         log.info("call %s: consult completed, %s takes over from %s", c.call_id, c.colleague, c.agent_id)
-        await self._hangup(c.agent_leg)
+        await self._hangup(c, c.agent_leg)
 
     async def _three_way(self, c: Consult) -> None:
-        await self._setvars(c.caller_channel, {"SB_XFER_PEER": c.agent_leg})
-        why = await self._send({"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-three",
+        await self._setvars(c, c.caller_channel, {"SB_XFER_PEER": c.agent_leg})
+        why = await self._send(c, {"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-three",
                                 "Exten": "join", "Priority": "1"})
         if why is not None:
             raise TransferError(f"Asterisk did not join the caller: {why}", error_id="transfer-failed")
@@ -246,7 +247,7 @@ class ConsultDesk:
         log.info("call %s: consult of %s ended (%s): %s back to the caller", c.call_id, c.colleague, reason,
                  c.agent_id)
         if redirect and c.agent_leg in self.offers.talking:
-            why = await self._send({"Action": "Redirect", "Channel": c.agent_leg, "Context": "agent-leg",
+            why = await self._send(c, {"Action": "Redirect", "Channel": c.agent_leg, "Context": "agent-leg",
                                     "Exten": "bridge", "Priority": "1"})
             if why is not None:
                 log.warning("call %s: cannot take %s back to the caller: %s", c.call_id, c.agent_id, why)
@@ -289,7 +290,7 @@ class ConsultDesk:
             return
         self._colleague_done(c, result)
         await self._back_to_caller(c, result, detail=detail)
-        await self._hangup(c.leg)
+        await self._hangup(c, c.leg)
 
     def _colleague_done(self, c: Consult, result: str) -> None:
         """The colleague's part ends (once): its state, ``consult.ended``, its talk time."""
@@ -337,27 +338,34 @@ class ConsultDesk:
             log.info("call %s: the caller hung up during the consult with %s", c.call_id, c.colleague)
         if c.leg not in self.offers.talking:   # not yet an ordinary leg of the call (three-way: it is)
             self._colleague_done(c, "caller_gone")
-        await self._hangup(c.leg)
-        await self._hangup(c.agent_leg)
+        await self._hangup(c, c.leg)
+        await self._hangup(c, c.agent_leg)
 
     # ------------------------------------------------------------------ AMI
 
-    async def _send(self, action: dict[str, Any]) -> str | None:
-        """None when Asterisk did it, else why not."""
+    def _leg_id(self, call_id: str) -> str:
+        """The colleague's leg uniqueid: on the caller's node, named like Asterisk's (``<node>-``)
+        with several nodes, so every action on it finds its node."""
+        tail = uuid.uuid4().hex[:20]
+        node = node_hint(self.ami, call_id).get("node")
+        return f"{node}-{int(time.time())}.c{tail}" if node else f"sbc-{tail}"
+
+    async def _send(self, c: Consult, action: dict[str, Any]) -> str | None:
+        """None when Asterisk did it, else why not (on the call's node, with several)."""
         try:
-            resp = await self.ami.send(action, timeout=5)
+            resp = await self.ami.send(action, timeout=5, **node_hint(self.ami, c.call_id))
         except (AmiError, TimeoutError) as exc:
             return str(exc) or type(exc).__name__
         return None if resp.success else (resp.message or "refused")
 
-    async def _setvars(self, channel: str, values: dict[str, str]) -> None:
+    async def _setvars(self, c: Consult, channel: str, values: dict[str, str]) -> None:
         for name, value in values.items():
-            why = await self._send({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
+            why = await self._send(c, {"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
             if why is not None:
                 log.warning("cannot set %s on %s: %s", name, channel, why)
 
-    async def _hangup(self, channel: str) -> None:
-        await self._send({"Action": "Hangup", "Channel": channel, "Cause": "16"})
+    async def _hangup(self, c: Consult, channel: str) -> None:
+        await self._send(c, {"Action": "Hangup", "Channel": channel, "Cause": "16"})
 
     def _spawn(self, coro: Any) -> None:
         self.offers.spawn(coro)         # the offer lifecycle's tasks: cancelled when the ACD stops

@@ -20,7 +20,7 @@ from switchboard.acd.desk import AgentDesk
 from switchboard.acd.line import CallerLine
 from switchboard.acd.model import REASON_BUSY, REASON_CONGESTION, REASON_NO_ANSWER, result_of_cause
 from switchboard.acd.offers import OfferLifecycle
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, current_node
 from switchboard.ami.protocol import Event
 
 log = logging.getLogger("switchboard.acd")
@@ -44,16 +44,38 @@ class AmiEvents:
 
     async def on_resync(self, restarted: bool) -> None:
         if restarted:
-            # Every channel is gone: offers and calls with them.
-            for leg in list(self.offers.offers):
-                self.offers.end_offer(leg, "failed", cancel=True)
-            for leg, offer in list(self.offers.talking.items()):
-                self.offers.agent_hung_up(leg, offer)
-            for call_id, w in list(self.line.waiting.items()):
-                if w.callback is None:     # a callback has no channel to lose: it keeps its place
-                    self.line.drop_waiter(call_id, "gone")
+            # Every channel is gone (of that node, with several: ``current_node()``): offers and calls.
+            self.channels_gone(current_node(), cancel=True)
         await self.refresh_devices()
         self._schedule_route()
+
+    def node_lost(self, node: str) -> None:
+        """An Asterisk node is lost (``AmiNodes``): its channels are gone, as after a restart.
+        Agents offered from it are free again; those talking on it go to wrap-up."""
+        n = self.channels_gone(node, cancel=False)
+        log.warning("node %s lost: %d offer(s), %d talking leg(s), %d caller(s) in line ended", node, *n)
+        self._schedule_route()
+
+    def channels_gone(self, node: str, *, cancel: bool) -> tuple[int, int, int]:
+        """End the offers, talking legs and waiting callers whose channels were on ``node``
+        (every one when ``node`` is "": one Asterisk). Callbacks in line have no channel to
+        lose: they keep their place (an offer of one on that node ends)."""
+        node_for = getattr(self.ami, "node_for", None)
+
+        def on_node(ident: str) -> bool:
+            return not node or node_for is None or node_for(ident) == node
+
+        offers = [leg for leg in self.offers.offers if on_node(leg)]
+        for leg in offers:
+            self.offers.end_offer(leg, "failed", cancel=cancel)
+        talking = [(leg, o) for leg, o in self.offers.talking.items() if on_node(leg)]
+        for leg, offer in talking:
+            self.offers.talking.pop(leg, None)
+            self.offers.agent_hung_up(leg, offer, cause="node lost" if not cancel else "")
+        callers = [cid for cid, w in self.line.waiting.items() if w.callback is None and on_node(cid)]
+        for call_id in callers:
+            self.line.drop_waiter(call_id, "gone")
+        return len(offers), len(talking), len(callers)
 
     async def refresh_devices(self) -> None:
         """Read every endpoint's device state (DeviceStateList) and reconcile."""

@@ -33,6 +33,7 @@ from switchboard.acd.model import (
 )
 from switchboard.acd.router import RoutingPolicy, WaitingCall, estimate_wait, tier_of
 from switchboard.ami.agi import AgiHangup, agi_quote
+from switchboard.ami.client import node_hint
 from switchboard.events import EventKind
 
 log = logging.getLogger("switchboard.acd")
@@ -153,6 +154,7 @@ class CallerLine:
         if self._ami is not None:
             results = await asyncio.gather(*(
                 self._ami.send({"Action": "Setvar", "Channel": w.channel, "Variable": name, "Value": value},
+                               **node_hint(self._ami, w.call.call_id),
                                timeout=5) for name, value in values.items()), return_exceptions=True)
             for name, res in zip(values, results, strict=True):
                 if isinstance(res, BaseException) or not getattr(res, "success", False):

@@ -98,7 +98,7 @@ class OfferLifecycle:
         except IllegalAgentAction as exc:
             log.warning("cannot offer %s to %s: %s", a.call_id, a.agent_id, exc)
             return
-        leg = f"sb-{uuid.uuid4().hex[:20]}"
+        leg = self.new_leg(a.call_id, callback=w.callback is not None)
         offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock(),
                       callback_id=w.callback.callback_id if w.callback is not None else None,
                       recording=self.recording_path(a.call_id, a.agent_id))
@@ -137,6 +137,19 @@ class OfferLifecycle:
             "Async": "true",
         }
         self.originate(leg, action)
+
+    def new_leg(self, call_id: str, *, callback: bool) -> str:
+        """The uniqueid the agent's leg gets (``ChannelId``). With several Asterisk nodes
+        (``AmiNodes``) it starts with its node, like Asterisk's own ids: the caller's node (the
+        bridge is local), or for a callback (no caller channel) the node that places it."""
+        tail = uuid.uuid4().hex[:20]
+        node = None
+        if hasattr(self.ami, "place"):
+            try:
+                node = self.ami.place() if callback else self.ami.node_for(call_id)
+            except AmiError:
+                node = None   # no node up: the Originate fails and the offer with it
+        return f"{node}-{int(self.wall())}.{tail}" if node else f"sb-{tail}"
 
     def originate(self, leg: str, action: dict[str, Any]) -> None:
         """Send the leg's ``Originate`` now, within this routing pass (``send_nowait``: a task would

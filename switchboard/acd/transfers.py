@@ -41,7 +41,7 @@ from switchboard.acd.model import AcdError, Emit, Offer, Waiter
 from switchboard.acd.offers import OfferLifecycle
 from switchboard.acd.router import Assignment, Tier
 from switchboard.ami.agi import AgiHangup, agi_quote
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, node_hint
 from switchboard.ami.protocol import Event
 from switchboard.events import EventKind
 
@@ -179,6 +179,7 @@ class TransferDesk:
             where = {"Context": self.line_context, "Exten": "requeue"}
         try:
             resp = await self.ami.send({"Action": "Redirect", "Channel": p.channel, **where, "Priority": "1"},
+                                       **node_hint(self.ami, p.call_id),
                                        timeout=5)
             ok, why = resp.success, resp.message
         except (AmiError, TimeoutError) as exc:

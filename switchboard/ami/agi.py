@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
-from .client import AmiDisconnected, AmiError, AmiTimeout
+from .client import AmiDisconnected, AmiError, AmiTimeout, current_node
 from .protocol import Action, Event, Response
 
 __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult", "AgiSession",
@@ -138,8 +138,12 @@ def parse_agi_env(encoded: str) -> dict[str, str]:
     return env
 
 
+def node_hint_of(node: str) -> dict[str, str]:
+    return {"node": node} if node else {}   # one Asterisk: no hint (and fakes need none)
+
+
 class _AmiSender(Protocol):
-    async def send(self, action: Action, *, timeout: float | None = None) -> Response: ...
+    async def send(self, action: Action, *, timeout: float | None = None, node: str | None = None) -> Response: ...
 
     def subscribe(self, callback: Callable[[Event], Awaitable[None] | None], *,
                   names: frozenset[str] | None = None) -> Callable[[], None]: ...
@@ -170,6 +174,10 @@ class AgiSession:
         self._observe = observe
         self.channel: str = start.get("Channel") or ""
         self.uniqueid: str = start.get("Uniqueid") or ""
+        #: the Asterisk node the channel is on (``ami.nodes``; "" with one): commands go there.
+        #: Its uniqueid says (``systemname``); else the node whose event started the session.
+        node_for = getattr(client, "node_for", None)
+        self.node: str = (node_for(self.uniqueid) if node_for is not None else None) or current_node()
         self.linkedid: str = start.get("Linkedid") or self.uniqueid
         self.env: dict[str, str] = parse_agi_env(start.get("Env") or "")
         self.closed = False
@@ -214,7 +222,7 @@ class AgiSession:
         try:
             reply = await self._client.send(
                 Action("AGI", {"Channel": self.channel, "Command": command, "CommandID": command_id}),
-                timeout=timeout,
+                timeout=timeout, **node_hint_of(self.node),
             )
             ack_s = time.monotonic() - t0
             if not reply.success:
@@ -298,10 +306,16 @@ class AgiManager:
         network blip the channels may still be in AGI: sessions stay open (the
         IVR can go on) but the commands in flight fail with ``AmiDisconnected``.
         """
+        node = current_node()
         if restarted:
-            self.close_all("Asterisk restarted")
+            if not node:
+                self.close_all("Asterisk restarted")
+                return
+            self.close_node(node, "Asterisk restarted")
             return
         for session in self.sessions.values():
+            if node and session.node != node:
+                continue
             session._fail_waiting(AmiDisconnected(f"{session.channel}: AMI link lost during the command"))
 
     def handle_event(self, ev: Event) -> None:
@@ -350,6 +364,13 @@ class AgiManager:
         task = asyncio.create_task(run(), name=f"agi-{session.uniqueid}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def close_node(self, node: str, reason: str) -> None:
+        """Close the sessions of one Asterisk node (restarted or lost; ``ami.nodes``)."""
+        for uniqueid, session in list(self.sessions.items()):
+            if session.node == node:
+                session._close(reason)
+                del self.sessions[uniqueid]
 
     def close_all(self, reason: str = "AMI link lost") -> None:
         """Fail every session's pending commands (call on disconnect / shutdown)."""

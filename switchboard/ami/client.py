@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import inspect
 import itertools
@@ -82,12 +83,31 @@ __all__ = [
     "EventCallback",
     "ListResponse",
     "ResyncCallback",
+    "current_node",
+    "node_hint",
 ]
 
 log = logging.getLogger("switchboard.ami")
 
 EventCallback = Callable[[Event], Awaitable[None] | None]
 ResyncCallback = Callable[[bool], Awaitable[None] | None]
+
+#: The Asterisk node whose consumer task runs the current event or resync callback
+#: ("" for a client without a name: one Asterisk). Tasks started from a callback inherit it.
+CURRENT_NODE: contextvars.ContextVar[str] = contextvars.ContextVar("switchboard_ami_node", default="")
+
+
+def current_node() -> str:
+    """The node (``AmiClient.name``) that delivered the event or resync being handled."""
+    return CURRENT_NODE.get()
+
+
+def node_hint(ami: object, ident: str | None) -> dict[str, str]:
+    """``node=`` for ``send`` when ``ami`` spans several Asterisk nodes (``AmiNodes``) and
+    ``ident`` (a call id, uniqueid or channel) names one; ``{}`` otherwise (one Asterisk)."""
+    node_for = getattr(ami, "node_for", None)
+    node = node_for(ident) if ident and node_for is not None else None
+    return {"node": node} if node else {}
 
 
 class AmiError(Exception):
@@ -150,7 +170,10 @@ class AmiClient:
         ssl_context: ssl_module.SSLContext | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         read_size: int = 65536,
+        name: str = "",
     ) -> None:
+        #: the Asterisk node this link reaches (``ami.nodes``; "" with one Asterisk)
+        self.name = name
         self._settings = settings
         self._event_classes = event_classes
         self._ssl = ssl_context if ssl_context is not None else (
@@ -273,7 +296,12 @@ class AmiClient:
 
     # ---- actions ------------------------------------------------------------------------------
 
-    async def send(self, action: Action | Mapping[str, str | Sequence[str]], *, timeout: float | None = None) -> Response:
+    def node_for(self, ident: str) -> str | None:
+        """The node a call id, uniqueid or channel belongs to: one link, so no choice (None)."""
+        return None
+
+    async def send(self, action: Action | Mapping[str, str | Sequence[str]], *, timeout: float | None = None,
+                   node: str | None = None) -> Response:
         """Send one action; resolve with its Response (a ``ListResponse`` for list actions).
 
         Raises ``HeaderInjectionError`` (nothing sent) for CR/LF in names or values,
@@ -283,7 +311,7 @@ class AmiClient:
         return await self.send_nowait(action, timeout=timeout)
 
     def send_nowait(self, action: Action | Mapping[str, str | Sequence[str]], *,
-                    timeout: float | None = None) -> Awaitable[Response]:
+                    timeout: float | None = None, node: str | None = None) -> Awaitable[Response]:
         """Write one action to the link NOW (before returning); await the result for its Response.
 
         For the latency-critical path (an agent's leg): ``asyncio.create_task(client.send(...))``
@@ -567,6 +595,7 @@ class AmiClient:
             self._abort("slow consumer")
 
     async def _consume(self) -> None:
+        CURRENT_NODE.set(self.name)   # this task's context: every callback it runs knows its node
         while True:
             t_in, item = await self._queue.get()
             lag = time.monotonic() - t_in

@@ -11,7 +11,7 @@ from typing import Any
 from switchboard.acd.codes import DISPOSITIONS, PAUSE_REASONS, is_disposition, is_pause_reason
 from switchboard.acd.service import AcdService, AgentSnapshot, IllegalAgentAction, UnknownAgent
 from switchboard.acd.spy import chanspy_originate
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, node_hint
 from switchboard.api.services import (
     AgentView,
     Code,
@@ -193,7 +193,8 @@ class AmiSupervisorService:
         action = chanspy_originate(supervisor_endpoint=supervisor_endpoint, target_uniqueid=leg, mode=mode.value,
                                    channel_id=channel_id, agent_id=agent_id)
         try:
-            resp = await self.ami.send(action, timeout=10)
+            # ChanSpy runs where the agent's leg is (its node, with several)
+            resp = await self.ami.send(action, timeout=10, **node_hint(self.ami, leg))
         except (AmiError, TimeoutError) as exc:
             raise UnavailableError(f"AMI unavailable: {exc}") from None
         if not resp.success:

@@ -53,6 +53,7 @@ CALL_COLUMNS: dict[str, tuple[str, str]] = {
     "caller": (_last(_str("caller"), "call.started"), _LASTW),
     "dialed": (_last(_str("dialed"), "call.started"), _LASTW),
     "channel": (_last(_str("channel"), "call.started"), _LASTW),
+    "asterisk_node": (_last(_str("asterisk_node"), "call.started"), _LASTW),
     "language": (
         f"COALESCE({_last(_str('language'), 'queue.joined')}, {_last(_str('language'), 'call.started')})",
         _LASTW,

@@ -53,7 +53,7 @@ from typing import Any
 from switchboard.acd import service as acd_mod
 from switchboard.acd.service import AcdService
 from switchboard.ami.agi import AgiCommandError, AgiHangup, AgiManager, agi_quote
-from switchboard.ami.client import AmiDisconnected, AmiError, AmiTimeout, ListResponse
+from switchboard.ami.client import AmiDisconnected, AmiError, AmiTimeout, ListResponse, node_hint
 from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
@@ -293,7 +293,7 @@ class AgiEntry:
         if context not in (self.hotline_context, self.survey_context, self.transfer_context):
             return 0
         channel = ch.get("Channel") or ""
-        values = await self._getvars(channel, ADOPT_VARS)
+        values = await self._getvars(channel, ADOPT_VARS, uniqueid)
         env = {
             "agi_request": "async", "agi_channel": channel, "agi_uniqueid": uniqueid,
             "agi_callerid": values.get(acd_mod.VAR_CALLER) or ch.get("CallerIDNum") or "",
@@ -310,11 +310,15 @@ class AgiEntry:
         self.manager.handle_event(start)
         return 1
 
-    async def _getvars(self, channel: str, names: tuple[str, ...]) -> dict[str, str]:
-        """Channel variables by name ("" for one unset or unreadable), asked all at once."""
+    async def _getvars(self, channel: str, names: tuple[str, ...], uniqueid: str = "") -> dict[str, str]:
+        """Channel variables by name ("" for one unset or unreadable), asked all at once
+        (of the channel's node, with several: its uniqueid says which)."""
+        hint = node_hint(self.ami, uniqueid)
+
         async def one(name: str) -> str:
             try:
-                resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5)
+                resp = await self.ami.send({"Action": "Getvar", "Channel": channel, "Variable": name}, timeout=5,
+                                           **hint)
                 return (resp.headers.get("Value") or "") if resp.success else ""
             except (AmiError, TimeoutError):
                 return ""
@@ -338,7 +342,7 @@ class AgiEntry:
             uniqueid, channel = caller.get("Uniqueid") or "", caller.get("Channel") or ""
             if not uniqueid or self.book.knows_channel(uniqueid):
                 continue
-            values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"))
+            values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"), uniqueid)
             call_id = values[acd_mod.VAR_CALL_ID]
             if not call_id:    # never reached an agent through us (e.g. the fallback queue)
                 continue
@@ -364,7 +368,7 @@ class AgiEntry:
         uniqueid, channel = ch.get("Uniqueid") or "", ch.get("Channel") or ""
         if not uniqueid or self.book.knows_channel(uniqueid):
             return
-        values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, "SB_DID"))
+        values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, "SB_DID"), uniqueid)
         if values[acd_mod.VAR_CALL_ID]:   # the service handed it there itself: its record says so
             return
         call_id = ch.get("Linkedid") or uniqueid

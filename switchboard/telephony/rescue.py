@@ -168,7 +168,7 @@ class Rescuer:
 
     async def _rescue(self, *, channel: str, uniqueid: str, call_id: str, reason: str, node: str, detail: str,
                       session: Any) -> str:
-        from switchboard.ami.client import AmiError
+        from switchboard.ami.client import AmiError, node_hint
 
         log.warning("call %s: %s at %s (%s): handing %s to the fallback queue", call_id or "-", reason,
                     node or "-", detail or "-", channel)
@@ -183,7 +183,8 @@ class Rescuer:
                 if not getattr(self.ami, "connected", True):
                     await self.ami.wait_connected(timeout=self.action_timeout)
                 resp = await self.ami.send({"Action": "Redirect", "Channel": channel, "Context": self.context,
-                                            "Exten": self.exten, "Priority": "1"}, timeout=self.action_timeout)
+                                            "Exten": self.exten, "Priority": "1"}, timeout=self.action_timeout,
+                                           **node_hint(self.ami, uniqueid or call_id))
             except (AmiError, TimeoutError) as exc:
                 log.warning("call %s: Redirect of %s to the fallback queue, attempt %d: %s", call_id or "-",
                             channel, attempt, exc)
@@ -201,11 +202,11 @@ class Rescuer:
 
     async def hang_up(self, *, channel: str, call_id: str, reason: str, node: str, cause: int,
                       detail: str = "") -> str:
-        from switchboard.ami.client import AmiError
+        from switchboard.ami.client import AmiError, node_hint
 
         try:
             resp = await self.ami.send({"Action": "Hangup", "Channel": channel, "Cause": str(cause)},
-                                       timeout=self.action_timeout)
+                                       timeout=self.action_timeout, **node_hint(self.ami, call_id))
         except (AmiError, TimeoutError) as exc:
             log.error("call %s: cannot hang up %s either (%s): left to the reconciliation", call_id or "-",
                       channel, exc)
@@ -292,6 +293,12 @@ class Reconciler:
         if not getattr(self.ami, "connected", True):
             return []
         open_calls = self.book.open_calls(started_before=time.monotonic())
+        up_nodes = getattr(self.ami, "up_nodes", None)
+        if up_nodes is not None:
+            # several Asterisk nodes: the list covers the nodes up now; a call on a node down
+            # is not "gone" (its link may come back), the node watch decides when it is lost
+            up = set(up_nodes())
+            open_calls = {cid: u for cid, u in open_calls.items() if self.ami.node_for(cid) in up}
         try:
             listing = await self.ami.send({"Action": "CoreShowChannels"}, timeout=10)
         except (AmiError, TimeoutError) as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from switchboard.ami.client import node_hint
 from switchboard.calls import adopted_seq_base
 from switchboard.events import EventKind
 from switchboard.ivr import memo
@@ -34,7 +35,7 @@ class MemoKeeper:
 
     async def __call__(self, session: Any, value: str) -> None:
         await self.ami.send({"Action": "Setvar", "Channel": session.channel, "Variable": memo.VARIABLE,
-                             "Value": value}, timeout=self.timeout)
+                             "Value": value}, timeout=self.timeout, **node_hint(self.ami, session.uniqueid))
 
 
 async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -> tuple[str | None, bool]:
