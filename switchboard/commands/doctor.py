@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,27 @@ def register(sub: Any) -> None:
 
 
 async def check_ami(settings: Settings, timeout: float) -> list[Check]:
+    """One Asterisk, or each node of ``ami.nodes`` (its checks named after it, and its
+    ``systemname`` checked: the node's call ids must start with its name)."""
+    s = settings.ami
+    if not s.nodes:
+        return await check_one_ami(s, timeout)
+    per_node = await asyncio.gather(*(
+        check_one_ami(replace(s, host=host, port=port, nodes=()), timeout, node=name)
+        for name, host, port, _sip in s.node_list()))
+    return [c for checks in per_node for c in checks]
+
+
+async def check_one_ami(s: Any, timeout: float, *, node: str = "") -> list[Check]:
+    where = f"{s.host}:{s.port} as {s.username}"
+    out = await _check_one_ami(s, timeout, where, node)
+    return [replace(c, name=f"{c.name} (node {node})") for c in out] if node else out
+
+
+async def _check_one_ami(s: Any, timeout: float, where: str, node: str) -> list[Check]:
     from switchboard.ami.client import AmiClient
     from switchboard.telephony import heartbeat
 
-    s = settings.ami
-    where = f"{s.host}:{s.port} as {s.username}"
     try:
         secret = s.resolved_secret()
     except OSError as exc:
@@ -77,6 +93,12 @@ async def check_ami(settings: Settings, timeout: float) -> list[Check]:
         else:
             out.append(Check("service heartbeat", False, "none in Asterisk (service not running: calls go to the "
                              "fallback queue)", optional=True))
+        if node:
+            core = await client.send({"Action": "CoreSettings"}, timeout=timeout)
+            system = (core.headers.get("SystemName") or "") if core.success else ""
+            out.append(Check("systemname", system == node,
+                             f"{system or '(none)'}" + ("" if system == node else
+                                                         f": must be {node!r} (asterisk.conf [options] systemname)")))
         chans = await client.send({"Action": "CoreShowChannels"}, timeout=timeout)
         n = len(getattr(chans, "events", ()))
         out.append(Check("AMI channel list", chans.success, f"{n} channel(s) up"))
