@@ -211,6 +211,10 @@ class Metrics:
                                  "failed, refused).",
                                  ["kind", "result"], registry=r)
         self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnections.", registry=r)
+        self.ami_events = Counter("switchboard_ami_events",
+                                  "AMI events read from Asterisk (every node), by fate: delivered to the service's "
+                                  "subscribers, or skipped unparsed (no subscriber wants that event).", ["fate"],
+                                  registry=r)
         self.ami_event_lag = Gauge("switchboard_ami_event_lag_seconds",
                                    "Delay between an AMI event's timestamp and its handling.", registry=r)
         self.events_seen = Counter("switchboard_call_events", "Call-timeline events observed, by kind.",

@@ -21,7 +21,8 @@ import pytest
 from switchboard.config import read_env_file
 
 REPO = Path(__file__).resolve().parent.parent
-STACK_ENV = REPO / "run" / "stack.env"
+# SB_STACK_ENV: the stack of this pytest process (make test runs two shards, each on its own stack)
+STACK_ENV = Path(os.environ.get("SB_STACK_ENV") or REPO / "run" / "stack.env")
 
 
 def read_stack_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ while read -r _ mnt _; do
     case "$mnt" in "$ASTERISK_ROOT"/*) left+=("mount $mnt");; esac
 done </proc/mounts
 if pgrep -f "sipp .*$RUN" >/dev/null; then left+=("SIPp processes of $RUN: $(pgrep -f "sipp .*$RUN" | tr '\n' ' ')"); fi
-if [ -f "$PGDIR/data/postmaster.pid" ] && kill -0 "$(head -1 "$PGDIR/data/postmaster.pid")" 2>/dev/null; then
+if [ -z "${STACK_SHARED_PG:-}" ] && [ -f "$PGDIR/data/postmaster.pid" ] && kill -0 "$(head -1 "$PGDIR/data/postmaster.pid")" 2>/dev/null; then
     left+=("private PostgreSQL still running ($PGDIR)")
 fi
 if [ ${#left[@]} -gt 0 ]; then

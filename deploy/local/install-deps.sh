@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need (idempotent).
 set -euo pipefail
-PKGS=(gcc libc6-dev python3-dev postgresql debootstrap sip-tester baresip ffmpeg espeak-ng sox graphviz prometheus chromium curl iproute2 procps)
+PKGS=(gcc libc6-dev python3-dev postgresql debootstrap sip-tester baresip ffmpeg espeak-ng sox graphviz prometheus chromium curl iproute2 procps rsync)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

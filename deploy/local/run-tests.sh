@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: lint, type-check, unit tests, then the local stack (real
-# PostgreSQL, Asterisk 22, SIPp) for integration, end-to-end and browser tests.
-# The stack is always brought down at the end, pass or fail.
+# `make test`: lint, type-check, unit tests, then two local stacks (real PostgreSQL,
+# Asterisk 22, SIPp) for the integration, security, end-to-end and browser tests, run as two
+# shards side by side (tests/shard.py: each shard on its own Asterisk, one PostgreSQL server).
+# Every stack is brought down at the end, pass or fail.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -20,20 +21,69 @@ pytest -q -p no:cacheprovider tests/unit
 rc=$?
 [ $rc -eq 0 ] || exit $rc
 
-step "local stack up (PostgreSQL, Asterisk 22)"
+# One `make test` at a time on this machine: the stacks' Asterisk roots are shared cache
+# folders. The lock is held on fd 9 for the whole run (children started by Python close it).
+exec 9>/tmp/switchboard-e2e.lock
+if ! flock -n 9; then
+    echo "run-tests: another make test holds /tmp/switchboard-e2e.lock: waiting for it"
+    flock 9
+fi
+export SB_E2E_LOCK_HELD=1
+
+SHARDS="${TEST_SHARDS:-2}"
+ROOT2="${ASTERISK_ROOT}-shard2"
+RUN2="$RUN/shard2"
+
+step "local stacks up (PostgreSQL, Asterisk 22 x $SHARDS)"
 down() {
     local rc=$?
-    step "local stack down"
+    step "local stacks down"
+    if [ "$SHARDS" -gt 1 ]; then
+        ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_SHARED_PG=1 bash "$REPO/deploy/local/stack-down.sh"
+    fi
     bash "$REPO/deploy/local/stack-down.sh"
     bash "$REPO/deploy/local/check-down.sh" || rc=1
+    if [ "$SHARDS" -gt 1 ]; then
+        ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_SHARED_PG=1 bash "$REPO/deploy/local/check-down.sh" || rc=1
+    fi
     exit $rc
 }
 trap down EXIT
 bash deploy/local/stack-up.sh || exit 1
-set -a; source "$RUN/stack.env"; set +a
+val() { sed -n "s/^$1=//p" "$2" | tail -1; }   # val KEY FILE: one setting of a stack.env
+if [ "$SHARDS" -gt 1 ]; then
+    mkdir -p "$RUN2"
+    # the second stack: a copy of the first root, its own ports and run folder, the same PostgreSQL
+    ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_ROOT_FROM="$ASTERISK_ROOT" \
+        SWITCHBOARD_DSN="$(val SWITCHBOARD_DSN "$RUN/stack.env")" \
+        STACK_AMI_PORT="$(free_port $(($(val SWITCHBOARD_AMI_PORT "$RUN/stack.env") + 100)))" \
+        STACK_SIP_PORT="$(free_port $(($(val STACK_SIP_PORT "$RUN/stack.env") + 100)) udp)" \
+        STACK_TRUNK_OUT_PORT="$(free_port $(($(val STACK_TRUNK_OUT_PORT "$RUN/stack.env") + 100)) udp)" \
+        bash deploy/local/stack-up.sh || exit 1
+fi
 
-step "integration (PostgreSQL), security probe, end-to-end (Asterisk 22 + SIPp) and browser tests"
-pytest -v -p no:cacheprovider -rA --durations=40 --junitxml=artifacts/junit.xml tests/integration tests/security tests/e2e tests/browser
-rc=$?
-if [ $rc -eq 5 ]; then echo "run-tests: no integration/e2e tests collected" >&2; exit 1; fi
+DIRS=(tests/integration tests/security tests/e2e tests/browser)
+step "integration (PostgreSQL), security probe, end-to-end (Asterisk 22 + SIPp) and browser tests: $SHARDS shards"
+pids=()
+for k in $(seq 1 "$SHARDS"); do
+    read -r -a files <<<"$(python3 tests/shard.py "$SHARDS" "$k" "${DIRS[@]}")"
+    stack_env="$RUN/stack.env"; [ "$k" -eq 1 ] || stack_env="$RUN2/stack.env"
+    args=(-v -p no:cacheprovider -rA --durations=25 --junitxml="artifacts/junit-$k.xml" "${files[@]}")
+    # each shard's pytest sees its own stack's settings (and nothing of the other's)
+    if [ "$k" -eq 1 ]; then   # shard 1 prints as it goes; the others print when they are done
+        (set -a; source "$stack_env"; set +a; SB_STACK_ENV="$stack_env" exec pytest "${args[@]}") &
+    else
+        (set -a; source "$stack_env"; set +a; SB_STACK_ENV="$stack_env" exec pytest "${args[@]}") \
+            >"artifacts/shard-$k.log" 2>&1 &
+    fi
+    pids+=($!)
+done
+rc=0
+for i in "${!pids[@]}"; do
+    wait "${pids[$i]}"; r=$?
+    k=$((i + 1))
+    if [ "$k" -gt 1 ]; then step "shard $k of $SHARDS"; cat "artifacts/shard-$k.log"; fi
+    if [ $r -eq 5 ]; then echo "run-tests: shard $k collected no tests" >&2; r=1; fi
+    [ $r -eq 0 ] || rc=$r
+done
 exit $rc

@@ -9,6 +9,7 @@ for pf in "$RUN"/*.sipp.pid "$RUN"/service.pid "$RUN"/demo.pid; do
 done
 pkill -f "sipp .*$RUN" 2>/dev/null || true
 bash "$(dirname "$0")/asterisk-stop.sh"
-bash "$(dirname "$0")/postgres.sh" stop
+# STACK_SHARED_PG=1: a second stack that used the first one's PostgreSQL leaves it running
+[ -n "${STACK_SHARED_PG:-}" ] || bash "$(dirname "$0")/postgres.sh" stop
 rm -f "$RUN/stack.env"
 say "down"

@@ -40,6 +40,7 @@ class AmiMetricsSync:
         self.metrics = metrics
         self.client = client
         self._seen_reconnects = 0
+        self._seen_events = {"delivered": 0, "skipped": 0}
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
@@ -48,6 +49,13 @@ class AmiMetricsSync:
             if reconnects > self._seen_reconnects:
                 self.metrics.ami_reconnects.inc(reconnects - self._seen_reconnects)
                 self._seen_reconnects = reconnects
+            for fate, attr in (("delivered", "events_received"), ("skipped", "events_skipped")):
+                n = int(getattr(self.client, attr, 0))
+                seen = self._seen_events[fate]
+                delta = n - seen if n >= seen else n     # below: a new connection's parser counts anew
+                if delta:
+                    self.metrics.ami_events.labels(fate).inc(delta)
+                self._seen_events[fate] = n
             self.metrics.observe_ami_lag(float(getattr(self.client, "event_lag", 0.0)))
             await asyncio.sleep(1.0)
 
