@@ -47,5 +47,7 @@ asterisk_pid() {
     local pf="$ASTERISK_ROOT/run/asterisk/asterisk.pid" pid
     [ -s "$pf" ] || return 1
     pid="$(cat "$pf")"
-    [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q asterisk "/proc/$pid/comm" 2>/dev/null && echo "$pid"
+    # and only an Asterisk running in THIS root: a copied root carries the pid file of its source
+    [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -q asterisk "/proc/$pid/comm" 2>/dev/null \
+        && [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$ASTERISK_ROOT" ] && echo "$pid"
 }
