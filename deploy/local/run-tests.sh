@@ -54,7 +54,8 @@ val() { sed -n "s/^$1=//p" "$2" | tail -1; }   # val KEY FILE: one setting of a 
 if [ "$SHARDS" -gt 1 ]; then
     mkdir -p "$RUN2"
     # the second stack: a copy of the first root, its own ports and run folder, the same PostgreSQL
-    ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_ROOT_FROM="$ASTERISK_ROOT" \
+    ROOT1="$ASTERISK_ROOT"   # (a prefix assignment would see ASTERISK_ROOT already set to ROOT2)
+    STACK_ROOT_FROM="$ROOT1" ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" \
         SWITCHBOARD_DSN="$(val SWITCHBOARD_DSN "$RUN/stack.env")" \
         STACK_AMI_PORT="$(free_port $(($(val SWITCHBOARD_AMI_PORT "$RUN/stack.env") + 100)))" \
         STACK_SIP_PORT="$(free_port $(($(val STACK_SIP_PORT "$RUN/stack.env") + 100)) udp)" \

@@ -285,13 +285,16 @@ async def until(cond: Callable[[], bool | Awaitable[bool]], *, timeout: float, w
 
 
 async def run_caller(scenario_xml: str, *, remote: str, service: str, timeout: float, port: int = 0,
-                     calls: int = 1) -> SippResult:
-    """``run_sipp``, but the SIPp process dies with the task (a cancelled test leaves no caller behind)."""
+                     calls: int = 1, ip: str = "127.0.0.1", call_id: str = "") -> SippResult:
+    """``run_sipp``, but the SIPp process dies with the task (a cancelled test leaves no caller behind).
+    ``ip``: the address SIPp sends from; ``call_id``: a fixed Call-ID (SIPp's ``-cid_str``)."""
     tmp = Path(tempfile.mkdtemp(prefix="sipp-caller-"))
     scen = tmp / "scenario.xml"
     scen.write_text(scenario_xml, encoding="ascii", errors="xmlcharrefreplace")
-    args = [sipp_binary(), remote, "-sf", str(scen), "-m", str(calls), "-i", "127.0.0.1", "-p", str(port),
+    args = [sipp_binary(), remote, "-sf", str(scen), "-m", str(calls), "-i", ip, "-p", str(port),
             "-nostdin", "-trace_err", "-timeout", f"{int(timeout)}s", "-timeout_error", "-max_recv_loops", "1000"]
+    if call_id:
+        args += ["-cid_str", call_id]
     if service:
         args += ["-s", service]
     proc = await asyncio.create_subprocess_exec(*args, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
