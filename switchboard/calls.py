@@ -177,6 +177,7 @@ class CallBook:
         self.asterisk_node: Callable[[str], str | None] | None = None
         self.calls: dict[str, CallFacts] = {}
         self._by_uniqueid: dict[str, str] = {}
+        self._refused_open = 0   # open records of callers refused past capacity (live_calls leaves them out)
         self._hung_up: dict[str, tuple[str, str, Any]] = {}   # call id -> (cause, cause text, timer)
         # what an agent's screen pop shows of a call, by call id: kept from the call's events (any call
         # id, callbacks dialed after their record closed too) until its ``call.ended``
@@ -246,20 +247,26 @@ class CallBook:
         record. ``age_s``: how long its channel has existed, for the ``duration_s`` of ``call.ended``."""
         facts = CallFacts(call_id=call_id, uniqueid=uniqueid, caller=caller, dialed=dialed,
                           started=time.monotonic() - age_s, queued=True, answered=answered)
+        old = self.calls.get(call_id)
+        if old is not None and old.overload:
+            self._refused_open -= 1
         self.calls[call_id] = facts
         self._by_uniqueid[uniqueid] = call_id
         self.bus.seed(call_id, adopted_seq_base())
         return facts
 
     def live_calls(self) -> int:
-        """Callers the service holds now, not counting those refused past capacity."""
-        return sum(1 for f in self.calls.values() if not f.overload)
+        """Callers the service holds now, not counting those refused past capacity. O(1): the
+        overload gate asks it for every new caller (issue 12: a scan of every call was a hot spot)."""
+        return len(self.calls) - self._refused_open
 
     def refused_overload(self, call_id: str, *, reason: str, action: str, figures: dict[str, Any]) -> None:
         """A new caller refused past capacity (outcome ``overload``); the record stays open until
         the channel hangs up."""
         facts = self.calls.get(call_id)
         if facts is not None:
+            if not facts.overload:
+                self._refused_open += 1
             facts.overload = reason
         self.emit(call_id, EventKind.REFUSED_OVERLOAD, {"reason": reason, "action": action, **figures})
 
@@ -376,6 +383,8 @@ class CallBook:
         facts = self.calls.pop(call_id, None)
         if facts is None:
             return None
+        if facts.overload:
+            self._refused_open -= 1
         self._by_uniqueid.pop(facts.uniqueid, None)
         if not facts.flow_end and self.current_node is not None:
             facts.flow_node = self.current_node(facts.uniqueid) or facts.flow_node

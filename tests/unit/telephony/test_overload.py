@@ -210,6 +210,9 @@ async def test_past_max_calls_a_new_caller_hears_busy_and_is_hung_up_with_outcom
     book.channel_hung_up("new", cause="16")
     [ended] = [e.data for e in seen if e.kind == EventKind.CALL_ENDED]
     assert ended["outcome"] == "overload"
+    assert book.live_calls() == 1 and len(book.calls) == 1           # the count follows the records
+    book.channel_hung_up("held", cause="16")
+    assert book.live_calls() == 0 and not book.calls
     assert metrics.registry.get_sample_value("switchboard_overload_refused_total", {"reason": "calls"}) == 1
     assert metrics.registry.get_sample_value("switchboard_calls_total",
                                              {"topic": "unknown", "province": "unknown", "outcome": "overload"}) == 1
