@@ -239,7 +239,7 @@ STACK_NODE_A_ETC=$AST_ETC-a
 STACK_NODE_B_ETC=$AST_ETC-b
 STACK_KAMAILIO_PORT=$SIP_PORT
 STACK_KAMAILIO_CTL=$KAMAILIO_DIR/kamailio.ctl
-SWITCHBOARD_AMI_NODES=a=127.0.0.1:$NODE_A_AMI_PORT,b=127.0.0.1:$NODE_B_AMI_PORT
+SWITCHBOARD_AMI_NODES=a=127.0.0.1:$NODE_A_AMI_PORT/$NODE_A_SIP_PORT,b=127.0.0.1:$NODE_B_AMI_PORT/$NODE_B_SIP_PORT
 ENV
 fi
 cat >"$RUN/switchboard.toml" <<TOML
@@ -251,8 +251,8 @@ port = $AMI_PORT
 username = "$AMI_USER"
 secret_file = "$RUN/ami.secret"
 $(if [ "$NODES" = 2 ]; then for name in "${NODE_NAMES[@]}"; do
-    [ "$name" = a ] && port=$NODE_A_AMI_PORT || port=$NODE_B_AMI_PORT
-    printf '\n[[ami.nodes]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\n' "$name" "$port"
+    if [ "$name" = a ]; then port=$NODE_A_AMI_PORT sip=$NODE_A_SIP_PORT; else port=$NODE_B_AMI_PORT sip=$NODE_B_SIP_PORT; fi
+    printf '\n[[ami.nodes]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\nsip_port = %s\n' "$name" "$port" "$sip"
 done; fi)
 
 [database]

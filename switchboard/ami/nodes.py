@@ -248,6 +248,9 @@ class AmiNodes:
         if not isinstance(action, Action):
             action = Action.from_dict(action)
         target = node or self._route(action)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> node %s%s", action.name, action.headers.get("Channel") or "", target,
+                      " (hint)" if node else "")
         if target == "*":
             return self._fan_out(action, timeout)
         client = self.clients.get(target)

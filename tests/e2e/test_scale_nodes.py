@@ -173,7 +173,7 @@ async def test_a_node_killed_its_calls_fail_agents_return_and_it_rejoins_when_ba
         # Kamailio's OPTIONS find b down: the Call-ID that went to b goes to a now
         await until(lambda: _flags_down(nodes_env, "b"), timeout=20, what="Kamailio marks node b down")
         caller = "02838300023"
-        rerouted = call_via_kamailio(svc, [*ivr(PENSION), Pause(5), HangUp()], caller=caller, call_id=CALL_IDS["b"])
+        rerouted = call_via_kamailio(svc, [*ivr(PENSION), Pause(15), HangUp()], caller=caller, call_id=CALL_IDS["b"])
         cid = await svc.wait_call_id(caller)
         assert cid.startswith("a-")
         assert (await svc.wait_event(cid, "call.answered", timeout=30)).data["agent_id"] == "agent1009"
@@ -183,7 +183,7 @@ async def test_a_node_killed_its_calls_fail_agents_return_and_it_rejoins_when_ba
         await until(lambda: nodes.up_nodes() == ["a", "b"], timeout=30, what="node b back in the service")
         await until(lambda: _flags_up(nodes_env, "b"), timeout=20, what="Kamailio marks node b up")
         caller = "02838300024"
-        back = call_via_kamailio(svc, [*ivr(PENSION), Pause(5), HangUp()], caller=caller, call_id=CALL_IDS["b"])
+        back = call_via_kamailio(svc, [*ivr(PENSION), Pause(15), HangUp()], caller=caller, call_id=CALL_IDS["b"])
         cid = await svc.wait_call_id(caller)
         assert cid.startswith("b-")
         await until(lambda: svc.status("agent1009") == "ready", timeout=15, what="agent1009 ready")
