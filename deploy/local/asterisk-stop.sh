@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop the Asterisk of the local stack and unmount what stack-up mounted.
+# Stop the Asterisk of the local stack (the one Asterisk, or every node of a NODES=2
+# stack, whatever NODES says now) and unmount what stack-up mounted.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 QUIET="${1:-}"
@@ -10,6 +11,12 @@ if pid="$(asterisk_pid)"; then
     [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     [ -n "$QUIET" ] || say "Asterisk stopped"
 fi
+for name in $(running_nodes); do
+    if asterisk_pid "$name" >/dev/null; then
+        node_stop "$name"
+        [ -n "$QUIET" ] || say "Asterisk node $name stopped"
+    fi
+done
 # Any other process still running inside the root (e.g. a crashed restart)
 for p in /proc/[0-9]*; do
     r="$(readlink "$p/root" 2>/dev/null || true)"

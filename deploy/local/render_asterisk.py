@@ -20,6 +20,13 @@ KEYS = {
     "ETC_DIR", "AMI_PORT", "AMI_USERNAME", "AMI_SECRET", "AMI_EXTRA_USERS", "SIP_PORT",
     "TRUNK_MATCH", "TRUNK_OUT", "HEARTBEAT_MAX_AGE", "RTP_START", "RTP_END",
     "TRUNK_LOCAL_OPTIONS", "PJSIP_LOCAL",
+    "AST_RUN_DIR", "AST_DB_DIR", "AST_SPOOL_DIR", "AST_LOG_DIR", "NODE_OPTIONS",
+}
+# Values that one Asterisk (the default stack) leaves to Debian's folders; each node of a
+# several-node stack gives its own (deploy/local/stack-up.sh, NODES=2).
+DEFAULTS = {
+    "AST_RUN_DIR": "/var/run/asterisk", "AST_DB_DIR": "/var/lib/asterisk",
+    "AST_SPOOL_DIR": "/var/spool/asterisk", "AST_LOG_DIR": "/var/log/asterisk", "NODE_OPTIONS": "",
 }
 
 
@@ -40,7 +47,7 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     out = Path(argv[1])
-    values: dict[str, str] = {}
+    values: dict[str, str] = dict(DEFAULTS)
     extra: dict[str, str] = {}
     args = iter(argv[2:])
     for a in args:

@@ -2,11 +2,14 @@
 # Bring the local stack up (idempotent): PostgreSQL, Asterisk 22 in its Debian
 # sid root, configuration rendered from deploy/asterisk/. Writes run/stack.env
 # with the addresses and secret files the service and the tests use.
+# NODES=2: Kamailio (the SIP edge and the agents' registrar) and two Asterisk nodes,
+# a and b, from the same root (docs/scale.md); STACK_SIP_PORT is then Kamailio's port.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
 export PATH="$REPO/.venv/bin:$PATH"
 
+case "$NODES" in 1|2) ;; *) die "NODES must be 1 or 2 (got $NODES)";; esac
 [ "$(id -u)" = 0 ] || die "the local stack needs root (chroot, mounts, private PostgreSQL as user postgres)"
 
 # 1. PostgreSQL
@@ -15,7 +18,9 @@ DSN="$(bash deploy/local/postgres.sh)"
 # 2. Asterisk root (cached outside the repo; rebuilt only when unhealthy)
 ASTERISK_ROOT="$ASTERISK_ROOT" bash deploy/local/asterisk-root.sh
 
-# 3. Stop an Asterisk still running from this root (a previous run), then clean mounts.
+# 3. Stop an Asterisk (or nodes, and Kamailio) still running from this root (a previous run),
+#    then clean mounts.
+kamailio_stop
 bash deploy/local/asterisk-stop.sh quiet
 
 # 4. Secrets (random, kept in run/, never in the repo)
@@ -43,6 +48,29 @@ for a in load_agents(sys.argv[1]):
     if a.active:
         print(f"member => PJSIP/{a.sip_endpoint}")
 PY
+
+# NODES=2: Kamailio takes SIP_PORT (where callers and agents send); the nodes get ports of
+# their own, node a keeps AMI_PORT (the service's [ami]), node b the next free one.
+# Kamailio talks to the nodes from its own loopback addresses, so each node identifies the
+# trunk by source address: 127.0.0.3 (trunk), 127.0.0.4 (the media trunk's calls, below).
+KAM_TRUNK_IP=127.0.0.3
+KAM_MEDIA_IP=127.0.0.4
+if [ "$NODES" = 2 ]; then
+    NODE_A_SIP_PORT="${STACK_NODE_A_SIP_PORT:-$(free_port $((SIP_PORT + 1)) udp)}"
+    NODE_B_SIP_PORT="${STACK_NODE_B_SIP_PORT:-$(free_port $((NODE_A_SIP_PORT + 1)) udp)}"
+    NODE_A_AMI_PORT="$AMI_PORT"
+    NODE_B_AMI_PORT="${STACK_NODE_B_AMI_PORT:-$(free_port $((AMI_PORT + 1)))}"
+    secret "$RUN/kamailio-nonce.secret"
+    mkdir -p "$KAMAILIO_DIR"
+    python3 deploy/local/render_kamailio.py "$KAMAILIO_DIR" \
+        --agents-pjsip "$RUN/pjsip_agents.conf" --node "a=127.0.0.1:$NODE_A_SIP_PORT" --node "b=127.0.0.1:$NODE_B_SIP_PORT" \
+        --node-agents "$RUN/pjsip_agents_nodes.conf" --qualify "${STACK_AGENT_QUALIFY:-5}" \
+        CLIENT_IP=127.0.0.1 TRUNK_SIDE_IP=$KAM_TRUNK_IP MEDIA_SIDE_IP=$KAM_MEDIA_IP PORT="$SIP_PORT" \
+        MODULES_DIR=/usr/lib/x86_64-linux-gnu/kamailio/modules RUN_DIR="$KAMAILIO_DIR" \
+        NONCE_SECRET="$(cat "$RUN/kamailio-nonce.secret")" REALM=switchboard \
+        TRUNK_SOURCE_IP=127.0.0.1 MEDIA_SOURCE_IP=127.0.0.2 PSTN="127.0.0.1:$TRUNK_OUT_PORT" \
+        || die "cannot render Kamailio's configuration"
+fi
 
 # 6. Render configuration into the root. The test-only admin AMI user (command
 #    class, for `core restart now` in tests) is added here, never in deploy/.
@@ -93,11 +121,40 @@ match = 127.0.0.2
 #     stopped issue 12's level 600 with 488s on both systems.
 RTP_START="${STACK_RTP_START:-20000}"
 RTP_END="${STACK_RTP_END:-29999}"
+if [ "$NODES" = 1 ]; then
 python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC" \
     ETC_DIR="$AST_ETC" AMI_PORT="$AMI_PORT" AMI_USERNAME="$AMI_USER" AMI_SECRET="$(cat "$RUN/ami.secret")" \
     AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$SIP_PORT" TRUNK_MATCH=127.0.0.1 TRUNK_OUT="127.0.0.1:$TRUNK_OUT_PORT" HEARTBEAT_MAX_AGE=15 \
     RTP_START="$RTP_START" RTP_END="$RTP_END" TRUNK_LOCAL_OPTIONS="$TRUNK_LOCAL" PJSIP_LOCAL="$PJSIP_LOCAL" \
     --agents-pjsip "$RUN/pjsip_agents.conf" --agents-queue "$RUN/queues_members.conf"
+else
+    # 6d. Each node: its own folders and systemname, its ports, half of the RTP range; the trunk
+    #     is Kamailio (calls in from 127.0.0.3, out to Kamailio, which sends numbers to the local
+    #     PSTN); the media trunk's calls come through Kamailio too, from 127.0.0.4; the agents'
+    #     endpoints keep their names, with a static contact at Kamailio (their registrar).
+    PJSIP_LOCAL_NODES="${PJSIP_LOCAL//match = 127.0.0.2/match = $KAM_MEDIA_IP}"
+    RTP_MID=$(( (RTP_START + RTP_END) / 2 ))
+    for name in "${NODE_NAMES[@]}"; do
+        if [ "$name" = a ]; then
+            n_sip=$NODE_A_SIP_PORT n_ami=$NODE_A_AMI_PORT n_rtp_start=$RTP_START n_rtp_end=$RTP_MID
+        else
+            n_sip=$NODE_B_SIP_PORT n_ami=$NODE_B_AMI_PORT n_rtp_start=$((RTP_MID + 1)) n_rtp_end=$RTP_END
+        fi
+        python3 deploy/local/render_asterisk.py "$ASTERISK_ROOT$AST_ETC-$name" \
+            ETC_DIR="$AST_ETC-$name" AMI_PORT="$n_ami" AMI_USERNAME="$AMI_USER" AMI_SECRET="$(cat "$RUN/ami.secret")" \
+            AMI_EXTRA_USERS="$ADMIN_BLOCK" SIP_PORT="$n_sip" TRUNK_MATCH=$KAM_TRUNK_IP TRUNK_OUT="$KAM_TRUNK_IP:$SIP_PORT" \
+            HEARTBEAT_MAX_AGE=15 RTP_START="$n_rtp_start" RTP_END="$n_rtp_end" \
+            TRUNK_LOCAL_OPTIONS="$TRUNK_LOCAL" PJSIP_LOCAL="$PJSIP_LOCAL_NODES" \
+            AST_RUN_DIR="/var/run/asterisk-$name" AST_DB_DIR="/var/lib/asterisk-$name" \
+            AST_SPOOL_DIR="/var/spool/asterisk-$name" AST_LOG_DIR="/var/log/asterisk-$name" \
+            NODE_OPTIONS="; node $name of a NODES=2 stack (deploy/local/stack-up.sh)
+systemname = $name" \
+            --agents-pjsip "$RUN/pjsip_agents_nodes.conf" --agents-queue "$RUN/queues_members.conf"
+        mkdir -p "$ASTERISK_ROOT/run/asterisk-$name" "$ASTERISK_ROOT/var/lib/asterisk-$name" \
+            "$ASTERISK_ROOT/var/spool/asterisk-$name" "$ASTERISK_ROOT/var/log/asterisk-$name"
+        rm -f "$ASTERISK_ROOT/var/lib/asterisk-$name/astdb.sqlite3"
+    done
+fi
 
 # 6c. Name look-ups never leave the root: without /etc/hosts Asterisk resolves the host's
 #     name and A.ROOT-SERVERS.NET (its "find our address" fallback) for every new channel,
@@ -120,12 +177,32 @@ rm -f "$ASTERISK_ROOT/var/lib/asterisk/astdb.sqlite3"   # no heartbeat left over
 
 # 8. Start Asterisk in the background, detached from our output (CI must not hang on it).
 #    Close every inherited descriptor above 2 (a caller's lock file, CI's pipes).
+if [ "$NODES" = 2 ]; then
+    for name in "${NODE_NAMES[@]}"; do node_start "$name"; done
+    for port in "$NODE_A_AMI_PORT" "$NODE_B_AMI_PORT"; do
+        python3 deploy/local/wait_ami.py 127.0.0.1 "$port" "$AMI_USER" "$RUN/ami.secret" 60 \
+            || { tail -30 "$RUN"/asterisk-*.console.log >&2; die "an Asterisk node (AMI port $port) did not boot"; }
+    done
+    # Kamailio, in the foreground of its own session (-DD), logging to run/kamailio.log
+    setsid bash deploy/local/exec-clean.sh kamailio -DD -E -f "$KAMAILIO_DIR/kamailio.cfg" -P "$KAMAILIO_DIR/kamailio.pid" \
+        -m 64 -M 8 </dev/null >"$RUN/kamailio.log" 2>&1 &
+    for _ in $(seq 1 100); do kamailio_pid >/dev/null && [ -S "$KAMAILIO_DIR/kamailio.ctl" ] && break; sleep 0.1; done
+    kamailio_pid >/dev/null || { tail -30 "$RUN/kamailio.log" >&2; die "Kamailio did not start"; }
+    # both nodes answer Kamailio's OPTIONS before the stack is called up
+    for _ in $(seq 1 100); do
+        [ "$(kamcmd -s "unix:$KAMAILIO_DIR/kamailio.ctl" dispatcher.list 2>/dev/null | grep -c 'FLAGS: AP')" = 2 ] && break
+        sleep 0.1
+    done
+    [ "$(kamcmd -s "unix:$KAMAILIO_DIR/kamailio.ctl" dispatcher.list 2>/dev/null | grep -c 'FLAGS: AP')" = 2 ] \
+        || { kamcmd -s "unix:$KAMAILIO_DIR/kamailio.ctl" dispatcher.list >&2; die "Kamailio does not see both nodes up"; }
+else
 setsid bash deploy/local/exec-clean.sh chroot "$ASTERISK_ROOT" /usr/sbin/asterisk -f -C "$AST_ETC/asterisk.conf" \
     </dev/null >"$RUN/asterisk.console.log" 2>&1 &
 echo $! >"$RUN/asterisk.launcher.pid"
 if ! python3 deploy/local/wait_ami.py 127.0.0.1 "$AMI_PORT" "$AMI_USER" "$RUN/ami.secret" 60; then
     tail -30 "$RUN/asterisk.console.log" >&2
     die "Asterisk did not boot"
+fi
 fi
 
 cat >"$RUN/stack.env" <<ENV
@@ -149,6 +226,22 @@ STACK_MEDIA_TRUNK_IP=127.0.0.2
 STACK_RTP_START=$RTP_START
 STACK_RTP_END=$RTP_END
 ENV
+if [ "$NODES" = 2 ]; then
+    # node a is the [ami] of one node; the tests' form of the node list is SWITCHBOARD_AMI_NODES
+    sed -i "s|^STACK_ASTERISK_ETC=.*|STACK_ASTERISK_ETC=$AST_ETC-a|" "$RUN/stack.env"
+    cat >>"$RUN/stack.env" <<ENV
+STACK_NODES=a,b
+STACK_NODE_A_AMI_PORT=$NODE_A_AMI_PORT
+STACK_NODE_B_AMI_PORT=$NODE_B_AMI_PORT
+STACK_NODE_A_SIP_PORT=$NODE_A_SIP_PORT
+STACK_NODE_B_SIP_PORT=$NODE_B_SIP_PORT
+STACK_NODE_A_ETC=$AST_ETC-a
+STACK_NODE_B_ETC=$AST_ETC-b
+STACK_KAMAILIO_PORT=$SIP_PORT
+STACK_KAMAILIO_CTL=$KAMAILIO_DIR/kamailio.ctl
+SWITCHBOARD_AMI_NODES=a=127.0.0.1:$NODE_A_AMI_PORT,b=127.0.0.1:$NODE_B_AMI_PORT
+ENV
+fi
 cat >"$RUN/switchboard.toml" <<TOML
 # Written by deploy/local/stack-up.sh for the local stack. Use with
 #   .venv/bin/switchboard --config run/switchboard.toml COMMAND
@@ -157,6 +250,10 @@ host = "127.0.0.1"
 port = $AMI_PORT
 username = "$AMI_USER"
 secret_file = "$RUN/ami.secret"
+$(if [ "$NODES" = 2 ]; then for name in "${NODE_NAMES[@]}"; do
+    [ "$name" = a ] && port=$NODE_A_AMI_PORT || port=$NODE_B_AMI_PORT
+    printf '\n[[ami.nodes]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\n' "$name" "$port"
+done; fi)
 
 [database]
 dsn = "$DSN"
@@ -170,5 +267,9 @@ run_dir = "$RUN"
 asterisk_prompts_dir = "$AST_MEDIA/prompts"
 asterisk_recordings_dir = "$AST_MEDIA"
 TOML
+if [ "$NODES" = 2 ]; then
+    say "up: Kamailio SIP udp 127.0.0.1:$SIP_PORT; Asterisk $(chroot "$ASTERISK_ROOT" /usr/sbin/asterisk -V | cut -d' ' -f2) nodes a (AMI $NODE_A_AMI_PORT, SIP $NODE_A_SIP_PORT) and b (AMI $NODE_B_AMI_PORT, SIP $NODE_B_SIP_PORT); PostgreSQL ${DSN%%\?*}"
+else
 say "up: Asterisk $(chroot "$ASTERISK_ROOT" /usr/sbin/asterisk -V | cut -d' ' -f2) AMI 127.0.0.1:$AMI_PORT SIP udp 127.0.0.1:$SIP_PORT; PostgreSQL ${DSN%%\?*}"
+fi
 say "settings for the service: run/switchboard.toml (tests: run/stack.env)"
