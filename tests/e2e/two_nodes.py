@@ -67,7 +67,7 @@ def two_node_stack(shared_env: dict[str, str]) -> Iterator[dict[str, str]]:
     if shared_env.get("STACK_NODES"):
         yield shared_env
         return
-    tag = hashlib.md5(str(REPO).encode()).hexdigest()[:8]  # noqa: S324 - a folder name
+    tag = hashlib.md5(str(REPO).encode()).hexdigest()[:8]
     root = f"/var/cache/switchboard/asterisk-sid-2nodes-{tag}"
     src = shared_env.get("STACK_ASTERISK_ROOT") or SHARED_ROOT
     # The copy leaves out what belongs to the running shared Asterisk (its /run: pid file and
