@@ -1,6 +1,6 @@
 # Shared helpers for the local stack scripts (sourced).
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-# STACK_RUN_DIR: a second stack of the same checkout (make test runs two side by side) keeps its
+# STACK_RUN_DIR: a second stack of the same checkout (make test runs two side by side; tests/e2e/two_nodes.py) keeps its
 # own run folder (stack.env, secrets, logs, SIPp); default: run/ of the checkout.
 RUN="${STACK_RUN_DIR:-$REPO/run}"
 ASTERISK_ROOT="${ASTERISK_ROOT:-/var/cache/switchboard/asterisk-sid}"

@@ -1,7 +1,9 @@
 """The SIP plumbing of a NODES=2 stack on real parts, without the switchboard service:
 Kamailio dispatches the trunk's callers over Asterisk nodes a and b (hash over Call-ID),
-is the agents' registrar (either node reaches an agent registered there), and stops
-sending callers to a node that no longer answers its OPTIONS, until it answers again.
+is the agents' registrar (either node reaches an agent registered there), sends the
+numbers a node dials to the PSTN, keeps the media trunk and the agents' own calls apart
+from the trunk on the nodes, and stops sending callers to a node that no longer answers
+its OPTIONS, until it answers again.
 
 The nodes run the shipped dialplan: with no service heartbeat a caller goes to the
 fallback queue (answered), so a SIPp caller gets a 200 OK from whichever node took it;
@@ -16,13 +18,22 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from e2e_service import free_port
+from e2e_service import free_port, start_media_caller
 from two_nodes import NODES, dispatcher_flags, node_cli, node_client, node_script, two_node_stack
 
 from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient
 from switchboard.ami.protocol import Event
-from switchboard.demo.sipp import HangUp, Pause, SippAgent, caller_scenario, register_scenario, run_sipp
+from switchboard.demo.sipp import (
+    HangUp,
+    Pause,
+    SippAgent,
+    agent_scenario,
+    caller_scenario,
+    feature_code_scenario,
+    register_scenario,
+    run_sipp,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -34,19 +45,23 @@ def nodes_env(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
 
 
 class Landings:
-    """The trunk channels each node creates: node -> [(SystemName, Uniqueid)]."""
+    """The channels of one endpoint each node creates: node -> [(SystemName, Uniqueid)]."""
 
     def __init__(self) -> None:
         self.seen: dict[str, list[tuple[str, str]]] = {n: [] for n in NODES}
         self.clients: list[AmiClient] = []
+        self.contexts: list[str] = []
 
-    async def watch(self, env: dict[str, str], nodes: tuple[str, ...] = NODES) -> None:
+    async def watch(self, env: dict[str, str], nodes: tuple[str, ...] = NODES, *,
+                    endpoint: str = "trunk") -> None:
         for node in nodes:
             client = await node_client(env, node)
 
             def on_new(ev: Event, node: str = node) -> None:
-                if ev.headers.get("Channel", "").startswith("PJSIP/trunk-"):
+                channel = ev.headers.get("Channel", "")
+                if channel.startswith(f"PJSIP/{endpoint}-") and channel[len(endpoint) + 7:].isalnum():
                     self.seen[node].append((ev.headers.get("SystemName", ""), ev.headers.get("Uniqueid", "")))
+                    self.contexts.append(ev.headers.get("Context", ""))
 
             client.subscribe(on_new, names=["Newchannel"])
             self.clients.append(client)
@@ -169,3 +184,63 @@ async def test_a_killed_node_gets_no_callers_until_it_is_back(nodes_env: dict[st
         total += 6
         await asyncio.sleep(0.5)
     assert all(s == ("b", s[1]) and s[1].startswith("b-") for s in landings.seen["b"])
+
+
+async def test_numbers_dialled_on_a_node_reach_the_pstn_through_kamailio(nodes_env: dict[str, str]) -> None:
+    """Callbacks, campaign calls and transfers out dial PJSIP/<number>@trunk on the caller's
+    node: Kamailio sends a number that is no registered phone to the carrier (the test PSTN)."""
+    pstn = asyncio.create_task(run_sipp(
+        agent_scenario(answer_after=0.3, expect_number="0912345677"), remote="127.0.0.1:9",
+        local_port=int(nodes_env["STACK_TRUNK_OUT_PORT"]), calls=2, timeout=40))
+    await asyncio.sleep(0.5)   # SIPp listening
+    clients = [await node_client(nodes_env, n, admin=True) for n in NODES]
+    try:
+        for client in clients:
+            resp = await client.send({"Action": "Originate", "Channel": "PJSIP/0912345677@trunk", "Application": "Wait",
+                                      "Data": "1", "Timeout": "15000", "CallerID": "plumbing <100>"}, timeout=25)
+            assert resp.success, resp.message
+        result = await asyncio.wait_for(pstn, 45)
+        assert result.ok, result.errors or result.stderr
+    finally:
+        pstn.cancel()
+        for c in clients:
+            await c.close()
+
+
+async def test_the_media_trunk_keeps_its_endpoint_through_kamailio(nodes_env: dict[str, str],
+                                                                  landings: Landings) -> None:
+    """Callers from the media trunk's address (127.0.0.2) reach a node from Kamailio's media side
+    (127.0.0.4): the node's trunk-media endpoint, with the shipped RTP timeouts."""
+    await landings.watch(nodes_env, endpoint="trunk-media")
+    proc = await start_media_caller(nodes_env, caller_scenario([Pause(0.5), HangUp()], caller="02439000501"),
+                                    ip=nodes_env.get("STACK_MEDIA_TRUNK_IP", "127.0.0.2"))
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    await asyncio.sleep(0.5)
+    assert sum(landings.count().values()) == 1, landings.seen
+
+
+async def test_an_agents_own_call_is_authenticated_by_kamailio_and_is_the_agent_on_the_node(
+        nodes_env: dict[str, str], landings: Landings) -> None:
+    """A feature code (*20) from an agent's phone: Kamailio challenges it (401, the phone's
+    password) and sends it to a node, where it is the agent's endpoint (context agents) -
+    the node takes it from Kamailio's address without a challenge of its own. With no
+    service the call waits in AGI: the test hangs it up."""
+    secret = Path(nodes_env["STACK_SIP_AGENTS_SECRET_FILE"]).read_text().strip()  # noqa: ASYNC240 - a few bytes
+    await landings.watch(nodes_env, endpoint="agent1002")
+    code = asyncio.create_task(run_sipp(
+        feature_code_scenario(user="agent1002", password=sip_password(secret, "agent1002"), code="*20"),
+        remote=f"127.0.0.1:{nodes_env['STACK_KAMAILIO_PORT']}", timeout=20))
+    try:
+        async def arrived() -> bool:
+            return sum(landings.count().values()) == 1
+        await until(arrived, "agent1002's call on a node")
+        assert landings.contexts == ["agents"]
+        node = next(n for n, seen in landings.seen.items() if seen)
+        admin = await node_client(nodes_env, node, admin=True)
+        try:
+            await admin.send({"Action": "Hangup", "Channel": "/^PJSIP/agent1002-/"}, timeout=10)
+        finally:
+            await admin.close()
+        await asyncio.wait_for(code, 30)   # ends (not answered: the test hung it up)
+    finally:
+        code.cancel()

@@ -68,8 +68,9 @@ def two_node_stack(shared_env: dict[str, str]) -> Iterator[dict[str, str]]:
         yield shared_env
         return
     src = shared_env.get("STACK_ASTERISK_ROOT") or SHARED_ROOT
-    # one per checkout and per shared stack (make test's shards may each start one, side by side)
-    tag = hashlib.md5(f"{REPO}:{src}".encode()).hexdigest()[:8]
+    # one private root and cluster per checkout AND shared stack: make test's shards (each its own
+    # root) may both start a two-node stack at the same time
+    tag = hashlib.md5(f"{REPO}\0{src}".encode()).hexdigest()[:8]
     root = f"/var/cache/switchboard/asterisk-sid-2nodes-{tag}"
     # The copy leaves out what belongs to the running shared Asterisk (its /run: pid file and
     # control socket) and the mounts; rsync makes it quick after the first time.
