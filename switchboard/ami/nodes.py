@@ -107,7 +107,7 @@ class AmiNodes:
         #: (node) -> None, run when a lost node's link is back (before its resync)
         self.on_back: list[Callable[[str], Any]] = []
         self._watch_task: asyncio.Task[None] | None = None
-        self._gate: Callable[[], bool] | None = None
+        self._gate: Callable[[Action], bool] | None = None
         self.placements: dict[str, int] = {n: 0 for n in self.clients}
         for node, client in self.clients.items():
             client.subscribe(self._learner(node), names=("Newchannel", "Rename", "Hangup", "DeviceStateChange"))
@@ -131,11 +131,11 @@ class AmiNodes:
         return [n for n in self.clients if self.node_up(n)]
 
     @property
-    def gate(self) -> Callable[[], bool] | None:
+    def gate(self) -> Callable[[Action], bool] | None:
         return self._gate
 
     @gate.setter
-    def gate(self, value: Callable[[], bool] | None) -> None:
+    def gate(self, value: Callable[[Action], bool] | None) -> None:
         self._gate = value
         for c in self.clients.values():
             c.gate = value
