@@ -234,6 +234,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                             instance=s.ha.instance or f"{s.http.host}:{s.http.port}",
                             api_url=s.ha.advertise_url or f"http://{s.http.host}:{s.http.port}")
         client.gate = leader.may_send
+        client.confirm = leader.confirm
         app.add(leader)
 
     def when_leading(part: Any) -> Any:

@@ -215,6 +215,9 @@ class AmiClient:
         self.asterisk_version = ""
         #: () -> may this instance act (active/standby); None: always (one instance)
         self.gate: Callable[[Action], bool] | None = None
+        #: awaited by ``send`` before an action that is not read-only: False refuses it (a leader
+        #: without its lock reads the heartbeat's epoch first, switchboard.ha); None: no check
+        self.confirm: Callable[[Action], Awaitable[bool]] | None = None
         self.actions_sent = 0
         self.actions_refused = 0
         self.last_action_at = 0.0   # time.time() of the last action written that is not read-only
@@ -309,6 +312,12 @@ class AmiClient:
         ``AmiDisconnected`` when not connected or when the link drops before the
         answer, ``AmiTimeout`` after ``timeout`` (default ``action_timeout``).
         """
+        if self.confirm is not None:
+            if not isinstance(action, Action):
+                action = Action.from_dict(action)
+            if action.name not in READ_ONLY_ACTIONS and not await self.confirm(action):
+                self.actions_refused += 1
+                raise AmiNotLeader(f"not the leader; {action.name} not sent")
         return await self.send_nowait(action, timeout=timeout)
 
     def send_nowait(self, action: Action | Mapping[str, str | Sequence[str]], *,

@@ -103,6 +103,7 @@ class Leadership:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._grace = settings.takeover_grace_s
+        self._reading: asyncio.Future[int | None] | None = None
 
     # ------------------------------------------------------------------ the gate
 
@@ -116,6 +117,21 @@ class Leadership:
             return True
         return (self.role is Role.TAKING and getattr(action, "name", "") == "Setvar"
                 and getattr(action, "headers", {}).get("Variable") == hb.VARIABLE)
+
+    async def confirm(self, action: Any) -> bool:
+        """Before each AMI action (``AmiClient.confirm``): a leader holding its lock goes on; one
+        without it reads the heartbeat first (one read shared by the actions waiting for it) and
+        is fenced by a higher epoch, so it sends nothing once a standby's epoch is in Asterisk
+        (the race left: the standby's write landing between that read and the action)."""
+        if self.role is not Role.LEADER or self.lock_lost_at is None:
+            return self.may_send(action)
+        reading = self._reading
+        if reading is None or reading.done():
+            reading = self._reading = asyncio.ensure_future(self._read_epoch())
+        epoch = await asyncio.shield(reading)
+        if epoch is not None and epoch > self.epoch:
+            self.fence(f"the heartbeat in Asterisk carries epoch {epoch}, above ours ({self.epoch})")
+        return self.may_send(action)
 
     def holds_lock(self) -> bool:
         """Does this leader still hold its lock (False: it acts on the epoch in Asterisk alone)?"""

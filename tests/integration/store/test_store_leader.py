@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -53,9 +53,12 @@ class Link:
         self.globals = globals_
         self.instance = instance
         self.gate: Callable[[Action], bool] | None = None
+        self.confirm: Callable[[Action], Awaitable[bool]] | None = None
 
     async def send(self, action: dict[str, str], *, timeout: float) -> Response:
         act = Action.from_dict(action)
+        if act.name != "Getvar" and self.confirm is not None and not await self.confirm(act):
+            raise AmiNotLeader(f"not the leader; {act.name} not sent")
         if act.name != "Getvar" and self.gate is not None and not self.gate(act):
             raise AmiNotLeader(f"not the leader; {act.name} not sent")
         await asyncio.sleep(0.001)
@@ -70,7 +73,7 @@ class Link:
 def instance(settings: HaSettings, dsn: str, globals_: Globals, name: str, **kw: object) -> Leadership:
     link = globals_.link(name)
     leadership = Leadership(settings, dsn, ami=link, instance=name, **kw)  # type: ignore[arg-type]
-    link.gate = leadership.may_send
+    link.gate, link.confirm = leadership.may_send, leadership.confirm
     return leadership
 
 
