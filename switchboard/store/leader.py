@@ -45,10 +45,11 @@ async def current_leader(conn: asyncpg.Connection, *, timeout: float) -> LeaderR
     return None if row is None else LeaderRow(int(row["epoch"]), row["instance"], row["api_url"])
 
 
-async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float) -> set[str]:
-    """Which of ``call_ids`` already have their ``call.started`` event stored."""
+async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float,
+                        kind: str = "call.started") -> set[str]:
+    """Which of ``call_ids`` already have their ``call.started`` (or ``kind``) event stored."""
     rows = await conn.fetch("SELECT DISTINCT call_id FROM call_events WHERE call_id = ANY($1::text[]) "
-                            "AND kind = 'call.started'", call_ids, timeout=timeout)
+                            "AND kind = $2", call_ids, kind, timeout=timeout)
     return {r["call_id"] for r in rows}
 
 
