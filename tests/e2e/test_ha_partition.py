@@ -4,7 +4,8 @@ PostgreSQL once, when it is back.
 
 Two callers are in the menus. The standby is frozen (SIGSTOP), the leader's PostgreSQL link is cut
 (a TCP proxy): the leader still answers the callers' keys (main menu -> health menu, seen from
-Asterisk: its AGI commands and the flow's memo on the channels) and spools the events. The standby
+Asterisk: its AGI commands and the flow's memo on the channels), serves a third caller who
+arrives during the cut, and spools the events. The standby
 let go takes the lock, writes its epoch, and acts; the old leader is fenced (exit 75). Checked
 from an independent AMI session (the test's admin user, every event): the old epoch never comes
 back into the heartbeat, and no AGI command of the old leader starts once the new leader's first
@@ -36,6 +37,7 @@ from switchboard.telephony import heartbeat
 pytestmark = pytest.mark.e2e
 
 CALLERS = ["02838300081", "02838300082"]
+LATE = "02838300083"   # arrives during the cut: the old leader starts its record, the new one adopts it
 
 
 class AgiWatch:
@@ -92,14 +94,16 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
         stop_process(b.proc.pid)   # the standby frozen: the leader alone, cut from PostgreSQL
         await proxy.cut()
         cut = time.monotonic()
+        tasks.append(asyncio.create_task(run_caller(
+            caller_scenario([Pause(2.5), Dtmf("1"), Pause(16.0), HangUp()], caller=LATE),  # type: ignore[arg-type]
+            remote=sip_remote(stack_env), service="19009068", timeout=90)))
 
-        def served_in_the_cut() -> set[str]:
-            return {uid for t, uid, node in agi.memos if t > cut and node == "health_menu"}
+        async def all_served() -> bool:   # both took the health menu, the late caller reached the main menu
+            nodes = [(uid, node) for t, uid, node in agi.memos if t > cut]
+            return (len({uid for uid, node in nodes if node == "health_menu"}) == len(CALLERS)
+                    and any(node == "main_menu" for _, node in nodes))
 
-        async def both_served() -> bool:
-            return len(served_in_the_cut()) == len(CALLERS)
-
-        await until(both_served, timeout=30, what="the leader cut from PostgreSQL took both callers on")
+        await until(all_served, timeout=30, what="the leader cut from PostgreSQL served the callers")
         status_a = await a.readyz()
         assert status_a["role"] == "leader" and status_a["lock"] is False, status_a
         assert a.proc is not None and a.proc.returncode is None
@@ -111,7 +115,7 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
 
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 90)
         assert all(not isinstance(r, BaseException) for r in results), results
-        for caller in CALLERS:
+        for caller in [*CALLERS, LATE]:
             await until(lambda c=caller: has_event(pg_dsn, c, "call.ended"), timeout=20, what=f"{caller} closed")
         await watch.stop()
 
@@ -149,6 +153,8 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
         for caller in CALLERS:
             await until(lambda c=caller: has_event(pg_dsn, c, "ivr.step", node="main_menu", input="2"),
                         timeout=20, what=f"{caller}'s key of the cut replayed")
+        await until(lambda: has_event(pg_dsn, LATE, "ivr.step", node="choose_language", input="1"),
+                    timeout=20, what="the late caller's first key replayed")
         twice = await fetch(pg_dsn, "SELECT call_id, seq FROM call_events GROUP BY call_id, seq HAVING count(*) > 1")
         assert not twice, twice
         for caller in CALLERS:
@@ -165,6 +171,15 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
                                                           if e["kind"] == "ivr.step")]
             assert steps.count(("main_menu", "2")) == 1 and steps.count(("health_menu", "1")) == 1, steps
             assert [n for n, _ in steps].count("welcome") == 1, steps
+        # the late caller: started by the old leader (spooled), adopted by the new one, which wrote
+        # a call.started of its own (none was stored); the replay added no second
+        ids = await call_ids(pg_dsn, LATE)
+        assert len(ids) == 1, ids
+        kinds = [e["kind"] for e in await events(pg_dsn, ids[0])]
+        assert kinds.count("call.started") == 1 and kinds.count("call.ended") == 1, kinds
+        (row,) = await fetch(pg_dsn, "SELECT started_at, dialed, outcome FROM calls WHERE call_id = $1", ids[0])
+        assert row["started_at"] is not None and row["dialed"] == "19009068", dict(row)
+        assert row["outcome"] == "abandoned_ivr", dict(row)
     finally:
         if b.proc is not None and b.proc.returncode is None:
             os.kill(b.proc.pid, signal.SIGCONT)
