@@ -356,7 +356,16 @@ class Leadership:
         if seen > self.epoch:
             self.fence(f"the heartbeat in Asterisk carries epoch {seen}, above ours ({self.epoch})")
             return False
+        if 0 < seen < self.epoch:
+            self._lower_found(seen)
         return self.role is Role.LEADER
+
+    def _lower_found(self, epoch: int) -> None:
+        """A lower epoch in the heartbeat than ours: an old leader's beat raced our take-over."""
+        self.beats_rewritten += 1
+        for hook in self.on_rewritten:
+            hook()
+        log.warning("the heartbeat carried epoch %d, below ours (%d): written over", epoch, self.epoch)
 
     async def _take_lock_back(self) -> None:
         """A leader without its lock: take it back, or learn that another leads."""
@@ -430,10 +439,7 @@ class Leadership:
             if epoch > self.epoch:
                 self.fence(f"the heartbeat in Asterisk carries epoch {epoch}, above ours ({self.epoch})")
             elif 0 < epoch < self.epoch:
-                self.beats_rewritten += 1
-                for hook in self.on_rewritten:
-                    hook()
-                log.warning("the heartbeat carried epoch %d, below ours (%d): written over", epoch, self.epoch)
+                self._lower_found(epoch)
                 await self._write_epoch()
 
 

@@ -19,6 +19,7 @@ from switchboard.ami.protocol import Action, Headers, Response
 from switchboard.config import HaSettings
 from switchboard.ha.leader import Leadership, Role
 from switchboard.store.leader import bump_epoch, calls_started, current_leader, try_lock
+from switchboard.telephony import heartbeat
 from switchboard.telephony.heartbeat import Heartbeat
 
 
@@ -189,6 +190,11 @@ async def test_a_leader_without_its_lock_acts_until_a_standby_writes_a_higher_ep
         first_2 = next(i for i, v in enumerate(values) if v.endswith(":2"))
         assert all(v.endswith(":2") for v in values[first_2:]), values
         assert all(who == "b" for who, _ in asterisk.sent[first_2:])
+        # an old leader's beat that raced the take-over (written between its read and its write):
+        # the new leader finds the lower epoch and writes its own over it
+        asterisk.values[heartbeat.VARIABLE] = f"{int(time.time())}:1"
+        await wait_for(lambda: b.beats_rewritten == 1)
+        assert asterisk.values[heartbeat.VARIABLE].endswith(":2") and b.acting()
     finally:
         for beat in beats:
             await beat.stop()
