@@ -233,7 +233,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         leader = Leadership(s.ha, s.database.dsn, ami=client, on_fenced=fenced,
                             instance=s.ha.instance or f"{s.http.host}:{s.http.port}",
                             api_url=s.ha.advertise_url or f"http://{s.http.host}:{s.http.port}")
-        client.gate = leader.acting
+        client.gate = leader.may_send
+        client.confirm = leader.confirm
         app.add(leader)
 
     def when_leading(part: Any) -> Any:
@@ -366,6 +367,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     app.add(when_leading(Heartbeat(client, interval=min(1.0, s.ami.heartbeat_interval) if leader is not None else
                                    s.ami.heartbeat_interval,
                                    leader_epoch=(lambda: leader.epoch) if leader is not None else None,
+                                   check=leader.may_beat if leader is not None else None,
                                    clear_on_stop=leader is None)))
 
     async def readopt(restarted: bool = False, takeover: bool = False) -> None:

@@ -187,7 +187,7 @@ class CallBook:
              ts: datetime | None = None) -> None:
         facts = self.calls.get(call_id)
         if facts is not None:
-            if kind == EventKind.QUEUE_JOINED:
+            if kind in (EventKind.QUEUE_JOINED, EventKind.QUEUE_RESUMED):
                 facts.queued = True
             elif kind == EventKind.ANSWERED:
                 facts.answered = True
@@ -214,7 +214,7 @@ class CallBook:
             info.setdefault("ivr_path", []).append(d.get("node"))
         elif event.kind == "ivr.lookup" and d.get("found"):
             info["si_code"] = d.get("participant_id")
-        elif event.kind == "queue.joined":
+        elif event.kind in ("queue.joined", "queue.resumed"):
             info.update(topic=d.get("topic"), province=d.get("province"), language=d.get("language"))
         elif event.kind == "agent.offer":
             info["offered_at"] = event.ts

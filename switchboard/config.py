@@ -273,8 +273,14 @@ class HaSettings:
     # connection closed under it is noticed at once; this covers a silent one; too short, and a
     # busy machine steps down for nothing: 1 s did under a load average of 20).
     probe_timeout_s: float = 3.0
-    # How often every instance reads the heartbeat's epoch from Asterisk (a higher one fences).
+    # How often a standby reads the heartbeat's epoch from Asterisk (shown in /readyz and metrics).
     watch_s: float = 0.5
+    # How often the leader reads it (a higher epoch than its own fences it): the longest an old
+    # leader cut from PostgreSQL acts on after a standby wrote a higher epoch, load aside.
+    fence_watch_s: float = 0.1
+    # A new leader waits this long between writing its epoch and acting, so an old leader that
+    # still reaches Asterisk has read it and stopped (a few fence_watch_s: loop lag on a busy machine).
+    takeover_grace_s: float = 0.5
     # Where clients reach this instance's API (told to clients a standby refuses a write).
     advertise_url: str = ""
     # This instance's name in the leader table and the logs ("" = host:http port).

@@ -19,6 +19,7 @@ class EventKind(enum.StrEnum):
     IVR_STEP = "ivr.step"                  # data: flow, flow_version, node, kind, entered, left, input
     IVR_LOOKUP = "ivr.lookup"              # data: by, found, participant_id
     QUEUE_JOINED = "queue.joined"          # data: topic, province, province_source, priority, language
+    QUEUE_RESUMED = "queue.resumed"        # data: as queue.joined, joined_wall (a caller in line taken back)
     QUEUE_OVERFLOW = "queue.overflow"      # data: tier (province|region|nation)
     OFFER = "agent.offer"                  # data: agent_id, leg_uniqueid
     OFFER_RESULT = "agent.offer_result"    # data: agent_id, result (answered|timeout|rejected|caller_gone|failed)

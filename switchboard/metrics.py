@@ -341,11 +341,14 @@ class Metrics:
             self._track(event.call_id)
         elif kind == EventKind.QUEUE_JOINED and data.get("province_source") == "transfer":
             self._track(event.call_id).topic = self._topic(data.get("topic"))   # its wait was counted once
-        elif kind == EventKind.QUEUE_JOINED:
+        elif kind in (EventKind.QUEUE_JOINED, EventKind.QUEUE_RESUMED):
             track = self._track(event.call_id)
             track.topic = self._topic(data.get("topic"))
             track.province = self._province(data.get("province"))
-            track.joined_at = event.ts
+            joined_wall = data.get("joined_wall")   # a caller taken back waits since its first join
+            track.joined_at = (datetime.fromtimestamp(float(joined_wall), UTC)
+                               if kind == EventKind.QUEUE_RESUMED and isinstance(joined_wall, int | float)
+                               else event.ts)
             track.answered = False
             track.callback = False
         elif kind in _TRANSFER_RESULTS:

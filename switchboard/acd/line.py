@@ -122,9 +122,13 @@ class CallerLine:
         self.waiting[call_id] = waiter
         self.call_vars[call_id] = {"language": call.language, "topic": call.topic,
                                    "province": call.province or ""}
-        self._emit(call_id, EventKind.QUEUE_JOINED, {
+        # a caller in line taken back by a new owner (re-adoption) whose record already says it
+        # joined: queue.resumed, so the record keeps one queue.joined (its first join and source)
+        resumed = bool(getattr(request, "resumed", False))
+        self._emit(call_id, EventKind.QUEUE_RESUMED if resumed else EventKind.QUEUE_JOINED, {
             "topic": call.topic, "province": call.province, "province_source": request.province_source,
-            "priority": call.priority, "language": call.language, "caller": caller})
+            "priority": call.priority, "language": call.language, "caller": caller,
+            **({"joined_wall": joined_wall} if resumed else {})})
         log.info("call %s joined the line: topic=%s province=%s priority=%d", call_id, call.topic,
                  call.province or "-", call.priority)
         # Route first: with a free agent, the routing pass (next on the loop) sends the agent's

@@ -37,7 +37,8 @@ What it guarantees
   is queued behind the events already received, on the consumer task.
 * The secret is registered with the log redactor and never logged.
 * **Leadership gate** (active/standby, ``switchboard.ha``): when ``gate`` is set and
-  says False (a standby, or a leader that lost the lead), every action but the
+  says False for an action (a standby, a leader that lost the lead; an instance taking
+  the lead lets only its heartbeat through), every action but the
   read-only ones in ``READ_ONLY_ACTIONS`` fails at once with ``AmiNotLeader``
   (nothing written). This is the one place that keeps a standby silent.
 """
@@ -213,7 +214,10 @@ class AmiClient:
         self.last_disconnect_reason = ""
         self.asterisk_version = ""
         #: () -> may this instance act (active/standby); None: always (one instance)
-        self.gate: Callable[[], bool] | None = None
+        self.gate: Callable[[Action], bool] | None = None
+        #: awaited by ``send`` before an action that is not read-only: False refuses it (a leader
+        #: without its lock reads the heartbeat's epoch first, switchboard.ha); None: no check
+        self.confirm: Callable[[Action], Awaitable[bool]] | None = None
         self.actions_sent = 0
         self.actions_refused = 0
         self.last_action_at = 0.0   # time.time() of the last action written that is not read-only
@@ -308,6 +312,12 @@ class AmiClient:
         ``AmiDisconnected`` when not connected or when the link drops before the
         answer, ``AmiTimeout`` after ``timeout`` (default ``action_timeout``).
         """
+        if self.confirm is not None:
+            if not isinstance(action, Action):
+                action = Action.from_dict(action)
+            if action.name not in READ_ONLY_ACTIONS and not await self.confirm(action):
+                self.actions_refused += 1
+                raise AmiNotLeader(f"not the leader; {action.name} not sent")
         return await self.send_nowait(action, timeout=timeout)
 
     def send_nowait(self, action: Action | Mapping[str, str | Sequence[str]], *,
@@ -324,7 +334,7 @@ class AmiClient:
         if timeout is None:
             timeout = self._settings.action_timeout
         read_only = action.name in READ_ONLY_ACTIONS
-        if not read_only and self.gate is not None and not self.gate():
+        if not read_only and self.gate is not None and not self.gate(action):
             self.actions_refused += 1
             raise AmiNotLeader(f"not the leader; {action.name} not sent")
         writer = self._writer

@@ -43,6 +43,7 @@ from .client import (
     AmiClient,
     AmiDisconnected,
     AmiError,
+    AmiNotLeader,
     EventCallback,
     ListResponse,
     ResyncCallback,
@@ -107,7 +108,9 @@ class AmiNodes:
         #: (node) -> None, run when a lost node's link is back (before its resync)
         self.on_back: list[Callable[[str], Any]] = []
         self._watch_task: asyncio.Task[None] | None = None
-        self._gate: Callable[[], bool] | None = None
+        self._gate: Callable[[Action], bool] | None = None
+        #: as ``AmiClient.confirm``, checked here once (the nodes' own clients have none)
+        self.confirm: Callable[[Action], Awaitable[bool]] | None = None
         self.placements: dict[str, int] = {n: 0 for n in self.clients}
         for node, client in self.clients.items():
             client.subscribe(self._learner(node), names=("Newchannel", "Rename", "Hangup", "DeviceStateChange"))
@@ -131,11 +134,11 @@ class AmiNodes:
         return [n for n in self.clients if self.node_up(n)]
 
     @property
-    def gate(self) -> Callable[[], bool] | None:
+    def gate(self) -> Callable[[Action], bool] | None:
         return self._gate
 
     @gate.setter
-    def gate(self, value: Callable[[], bool] | None) -> None:
+    def gate(self, value: Callable[[Action], bool] | None) -> None:
         self._gate = value
         for c in self.clients.values():
             c.gate = value
@@ -241,6 +244,11 @@ class AmiNodes:
 
     async def send(self, action: Action | Mapping[str, str | Sequence[str]], *, timeout: float | None = None,
                    node: str | None = None) -> Response:
+        if self.confirm is not None:
+            if not isinstance(action, Action):
+                action = Action.from_dict(action)
+            if action.name not in READ_ONLY_ACTIONS and not await self.confirm(action):
+                raise AmiNotLeader(f"not the leader; {action.name} not sent")
         return await self.send_nowait(action, timeout=timeout, node=node)
 
     def send_nowait(self, action: Action | Mapping[str, str | Sequence[str]], *,

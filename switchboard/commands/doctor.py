@@ -268,6 +268,19 @@ def _standby(raw: bytes) -> str:
             f"({body.get('leader_url') or '?'}), epoch {body.get('leader_epoch')}")
 
 
+def _without_lock(raw: bytes) -> str:
+    """What a leader's ``/readyz`` says when it leads without its PostgreSQL lock ("" otherwise)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict) or body.get("role") != "leader" or body.get("lock") is not False:
+        return ""
+    return (f"leader (instance {body.get('instance')}, epoch {body.get('epoch')}) without its PostgreSQL lock "
+            f"for {body.get('lock_lost_s')}s: it serves and spools until it takes the lock back or a standby "
+            "takes over (docs/ha.md)")
+
+
 #: Asterisk's own range when rtp.conf names none (res_rtp_asterisk.c DEFAULT_RTP_START / _END).
 ASTERISK_RTP_DEFAULT = (5000, 31000)
 
@@ -331,7 +344,11 @@ def check_service(settings: Settings, timeout: float) -> Check:
     url = f"http://{settings.http.host}:{settings.http.port}/readyz"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body = resp.read().decode(errors="replace")
+            raw_ok = resp.read()
+            cut_off = _without_lock(raw_ok)
+            if cut_off:
+                return Check("service /readyz", False, f"{url}: {cut_off}", optional=True)
+            body = raw_ok.decode(errors="replace")
             return Check("service /readyz", True, f"{url}: {resp.status} {body[:80]}", optional=True)
     except urllib.error.HTTPError as exc:
         raw = exc.read()

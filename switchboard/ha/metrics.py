@@ -23,5 +23,11 @@ def register(leadership: Any, registry: CollectorRegistry) -> None:
         failovers.inc()
 
     leadership.on_lead.append(count)
+    Gauge("switchboard_leader_lock", "1 when this instance leads holding its PostgreSQL lock, else 0.",
+          registry=registry).set_function(lambda: 1.0 if leadership.holds_lock() else 0.0)
+    rewritten = Counter("switchboard_heartbeat_rewritten",
+                        "Lower leader epochs found in the heartbeat by this leader and written over.",
+                        registry=registry)
+    leadership.on_rewritten.append(rewritten.inc)
     Gauge("switchboard_takeover_seconds", "Lock acquired to acting, at this instance's last take-over.",
           registry=registry).set_function(lambda: float(leadership.takeover_s or 0.0))

@@ -5,6 +5,12 @@ into ``call_events`` with ``ON CONFLICT DO NOTHING`` and, from the rows that
 were *really* inserted (``RETURNING``), upserts ``calls``, ``callbacks`` and
 ``surveys``. A replayed event therefore changes nothing, counters included.
 
+A call has one ``call.started``: one arriving for a call whose ``call.started`` is
+stored is not inserted (counted as a duplicate). Two owners can each write one: a
+leader cut from PostgreSQL spools the ``call.started`` of a caller that arrived
+during the cut, the instance that takes over adopts the caller and, finding none
+stored, writes its own; the spool replayed later must not add a second.
+
 Field rules for ``calls`` (see docs/reports.md):
 * first-wins: started_at, queue_joined_at, answered_at (the first time it happened);
 * last-wins (newer event overrides): everything else taken from event data;
@@ -99,7 +105,10 @@ def _build_write_batch() -> str:
     return f"""
 WITH ins AS (
     INSERT INTO call_events (call_id, seq, ts, kind, data)
-    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} ORDER BY call_id, seq
+    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
+    WHERE b.kind <> 'call.started' OR NOT EXISTS (
+        SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started')
+    ORDER BY call_id, seq
     ON CONFLICT (call_id, seq) DO NOTHING
     RETURNING call_id, seq, ts, kind, data
 ),

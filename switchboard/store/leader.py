@@ -25,16 +25,18 @@ async def probe(conn: asyncpg.Connection, *, timeout: float) -> None:
     await conn.fetchval("SELECT 1", timeout=timeout)
 
 
-async def bump_epoch(conn: asyncpg.Connection, *, instance: str, api_url: str, timeout: float) -> int:
-    """The next epoch, recorded with who leads from now on."""
+async def bump_epoch(conn: asyncpg.Connection, *, instance: str, api_url: str, timeout: float,
+                     at_least: int = 1) -> int:
+    """The next epoch (never below ``at_least``: above the one Asterisk's heartbeat carries),
+    recorded with who leads from now on."""
     epoch = await conn.fetchval(
-        "UPDATE leader_epoch SET epoch = epoch + 1, instance = $1, api_url = $2, since = now() "
-        "WHERE id = 1 RETURNING epoch", instance, api_url, timeout=timeout)
+        "UPDATE leader_epoch SET epoch = GREATEST(epoch + 1, $3), instance = $1, api_url = $2, since = now() "
+        "WHERE id = 1 RETURNING epoch", instance, api_url, at_least, timeout=timeout)
     if epoch is None:   # the row was deleted by hand: start again
         epoch = await conn.fetchval(
-            "INSERT INTO leader_epoch (id, epoch, instance, api_url) VALUES (1, 1, $1, $2) "
-            "ON CONFLICT (id) DO UPDATE SET epoch = leader_epoch.epoch + 1, instance = $1, api_url = $2, "
-            "since = now() RETURNING epoch", instance, api_url, timeout=timeout)
+            "INSERT INTO leader_epoch (id, epoch, instance, api_url) VALUES (1, GREATEST(1, $3), $1, $2) "
+            "ON CONFLICT (id) DO UPDATE SET epoch = GREATEST(leader_epoch.epoch + 1, $3), instance = $1, "
+            "api_url = $2, since = now() RETURNING epoch", instance, api_url, at_least, timeout=timeout)
     return int(epoch)
 
 
@@ -43,10 +45,11 @@ async def current_leader(conn: asyncpg.Connection, *, timeout: float) -> LeaderR
     return None if row is None else LeaderRow(int(row["epoch"]), row["instance"], row["api_url"])
 
 
-async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float) -> set[str]:
-    """Which of ``call_ids`` already have their ``call.started`` event stored."""
+async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float,
+                        kind: str = "call.started") -> set[str]:
+    """Which of ``call_ids`` already have their ``call.started`` (or ``kind``) event stored."""
     rows = await conn.fetch("SELECT DISTINCT call_id FROM call_events WHERE call_id = ANY($1::text[]) "
-                            "AND kind = 'call.started'", call_ids, timeout=timeout)
+                            "AND kind = $2", call_ids, kind, timeout=timeout)
     return {r["call_id"] for r in rows}
 
 

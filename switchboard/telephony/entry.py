@@ -435,10 +435,14 @@ class AgiEntry:
         self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed, age_s=age)
         await self._ensure_started(call_id, uniqueid=session.uniqueid, channel=session.channel, age_s=age,
                                    reached_flow=True)
+        # its record says it joined (the previous owner wrote queue.joined): taken back as
+        # queue.resumed, so the record keeps one join; not stored (or unknown): joins now
+        joined_stored = (await self.started_check(call_id, "queue.joined")
+                         if self.started_check is not None else None)
         request = _AdoptedRequest(
             topic=env.get("sb_sb_topic") or "general", province=env.get("sb_sb_province") or "",
             priority=int(env.get("sb_sb_priority") or 0), language=env.get("sb_sb_language") or "vi",
-            province_source="adopted", variables={"joined_wall": joined})
+            province_source="adopted", variables={"joined_wall": joined}, resumed=bool(joined_stored))
         try:
             outcome = await self.acd.enqueue(session, request)
         except AgiHangup:
@@ -455,7 +459,8 @@ class _AdoptedRequest:
     """The same fields as the IVR's Enqueue command, rebuilt from channel variables."""
 
     def __init__(self, *, topic: str, province: str, priority: int, language: str, province_source: str,
-                 variables: dict[str, str]) -> None:
+                 variables: dict[str, str], resumed: bool = False) -> None:
+        self.resumed = resumed   # the record already holds its queue.joined
         self.topic = topic
         self.province = province
         self.priority = priority

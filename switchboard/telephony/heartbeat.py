@@ -11,7 +11,9 @@ Not AstDB: ``DBPut`` needs the AMI ``system`` class, and ``Setvar`` of ``DB()``
 is refused on an AMI connection (DB is a dangerous function, AMI threads inhibit
 escalations). With active/standby instances (``switchboard.ha``) the beat also
 carries the leader's epoch: ``<unix time>:<epoch>``; the dialplan reads the part
-before the colon. A global lives as long as Asterisk runs: after an Asterisk restart
+before the colon, and each beat is written only after reading the current one: a beat
+carrying a higher epoch than the leader's is never written over (the leader is fenced
+instead). A global lives as long as Asterisk runs: after an Asterisk restart
 calls use the fallback queue until the next beat (at most ``interval`` after the
 service reconnects).
 """
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from switchboard.ami.client import AmiError
@@ -56,8 +59,9 @@ class Heartbeat:
     name = "heartbeat"
 
     def __init__(self, ami: Any, *, interval: float = 3.0, leader_epoch: Any = None,
-                 clear_on_stop: bool = True) -> None:
+                 check: Callable[[], Awaitable[bool]] | None = None, clear_on_stop: bool = True) -> None:
         self.ami = ami
+        self.check = check                 # active/standby: read before each write, False = not ours to write
         self.interval = interval
         self.leader_epoch = leader_epoch   # () -> the leader epoch to carry (active/standby), or None
         self.clear_on_stop = clear_on_stop
@@ -66,6 +70,8 @@ class Heartbeat:
         self._task: asyncio.Task[None] | None = None
 
     async def beat(self) -> bool:
+        if self.check is not None and not await self.check():
+            return False
         try:
             epoch = int(self.leader_epoch()) if self.leader_epoch is not None else 0
             resp = await self.ami.send(put_action(int(time.time()), epoch), timeout=max(1.0, self.interval))

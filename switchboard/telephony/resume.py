@@ -54,18 +54,18 @@ async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -
 
 
 class StartedCheck:
-    """``await check(call_id)``: is the call's ``call.started`` stored? None when unknown."""
+    """``await check(call_id)``: is the call's ``call.started`` (or ``kind``) stored? None when unknown."""
 
     def __init__(self, pool: Any, *, timeout: float = 2.0) -> None:
         self.pool = pool
         self.timeout = timeout
 
-    async def __call__(self, call_id: str) -> bool | None:
+    async def __call__(self, call_id: str, kind: str = "call.started") -> bool | None:
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
-                return call_id in await calls_started(conn, [call_id], timeout=self.timeout)
+                return call_id in await calls_started(conn, [call_id], timeout=self.timeout, kind=kind)
         except Exception as exc:
-            log.warning("call %s: cannot tell whether its record was started: %r", call_id, exc)
+            log.warning("call %s: cannot tell whether its record holds %s: %r", call_id, kind, exc)
             return None
 
 

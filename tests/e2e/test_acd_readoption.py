@@ -143,10 +143,19 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         after = [e for e in await events_of(pg_dsn, waiter) if e["seq"] > old_max]
         assert after and min(e["seq"] for e in after) > adopted_seq_base(time.time() - 120)
         kinds = [e["kind"] for e in after]
-        assert kinds[:1] == ["queue.joined"] and "call.answered" in kinds
-        joined = json.loads(after[0]["data"])
-        assert (joined["topic"], joined["province"], joined["province_source"]) == \
+        # back in line from its channel's variables: queue.resumed, the record keeps its one queue.joined
+        assert kinds[:1] == ["queue.resumed"] and "call.answered" in kinds
+        resumed = json.loads(after[0]["data"])
+        assert (resumed["topic"], resumed["province"], resumed["province_source"]) == \
             ("health.card", "ho-chi-minh", "adopted")
+        assert [e["kind"] for e in await events_of(pg_dsn, waiter)].count("queue.joined") == 1
+        conn = await asyncpg.connect(pg_dsn, timeout=10)
+        try:
+            source = await conn.fetchval("SELECT province_source FROM calls WHERE call_id = $1",
+                                         after[0]["call_id"], timeout=5)
+        finally:
+            await conn.close()
+        assert source != "adopted", source   # the first join's source stays
         answered = json.loads(after[kinds.index("call.answered")]["data"])
         assert answered["agent_id"] == "agent1010"
         assert {e["call_id"] for e in before} == {e["call_id"] for e in after}   # the same call record

@@ -167,6 +167,8 @@ async def test_kill_9_of_the_leader_the_standby_takes_over_and_callers_go_on(
             (row,) = await fetch(pg_dsn, "SELECT queue_joined_at, outcome FROM calls WHERE caller = $1", w)
             assert row["queue_joined_at"] == joined_before[w][0]["queue_joined_at"]   # kept its place
             assert row["outcome"] == "abandoned_queue", row
+            # taken back in line: queue.resumed, never a second queue.joined
+            assert kinds[w].count("queue.joined") == 1 and kinds[w].count("queue.resumed") == 1, kinds[w]
         (row,) = await fetch(pg_dsn, "SELECT outcome, agent_id, talk_s, ended_at FROM calls WHERE caller = $1",
                              talker)
         # the bridge outlived the leader's kill (the caller hung up on its own, 70 s after its keys),

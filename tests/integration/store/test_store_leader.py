@@ -1,21 +1,26 @@
 """Leadership against a real PostgreSQL (switchboard.ha.leader, store/leader.py): one lock
 holder, the epoch bumped at each take-over, acting parts started on the leader only, a hand-
-over on step-down and fencing when the lock's session is killed. The AMI client is real but
-never connected (its heartbeat writes fail and are logged): Asterisk's side is in
+over on step-down, a leader that loses its lock's session acting on (and taking the lock back,
+or fenced by a standby's higher epoch). Asterisk's global heartbeat is a stand-in here (one
+dict both instances read and write through their own gate); the real one is in
 tests/e2e/test_ha_failover.py."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from switchboard.ami.client import AmiClient
-from switchboard.config import AmiSettings, HaSettings
+from switchboard.ami.client import AmiNotLeader
+from switchboard.ami.protocol import Action, Headers, Response
+from switchboard.config import HaSettings
 from switchboard.ha.leader import Leadership, Role
 from switchboard.store.leader import bump_epoch, calls_started, current_leader, try_lock
+from switchboard.telephony import heartbeat
+from switchboard.telephony.heartbeat import Heartbeat
 
 
 class Part:
@@ -28,6 +33,49 @@ class Part:
 
     async def stop(self) -> None:
         self.running = False
+
+
+class Globals:
+    """Asterisk's global variables as two AMI links see them (Getvar, Setvar), each link behind
+    its instance's gate, as ``AmiClient.send`` does."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.sent: list[tuple[str, str]] = []   # (instance, value) of every Setvar that got through
+
+    def link(self, instance: str) -> Link:
+        return Link(self, instance)
+
+
+class Link:
+    connected = True
+
+    def __init__(self, globals_: Globals, instance: str) -> None:
+        self.globals = globals_
+        self.instance = instance
+        self.gate: Callable[[Action], bool] | None = None
+        self.confirm: Callable[[Action], Awaitable[bool]] | None = None
+
+    async def send(self, action: dict[str, str], *, timeout: float) -> Response:
+        act = Action.from_dict(action)
+        if act.name != "Getvar" and self.confirm is not None and not await self.confirm(act):
+            raise AmiNotLeader(f"not the leader; {act.name} not sent")
+        if act.name != "Getvar" and self.gate is not None and not self.gate(act):
+            raise AmiNotLeader(f"not the leader; {act.name} not sent")
+        await asyncio.sleep(0.001)
+        name = str(act.headers["Variable"])
+        if act.name == "Setvar":
+            self.globals.values[name] = str(act.headers["Value"])
+            self.globals.sent.append((self.instance, str(act.headers["Value"])))
+            return Response("Success", Headers({}))
+        return Response("Success", Headers({"Value": self.globals.values.get(name, "")}))
+
+
+def instance(settings: HaSettings, dsn: str, globals_: Globals, name: str, **kw: object) -> Leadership:
+    link = globals_.link(name)
+    leadership = Leadership(settings, dsn, ami=link, instance=name, **kw)  # type: ignore[arg-type]
+    link.gate, link.confirm = leadership.may_send, leadership.confirm
+    return leadership
 
 
 async def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -60,11 +108,12 @@ async def test_the_lock_has_one_holder_and_the_epoch_counts_take_overs(migrated_
                 await c.close()
 
 
-async def test_standby_takes_over_on_hand_over_and_a_killed_lock_session_fences(migrated_db: str) -> None:
+async def test_standby_takes_over_on_hand_over_and_a_leader_that_loses_its_lock_takes_it_back(migrated_db: str) -> None:
     settings = HaSettings(enabled=True, lock_key=random.randint(1, 2**31), poll_s=0.2, probe_timeout_s=1.0)
     fenced: list[str] = []
-    a = Leadership(settings, migrated_db, ami=AmiClient(AmiSettings()), instance="a")
-    b = Leadership(settings, migrated_db, ami=AmiClient(AmiSettings()), instance="b", on_fenced=fenced.append)
+    asterisk = Globals()
+    a = instance(settings, migrated_db, asterisk, "a")
+    b = instance(settings, migrated_db, asterisk, "b", on_fenced=fenced.append)
     part_a, part_b = Part("acd"), Part("acd")
     wrapped_a, wrapped_b = a.when_leading(part_a), b.when_leading(part_b)
     try:
@@ -83,15 +132,71 @@ async def test_standby_takes_over_on_hand_over_and_a_killed_lock_session_fences(
         assert b.epoch == 2 and b.takeovers == 1 and b.takeover_s is not None
         b.guard(written.append)("kept")
         assert written == ["kept"]
-        # the lock's session killed under the leader: it stops acting at once and says why
-        admin = await asyncpg.connect(migrated_db, timeout=10)
-        try:
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE application_name = 'switchboard-leader b'")
-        finally:
-            await admin.close()
-        await wait_for(lambda: bool(fenced))
-        assert b.role is Role.FENCED and not b.acting() and "connection" in fenced[0]
+        # the lock's session killed under the leader with no standby running: it acts on and takes
+        # the lock back with the same epoch
+        await kill_lock_session(migrated_db, "b")
+        await wait_for(lambda: b.lock_lost_at is not None)
+        assert b.acting() and b.lock_losses == 1 and not b.holds_lock()
+        await wait_for(lambda: b.holds_lock())
+        assert b.acting() and b.epoch == 2 and not fenced
     finally:
+        for x in (a, b):
+            await x.stop()
+
+
+async def kill_lock_session(dsn: str, name: str) -> None:
+    """The lock's session of instance ``name`` ended by PostgreSQL (its client sees the link close)."""
+    admin = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = $1", f"switchboard-leader {name}")
+    finally:
+        await admin.close()
+
+
+async def test_a_leader_without_its_lock_acts_until_a_standby_writes_a_higher_epoch(migrated_db: str) -> None:
+    """The lock's session killed, a standby ready: it takes the lock, writes epoch 2 into the
+    heartbeat, waits the grace and only then acts; the old leader reads epoch 2 and is fenced
+    before the new one acts; no beat of epoch 1 is written after epoch 2."""
+    settings = HaSettings(enabled=True, lock_key=random.randint(1, 2**31), poll_s=0.2, probe_timeout_s=1.0,
+                          fence_watch_s=0.05, takeover_grace_s=0.3)
+    fenced: list[tuple[str, float]] = []
+    asterisk = Globals()
+    a = instance(settings, migrated_db, asterisk, "a", on_fenced=lambda r: fenced.append((r, time.monotonic())))
+    b = instance(settings, migrated_db, asterisk, "b")
+    beats = [Heartbeat(x.ami, interval=0.1, leader_epoch=lambda x=x: x.epoch, check=x.may_beat,
+                       clear_on_stop=False) for x in (a, b)]
+    part_b = Part("acd")
+    led_at: list[float] = []
+
+    async def note_lead() -> None:
+        led_at.append(time.monotonic())
+
+    b.on_lead.append(note_lead)
+    try:
+        await a.start()
+        assert a.acting() and a.epoch == 1
+        await b.start()
+        await b.when_leading(part_b).start()
+        for beat in beats:
+            await beat.start()
+        assert not b.acting()
+        await asyncio.sleep(0.3)
+        await kill_lock_session(migrated_db, "a")   # b takes the lock at its next try
+        await wait_for(lambda: b.acting() and part_b.running)
+        assert b.epoch == 2 and a.role is Role.FENCED and a.lock_losses == 1
+        assert "epoch 2" in fenced[0][0] and fenced[0][1] < led_at[0], (fenced, led_at)
+        values = [v for _, v in asterisk.sent]
+        first_2 = next(i for i, v in enumerate(values) if v.endswith(":2"))
+        assert all(v.endswith(":2") for v in values[first_2:]), values
+        assert all(who == "b" for who, _ in asterisk.sent[first_2:])
+        # an old leader's beat that raced the take-over (written between its read and its write):
+        # the new leader finds the lower epoch and writes its own over it
+        asterisk.values[heartbeat.VARIABLE] = f"{int(time.time())}:1"
+        await wait_for(lambda: b.beats_rewritten == 1)
+        assert asterisk.values[heartbeat.VARIABLE].endswith(":2") and b.acting()
+    finally:
+        for beat in beats:
+            await beat.stop()
         for x in (a, b):
             await x.stop()

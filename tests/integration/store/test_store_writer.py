@@ -258,3 +258,23 @@ async def test_schema_missing_spools_until_migrated(fresh_db: str, tmp_path: Pat
     finally:
         await conn.close(timeout=5)
     await w.stop()
+
+
+async def test_a_second_call_started_of_a_call_is_not_stored(migrated_db: str, tmp_path: Path,
+                                                             db: asyncpg.Connection) -> None:
+    """Two owners of one call (docs/ha.md): the new leader adopted it and wrote call.started
+    (a high seq); the old leader's spool replays its own call.started (seq 1) later: one kept."""
+    w = writer(migrated_db, tmp_path)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    w.submit(CallEvent("s1", 500_000_001, t0 + timedelta(seconds=3), "call.started",
+                       {"caller": "0912345678", "dialed": "19009068", "adopted": True}))
+    await w.flush(timeout=10)
+    w.submit(CallEvent("s1", 1, t0, "call.started", {"caller": "0912345678", "dialed": "19009068"}))
+    w.submit(CallEvent("s1", 2, t0 + timedelta(seconds=1), "ivr.step", {"node": "welcome"}))
+    await w.flush(timeout=10)
+    await w.stop()
+    kinds = [r["kind"] for r in await db.fetch("SELECT kind FROM call_events WHERE call_id = 's1' ORDER BY seq",
+                                               timeout=10)]
+    assert kinds == ["ivr.step", "call.started"]
+    assert w.written_total == 2 and w.duplicates_total == 1

@@ -11,7 +11,7 @@ from switchboard.telephony import heartbeat
 
 async def test_a_closed_gate_refuses_every_action_that_changes_something_before_writing_it() -> None:
     client = AmiClient(AmiSettings())
-    client.gate = lambda: False
+    client.gate = lambda action: False
     for action in ({"Action": "Originate", "Channel": "PJSIP/agent1001"}, {"Action": "AGI", "Channel": "x"},
                    {"Action": "Setvar", "Variable": "SWITCHBOARD_HEARTBEAT", "Value": "1"},
                    {"Action": "Hangup", "Channel": "x"}, {"Action": "Redirect", "Channel": "x"}):

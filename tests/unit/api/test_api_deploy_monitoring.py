@@ -39,8 +39,12 @@ class _Leading:
     epoch = seen_epoch = takeovers = 1
     takeover_s = 0.1
     on_lead: list[object] = []
+    on_rewritten: list[object] = []
 
     def acting(self) -> bool:
+        return True
+
+    def holds_lock(self) -> bool:
         return True
 
 
