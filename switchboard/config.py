@@ -492,7 +492,8 @@ def load_settings(
             data.setdefault(section, {}).update(values)
 
     aliases = {"DSN": ("database", "dsn")}
-    not_settings = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "NO_EXTENSIONS")  # the file; the pure-Python AMI parser
+    # the file; the pure-Python AMI parser; the local stack's PostgreSQL folder (deploy/local/lib.sh)
+    not_settings = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "NO_EXTENSIONS", ENV_PREFIX + "PG_DIR")
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX) or var in not_settings:
             continue
