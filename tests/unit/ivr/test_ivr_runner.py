@@ -103,7 +103,8 @@ async def test_pension_call_by_provincial_did_with_survey() -> None:
         ("social.pension", "ha-noi", "did", "vi", 0)]
     assert h.surveys == [5]
     assert h.steps() == [
-        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("main_menu", "1"),
+        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "1"),
         ("social_menu", "1"), ("province_check", "case 1"), ("connecting", None), ("agent", "queue:served"),
         ("survey", "5"), ("goodbye", None),
     ]
