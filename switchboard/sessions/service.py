@@ -72,6 +72,17 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _read_folder(folder: str) -> list[Session]:
+    """The sessions of ``sessions/*.yaml`` (none when the folder is absent)."""
+    return load_sessions(folder) if Path(folder).is_dir() else []
+
+
+def _make_folder(path: Path) -> None:
+    """Where ConfBridge writes the sessions' recordings (the recordings folder, shared with Asterisk)."""
+    with contextlib.suppress(OSError):
+        path.mkdir(parents=True, exist_ok=True)
+
+
 class SessionService:
     """Sessions for the flow, the API, the metrics; a part (``start``/``stop``)."""
 
@@ -107,8 +118,7 @@ class SessionService:
         except Exception as exc:   # a bad file or the database away must not stop the hotline
             log.error("sessions not loaded at start: %s", getattr(exc, "details", exc))
         if self.host_recordings_dir:
-            with contextlib.suppress(OSError):
-                Path(self.host_recordings_dir, "sessions").mkdir(parents=True, exist_ok=True)
+            _make_folder(Path(self.host_recordings_dir, "sessions"))
         self._tasks.append(asyncio.create_task(self._writer(), name="qa-sessions-writer"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="qa-sessions-tick"))
 
@@ -178,7 +188,7 @@ class SessionService:
     async def sync(self, folder: str) -> list[str]:
         """Store the sessions of ``folder`` the database does not hold yet; load every session."""
         added: list[str] = []
-        defined = load_sessions(folder) if Path(folder).is_dir() else []
+        defined = _read_folder(folder)
         async with acquire(self._pool, timeout=self._timeout) as conn:
             for s in defined:
                 if await ss.insert_session(conn, s, source=f"{folder}/{s.session_id}.yaml"):
@@ -366,7 +376,7 @@ class SessionService:
         except (AmiError, TimeoutError) as exc:
             raise UnavailableError(f"{action} not done: {exc}") from exc
         if not resp.success:
-            raise ConflictError(f"{action}: {resp.message}", error_id="not-in-session", details={"channel": channel})
+            raise ConflictError(f"{action}: {resp.message}", error_id="confbridge-refused", details={"channel": channel})
 
     async def unmute(self, session_id: str, who: str) -> dict[str, Any]:
         """Give one caller the floor (``ConfbridgeUnmute``)."""

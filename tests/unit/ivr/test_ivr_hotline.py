@@ -212,5 +212,5 @@ def test_no_live_session_no_key_5() -> None:
 
 def test_session_full_goes_back_to_the_menu() -> None:
     state, cmds = run("1", "5", mc.ConferenceResult("full", OPEN), live=LIVE)
-    assert [p.name for c in cmds if isinstance(c, mc.PlayCmd) for p in c.prompts][0] == "session_full"
+    assert next(p.name for c in cmds if isinstance(c, mc.PlayCmd) for p in c.prompts) == "session_full"
     assert state.node == "main_menu_session" and not state.ended
