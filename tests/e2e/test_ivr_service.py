@@ -145,7 +145,7 @@ async def test_lookup_by_si_code_reads_back_the_status_and_routes_with_the_crm_p
         prefix = stack_env["STACK_SOUND_PREFIX"]
 
     assert_numbered(timeline)
-    assert path(timeline)[:9] == [
+    assert path(timeline)[:10] == [
         ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
         ("main_menu", "4"),
         ("ask_si_code", KNOWN_CODE), ("lookup_si", "found"), ("si_found", "case 1"), ("si_status", None),
@@ -246,7 +246,7 @@ async def test_mobile_caller_unsure_of_the_province_goes_nationwide(
         row, timeline = await stored(svc, call_id)
 
     assert_numbered(timeline)
-    assert path(timeline)[4:] == [
+    assert path(timeline)[5:] == [
         ("province_check", "default"), ("ask_province", "0"), ("province_chosen", "default"),
         ("province_nationwide", None), ("connecting", None), ("agent", "hangup")]
     joined = data(timeline, "queue.joined")
