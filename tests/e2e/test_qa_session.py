@@ -30,6 +30,7 @@ MODERATOR = "agent1001"
 CALLERS = [f"09120000{i:02d}" for i in range(1, 11)]
 HANDS = CALLERS[2], CALLERS[6]          # these two press *1
 LATE = "0912000099"                     # the 11th: past the capacity (10)
+KICKED = CALLERS[0]                     # removed by the moderator before the end
 
 
 def definition() -> str:
@@ -139,6 +140,19 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
             assert f'switchboard_session_hands_raised{{session="{SESSION}"}} 1.0' in text
 
             await asyncio.sleep(1.0)   # the floor for a moment (unmuted seconds > 0)
+
+            # mute everyone again; remove one caller (who goes on to the survey too)
+            status, view = await api("POST", f"/api/qa-sessions/{SESSION}/mute-all", expert, {})
+            assert status == 200 and all(p["muted"] for p in view["participants"] if p["role"] == "caller"), view
+            listed = await confbridge_list(ami)
+            assert all(v["muted"] == "Yes" for v in listed.values() if v["admin"] != "Yes"), listed
+            gone = room.find(await svc.wait_call_id(KICKED))
+            assert gone is not None
+            status, view = await api("POST", f"/api/qa-sessions/{SESSION}/participants/{gone.call_id}/kick", expert, {})
+            assert status == 200, view
+            await until(lambda: len(room.callers()) == 9, timeout=15, what="the removed caller out")
+            assert gone.channel not in await confbridge_list(ami)
+
             status, view = await api("POST", f"/api/qa-sessions/{SESSION}/end", expert, {})
             assert status == 200 and view["running"] is False, view
             await until(lambda: not room.participants, timeout=20, what="everyone out of the conference")
@@ -161,7 +175,7 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
         for number, r in by_caller.items():
             assert r["call_id"] == ids[number]
             assert r["left_at"] is not None and r["left_at"] > r["joined_at"]
-            assert r["left_reason"] == "session_ended"
+            assert r["left_reason"] == ("kicked" if number == KICKED else "session_ended")
             assert (r["hands"] >= 1) == (number in HANDS), (number, r["hands"])
             assert (r["hand_raised_at"] is not None) == (number in HANDS)
             assert (r["unmuted_at"] is not None) == (number == first.caller)
