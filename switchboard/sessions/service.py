@@ -444,7 +444,8 @@ class SessionService:
         if name == "ConfbridgeJoin":
             admin = (ev.get("Admin") or "").lower() == "yes"
             p = live.room.joined(uniqueid=uniqueid, channel=ev.get("Channel") or "",
-                                 call_id=ev.get("Linkedid") or uniqueid, caller=ev.get("CallerIDNum") or "",
+                                 call_id=ev.get("Linkedid") or uniqueid,
+                                 caller=live.session.moderator if admin else ev.get("CallerIDNum") or "",
                                  moderator=admin, muted=(ev.get("Muted") or "yes").lower() == "yes" and not admin,
                                  at=now)
             log.info("session %s: %s %s joined (%d callers)", sid, p.role, p.call_id, len(live.room.callers()))

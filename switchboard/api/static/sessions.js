@@ -41,8 +41,8 @@
     $("qa-card").classList.toggle("hidden", !list.length);
     box.replaceChildren(...list.map((s) => {
       const head = SB.el("h3", {}, `${s.title} · ${s.running ? t("running") : t("over")} · ${s.callers}/${s.capacity}`);
-      const hands = SB.el("ol", { class: "qa-hands" }, ...(s.hands.length ? s.hands.map((p) => person(s.session, p)) : [t("none")]));
-      const people = SB.el("ul", { class: "qa-people" }, ...(s.participants.length ? s.participants.map((p) => person(s.session, p)) : [t("none")]));
+      const hands = SB.el("ol", { class: "qa-hands" }, ...(s.hands.length ? s.hands.map((p) => person(s.session, p)) : [SB.el("li", { class: "empty" }, t("none"))]));
+      const people = SB.el("ul", { class: "qa-people" }, ...(s.participants.length ? s.participants.map((p) => person(s.session, p)) : [SB.el("li", { class: "empty" }, t("none"))]));
       const controls = SB.el("div", { class: "row" },
         SB.el("button", { type: "button", disabled: !s.running, onclick: () => act(s.session, "mute-all") }, t("mute_all")), " ",
         SB.el("button", { type: "button", disabled: !s.running, onclick: () => { if (confirm(t("confirm_end"))) act(s.session, "end"); } }, t("end")));
