@@ -77,6 +77,12 @@ def _read_folder(folder: str) -> list[Session]:
     return load_sessions(folder) if Path(folder).is_dir() else []
 
 
+def _newest_recording(folder: Path, sid: str) -> str | None:
+    files = sorted((p for p in folder.glob(f"{sid}-*.wav") if p.stem[len(sid) + 1:].isdigit()),
+                   key=lambda p: p.stat().st_mtime)
+    return files[-1].name if files else None
+
+
 def _make_folder(path: Path) -> None:
     """Where ConfBridge writes the sessions' recordings (the recordings folder, shared with Asterisk)."""
     with contextlib.suppress(OSError):
@@ -205,6 +211,9 @@ class SessionService:
         except FlowLoadError as exc:
             raise SessionInvalid("the session definition has errors", error_id="invalid-session",
                                  details={"problems": [str(e) for e in exc.errors]}) from None
+        if not self._endpoint_of(s.moderator):
+            raise SessionInvalid("the moderator is not a known agent", error_id="invalid-session",
+                                 details={"problems": [f"<api>: moderator {s.moderator!r} is not a known agent"]})
         try:
             async with acquire(self._pool, timeout=self._timeout) as conn:
                 if not await ss.insert_session(conn, s, source="api"):
@@ -464,10 +473,26 @@ class SessionService:
                 unmuted_s=left.unmuted_s))
             if live.ending and not live.room.participants:
                 live.ending = False
+                self._tasks.append(asyncio.create_task(self._note_recording(sid), name=f"qa-recording-{sid}"))
         elif name == "ConfbridgeUnmute":
             live.room.unmuted(uniqueid, now)
         elif name == "ConfbridgeMute":
             live.room.muted(uniqueid, now)
+
+    async def _note_recording(self, sid: str) -> None:
+        """The conference's recording (ConfBridge names it ``<record_file>-<unix time>.wav``): the
+        newest of the session's files, as a path under the recordings folder, once it is closed."""
+        if not self.host_recordings_dir:
+            return
+        await asyncio.sleep(1.0)   # ConfBridge closes the file when the conference goes away
+        found = await asyncio.to_thread(_newest_recording, Path(self.host_recordings_dir, "sessions"), sid)
+        if found is None:
+            log.warning("session %s: no recording found in %s/sessions", sid, self.host_recordings_dir)
+            return
+        live = self.sessions[sid]
+        live.recording = f"sessions/{found}"
+        log.info("session %s: recorded in %s", sid, live.recording)
+        self._write(lambda conn: ss.set_recording(conn, sid, f"sessions/{found}"))
 
     def _hand(self, ev: Any) -> None:
         uniqueid = ev.get("Uniqueid") or ""

@@ -181,12 +181,14 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
             assert (r["unmuted_at"] is not None) == (number == first.caller)
         assert by_caller[first.caller]["unmuted_s"] > 0
         assert len(rows) == 11
-        session_row = (await svc.fetch("SELECT ended_at, ended_by FROM qa_sessions WHERE session_id = $1",
+        # the conference was recorded, beside the call recordings
+        await until(lambda: sessions.sessions[SESSION].recording is not None, timeout=10, what="the recording")
+        await sessions.drained()
+        session_row = (await svc.fetch("SELECT ended_at, ended_by, recording FROM qa_sessions WHERE session_id = $1",
                                        SESSION))[0]
         assert session_row["ended_at"] is not None and session_row["ended_by"] == "qa e2e expert"
-
-    recorded = list((REPO / "recordings" / "sessions").glob(f"{SESSION}*"))
-    assert recorded, "the conference recording"
+        recording = REPO / "recordings" / session_row["recording"]
+        assert recording.suffix == ".wav" and recording.stat().st_size > 8000, recording
     print(f"qa session e2e: {time.monotonic() - started:.0f} s")
 
 
