@@ -50,6 +50,8 @@ BRIDGE_PROFILE = "sb_session"
 CALLER_PROFILE = "sb_caller"
 MODERATOR_PROFILE = "sb_moderator"
 CALLER_MENU = "sb_caller_menu"
+#: Asterisk or the database away while the conference is read back at start: logged, not fatal.
+_READ_BACK_ERRORS: tuple[type[BaseException], ...] = (AmiError, TimeoutError, *TRANSIENT_DB_ERRORS)
 
 
 class SessionInvalid(InvalidError):
@@ -63,6 +65,7 @@ class _Live:
     ended_at: datetime | None = None
     ended_by: str | None = None
     started: bool = False          # the service saw it start (moderator called)
+    relearned: bool = False        # who is in its conference read back from ConfBridge (at start)
     ending: bool = False           # participants are being kicked (session over)
     finished: bool = False         # over: ended early or past its end
     recording: str | None = None
@@ -311,10 +314,14 @@ class SessionService:
     async def tick(self) -> None:
         now = self._clock()
         for sid, live in list(self.sessions.items()):
+            if not live.finished and not live.relearned and now >= live.session.starts:
+                live.relearned = True
+                await self._relearn(live)
             if self.running(live, now) and not live.started:
                 live.started = True
                 log.info("session %s (%s) starts; moderator %s", sid, live.session.title, live.session.moderator)
-                if live.session.call_moderator:
+                moderated = any(p.role == "moderator" for p in live.room.participants.values())
+                if live.session.call_moderator and not moderated:
                     await self.call_moderator(sid)
             elif not live.finished and now >= live.session.ends:
                 await self._finish(live, by="schedule")
@@ -366,6 +373,38 @@ class SessionService:
                                      "Channel": "all"}, timeout=self._timeout)
             except (AmiError, TimeoutError) as exc:
                 log.warning("session %s: kick all failed: %s", sid, exc)
+
+    async def _relearn(self, live: _Live) -> None:
+        """Who is in the conference already (this process started while the session ran): read
+        back from ConfBridge's own list; their attendance rows are the open ones a previous
+        process wrote (closed now for those who left meanwhile). Raised hands are not kept."""
+        sid = live.session.session_id
+        try:
+            resp = await self.ami.send({"Action": "ConfbridgeList", "Conference": conference_name(sid)},
+                                       timeout=self._timeout)
+            async with acquire(self._pool, timeout=self._timeout) as conn:
+                stays = await ss.open_stays(conn, sid)
+        except _READ_BACK_ERRORS as exc:
+            log.warning("session %s: who is in its conference not read back: %s", sid, exc)
+            return
+        now = self._clock()
+        listed = [ev for ev in getattr(resp, "events", ()) if ev.name == "ConfbridgeList"]
+        for ev in listed:
+            admin = (ev.get("Admin") or "").lower() == "yes"
+            call_id = ev.get("Linkedid") or ev.get("Uniqueid") or ""
+            joined_at = stays.pop(call_id, None)
+            p = live.room.joined(uniqueid=ev.get("Uniqueid") or "", channel=ev.get("Channel") or "", call_id=call_id,
+                                 caller=live.session.moderator if admin else ev.get("CallerIDNum") or "",
+                                 moderator=admin, muted=(ev.get("Muted") or "yes").lower() == "yes" and not admin,
+                                 at=joined_at or now)
+            if joined_at is None:
+                self._write_join(sid, p)
+        for call_id, joined_at in stays.items():   # left while no service listened: closed now
+            gone = Participant("", "", call_id, "", "caller", joined_at)
+            self._write_leave(sid, gone, now, "service_away")
+        if listed or stays:
+            log.info("session %s: %d in the conference read back, %d stays closed (left while away)", sid,
+                     len(listed), len(stays))
 
     # ------------------------------------------------------------ moderator's actions
 
@@ -458,8 +497,7 @@ class SessionService:
                                  moderator=admin, muted=(ev.get("Muted") or "yes").lower() == "yes" and not admin,
                                  at=now)
             log.info("session %s: %s %s joined (%d callers)", sid, p.role, p.call_id, len(live.room.callers()))
-            self._write(lambda conn: ss.join(conn, session_id=sid, call_id=p.call_id, caller=p.caller, role=p.role,
-                                             channel=p.channel, joined_at=p.joined_at))
+            self._write_join(sid, p)
         elif name == "ConfbridgeLeave":
             left = live.room.left(uniqueid, now)
             if left is None:
@@ -467,10 +505,7 @@ class SessionService:
             reason = "session_ended" if live.finished else ("kicked" if uniqueid in self._kicked else "hangup")
             self._kicked.discard(uniqueid)
             log.info("session %s: %s left (%s)", sid, left.call_id, reason)
-            self._write(lambda conn: ss.leave(
-                conn, session_id=sid, call_id=left.call_id, joined_at=left.joined_at, left_at=now, reason=reason,
-                hand_raised_at=left.hand_raised_at, hands=left.hands, unmuted_at=left.unmuted_at,
-                unmuted_s=left.unmuted_s))
+            self._write_leave(sid, left, now, reason)
             if live.ending and not live.room.participants:
                 live.ending = False
                 self._tasks.append(asyncio.create_task(self._note_recording(sid), name=f"qa-recording-{sid}"))
@@ -493,6 +528,19 @@ class SessionService:
         live.recording = f"sessions/{found}"
         log.info("session %s: recorded in %s", sid, live.recording)
         self._write(lambda conn: ss.set_recording(conn, sid, f"sessions/{found}"))
+
+    def _write_join(self, sid: str, p: Participant) -> None:
+        async def job(conn: Any) -> None:
+            await ss.join(conn, session_id=sid, call_id=p.call_id, caller=p.caller, role=p.role, channel=p.channel,
+                          joined_at=p.joined_at)
+        self._write(job)
+
+    def _write_leave(self, sid: str, p: Participant, at: datetime, reason: str) -> None:
+        async def job(conn: Any) -> None:
+            await ss.leave(conn, session_id=sid, call_id=p.call_id, joined_at=p.joined_at, left_at=at, reason=reason,
+                           hand_raised_at=p.hand_raised_at, hands=p.hands, unmuted_at=p.unmuted_at,
+                           unmuted_s=p.unmuted_s)
+        self._write(job)
 
     def _hand(self, ev: Any) -> None:
         uniqueid = ev.get("Uniqueid") or ""

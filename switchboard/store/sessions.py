@@ -17,7 +17,7 @@ import asyncpg
 from switchboard.sessions.model import Session
 
 __all__ = ["SessionRow", "attendance", "end_session", "get_session", "insert_session", "join", "leave",
-           "session_rows", "set_recording", "update_session"]
+           "open_stays", "session_rows", "set_recording", "update_session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +90,13 @@ async def leave(conn: Any, *, session_id: str, call_id: str, joined_at: datetime
         "UPDATE qa_attendance SET left_at = $4, left_reason = $5, hand_raised_at = $6, hands = $7, "
         "unmuted_at = $8, unmuted_s = $9 WHERE session_id = $1 AND call_id = $2 AND joined_at = $3",
         session_id, call_id, joined_at, left_at, reason, hand_raised_at, hands, unmuted_at, unmuted_s, timeout=10)
+
+
+async def open_stays(conn: Any, session_id: str) -> dict[str, datetime]:
+    """call id -> joined_at of the stays not closed yet (a previous process's, at start)."""
+    rows = await conn.fetch("SELECT call_id, joined_at FROM qa_attendance WHERE session_id = $1 AND left_at IS NULL",
+                            session_id, timeout=10)
+    return {r["call_id"]: r["joined_at"] for r in rows}
 
 
 async def attendance(conn: Any, session_id: str) -> list[dict[str, Any]]:

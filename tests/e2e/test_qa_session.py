@@ -192,3 +192,46 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
     print(f"qa session e2e: {time.monotonic() - started:.0f} s")
 
 
+
+
+async def test_a_restarted_service_reads_the_conference_back(stack_env: dict[str, str], fresh_db: str) -> None:
+    """The sessions part of a new process (same Asterisk, same database) while a session runs:
+    who is in the conference is read back from ConfBridge's list, their open attendance rows are
+    taken over (not written twice), the moderator is not rung again, and ending it closes them."""
+    from switchboard.sessions.service import SessionService
+    from switchboard.store.pool import LazyPool
+
+    callers = CALLERS[:3]
+    async with running_service(stack_env, fresh_db, campaigns={"enabled": False}) as svc:
+        first = svc.app.context["sessions"]
+        await svc.agent(MODERATOR, mode="answer", answer_after=0.3, ready=False)
+        await first.create(definition(), by="e2e")
+        room = first.sessions[SESSION].room
+        await until(lambda: any(p.role == "moderator" for p in room.participants.values()), timeout=20,
+                    what="the moderator in the conference")
+        for number in callers:
+            svc.call(caller_steps(), caller=number, timeout=120)
+        await until(lambda: len(room.callers()) == 3, timeout=40, what="3 callers in the conference")
+        await first.drained()
+        await first.stop()
+
+        again = SessionService(pool=LazyPool(svc.app.context["pool"]), ami=svc.app.context["client"],
+                               settings=svc.app.settings.sessions, clock=svc.app.context["ivr_clock"],
+                               endpoint_of=lambda agent_id: agent_id)
+        await again.start()
+        try:
+            back = again.sessions[SESSION].room
+            await until(lambda: len(back.participants) == 4, timeout=10, what="the conference read back")
+            assert {p.caller for p in back.callers()} == set(callers)
+            await asyncio.sleep(3.0)     # time enough for a second ring to have joined, had there been one
+            assert [v["admin"] for v in await again.confbridge_list(SESSION)].count("Yes") == 1
+            await again.end(SESSION, by="e2e")
+            await until(lambda: not back.participants, timeout=20, what="everyone out of the conference")
+            await again.drained()
+        finally:
+            await again.stop()
+        db = await svc.fetch("SELECT caller, role, left_at, left_reason FROM qa_attendance WHERE session_id = $1",
+                             SESSION)
+    assert sorted((r["role"], r["caller"]) for r in db) == sorted(
+        [("moderator", MODERATOR)] + [("caller", n) for n in callers])
+    assert all(r["left_at"] is not None and r["left_reason"] == "session_ended" for r in db), db

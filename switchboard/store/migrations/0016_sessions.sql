@@ -29,7 +29,7 @@ CREATE TABLE qa_attendance (
     hands         integer NOT NULL DEFAULT 0, -- how many times *1
     unmuted_at    timestamptz,                -- first given the floor (spoke)
     unmuted_s     double precision NOT NULL DEFAULT 0,  -- seconds with the floor
-    left_reason   text                        -- hangup | kicked | session_ended
+    left_reason   text                        -- hangup | kicked | session_ended | service_away
 );
 CREATE UNIQUE INDEX qa_attendance_one_stay ON qa_attendance (session_id, call_id, joined_at);
 CREATE INDEX qa_attendance_session ON qa_attendance (session_id, joined_at);
