@@ -1,6 +1,6 @@
 """Q&A sessions' metrics, read at scrape time from the service's rooms:
 ``switchboard_session_participants{session}`` (callers in the conference now),
-``switchboard_session_hands_raised{session}`` (raised hands waiting now) and
+``switchboard_session_hands_waiting{session}`` (raised hands waiting now) and
 ``switchboard_session_hands_raised_total{session}`` (every ``*1`` since the start)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class _Sessions:
         people = GaugeMetricFamily("switchboard_session_participants",
                                    "Callers in a Q&A session's conference now (the moderator not counted).",
                                    labels=["session"])
-        hands = GaugeMetricFamily("switchboard_session_hands_raised",
+        hands = GaugeMetricFamily("switchboard_session_hands_waiting",
                                   "Raised hands waiting for the floor in a Q&A session now.", labels=["session"])
         for sid, (n, h) in sorted(now.items()):
             people.add_metric([sid], n)

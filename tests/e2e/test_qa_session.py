@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from e2e_metrics_service import create_token
+from e2e_metrics_service import create_token, promtool_check_metrics
 from e2e_service import OPEN, REPO, running_service, until
 
 from switchboard.acd.agents import AgentRecord
@@ -137,7 +137,10 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
             async with http.get("/metrics") as r:
                 text = await r.text()
             assert f'switchboard_session_participants{{session="{SESSION}"}} 10.0' in text
-            assert f'switchboard_session_hands_raised{{session="{SESSION}"}} 1.0' in text
+            assert f'switchboard_session_hands_waiting{{session="{SESSION}"}} 1.0' in text
+            assert f'switchboard_session_hands_raised_total{{session="{SESSION}"}}' in text
+            checked = promtool_check_metrics(text)
+            assert "session" not in checked.stdout + checked.stderr, checked
 
             await asyncio.sleep(1.0)   # the floor for a moment (unmuted seconds > 0)
 
