@@ -183,6 +183,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     from switchboard.logging_setup import register_secret
     from switchboard.loop_lag import LoopLag
     from switchboard.metrics import Metrics
+    from switchboard.sessions import metrics as session_metrics
+    from switchboard.sessions.service import SessionService
     from switchboard.store.agent_loader import AgentLoader
     from switchboard.store.agent_log import AgentStateLog
     from switchboard.store.callback_sweep import CallbackSweep
@@ -305,13 +307,24 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         acd.numbers.grant(decision.number, now)
         return new_callback_id()
 
+    # scheduled Q&A sessions (docs/sessions.md): the hotline menu's key 5, the conference, attendance
+    def endpoint_of(agent_id: str) -> str | None:
+        rec = acd.records.get(agent_id)
+        return rec.sip_endpoint if rec is not None else None
+
+    sessions = SessionService(pool=LazyPool(pool_part), ami=client, settings=s.sessions, clock=ivr_clock,
+                              recordings_dir=rec_dir, host_recordings_dir=s.paths.recordings_dir,
+                              endpoint_of=endpoint_of) if s.sessions.enabled else None
+
     runner = IvrRunner(registry, emit=lambda kind, data: entry_holder["entry"].emit_current(kind, data),
                        on_enqueue=acd.enqueue, lookup=lookup, province_for_caller=provinces.lookup_caller,
                        sound_prefix=sound_prefix, voicemail_dir=f"{rec_dir}/voicemail",
                        transfer_dial=s.ivr.transfer_dial, transfer_policy=numbers.policy,
                        clock=ivr_clock,
                        on_callback=after_hours_callback, callback_expected=acd.callbacks.expected_at,
-                       remember=MemoKeeper(client))
+                       remember=MemoKeeper(client),
+                       on_conference=sessions.join if sessions is not None else None,
+                       live_session=sessions.offer if sessions is not None else None)
     # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
     loop_lag = LoopLag(metrics.loop_lag.observe)
     overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
@@ -401,6 +414,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         transfers=AcdTransferService(acd),
         campaigns=PgCampaignService(LazyPool(pool_part), policy=numbers.policy, flows=lambda: set(registry.flows),
                                     wall=ivr_clock),
+        sessions=sessions,
     )
     api_app = create_app(settings=s, services=services, metrics=metrics)
     if leader is not None:
@@ -436,6 +450,9 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     api = ApiServer(app=api_app, host=s.http.host, port=s.http.port, shutdown_timeout=s.http.shutdown_timeout)
     app.add(api)
     app.add(when_leading(FuncPart("re-adoption", lambda: readopt(False, takeover=True), _noop)))
+    if sessions is not None:
+        session_metrics.register(metrics.registry, sessions)
+        app.add(when_leading(sessions))   # it rings moderators and kicks callers: only the leader
     if campaign_dialer is not None:
         app.add(when_leading(CampaignSync(services.campaigns, s.campaigns.campaigns_dir)))
         app.add(when_leading(campaign_dialer))   # it dials: only the leader
@@ -450,7 +467,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        acd=acd, entry=entry, manager=manager, book=book, bus=bus, metrics=metrics,
                        api=api, api_app=api_app, hub=hub, state_log=state_log, callback_sweep=sweep,
                        loop_lag=loop_lag, overload=overload, lookup=lookup, ivr_clock=ivr_clock,
-                       campaign_dialer=campaign_dialer)
+                       campaign_dialer=campaign_dialer, sessions=sessions)
 
 
 async def _noop() -> None:

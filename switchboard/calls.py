@@ -148,6 +148,8 @@ class CallFacts:
             return "transferred", ""
         if self.flow_end == "hangup" and self.hangup_reason not in ("no_input", "error"):
             return "self_service", self.flow_node
+        if self.flow_end == "conference":   # heard a Q&A session (docs/sessions.md): served, no agent
+            return "self_service", self.flow_node
         if self.flow_end in ("caller_hangup", "hangup", ""):
             return "abandoned_ivr", self.flow_node
         return "failed", self.flow_node

@@ -37,6 +37,7 @@ __all__ = [
     "OverloadSettings",
     "PathSettings",
     "RoutingSettings",
+    "SessionSettings",
     "Settings",
     "load_settings",
 ]
@@ -238,6 +239,19 @@ class CampaignSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Scheduled policy Q&A sessions (switchboard.sessions, docs/sessions.md)."""
+
+    enabled: bool = True
+    sessions_dir: str = "sessions"       # sessions/*.yaml, stored at start when new
+    tick_s: float = 1.0                  # how often sessions are started and ended by their times
+    context: str = "session-join"        # where a caller who pressed 5 goes (ConfBridge, then the survey)
+    moderator_context: str = "session-moderator"   # the moderator's leg (originated at the start)
+    moderator_ring_s: float = 45.0       # how long the moderator's phone rings
+    seat_hold_s: float = 20.0            # a seat reserved for a caller on the way in is freed after this
+
+
+@dataclass(frozen=True, slots=True)
 class OverloadSettings:
     """Refuse new hotline callers cleanly past capacity (switchboard.telephony.overload)."""
 
@@ -305,6 +319,7 @@ class Settings:
     overload: OverloadSettings = field(default_factory=OverloadSettings)
     ha: HaSettings = field(default_factory=HaSettings)
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:
@@ -498,7 +513,8 @@ def load_settings(
             data.setdefault(section, {}).update(values)
 
     aliases = {"DSN": ("database", "dsn")}
-    not_settings = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "NO_EXTENSIONS")  # the file; the pure-Python AMI parser
+    # the file; the pure-Python AMI parser; the local stack's PostgreSQL folder (deploy/local/lib.sh)
+    not_settings = (ENV_PREFIX + "CONFIG", ENV_PREFIX + "NO_EXTENSIONS", ENV_PREFIX + "PG_DIR")
     for var, value in env.items():
         if not var.startswith(ENV_PREFIX) or var in not_settings:
             continue

@@ -36,6 +36,7 @@ class EventKind(enum.StrEnum):
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
     CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail
+    SESSION_SEAT = "session.seat"          # data: session, outcome (joined|full|over): a Q&A session's seat
     SURVEY = "call.survey"                 # data: score
     AGENT_ENDED = "agent.ended"            # data: agent_id, talk_s
     WRAP_UP_ENDED = "agent.wrap_up_ended"  # data: agent_id, wrap_up_s, disposition

@@ -64,6 +64,7 @@ from switchboard.api.services import (
     SpyResult,
     WaitingCall,
 )
+from switchboard.api.session_routes import SESSION_ROUTES
 from switchboard.api.transfer_services import (
     CONSULT_ACTIONS,
     CONSULT_KINDS,
@@ -606,5 +607,6 @@ ROUTE_TABLE: list[Route] = [
           "{\"type\":\"auth\",\"token\":...}.", "live", "websocket",
           query={"token": {"type": "string", "maxLength": 200}}),
     *CAMPAIGN_ROUTES,
+    *SESSION_ROUTES,
     *PAGE_ROUTES,
 ]

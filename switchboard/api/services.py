@@ -445,3 +445,5 @@ class Services:
     transfers: TransferService | None = None   # None: transfers answer 503 (no ACD behind the API)
     # outbound campaigns (switchboard.campaigns.service.PgCampaignService); None: the routes answer 503
     campaigns: Any = None
+    # Q&A sessions (switchboard.sessions.service.SessionService); None: the routes answer 503
+    sessions: Any = None

@@ -280,6 +280,8 @@ def missing_audio(flow: m.Flow, prompts_dir: Path) -> list[tuple[m.PromptItem, s
 
     for node in flow.nodes.values():
         for item in _prompt_items(node):
+            if isinstance(item, m.PromptRef) and item.name.startswith("$"):
+                continue   # named by a variable at run time (a session's title prompt)
             langs = (item.lang,) if isinstance(item, m.PromptRef) and item.lang else flow.languages
             for lang in langs:
                 if isinstance(item, m.PromptRef):

@@ -15,6 +15,7 @@ waiting for                    node kinds
 ``Digits`` / ``Timeout``       menu, collect, survey, callback_offer
 ``LookupResult``               lookup
 ``QueueResult``                queue
+``ConferenceResult``           conference (a Q&A session's seat)
 =============================  =====================================
 
 ``HangUp`` is accepted in any state but ENDED. Any other input in the wrong
@@ -39,6 +40,7 @@ from switchboard.ivr.model import (
     CallbackOffer,
     Collect,
     Cond,
+    Conference,
     Flow,
     Hangup,
     Lookup,
@@ -61,6 +63,7 @@ __all__ = [
     "MAX_AUTO_STEPS",
     "CollectCmd",
     "Command",
+    "ConferenceResult",
     "Digits",
     "End",
     "Enqueue",
@@ -68,6 +71,7 @@ __all__ = [
     "HangUp",
     "HangUpCmd",
     "Input",
+    "JoinConference",
     "LookupCmd",
     "LookupResult",
     "MachineError",
@@ -137,7 +141,16 @@ class QueueResult:
     at: datetime
 
 
-Input = Started | Digits | Timeout | HangUp | LookupResult | QueueResult
+@dataclass(frozen=True, slots=True)
+class ConferenceResult:
+    """The session's answer to ``JoinConference``: ``joined`` (the caller left for the
+    conference), ``full`` or ``over``."""
+
+    outcome: str
+    at: datetime
+
+
+Input = Started | Digits | Timeout | HangUp | LookupResult | QueueResult | ConferenceResult
 
 # ---------------------------------------------------------------- commands
 
@@ -212,7 +225,14 @@ class HangUpCmd:
     reason: str
 
 
-Command = PlayCmd | CollectCmd | Enqueue | TransferCmd | LookupCmd | SaveSurvey | RecordCmd | RequestCallback | HangUpCmd
+@dataclass(frozen=True, slots=True)
+class JoinConference:
+    session: str
+    language: str
+
+
+Command = (PlayCmd | CollectCmd | Enqueue | TransferCmd | LookupCmd | SaveSurvey | RecordCmd | RequestCallback
+           | HangUpCmd | JoinConference)
 
 # ---------------------------------------------------------------- state
 
@@ -222,6 +242,7 @@ class Waiting(enum.Enum):
     DIGITS = "digits"
     LOOKUP = "lookup"
     QUEUE = "queue"
+    CONFERENCE = "conference"
     ENDED = "ended"
 
 
@@ -305,6 +326,10 @@ def step(state: FlowState, inp: Input) -> tuple[FlowState, list[Command]]:
         if not dest:
             return _finish(_leave(state, inp.at, f"queue:{inp.outcome}"), inp.at, f"queue:{inp.outcome}"), []
         return _run(_leave(state, inp.at, f"queue:{inp.outcome}"), dest, inp.at, [])
+    if state.waiting is Waiting.CONFERENCE and isinstance(inp, ConferenceResult) and isinstance(node, Conference):
+        if inp.outcome == "joined":
+            return _finish(_leave(state, inp.at, "joined"), inp.at, "conference"), []
+        return _run(_leave(state, inp.at, inp.outcome), node.full, inp.at, [])
     raise MachineError(f"{type(inp).__name__} not expected while waiting for {state.waiting.value} at {state.node}")
 
 
@@ -350,7 +375,9 @@ def _prompts(state: FlowState, items: tuple[PromptItem, ...]) -> tuple[Prompt, .
     out: list[Prompt] = []
     for item in items:
         if isinstance(item, PromptRef):
-            out.append(Prompt(item.name, item.lang or lang))
+            name = resolve(item.name, state.variables) if item.name.startswith("$") else item.name
+            if name:   # a prompt named by a variable (e.g. a session's title) plays only when set
+                out.append(Prompt(name, item.lang or lang))
             continue
         raw = state.variables.get(item.var, "")
         if isinstance(item, SayNumber):
@@ -430,6 +457,11 @@ def _run(state: FlowState, dest: str, at: datetime, commands: list[Command]) -> 
                 commands.append(PlayCmd(_prompts(state, node.prompts), barge_in=False))
             commands.append(TransferCmd(number=resolve(node.to, state.variables), flow=node.flow))
             return _finish(_leave(state, at, None), at, "transfer"), commands
+        elif isinstance(node, Conference):
+            if node.prompts:
+                commands.append(PlayCmd(_prompts(state, node.prompts), barge_in=False))
+            commands.append(JoinConference(resolve(node.session, state.variables), state.language))
+            return replace(state, waiting=Waiting.CONFERENCE), commands
         elif isinstance(node, Lookup):
             commands.append(LookupCmd(node.by, resolve(node.value, state.variables)))
             return replace(state, waiting=Waiting.LOOKUP), commands

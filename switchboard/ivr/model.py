@@ -19,6 +19,7 @@ __all__ = [
     "Case",
     "Collect",
     "Cond",
+    "Conference",
     "Flow",
     "FlowDefaults",
     "Hangup",
@@ -55,6 +56,7 @@ class Kind(enum.StrEnum):
     SURVEY = "survey"
     HANGUP = "hangup"
     RECORD = "record"
+    CONFERENCE = "conference"
 
 
 #: Node kinds that wait for something from outside (caller digits, a data
@@ -334,6 +336,23 @@ class Record(Node):
 
     def destinations(self) -> tuple[tuple[str, str], ...]:
         return (("", self.next),)
+
+
+@dataclass(frozen=True, slots=True)
+class Conference(Node):
+    """Join the running Q&A session (docs/sessions.md): the caller leaves the flow for its
+    conference; ``full`` when the session has no seat left or is over."""
+
+    session: str = "$session.id"
+    prompts: tuple[PromptItem, ...] = ()
+    full: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        return Kind.CONFERENCE
+
+    def destinations(self) -> tuple[tuple[str, str], ...]:
+        return (("full", self.full),)
 
 
 @dataclass(frozen=True, slots=True)

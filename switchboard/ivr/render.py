@@ -23,6 +23,7 @@ _SHAPE = {
     m.Kind.TRANSFER: ("cds", "#fce8e6"),
     m.Kind.RECORD: ("box", "#fce8e6"),
     m.Kind.HANGUP: ("octagon", "#fce8e6"),
+    m.Kind.CONFERENCE: ("tab", "#d2e3fc"),
 }
 
 

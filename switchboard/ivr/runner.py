@@ -16,6 +16,7 @@ Transfer (flow)     the other flow starts with the call's variables
 HangUp              ``HANGUP``
 Lookup / Enqueue /  the ``lookup`` / ``on_enqueue`` / ``on_callback`` /
 callback / survey   ``on_survey`` callbacks
+JoinConference      ``on_conference`` (a Q&A session's seat; it leaves AGI itself)
 ==================  =======================================================
 
 A collect with a terminator ends as soon as it has ``max_digits``; the
@@ -62,6 +63,8 @@ __all__ = ["AgiSessionLike", "IvrRunner", "RunResult", "StepFailed", "failure_re
 log = logging.getLogger("switchboard.ivr")
 
 ESCAPE_DIGITS = "0123456789*#"
+#: The lookup the runner answers itself (``live_session``: the Q&A session the menu offers).
+LIVE_SESSION = "live_session"
 #: How long after a collect filled up its digits its terminator still counts as part of it (seconds).
 TRAILING_S = 3.0
 
@@ -81,6 +84,8 @@ LookupHandler = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
 SurveyHandler = Callable[[Any, int], Awaitable[None]]
 CallbackHandler = Callable[[Any, mc.RequestCallback], Awaitable[str | None]]
 RememberHandler = Callable[[Any, str], Awaitable[None]]
+ConferenceHandler = Callable[[Any, str], Awaitable[str]]
+LiveSessionHandler = Callable[[str], Mapping[str, str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,13 @@ class IvrRunner:
         command_timeout: float = 120.0,
         answer: bool = True,
         remember: RememberHandler | None = None,
+        on_conference: ConferenceHandler | None = None,
+        live_session: LiveSessionHandler | None = None,
     ) -> None:
+        self.on_conference = on_conference
+        # the lookup `by: live_session` (is a Q&A session running for this language?), answered in
+        # process: no data dip, no event, nothing to resume
+        self.live_session = live_session
         self.answer = answer
         self._remember = remember
         self._remembered: dict[str, tuple[str, str]] = {}   # uniqueid -> (flow, node) last kept
@@ -300,6 +311,9 @@ class IvrRunner:
         """Keep where the flow waits on the channel (once per node), for a take-over."""
         if self._remember is None or state.waiting not in (mc.Waiting.DIGITS, mc.Waiting.LOOKUP):
             return
+        node = state.flow.nodes.get(state.node)
+        if getattr(node, "by", "") == LIVE_SESSION:   # answered at once, in process: nothing to resume
+            return
         key = (state.flow.name, state.node)
         if self._remembered.get(session.uniqueid) == key:
             return
@@ -371,6 +385,11 @@ class IvrRunner:
                 if outcome == "callback":
                     await self._callback_notice(session, cmd.language)
                 return mc.QueueResult(outcome, self._clock())
+            elif isinstance(cmd, mc.JoinConference):
+                # the session's seat: "joined" (the caller has left AGI for the conference), "full", "over"
+                outcome = await self.on_conference(session, cmd.session) if self.on_conference else "over"
+                self._emit(EventKind.SESSION_SEAT, {"session": cmd.session, "outcome": outcome})
+                return mc.ConferenceResult(outcome, self._clock())
             elif isinstance(cmd, mc.SaveSurvey):
                 self._emit(EventKind.SURVEY, {"score": cmd.score})
                 if self._on_survey is not None:
@@ -477,6 +496,9 @@ class IvrRunner:
         return mc.Digits(result.result, self._clock())
 
     async def _do_lookup(self, cmd: mc.LookupCmd) -> mc.LookupResult:
+        if cmd.by == LIVE_SESSION:
+            live = self.live_session(cmd.value) if self.live_session is not None else None
+            return mc.LookupResult(live is not None, self._clock(), dict(live or {}))
         if self._lookup is None or not cmd.value:
             found: Mapping[str, str] | None = None
             error = self._lookup is None

@@ -318,7 +318,8 @@ NODES: dict[m.Kind, NodeSpec] = {
     m.Kind.BRANCH: NodeSpec(m.Branch, {"cases": Field(_cases, required=True), "default": NEXT}),
     m.Kind.SET: NodeSpec(m.Set, {"vars": Field(_vars, required=True, attr="values"), "next": NEXT}),
     m.Kind.LOOKUP: NodeSpec(m.Lookup, {
-        "by": Field(string, required=True, check=_one_of(("phone", "si_code"), "'phone' or 'si_code'", got=True)), "value": OPT_REF,
+        "by": Field(string, required=True, check=_one_of(("phone", "si_code", "live_session"),
+                                                            "'phone', 'si_code' or 'live_session'", got=True)), "value": OPT_REF,
         "into": Field(_var_name), "next": NEXT, "not_found": NEXT, "on_error": OPT_DEST,
     }),
     m.Kind.QUEUE: NodeSpec(m.Queue, {
@@ -341,6 +342,7 @@ NODES: dict[m.Kind, NodeSpec] = {
         "prompts": OPT_PROMPTS, "max_seconds": Field(_int_in(1, 3600)), "silence_seconds": Field(_int_in(0, 60)),
         "beep": Field(flag), "terminator": OPT_STR, "next": NEXT,
     }),
+    m.Kind.CONFERENCE: NodeSpec(m.Conference, {"session": OPT_REF, "prompts": OPT_PROMPTS, "full": NEXT}),
     m.Kind.HANGUP: NodeSpec(m.Hangup, {"prompts": OPT_PROMPTS, "reason": OPT_STR}),
 }
 

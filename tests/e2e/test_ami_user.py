@@ -95,10 +95,16 @@ async def test_what_the_service_needs_is_permitted(stack_env: dict[str, str], am
     # supervisors): queued (the endpoint does not exist, so the call itself fails later)
     for fields in ({"Context": "agent-leg", "Exten": "bridge", "Priority": "1"},
                    {"Context": "callback-out", "Exten": "0912345678", "Priority": "1"},
+                   {"Context": "session-moderator", "Exten": "join", "Priority": "1"},
                    {"Application": "Bridge", "Data": "PJSIP/trunk-00000000,F(hotline-after^survey^1)"},
                    {"Application": "ChanSpy", "Data": "PJSIP/agent1001,qw"}):
         ok, message = await _originate(ami, Channel="PJSIP/nobody-here", **fields)
         assert ok, (fields, message)
+    # the Q&A sessions' conference actions (classes call and reporting): refused only because
+    # there is no such conference, never for want of a class
+    for name in ("ConfbridgeMute", "ConfbridgeUnmute", "ConfbridgeKick", "ConfbridgeList"):
+        resp = await ami.send({"Action": name, "Conference": "sb-qa-none", "Channel": "PJSIP/nobody"}, timeout=5)
+        assert "permission" not in resp.message.lower(), (name, resp.message)
 
 
 def _in_repo(asterisk_path: str, env: dict[str, str]) -> Path:

@@ -133,7 +133,7 @@ async def test_pension_call_on_a_provincial_number(stack_env: dict[str, str]) ->
     assert result.end == mc.End("caller_hangup", "agent")
     path = [(d["node"], d["input"]) for k, d in events if k is EventKind.IVR_STEP]
     assert path == [("welcome", None), ("choose_language", "1"), ("hours_check", "default"),
-                    ("main_menu", "1"), ("social_menu", "1"), ("province_check", "case 1"),
+                    ("session_check", "not found"), ("main_menu", "1"), ("social_menu", "1"), ("province_check", "case 1"),
                     ("connecting", None), ("agent", "hangup")]
 
 

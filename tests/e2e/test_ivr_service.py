@@ -145,8 +145,9 @@ async def test_lookup_by_si_code_reads_back_the_status_and_routes_with_the_crm_p
         prefix = stack_env["STACK_SOUND_PREFIX"]
 
     assert_numbered(timeline)
-    assert path(timeline)[:9] == [
-        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("main_menu", "4"),
+    assert path(timeline)[:10] == [
+        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "4"),
         ("ask_si_code", KNOWN_CODE), ("lookup_si", "found"), ("si_found", "case 1"), ("si_status", None),
         ("si_status_menu", "1")]
     assert data(timeline, "ivr.lookup") == [{"by": "si_code", "found": True, "participant_id": KNOWN_CODE,
@@ -177,7 +178,8 @@ async def test_unknown_si_code_takes_the_not_found_path(stack_env: dict[str, str
 
     assert_numbered(timeline)
     assert path(timeline) == [
-        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("main_menu", "4"),
+        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "4"),
         ("ask_si_code", UNKNOWN_CODE), ("lookup_si", "not found"), ("si_not_found", None),
         ("si_retry_menu", "hangup")]
     assert data(timeline, "ivr.lookup") == [{"by": "si_code", "found": False, "participant_id": None,
@@ -224,7 +226,8 @@ async def test_mobile_caller_keys_a_province_code(stack_env: dict[str, str], fre
 
     assert_numbered(timeline)
     assert path(timeline) == [
-        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("main_menu", "0"),
+        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "0"),
         ("province_check", "default"), ("ask_province", "12"), ("province_chosen", "case 1"),
         ("province_from_menu", None), ("connecting", None), ("agent", "hangup")]
     joined = data(timeline, "queue.joined")
@@ -243,7 +246,7 @@ async def test_mobile_caller_unsure_of_the_province_goes_nationwide(
         row, timeline = await stored(svc, call_id)
 
     assert_numbered(timeline)
-    assert path(timeline)[4:] == [
+    assert path(timeline)[5:] == [
         ("province_check", "default"), ("ask_province", "0"), ("province_chosen", "default"),
         ("province_nationwide", None), ("connecting", None), ("agent", "hangup")]
     joined = data(timeline, "queue.joined")
@@ -268,7 +271,8 @@ async def test_english_caller_recovers_from_a_wrong_key(stack_env: dict[str, str
 
     assert_numbered(timeline)
     assert path(timeline) == [
-        ("welcome", None), ("choose_language", "2"), ("hours_check", "default"), ("main_menu", "1"),
+        ("welcome", None), ("choose_language", "2"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "1"),
         ("social_menu", "1"), ("province_check", "case 3"), ("province_from_caller", None),
         ("connecting", None), ("agent", "hangup")]
     # the wrong key was heard: "invalid choice", then the menu again, all in English

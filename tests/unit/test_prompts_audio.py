@@ -35,7 +35,8 @@ def _referenced(flow: m.Flow) -> set[tuple[str, str]]:
                 langs = [item.lang] if isinstance(item, m.PromptRef) and item.lang else list(flow.languages)
                 for lang in langs:
                     if isinstance(item, m.PromptRef):
-                        out.add((lang, item.name))
+                        if not item.name.startswith("$"):   # named by a variable: the sessions' below
+                            out.add((lang, item.name))
                     else:
                         out |= {(lang, w) for w in word_prompts(lang)}
     return out
@@ -47,8 +48,18 @@ def test_shipped_flows_offer_vi_and_en_and_miss_no_audio() -> None:
         assert missing_audio(flow, PROMPTS) == []
 
 
+def _session_titles() -> set[tuple[str, str]]:
+    """The title prompts of the shipped Q&A sessions (sessions/*.yaml), in each of their languages."""
+    from switchboard.sessions.model import load_sessions
+
+    return {(lang, s.title_prompt) for s in load_sessions(FLOWS.parent / "sessions") for lang in s.languages
+            if s.title_prompt}
+
+
 def test_every_referenced_prompt_is_8khz_mono_16bit_wav_with_ulaw_twin() -> None:
-    refs = set().union(*(_referenced(f) for f in _shipped()))
+    titles = _session_titles()
+    assert titles
+    refs = set().union(*(_referenced(f) for f in _shipped())) | titles
     assert {lang for lang, _ in refs} == {"vi", "en"}
     assert len(refs) > 100
     for lang, name in sorted(refs):

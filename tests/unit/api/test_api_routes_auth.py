@@ -20,12 +20,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "agent_transfer": {"kind": "topic", "target": "health.card"},
     "agent_consult": {"kind": "agent", "target": "a2"}, "agent_consult_end": {"action": "cancel"},
     "campaign_create": {"source": "campaign: c1"}, "campaign_contacts": {"csv": "number"},
-    "dnc_add": {"number": "0912345678"},
+    "dnc_add": {"number": "0912345678"}, "qa_session_create": {"source": "session: s1"},
 }
 
 
 def fill(path: str, agent_id: str = "a1") -> str:
-    values = {"agent_id": agent_id, "call_id": "c1", "name": "daily-summary", "campaign_id": "c1"}
+    values = {"agent_id": agent_id, "call_id": "c1", "name": "daily-summary", "campaign_id": "c1",
+              "session_id": "s1", "participant": "p1"}
     return re.sub(r"\{([a-z_]+)\}", lambda m: values[m.group(1)], path)
 
 

@@ -60,6 +60,8 @@ async def test_flow_that_never_reports_is_closed_after_the_grace() -> None:
          "callback"),
         ([(EventKind.IVR_STEP, {"node": "after_hours"})], ("hangup", "goodbye", ""), "after_hours"),
         ([], ("hangup", "goodbye", ""), "self_service"),
+        ([(EventKind.SESSION_SEAT, {"session": "s", "outcome": "joined"})], ("conference", "session_join", ""),
+         "self_service"),
         ([], ("hangup", "goodbye_no_input", "no_input"), "abandoned_ivr"),
         ([(EventKind.TRANSFER, {"target": "113"})], ("transfer", "x", ""), "transferred"),
         ([], ("failed", "", ""), "failed"),

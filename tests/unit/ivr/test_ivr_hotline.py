@@ -23,13 +23,25 @@ TOPICS = {
 }
 
 
+def _session_answer(state: mc.FlowState, cmds: list[mc.Command], at: datetime,
+                    live: dict[str, str] | None) -> tuple[mc.FlowState, list[mc.Command]]:
+    """The service's answer to the menu's question "is a Q&A session running?" (none unless ``live``)."""
+    while state.waiting is mc.Waiting.LOOKUP and state.node == "session_check":
+        played = [c for c in cmds if not isinstance(c, mc.LookupCmd)]
+        state, more = mc.step(state, mc.LookupResult(live is not None, at, live or {}))
+        cmds = played + more
+    return state, cmds
+
+
 def run(*inputs: str | mc.Input | None, dialed: str = "19009068", caller: str = "0912345678",
-        at: datetime = OPEN, caller_province: str = "") -> tuple[mc.FlowState, list[mc.Command]]:
+        at: datetime = OPEN, caller_province: str = "",
+        live: dict[str, str] | None = None) -> tuple[mc.FlowState, list[mc.Command]]:
     route = REG.route(dialed)
     variables = {"caller_province": caller_province}
     if route.province:
         variables["province"] = route.province
     state, cmds = mc.step(mc.initial_state(route.flow), mc.Started(caller, dialed, at, variables))
+    state, cmds = _session_answer(state, cmds, at, live)
     for i, item in enumerate(inputs):
         t = at + timedelta(seconds=10 * (i + 1))
         if item is None:
@@ -39,6 +51,7 @@ def run(*inputs: str | mc.Input | None, dialed: str = "19009068", caller: str = 
         else:
             inp = item
         state, cmds = mc.step(state, inp)
+        state, cmds = _session_answer(state, cmds, t, live)
     return state, cmds
 
 
@@ -169,4 +182,35 @@ def test_served_call_gets_survey() -> None:
 def test_hang_up_mid_menu_records_where() -> None:
     state, _ = run("1", "1", mc.HangUp(OPEN + timedelta(seconds=99)))
     assert state.end == mc.End("caller_hangup", "social_menu")
-    assert [s.node for s in state.path] == ["welcome", "choose_language", "hours_check", "main_menu", "social_menu"]
+    assert [s.node for s in state.path] == ["welcome", "choose_language", "hours_check", "session_check",
+                                              "main_menu", "social_menu"]
+
+
+LIVE = {"session_id": "pension-law", "title": "The new pension law", "prompt": "session_title_pension_law"}
+
+
+def test_live_session_offered_on_key_5_with_its_title() -> None:
+    state, cmds = run("1", live=LIVE)
+    assert state.node == "main_menu_session"
+    names = [p.name for c in cmds if isinstance(c, (mc.PlayCmd,)) for p in c.prompts]
+    names += [c.prompt.name for c in cmds if isinstance(c, mc.CollectCmd) and c.prompt]
+    assert names[:3] == ["session_offer", "session_title_pension_law", "session_offer_press"]
+    state, cmds = run("1", "5", live=LIVE)
+    assert cmds[-1] == mc.JoinConference("pension-law", "vi")
+    assert state.waiting is mc.Waiting.CONFERENCE
+    state, cmds = run("1", "5", mc.ConferenceResult("joined", OPEN), live=LIVE)
+    assert state.end == mc.End("conference", "session_join")
+    assert cmds == []
+
+
+def test_no_live_session_no_key_5() -> None:
+    state, _ = run("1")
+    assert state.node == "main_menu"
+    state, _ = run("1", "5")
+    assert state.node == "main_menu" and state.attempts == 1     # an invalid key there
+
+
+def test_session_full_goes_back_to_the_menu() -> None:
+    state, cmds = run("1", "5", mc.ConferenceResult("full", OPEN), live=LIVE)
+    assert next(p.name for c in cmds if isinstance(c, mc.PlayCmd) for p in c.prompts) == "session_full"
+    assert state.node == "main_menu_session" and not state.ended

@@ -103,7 +103,8 @@ async def test_pension_call_by_provincial_did_with_survey() -> None:
         ("social.pension", "ha-noi", "did", "vi", 0)]
     assert h.surveys == [5]
     assert h.steps() == [
-        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("main_menu", "1"),
+        ("welcome", None), ("choose_language", "1"), ("hours_check", "default"), ("session_check", "not found"),
+        ("main_menu", "1"),
         ("social_menu", "1"), ("province_check", "case 1"), ("connecting", None), ("agent", "queue:served"),
         ("survey", "5"), ("goodbye", None),
     ]
@@ -290,3 +291,31 @@ async def test_a_transfer_the_number_policy_refuses_is_never_dialled() -> None:
         in h.events
     assert not any(c.startswith("EXEC Dial") for c in agi.commands)
     assert EventKind.TRANSFER not in h.kinds()
+
+
+@pytest.mark.parametrize(("outcome", "end"), [("joined", mc.End("conference", "session_join")),
+                                              ("full", mc.End("caller_hangup", "main_menu_session"))])
+async def test_a_live_session_is_offered_on_key_5_and_joined_or_full(outcome: str, end: mc.End) -> None:
+    h = Harness()
+    asked: list[str] = []
+    joins: list[str] = []
+
+    def live(language: str) -> Mapping[str, str] | None:
+        asked.append(language)
+        return {"session_id": "pension-law", "title": "The new pension law", "prompt": "session_title_pension_law"}
+
+    async def join(session: Any, session_id: str) -> str:
+        joins.append(session_id)
+        return outcome
+
+    h.runner.live_session, h.runner.on_conference = live, join
+    agi = FakeAgi(keys=["1", "5", "HANGUP"])
+    result = await h.runner.run(agi)
+    assert asked[0] == "vi" and joins == ["pension-law"]
+    assert f'STREAM FILE "{P}/vi/session_title_pension_law" "0123456789*#"' in agi.commands
+    assert f'EXEC Playback "{P}/vi/session_joining"' in agi.commands
+    assert (EventKind.SESSION_SEAT, {"session": "pension-law", "outcome": outcome}) in h.events
+    assert h.lookups == []                 # answered in process: no data dip
+    assert result.end == end
+    if outcome == "full":
+        assert f'EXEC Playback "{P}/vi/session_full"' in agi.commands

@@ -1,0 +1,58 @@
+"""Q&A sessions in the real PostgreSQL: a definition stored once, attendance rows opened at the
+join and completed at the leave, the session ended once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from switchboard.sessions.model import Session
+from switchboard.store import sessions as ss
+
+T0 = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+S = Session(session_id="pension", title="The new pension law", starts=T0, ends=T0 + timedelta(hours=1),
+            moderator="agent1001", capacity=10, title_prompt="session_title_pension_law")
+
+
+async def test_a_session_stored_once_and_ended_once(migrated_db: str) -> None:
+    db = await asyncpg.connect(migrated_db)
+    try:
+        assert await ss.insert_session(db, S, source="test")
+        assert not await ss.insert_session(db, S, source="again")       # left as it is
+        row = await ss.get_session(db, "pension")
+        assert row is not None and row.session == S and row.source == "test" and row.ended_at is None
+        changed = Session(**{**{f: getattr(S, f) for f in S.__dataclass_fields__}, "capacity": 20})
+        assert await ss.update_session(db, changed)
+        await ss.end_session(db, "pension", at=T0 + timedelta(minutes=30), by="agent1001")
+        await ss.end_session(db, "pension", at=T0 + timedelta(minutes=40), by="late")   # no effect
+        row = await ss.get_session(db, "pension")
+        assert row is not None and row.session.capacity == 20
+        assert (row.ended_at, row.ended_by) == (T0 + timedelta(minutes=30), "agent1001")
+        assert not await ss.update_session(db, S)                        # not once it has ended
+        assert [r.session.session_id for r in await ss.session_rows(db)] == ["pension"]
+    finally:
+        await db.close()
+
+
+async def test_attendance_opened_at_the_join_completed_at_the_leave(migrated_db: str) -> None:
+    db = await asyncpg.connect(migrated_db)
+    try:
+        await ss.insert_session(db, S, source="test")
+        j1, j2 = T0 + timedelta(seconds=10), T0 + timedelta(seconds=12)
+        await ss.join(db, session_id="pension", call_id="c1", caller="0912000001", role="caller",
+                      channel="PJSIP/trunk-1", joined_at=j1)
+        await ss.join(db, session_id="pension", call_id="c1", caller="0912000001", role="caller",
+                      channel="PJSIP/trunk-1", joined_at=j1)                # the same stay again: one row
+        await ss.join(db, session_id="pension", call_id="m1", caller="", role="moderator",
+                      channel="PJSIP/agent1001-1", joined_at=j2)
+        await ss.leave(db, session_id="pension", call_id="c1", joined_at=j1, left_at=j1 + timedelta(seconds=90),
+                       reason="session_ended", hand_raised_at=j1 + timedelta(seconds=5), hands=2,
+                       unmuted_at=j1 + timedelta(seconds=20), unmuted_s=12.5)
+        rows = await ss.attendance(db, "pension")
+        assert [(r["call_id"], r["role"]) for r in rows] == [("c1", "caller"), ("m1", "moderator")]
+        c1 = rows[0]
+        assert (c1["hands"], c1["unmuted_s"], c1["left_reason"], c1["seconds"]) == (2, 12.5, "session_ended", 90.0)
+        assert rows[1]["left_at"] is None and rows[1]["caller"] is None
+    finally:
+        await db.close()
