@@ -377,15 +377,20 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     sweep = CallbackSweep(acd, pool_part, bus, sweep_s=s.routing.callback_sweep_s,
                            max_age_s=s.routing.callback_max_age_h * 3600)
     app.add(when_leading(sweep))
-    app.add(when_leading(Heartbeat(client, interval=min(1.0, s.ami.heartbeat_interval) if leader is not None else
-                                   s.ami.heartbeat_interval,
-                                   leader_epoch=(lambda: leader.epoch) if leader is not None else None,
-                                   check=leader.may_beat if leader is not None else None,
-                                   clear_on_stop=leader is None)))
+    heartbeat = Heartbeat(client, interval=min(1.0, s.ami.heartbeat_interval) if leader is not None else
+                          s.ami.heartbeat_interval,
+                          leader_epoch=(lambda: leader.epoch) if leader is not None else None,
+                          check=leader.may_beat if leader is not None else None,
+                          clear_on_stop=leader is None)
+    app.add(when_leading(heartbeat))
 
     async def readopt(restarted: bool = False, takeover: bool = False) -> None:
         if leader is not None and not leader.acting():
             return
+        if heartbeat.running:
+            # a restarted Asterisk (or a node back) has no beat yet: without one its dialplan sends
+            # new callers to the fallback queue until the next beat; write it now
+            await heartbeat.beat()
         if not restarted:
             n = await entry.readopt()
             if n:

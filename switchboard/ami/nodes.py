@@ -127,8 +127,10 @@ class AmiNodes:
         return any(c.connected for c in self.clients.values())
 
     def node_up(self, node: str) -> bool:
+        """Its link is up (a lost node whose link is back is up at once; the watch then takes
+        it off ``lost`` and runs ``on_back``)."""
         c = self.clients.get(node)
-        return c is not None and c.connected and node not in self.lost
+        return c is not None and c.connected
 
     def up_nodes(self) -> list[str]:
         return [n for n in self.clients if self.node_up(n)]
@@ -264,7 +266,7 @@ class AmiNodes:
         client = self.clients.get(target)
         if client is None:
             raise AmiError(f"{action.name}: no Asterisk node {target!r}")
-        if target in self.lost:
+        if target in self.lost and not client.connected:
             raise AmiDisconnected(f"{action.name}: node {target} is lost")
         if action.name == "Originate":
             self.placements[target] = self.placements.get(target, 0) + 1

@@ -69,6 +69,11 @@ class Heartbeat:
         self.failures = 0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Started and beating (the leader's part; never on a standby)."""
+        return self._task is not None and not self._task.done()
+
     async def beat(self) -> bool:
         if self.check is not None and not await self.check():
             return False

@@ -95,7 +95,7 @@ async def test_callers_on_both_nodes_reach_agents_through_kamailio_bridged_on_th
         assert sorted(svc.app.context["client"].up_nodes()) == ["a", "b"]
         await agent_via_kamailio(svc, "agent1009")      # Hồ Chí Minh City
         await agent_via_kamailio(svc, "agent1001")      # Hà Nội
-        south, north = "02838300001", "02438300002"
+        south, north = "02838700001", "02438700002"
         on_a = call_via_kamailio(svc, [*ivr(PENSION), Pause(12), HangUp()], caller=south, call_id=CALL_IDS["a"])
         on_b = call_via_kamailio(svc, [*ivr(PENSION), Pause(12), HangUp()], caller=north, call_id=CALL_IDS["b"])
         cid_a, cid_b = await svc.wait_call_id(south), await svc.wait_call_id(north)
@@ -124,7 +124,7 @@ async def test_the_caller_who_waited_longest_is_served_first_whatever_its_node(
         nodes_env: dict[str, str], pg_dsn: str) -> None:
     async with running_service(nodes_env, pg_dsn) as svc:
         agent = await agent_via_kamailio(svc, "agent1009", ready=False)   # nobody free: both wait
-        first, second = "02838300011", "02838300012"
+        first, second = "02838700011", "02838700012"
         # the first caller waits on node b, the second (later) on node a
         early = call_on_node(svc, "b", [*ivr(PENSION), Pause(30), HangUp()], caller=first)
         cid_first = await svc.wait_call_id(first)
@@ -152,7 +152,7 @@ async def test_a_node_killed_its_calls_fail_agents_return_and_it_rejoins_when_ba
     async with running_service(nodes_env, pg_dsn, ami={"node_lost_after_s": 2.0}) as svc:
         nodes = svc.app.context["client"]
         agent = await agent_via_kamailio(svc, "agent1009")
-        talking, menu = "02838300021", "02838300022"
+        talking, menu = "02838700021", "02838700022"
         bridged = call_on_node(svc, "b", [*ivr(PENSION), Pause(60), HangUp()], caller=talking)
         cid_bridged = await svc.wait_call_id(talking)
         await svc.wait_event(cid_bridged, "call.answered", timeout=30)
@@ -172,7 +172,7 @@ async def test_a_node_killed_its_calls_fail_agents_return_and_it_rejoins_when_ba
             task.cancel()
         # Kamailio's OPTIONS find b down: the Call-ID that went to b goes to a now
         await until(lambda: _flags_down(nodes_env, "b"), timeout=20, what="Kamailio marks node b down")
-        caller = "02838300023"
+        caller = "02838700023"
         rerouted = call_via_kamailio(svc, [*ivr(PENSION), Pause(15), HangUp()], caller=caller, call_id=CALL_IDS["b"])
         cid = await svc.wait_call_id(caller)
         assert cid.startswith("a-")
@@ -182,7 +182,7 @@ async def test_a_node_killed_its_calls_fail_agents_return_and_it_rejoins_when_ba
         await node_script(nodes_env, "start", "b")
         await until(lambda: nodes.up_nodes() == ["a", "b"], timeout=30, what="node b back in the service")
         await until(lambda: _flags_up(nodes_env, "b"), timeout=20, what="Kamailio marks node b up")
-        caller = "02838300024"
+        caller = "02838700024"
         back = call_via_kamailio(svc, [*ivr(PENSION), Pause(15), HangUp()], caller=caller, call_id=CALL_IDS["b"])
         cid = await svc.wait_call_id(caller)
         assert cid.startswith("b-")
