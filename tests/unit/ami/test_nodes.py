@@ -190,8 +190,8 @@ async def test_a_node_whose_link_and_sip_are_gone_is_lost_and_its_calls_close_fa
             await nodes.send({"Action": "Hangup", "Channel": "b-1.1"})
         # b comes back: no longer lost
         fb.hold.discard("Challenge")
-        await until(lambda: nodes.up_nodes() == ["a", "b"], timeout=5)
-        assert nodes.lost == set()
+        await until(lambda: nodes.up_nodes() == ["a", "b"], timeout=5)   # up as soon as its link is
+        await until(lambda: not nodes.lost, timeout=2)                     # and off the lost list
 
 
 async def test_a_node_that_still_answers_sip_is_not_lost_when_only_its_ami_link_drops() -> None:
