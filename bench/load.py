@@ -352,8 +352,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     out = ["| level | system | calls/s | channels mid | offered | completed | refused (busy) | failed | SIP errors "
            "| records / outcomes exact | channels left | Asterisk CPU s/call | service CPU s/call | Asterisk cores "
            "| service cores | box busy cores | dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) "
-           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB |",
-           "|" + "---|" * 21]
+           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB | AMI events/call | calls by node |",
+           "|" + "---|" * 23]
     for r in rows:
         if r.get("summary"):
             continue
@@ -374,7 +374,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"({r.get('ready_dispatch_n', '-')}) "
             f"| {ms(r['agi_ack_p99_s']) if r.get('agi_ack_p99_s') is not None else '-'} "
             f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} "
-            f"| {r.get('asterisk_rss_mb', '-')} |")
+            f"| {r.get('asterisk_rss_mb', '-')} | {r.get('ami_events_per_call', '-')} "
+            f"| {', '.join(f'{k}: {v}' for k, v in r.get('calls_by_node', {}).items()) or '-'} |")
     return "\n".join(out)
 
 
