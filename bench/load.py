@@ -593,6 +593,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "ami_events_per_call_by_fate": {k: round(v / offered_in_window, 1) for k, v in events.items()},
         "ami_events_per_s": round(sum(events.values()) / (w1 - w0), 1),
         "calls_by_node": await calls_by_node(conn, list(expected)) if system == "ours" else {},
+        "stored_events_per_call": await stored_events_per_call(conn, list(expected)) if system == "ours" else None,
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
         "dispatch_max_s": _r(max(lat) if lat else None),
@@ -725,6 +726,14 @@ async def calls_by_node(conn: Any, numbers: list[str]) -> dict[str, int]:
     rows = await conn.fetch("SELECT coalesce(asterisk_node, '-') AS node, count(*) AS n FROM calls "
                             "WHERE caller = ANY($1::text[]) GROUP BY 1 ORDER BY 1", numbers)
     return {r["node"]: int(r["n"]) for r in rows}
+
+
+async def stored_events_per_call(conn: Any, numbers: list[str]) -> float | None:
+    """``call_events`` rows per call of the level (what the writer stores: PostgreSQL's load per call)."""
+    row = await conn.fetchrow("SELECT count(DISTINCT c.call_id) AS calls, count(e.call_id) AS events FROM calls c "
+                              "LEFT JOIN call_events e ON e.call_id = c.call_id WHERE c.caller = ANY($1::text[])",
+                              numbers)
+    return round(row["events"] / row["calls"], 1) if row["calls"] else None
 
 
 def _r(x: float | None) -> float | None:
