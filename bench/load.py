@@ -204,6 +204,22 @@ def asterisk_pid(env: dict[str, str], node: str = "") -> int:
     return int((Path(env["STACK_ASTERISK_ROOT"]) / "run" / folder / "asterisk.pid").read_text().strip())
 
 
+def kamailio_cpu(env: dict[str, str]) -> float | None:
+    """CPU seconds of the stack's Kamailio so far: its main process and every child (NODES=2 only)."""
+    if "STACK_KAMAILIO_CTL" not in env:
+        return None
+    main_pid = int((Path(env["STACK_KAMAILIO_CTL"]).parent / "kamailio.pid").read_text().strip())
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(d.name) == main_pid or int(fields[1]) == main_pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def node_names(env: dict[str, str]) -> list[str]:
     """The stack's Asterisk nodes: ``[""]`` for the one Asterisk, else ``["a", "b"]``."""
     return [n for n in env.get("STACK_NODES", "").split(",") if n] or [""]
@@ -531,6 +547,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     node_cpu0 = [cpu_seconds(n.pid) for n in nodes]
     cpu0 = (cpu_seconds(service_pid), sum(node_cpu0))
     box0 = box_cpu()
+    kam0 = kamailio_cpu(env)
     w0 = time.time()
     await asyncio.sleep(plan.hold / 2)
     mids = [_channels(await admin_command(n.admin, "core show channels count")) for n in nodes]
@@ -539,6 +556,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     node_cpu1 = [cpu_seconds(n.pid) for n in nodes]
     cpu1 = (cpu_seconds(service_pid), sum(node_cpu1))
     box1 = box_cpu()
+    kam1 = kamailio_cpu(env)
     after = await scrape(http_port)
     tps_by_node = {}
     for n in nodes:
@@ -609,6 +627,10 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         row.update({
             "nodes": [n.name for n in nodes],
             "dispatch_note": "left out with --nodes 2 (the probe's admin session sees one node)",
+            "kamailio_cpu_s_per_call": round((kam1 - kam0) / offered_in_window, 5) if kam0 is not None
+            and kam1 is not None else None,
+            "kamailio_cpu_cores": round((kam1 - kam0) / (w1 - w0), 4) if kam0 is not None
+            and kam1 is not None else None,
             "per_node": {n.name: {
                 "asterisk_cpu_s_per_call": round((c1 - c0) / offered_in_window, 4),
                 "asterisk_cpu_cores": round((c1 - c0) / (w1 - w0), 3),
