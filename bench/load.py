@@ -32,8 +32,21 @@ the service's BYE; record outcome ``overload``); no SIP error response (e.g. ``4
 has no RTP port left); exact records / outcomes; no channel left once the callers are gone. Each
 phase starts once Asterisk's taskprocessor queues are drained.
 
+Per level also: calls per Asterisk node (the records' ``asterisk_node``) and the AMI events the
+service read per call (the delta of ``switchboard_ami_events_total`` over the hold window over the
+calls offered in it, by fate and in all).
+
+``--nodes 2`` (docs/scale.md): the stack comes up with ``NODES=2`` (Kamailio, Asterisk nodes a and
+b; brought back as it was afterwards), callers and the agent farm send to Kamailio (the stack's
+STACK_SIP_PORT), the farm's registrations are checked in Kamailio's location table (``kamcmd
+ul.dump``: on the nodes an agent's contact is a static one at Kamailio), Asterisk's CPU and RSS
+are summed over both node processes and given per node too, channels and taskprocessors are
+counted on both. Only system ``ours`` runs: app_queue is a one-node baseline (its queues live in
+one Asterisk). The dispatch probe (bench/appqueue.py, one admin AMI session) is left out: its
+latencies are null.
+
 Usage: .venv/bin/python bench/load.py [--levels 25,50,100] [--agents 60] [--hold 60] [--warmup 40]
-       [--systems ours,app_queue] [--quick] [--media] [--max-calls N] [--keep-going]
+       [--systems ours,app_queue] [--nodes 1|2] [--quick] [--media] [--max-calls N] [--keep-going]
 """
 
 from __future__ import annotations
@@ -185,8 +198,37 @@ async def scrape(port: int) -> str:
         return await r.text()
 
 
-def asterisk_pid(env: dict[str, str]) -> int:
-    return int((Path(env["STACK_ASTERISK_ROOT"]) / "run/asterisk/asterisk.pid").read_text().strip())
+def asterisk_pid(env: dict[str, str], node: str = "") -> int:
+    """The pid of the stack's Asterisk, or of node ``node`` (deploy/local/lib.sh asterisk_pid)."""
+    folder = f"asterisk-{node}" if node else "asterisk"
+    return int((Path(env["STACK_ASTERISK_ROOT"]) / "run" / folder / "asterisk.pid").read_text().strip())
+
+
+def kamailio_cpu(env: dict[str, str]) -> float | None:
+    """CPU seconds of the stack's Kamailio so far: its main process and every child (NODES=2 only)."""
+    if "STACK_KAMAILIO_CTL" not in env:
+        return None
+    main_pid = int((Path(env["STACK_KAMAILIO_CTL"]).parent / "kamailio.pid").read_text().strip())
+    total = 0.0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(d.name) == main_pid or int(fields[1]) == main_pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def node_names(env: dict[str, str]) -> list[str]:
+    """The stack's Asterisk nodes: ``[""]`` for the one Asterisk, else ``["a", "b"]``."""
+    return [n for n in env.get("STACK_NODES", "").split(",") if n] or [""]
+
+
+def stack_nodes_now() -> str:
+    """How many nodes the stack that is up now has (stack.env's STACK_NODES), to bring it back so."""
+    names = read_env_file(RUN / "stack.env").get("STACK_NODES", "")
+    return str(len(names.split(","))) if names else "1"
 
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
@@ -224,6 +266,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--warmup", type=float, default=40.0,
                     help="seconds of calls before the measured window (the longest path's length)")
     ap.add_argument("--systems", default="ours,app_queue", help="which to run at each level, in order")
+    ap.add_argument("--nodes", type=int, choices=(1, 2), default=1,
+                    help="Asterisk nodes: 2 = Kamailio + nodes a and b (NODES=2 stack), system ours only")
     ap.add_argument("--quick", action="store_true", help="one level of 25, 10 s warm-up + 30 s, 20 agents")
     ap.add_argument("--trim-probe", action="store_true",
                     help="after the last level, ask Asterisk's malloc to give free memory back (gdb: "
@@ -245,6 +289,11 @@ def main(argv: list[str]) -> int:
     systems = [s for s in args.systems.split(",") if s]
     if not set(systems) <= {"ours", "app_queue"}:
         ap.error("--systems: ours and/or app_queue")
+    if args.nodes == 2 and "app_queue" in systems:
+        print("bench: --nodes 2 runs system ours only (app_queue is a one-node baseline)", file=sys.stderr)
+        systems = [s for s in systems if s != "app_queue"]
+        if not systems:
+            ap.error("--nodes 2: system ours only")
     work = RUN / "bench-load"
     work.mkdir(parents=True, exist_ok=True)
     box = machine()
@@ -252,12 +301,14 @@ def main(argv: list[str]) -> int:
     was_up = (RUN / "stack.env").is_file() and subprocess.run(
         ["python3", "deploy/local/wait_ami.py", "127.0.0.1", read_env_file(RUN / "stack.env")["SWITCHBOARD_AMI_PORT"],
          "switchboard", str(RUN / "ami.secret"), "2"], cwd=REPO, capture_output=True).returncode == 0
+    nodes_before = stack_nodes_now() if was_up else "1"
     agents_file = work / "agents.yaml"
     agents = generate_agents(args.agents, agents_file)
-    sh("bash", "deploy/local/stack-up.sh", env={"STACK_AGENTS_FILE": str(agents_file)})
+    sh("bash", "deploy/local/stack-up.sh", env={"STACK_AGENTS_FILE": str(agents_file), "NODES": str(args.nodes)})
     env = read_env_file(RUN / "stack.env")
-    etc = Path(env["STACK_ASTERISK_ROOT"] + env["STACK_ASTERISK_ETC"])
-    install_baseline(etc, render_baseline(agents, load_provinces(), prompts=env["STACK_SOUND_PREFIX"]))
+    if args.nodes == 1:
+        etc = Path(env["STACK_ASTERISK_ROOT"] + env["STACK_ASTERISK_ETC"])
+        install_baseline(etc, render_baseline(agents, load_provinces(), prompts=env["STACK_SOUND_PREFIX"]))
     server = env["SWITCHBOARD_DSN"].rsplit("/", 1)[0]
     db = f"sbbench_{os.getpid()}"
     asyncio.run(_sql(f"{server}/postgres", f'CREATE DATABASE "{db}"'))
@@ -291,11 +342,12 @@ def main(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 service.kill()
             asyncio.run(_sql(f"{server}/postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            if was_up:
-                sh("bash", "deploy/local/stack-up.sh")          # back to the stack's own agents
+            if was_up:                                      # back to the stack's own agents and nodes
+                sh("bash", "deploy/local/stack-up.sh", env={"NODES": nodes_before})
             else:
                 sh("bash", "deploy/local/stack-down.sh")
-    summary: dict[str, Any] = {"summary": True, "machine": box, "agents": args.agents, "hold_s": args.hold,
+    summary: dict[str, Any] = {"summary": True, "machine": box, "nodes": args.nodes, "agents": args.agents,
+                               "hold_s": args.hold,
                                "warmup_s": args.warmup, "levels_run": levels}
     for system in systems:
         ok = [r["level"] for r in results if r.get("system") == system and r["clean"]]
@@ -316,8 +368,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     out = ["| level | system | calls/s | channels mid | offered | completed | refused (busy) | failed | SIP errors "
            "| records / outcomes exact | channels left | Asterisk CPU s/call | service CPU s/call | Asterisk cores "
            "| service cores | box busy cores | dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) "
-           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB |",
-           "|" + "---|" * 21]
+           "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB | AMI events/call | calls by node |",
+           "|" + "---|" * 23]
     for r in rows:
         if r.get("summary"):
             continue
@@ -338,7 +390,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"({r.get('ready_dispatch_n', '-')}) "
             f"| {ms(r['agi_ack_p99_s']) if r.get('agi_ack_p99_s') is not None else '-'} "
             f"| {ms(r['loop_lag_p99_s']) if r.get('loop_lag_p99_s') is not None else '-'} "
-            f"| {r.get('asterisk_rss_mb', '-')} |")
+            f"| {r.get('asterisk_rss_mb', '-')} | {r.get('ami_events_per_call', '-')} "
+            f"| {', '.join(f'{k}: {v}' for k, v in r.get('calls_by_node', {}).items()) or '-'} |")
     return "\n".join(out)
 
 
@@ -353,8 +406,9 @@ class Plan:
     trim_probe: bool = False
 
 
-async def admin_client(env: dict[str, str]) -> AmiClient:
-    client = AmiClient(AmiSettings(host="127.0.0.1", port=int(env["SWITCHBOARD_AMI_PORT"]),
+async def admin_client(env: dict[str, str], node: str = "") -> AmiClient:
+    port = env[f"STACK_NODE_{node.upper()}_AMI_PORT"] if node else env["SWITCHBOARD_AMI_PORT"]
+    client = AmiClient(AmiSettings(host="127.0.0.1", port=int(port),
                                    username=env["STACK_AMI_ADMIN_USERNAME"],
                                    secret_file=env["STACK_AMI_ADMIN_SECRET_FILE"], event_queue_size=200000))
     return client
@@ -365,15 +419,19 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
     remote = f"127.0.0.1:{env['STACK_SIP_PORT']}"
     farm = AgentFarm([(a["id"], sip_password(secret, a["id"])) for a in agents], remote=remote,
                      port=free_port(socket.SOCK_DGRAM), workdir=work, answer_after=1.0, talk=8.0)
-    admin = await admin_client(env)
+    names = node_names(env)
+    nodes = [Node(name, await admin_client(env, name), asterisk_pid(env, name)) for name in names]
+    admin = nodes[0].admin
     probe = DispatchProbe(admin)
-    await admin.start(timeout=20)
-    await probe.filter()
-    for command in RELOADS:
-        await admin_command(admin, command)
-    queues = await admin_command(admin, "queue show bq-general-ha-noi")
-    if "PJSIP/bench" not in queues:
-        raise RuntimeError(f"the app_queue baseline did not load:\n{queues}")
+    for n in nodes:
+        await n.admin.start(timeout=20)
+    if len(nodes) == 1:
+        await probe.filter()
+        for command in RELOADS:
+            await admin_command(admin, command)
+        queues = await admin_command(admin, "queue show bq-general-ha-noi")
+        if "PJSIP/bench" not in queues:
+            raise RuntimeError(f"the app_queue baseline did not load:\n{queues}")
     for _ in range(100):
         try:
             await scrape(http_port)
@@ -389,12 +447,12 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                                                          name="bench")
         # the baseline's member load floods device-state tasks; while that queue is past its
         # high-water mark Asterisk ignores REGISTERs too, and the farm would never register
-        await taskprocessors_drained(admin)
+        for n in nodes:
+            await taskprocessors_drained(n.admin)
         await farm.start()
         for _ in range(60):
             await asyncio.sleep(1.0)
-            contacts = await admin_command(admin, "pjsip show contacts")
-            if len(re.findall(r"Contact:\s+bench\d+/", contacts)) >= len(agents):
+            if await registered(env, admin) >= len(agents):
                 break
         else:
             raise RuntimeError(f"the agent farm did not register every agent:\n{farm.errors[-2000:]}")
@@ -408,7 +466,6 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         if plan.media:
             paths = {name: with_media(p) for name, p in paths.items()}
         agent_cycle = 1.0 + 8.0 + 15.0 + 2.0        # answer, talk, default wrap-up, set-up
-        ast_pid = asterisk_pid(env)
         stopped: set[str] = set()
         run_no = 0
         for level in plan.levels:
@@ -418,9 +475,9 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                 if system in stopped:
                     continue
                 run_no += 1
-                drained = await taskprocessors_drained(admin)
-                row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, admin,
-                                      probe, agents, provinces, http_port, service_pid, ast_pid)
+                drained = max([await taskprocessors_drained(n.admin) for n in nodes])
+                row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, nodes,
+                                      probe, agents, provinces, http_port, service_pid)
                 row["taskprocessors_drain_wait_s"] = drained
                 results.append(row)
                 print(json.dumps(row), flush=True)
@@ -430,7 +487,8 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
             if stopped >= set(plan.systems):
                 break
         if plan.trim_probe:
-            results.append({"summary": True, "trim_probe": await trim_probe(admin, ast_pid)})
+            results.append({"summary": True, "trim_probe": {
+                n.name or "asterisk": await trim_probe(n.admin, n.pid) for n in nodes}})
             print(json.dumps(results[-1]), flush=True)
         if farm.proc is not None and farm.proc.returncode is not None:
             print(f"agent farm exited {farm.proc.returncode}:\n{farm.errors[-2000:]}", file=sys.stderr)
@@ -439,14 +497,38 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
         await farm.stop()
         if farm.folder.is_dir():
             shutil.copytree(farm.folder, work / "sipp-agents", dirs_exist_ok=True)
-        await admin.close()
+        for n in nodes:
+            await n.admin.close()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One Asterisk of the stack: its name ("" for the one-node stack), admin AMI session, pid."""
+    name: str
+    admin: AmiClient
+    pid: int
+
+
+async def registered(env: dict[str, str], admin: AmiClient) -> int:
+    """How many bench agents have a registered contact: in Asterisk (one node), or in Kamailio's
+    location table (NODES=2: Kamailio is the registrar; the nodes' contacts are static)."""
+    if "STACK_KAMAILIO_CTL" not in env:
+        contacts = await admin_command(admin, "pjsip show contacts")
+        return len(re.findall(r"Contact:\s+bench\d+/", contacts))
+    proc = await asyncio.create_subprocess_exec(
+        "kamcmd", "-s", f"unix:{env['STACK_KAMAILIO_CTL']}", "ul.dump",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    return len(set(re.findall(r"AoR:\s*(bench\d+)", out.decode(errors="replace"))))
 
 
 async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float], paths: dict[str, Any],
-                    plan: Plan, env: dict[str, str], remote: str, work: Path, conn: Any, admin: AmiClient,
+                    plan: Plan, env: dict[str, str], remote: str, work: Path, conn: Any, nodes: list[Node],
                     probe: DispatchProbe, agents: list[dict[str, Any]], provinces: Any, http_port: int,
-                    service_pid: int, ast_pid: int) -> dict[str, Any]:
-    """One system at one level: calls for warm-up + hold seconds, figures over the hold window."""
+                    service_pid: int) -> dict[str, Any]:
+    """One system at one level: calls for warm-up + hold seconds, figures over the hold window.
+    Several nodes: Asterisk's CPU, RSS and channels summed over them (and given per node)."""
+    multi = len(nodes) > 1
     span = plan.warmup + plan.hold
     batches = []
     expected: dict[str, str] = {}
@@ -462,18 +544,25 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         for p, rate, numbers in batches))
     await asyncio.sleep(plan.warmup)
     before = await scrape(http_port)
-    cpu0 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    node_cpu0 = [cpu_seconds(n.pid) for n in nodes]
+    cpu0 = (cpu_seconds(service_pid), sum(node_cpu0))
     box0 = box_cpu()
+    kam0 = kamailio_cpu(env)
     w0 = time.time()
     await asyncio.sleep(plan.hold / 2)
-    mid = await admin_command(admin, "core show channels count")
+    mids = [_channels(await admin_command(n.admin, "core show channels count")) for n in nodes]
     await asyncio.sleep(plan.hold / 2)
     w1 = time.time()
-    cpu1 = (cpu_seconds(service_pid), cpu_seconds(ast_pid))
+    node_cpu1 = [cpu_seconds(n.pid) for n in nodes]
+    cpu1 = (cpu_seconds(service_pid), sum(node_cpu1))
     box1 = box_cpu()
+    kam1 = kamailio_cpu(env)
     after = await scrape(http_port)
-    taskprocessors = await admin_command(admin, "core show taskprocessors")
-    (work / f"taskprocessors-{system}-{level}.txt").write_text(taskprocessors)
+    tps_by_node = {}
+    for n in nodes:
+        tps_by_node[n.name] = await admin_command(n.admin, "core show taskprocessors")
+        suffix = f"-{n.name}" if n.name else ""
+        (work / f"taskprocessors-{system}-{level}{suffix}.txt").write_text(tps_by_node[n.name])
     runs = await callers
     wall = time.monotonic() - t0
     check = RecordCheck()
@@ -488,17 +577,28 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     for r in runs:
         for f in r.folder.glob("*_errors.log"):
             shutil.copy(f, logs / f"{r.name}-{f.name}")
-    left = await channels_left(admin)
-    memory = await asterisk_memory(admin, ast_pid)
-    eligible = eligible_map(expected, agents, provinces)
-    lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
-    agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
-    ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
-                                   province_of={n: provinces.lookup_caller(n) for n in agent_path},
-                                   region_of=provinces.region_of_map(), wrap_up_s=15.0, region_after_s=15.0,
-                                   nation_after_s=30.0)
-    row = level_row(system, level, plan, wall, rates, runs, check, cpu0, cpu1, before, after, service_pid, ast_pid)
+    left = sum([await channels_left(n.admin) for n in nodes])
+    memories = {n.name: await asterisk_memory(n.admin, n.pid) for n in nodes}
+    lat: list[float] = []
+    ready: list[float] = []
+    joined = 0
+    if not multi:       # the probe's one admin session sees one Asterisk (left out with --nodes 2)
+        eligible = eligible_map(expected, agents, provinces)
+        lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
+        agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
+        ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
+                                       province_of={n: provinces.lookup_caller(n) for n in agent_path},
+                                       region_of=provinces.region_of_map(), wrap_up_s=15.0, region_after_s=15.0,
+                                       nation_after_s=30.0)
+    row = level_row(system, level, plan, wall, rates, runs, check, cpu0, cpu1, before, after, service_pid,
+                    [n.pid for n in nodes])
     offered_in_window = sum(rates.values()) * plan.hold
+    events = {fate: counter(after, "switchboard_ami_events_total", fate=fate)
+              - counter(before, "switchboard_ami_events_total", fate=fate) for fate in ("delivered", "skipped")}
+    mid: dict[str, int] = {}
+    for m in mids:
+        for k, v in m.items():
+            mid[k] = mid.get(k, 0) + v
     row.update({
         "service_cpu_s_per_call": round((cpu1[0] - cpu0[0]) / offered_in_window, 4),
         "asterisk_cpu_s_per_call": round((cpu1[1] - cpu0[1]) / offered_in_window, 4),
@@ -506,18 +606,39 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "asterisk_cpu_cores": round((cpu1[1] - cpu0[1]) / (w1 - w0), 3),
         "box_busy_cores": round((box1[0] - box0[0]) / (w1 - w0), 3),
         "loadavg_end": loadavg(),
-        "channels_mid": _channels(mid),
+        "channels_mid": mid,
+        "ami_events_per_call": round(sum(events.values()) / offered_in_window, 1),
+        "ami_events_per_call_by_fate": {k: round(v / offered_in_window, 1) for k, v in events.items()},
+        "ami_events_per_s": round(sum(events.values()) / (w1 - w0), 1),
+        "calls_by_node": await calls_by_node(conn, list(expected)) if system == "ours" else {},
+        "stored_events_per_call": await stored_events_per_call(conn, list(expected)) if system == "ours" else None,
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
         "dispatch_max_s": _r(max(lat) if lat else None),
         "ready_dispatch_n": len(ready), "ready_dispatch_p50_s": _r(percentile(ready, 0.5)),
         "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
-        "taskprocessors_top": top_taskprocessors(taskprocessors),
+        "taskprocessors_top": top_taskprocessors(tps_by_node[nodes[0].name]),
         "sipp_errors": str(logs.relative_to(REPO)),
         "sip_refusals": sip_refusals("".join(r.errors for r in runs)),
         "channels_left": left,
-        "asterisk_after": memory,
+        "asterisk_after": memories[nodes[0].name],
     })
+    if multi:
+        row.update({
+            "nodes": [n.name for n in nodes],
+            "dispatch_note": "left out with --nodes 2 (the probe's admin session sees one node)",
+            "kamailio_cpu_s_per_call": round((kam1 - kam0) / offered_in_window, 5) if kam0 is not None
+            and kam1 is not None else None,
+            "kamailio_cpu_cores": round((kam1 - kam0) / (w1 - w0), 4) if kam0 is not None
+            and kam1 is not None else None,
+            "per_node": {n.name: {
+                "asterisk_cpu_s_per_call": round((c1 - c0) / offered_in_window, 4),
+                "asterisk_cpu_cores": round((c1 - c0) / (w1 - w0), 3),
+                "asterisk_rss_mb": round(rss_mb(n.pid), 1), "channels_mid": m,
+                "taskprocessors_top": top_taskprocessors(tps_by_node[n.name], n=2),
+                "asterisk_after": memories[n.name]}
+                for n, c0, c1, m in zip(nodes, node_cpu0, node_cpu1, mids, strict=True)},
+        })
     # past the limit, a clean refusal: every SIPp failure is a caller the gate refused (busy message,
     # then the service's BYE; record outcome `overload`), never a SIP error, and no channel left behind
     refused = len(check.refused)
@@ -613,6 +734,30 @@ async def channels_left(admin: AmiClient, *, settle_s: float = 30.0) -> int:
         await asyncio.sleep(1.0)
 
 
+def counter(text: str, name: str, **labels: str) -> float:
+    """The value of counter ``name`` with exactly these labels in a /metrics scrape (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def calls_by_node(conn: Any, numbers: list[str]) -> dict[str, int]:
+    """The level's calls per Asterisk node (the records' ``asterisk_node``)."""
+    rows = await conn.fetch("SELECT coalesce(asterisk_node, '-') AS node, count(*) AS n FROM calls "
+                            "WHERE caller = ANY($1::text[]) GROUP BY 1 ORDER BY 1", numbers)
+    return {r["node"]: int(r["n"]) for r in rows}
+
+
+async def stored_events_per_call(conn: Any, numbers: list[str]) -> float | None:
+    """``call_events`` rows per call of the level (what the writer stores: PostgreSQL's load per call)."""
+    row = await conn.fetchrow("SELECT count(DISTINCT c.call_id) AS calls, count(e.call_id) AS events FROM calls c "
+                              "LEFT JOIN call_events e ON e.call_id = c.call_id WHERE c.caller = ANY($1::text[])",
+                              numbers)
+    return round(row["events"] / row["calls"], 1) if row["calls"] else None
+
+
 def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 4)
 
@@ -637,7 +782,7 @@ def top_taskprocessors(text: str, n: int = 4) -> list[dict[str, Any]]:
 
 def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str, float], runs: list[Any],
               check: RecordCheck, cpu0: tuple[float, float], cpu1: tuple[float, float], before: str, after: str,
-              service_pid: int, ast_pid: int) -> dict[str, Any]:
+              service_pid: int, ast_pids: list[int]) -> dict[str, Any]:
     calls = sum(r.created for r in runs)
     rt_a, rt_b = (parse_histograms(x, "switchboard_agi_round_trip_seconds") for x in (after, before))
     ack_a, ack_b = (parse_histograms(x, "switchboard_agi_ack_seconds") for x in (after, before))
@@ -656,7 +801,7 @@ def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str,
         "offered": calls, "completed": sum(r.successful for r in runs), "failed": sum(r.failed for r in runs),
         "sipp_rc": [r.returncode for r in runs],
         "records": check.as_dict(), "records_exact": check.exact,
-        "service_rss_mb": round(rss_mb(service_pid), 1), "asterisk_rss_mb": round(rss_mb(ast_pid), 1),
+        "service_rss_mb": round(rss_mb(service_pid), 1), "asterisk_rss_mb": round(sum(rss_mb(p) for p in ast_pids), 1),
         "agi_ack_p50_s": quantile(all_ack, all_ack_b, 0.5), "agi_ack_p99_s": quantile(all_ack, all_ack_b, 0.99),
         "agi_round_trip_fast": fast,
         "loop_lag_p99_s": quantile(lag_a.get("", {}), lag_b.get("", {}), 0.99),

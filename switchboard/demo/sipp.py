@@ -278,6 +278,10 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         actions += [f'<ereg regexp="^INVITE sip:{expect_number.replace("+", "[+]")}@" search_in="msg" '
                     'check_it="true" assign_to="ruri"/>', '<log message="INVITE for [$ruri]"/>']
     invite = f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"'
+    if actions and mode == "answer":
+        # behind a proxy (Kamailio, NODES=2) the agent's own requests in the dialog follow the
+        # INVITE's Record-Route ([routes] in _uas_request); without one, no Route line is sent
+        invite += ' rrs="true"'
     out.append(f'{invite}><action>{"".join(actions)}</action></recv>' if actions else f"{invite}/>")
     ringing = "\n".join([
         "SIP/2.0 180 Ringing", "[last_Via:]", "[last_From:]", "[last_To:];tag=[pid]SIPpTag01[call_number]",
@@ -347,6 +351,7 @@ def _uas_request(method: str, cseq: int, body: str = "", content_type: str = "")
         "Call-ID: [$inv_cid]",
         f"CSeq: {cseq} {method}",
         "X-Agent-Peer-Contact: [$c]",
+        "[routes]",
         "Max-Forwards: 70",
     ]
     if not body:
