@@ -418,7 +418,8 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                   secret: str, plan: Plan, work: Path, results: list[dict[str, Any]]) -> None:
     remote = f"127.0.0.1:{env['STACK_SIP_PORT']}"
     farm = AgentFarm([(a["id"], sip_password(secret, a["id"])) for a in agents], remote=remote,
-                     port=free_port(socket.SOCK_DGRAM), workdir=work, answer_after=1.0, talk=8.0)
+                     port=free_port(socket.SOCK_DGRAM), workdir=work, answer_after=1.0, talk=8.0,
+                     proxied=len(node_names(env)) > 1)
     names = node_names(env)
     nodes = [Node(name, await admin_client(env, name), asterisk_pid(env, name)) for name in names]
     admin = nodes[0].admin

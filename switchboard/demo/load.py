@@ -195,8 +195,10 @@ class AgentFarm:
     hangs up after ``talk`` s)."""
 
     def __init__(self, agents: Sequence[tuple[str, str]], *, remote: str, port: int, workdir: Path,
-                 answer_after: float = 1.0, talk: float = 5.0, stay: float = 7200.0) -> None:
+                 answer_after: float = 1.0, talk: float = 5.0, stay: float = 7200.0,
+                 proxied: bool = False) -> None:
         self.agents = list(agents)       # (endpoint, password)
+        self.proxied = proxied           # behind Kamailio: the agents' BYEs follow the Record-Route
         self.remote, self.port = remote, port
         self.answer_after, self.talk, self.stay = answer_after, talk, stay
         self.folder = Path(tempfile.mkdtemp(prefix="load-agents-", dir=workdir))
@@ -209,7 +211,8 @@ class AgentFarm:
     async def start(self) -> None:
         (self.folder / "register.xml").write_text(
             register_scenario(user="[field0]", password="", auth="[field1]", stay=self.stay))
-        (self.folder / "uas.xml").write_text(agent_scenario(answer_after=self.answer_after, talk=self.talk))
+        (self.folder / "uas.xml").write_text(agent_scenario(answer_after=self.answer_after, talk=self.talk,
+                                                                  proxied=self.proxied))
         _injection(self.folder / "agents.csv",
                    [(user, f"[authentication username={user} password={password}]") for user, password in self.agents])
         n = len(self.agents)

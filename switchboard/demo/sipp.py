@@ -245,7 +245,7 @@ def register_scenario(*, user: str, password: str, expires: int = 3600, stay: fl
     return "\n".join(out) + "\n"
 
 
-def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None,
+def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: float | None = None, proxied: bool = False,
                    ring_timeout: float = 120.0, expect_number: str = "", keys: str = "",
                    keys_after: float = 3.0) -> str:
     """A UAS scenario for one offered call.
@@ -278,7 +278,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         actions += [f'<ereg regexp="^INVITE sip:{expect_number.replace("+", "[+]")}@" search_in="msg" '
                     'check_it="true" assign_to="ruri"/>', '<log message="INVITE for [$ruri]"/>']
     invite = f'<recv request="INVITE" crlf="true" timeout="{int(ring_timeout * 1000)}"'
-    if actions and mode == "answer":
+    if proxied and actions and mode == "answer":
         # behind a proxy (Kamailio, NODES=2) the agent's own requests in the dialog follow the
         # INVITE's Record-Route ([routes] in _uas_request); without one, no Route line is sent
         invite += ' rrs="true"'
@@ -323,11 +323,11 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
         out.append(f'<pause milliseconds="{int((keys_after if i == 0 else 0.4) * 1000)}"/>')
         sent += 1
         body = f"Signal={key}\nDuration=160\n"
-        out.append(f"<send>{_cdata(_uas_request('INFO', sent, body, 'application/dtmf-relay'))}</send>")
+        out.append(f"<send>{_cdata(_uas_request('INFO', sent, body, 'application/dtmf-relay', proxied=proxied))}</send>")
         out.append('<recv response="200" timeout="10000"/>')
     if talk is not None:
         out.append(f'<pause milliseconds="{int(talk * 1000)}"/>')
-        out.append(f"<send>{_cdata(_uas_request('BYE', sent + 1))}</send>")
+        out.append(f"<send>{_cdata(_uas_request('BYE', sent + 1, proxied=proxied))}</send>")
         out.append('<recv response="200" timeout="10000"/>')
     else:
         out.append('<recv request="BYE" timeout="3600000"/>')
@@ -337,7 +337,7 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     return "\n".join(out) + "\n"
 
 
-def _uas_request(method: str, cseq: int, body: str = "", content_type: str = "") -> str:
+def _uas_request(method: str, cseq: int, body: str = "", content_type: str = "", *, proxied: bool = False) -> str:
     """A request the answering side (an agent) sends in the dialog of the INVITE it received."""
     tag = "bye" if method == "BYE" else f"{method.lower()}{cseq}"
     lines = [
@@ -351,7 +351,7 @@ def _uas_request(method: str, cseq: int, body: str = "", content_type: str = "")
         "Call-ID: [$inv_cid]",
         f"CSeq: {cseq} {method}",
         "X-Agent-Peer-Contact: [$c]",
-        "[routes]",
+        *(["[routes]"] if proxied else []),   # behind Kamailio: the INVITE's Record-Route
         "Max-Forwards: 70",
     ]
     if not body:
