@@ -83,16 +83,23 @@ async def apply_migrations(
             if mig.version in done:
                 continue
             log.info("applying migration %s", mig.name)
-            try:
-                async with conn.transaction():
-                    await conn.execute(mig.sql(), timeout=timeout)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                        mig.version, mig.name, timeout=timeout,
-                    )
-            except asyncpg.PostgresError as exc:
-                log.error("migration %s failed and was rolled back: %s", mig.name, exc)
-                raise MigrationError(mig.name, exc) from exc
+            for attempt in (1, 2, 3):
+                try:
+                    async with conn.transaction():
+                        await conn.execute(mig.sql(), timeout=timeout)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                            mig.version, mig.name, timeout=timeout,
+                        )
+                    break
+                except asyncpg.DeadlockDetectedError as exc:
+                    # a running service's writer took its locks first: the migration rolled back whole
+                    if attempt == 3:
+                        raise MigrationError(mig.name, exc) from exc
+                    log.warning("migration %s hit a deadlock (attempt %d), retrying: %s", mig.name, attempt, exc)
+                except asyncpg.PostgresError as exc:
+                    log.error("migration %s failed and was rolled back: %s", mig.name, exc)
+                    raise MigrationError(mig.name, exc) from exc
             applied_now.append(mig.name)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY, timeout=timeout)
