@@ -12,6 +12,7 @@ book) only through the callables it is given.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -44,6 +45,7 @@ class AgentDesk:
         self._by_device: dict[str, str] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
         self.last_call: dict[str, str] = {}             # agent -> call in wrap-up
+        self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}   # agent -> its wrap-up's end
 
     def set_agents(self, agents: Iterable[AgentRecord]) -> None:
         now = self.clock()
@@ -94,6 +96,11 @@ class AgentDesk:
             raise IllegalAgentAction(f"{agent_id}: {exc}") from exc
         self.states[agent_id] = after
         self._agent_changed(agent_id)
+        if after.status is st.AgentStatus.WRAP_UP and after.wrap_up_until is not None:
+            if before.status is not after.status or before.wrap_up_until != after.wrap_up_until:
+                self._end_wrap_up_at(agent_id, after.wrap_up_until)
+        elif before.status is st.AgentStatus.WRAP_UP and (timer := self._wrap_up_timers.pop(agent_id, None)):
+            timer.cancel()
         if after.status is not before.status:
             now_wall = self.wall()
             duration = after.since - before.since
@@ -151,6 +158,34 @@ class AgentDesk:
             raise IllegalAgentAction(f"{agent_id}: not in wrap-up ({s.status.value})")
         self.finish_wrap_up(agent_id, disposition)
         return self.snapshot(agent_id)
+
+    def _end_wrap_up_at(self, agent_id: str, until: float) -> None:
+        """End the agent's wrap-up when it is due, not at the ACD timer's next tick (up to
+        ``reevaluate_interval_s`` later): a caller waiting for that agent is offered at once."""
+        old = self._wrap_up_timers.pop(agent_id, None)
+        if old is not None:
+            old.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return          # no loop (the desk driven by hand): the ACD's timer ends it
+        self._wrap_up_timers[agent_id] = loop.call_later(
+            max(0.0, until - self.clock()) + 0.001, self._wrap_up_due, agent_id)
+
+    def cancel_timers(self) -> None:
+        for handle in self._wrap_up_timers.values():
+            handle.cancel()
+        self._wrap_up_timers.clear()
+
+    def _wrap_up_due(self, agent_id: str) -> None:
+        self._wrap_up_timers.pop(agent_id, None)
+        s = self.states.get(agent_id)
+        if s is None or st.due_event(s, self.clock()) is None:
+            return          # ended otherwise meanwhile (or a clock of its own): the timer's tick decides
+        try:
+            self.finish_wrap_up(agent_id, "")
+        except Exception:   # a loop callback must not raise; the ACD timer tries again
+            log.exception("agent %s: ending wrap-up failed", agent_id)
 
     def finish_wrap_up(self, agent_id: str, disposition: str) -> None:
         call_id = self.last_call.pop(agent_id, None)

@@ -43,7 +43,7 @@ class CallerLine:
     """Waiting callers and callbacks keeping their place."""
 
     def __init__(self, *, desk: AgentDesk, policy: RoutingPolicy, emit: Emit, clock: Callable[[], float],
-                 wall: Callable[[], float], hold: Any, hold_host: Any, schedule_route: Callable[[str], None],
+                 wall: Callable[[], float], hold: Any, hold_host: Any, schedule_route: Callable[..., None],
                  cancel_offer: Callable[[str, str], None], ami: Any = None) -> None:
         self.desk = desk
         self._ami = ami                               # channel variables go over AMI Setvar when given
@@ -131,10 +131,11 @@ class CallerLine:
             **({"joined_wall": joined_wall} if resumed else {})})
         log.info("call %s joined the line: topic=%s province=%s priority=%d", call_id, call.topic,
                  call.province or "-", call.priority)
-        # Route first: with a free agent, the routing pass (next on the loop) sends the agent's
-        # Originate before the channel variables below go out, so the agent's phone never waits
-        # for their round trip (Asterisk's manager runs one session's actions in order).
-        self._schedule_route(call_id)
+        # Route first, now: with a free agent this step writes the agent's Originate before the
+        # channel variables below go out and before the loop turns to other work, so the agent's
+        # phone never waits for their round trip (Asterisk's manager runs one session's actions in
+        # order) nor for the callbacks already queued on the loop.
+        self._schedule_route(call_id, at_once=True)
         await self._mark_channel(session, waiter)
         if self.hold is not None and call_id in self.waiting:
             waiter.hold_task = asyncio.create_task(self.hold.run(self._hold_host, waiter), name=f"hold-{call_id}")

@@ -82,6 +82,7 @@ from switchboard.acd.routing_book import RoutingBook
 from switchboard.acd.transfers import TransferDesk
 from switchboard.ami.protocol import Event
 from switchboard.config import RoutingSettings
+from switchboard.periodic import run_every
 from switchboard.telephony.numbers import CallbackNumbers, default_callback_numbers
 
 __all__ = [
@@ -129,6 +130,7 @@ class AcdService:
         self.clock = clock
         self.wall = wall
         self._route_pending = False
+        self._routing = False          # inside a routing step (schedule_route(at_once) waits its turn)
         self._timer: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self.routing_missed = 0   # assignments the timer's full pass found that the event steps had not
@@ -274,13 +276,17 @@ class AcdService:
             on_resync(self.events.on_resync)
         if getattr(self.ami, "connected", False):
             await self.events.refresh_devices()
-        self._timer = asyncio.create_task(self._tick(), name="acd-timer")
+        # the timer must outlive one bad step, or routing stops for good: run_every logs and goes on
+        self._timer = asyncio.create_task(
+            run_every(max(0.2, self.settings.reevaluate_interval_s), self._tick, name="ACD timer step"),
+            name="acd-timer")
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
         for unsubscribe in self._unsubscribe_transfers:
             unsubscribe()
+        self.desk.cancel_timers()
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -370,16 +376,24 @@ class AcdService:
 
     # ------------------------------------------------------------------ routing
 
-    def schedule_route(self, call_id: str | None = None) -> None:
+    def schedule_route(self, call_id: str | None = None, *, at_once: bool = False) -> None:
         """A change may allow an assignment: route soon (once per turn of the loop).
 
         ``call_id``: the call that joined or left, when that is the change; without it the
         next step compares the routing book with the desk and the line (a few microseconds
-        per agent and call), so a part that changes state its own way is still seen."""
+        per agent and call), so a part that changes state its own way is still seen.
+
+        ``at_once``: run the step now, inside the caller's turn of the loop, rather than after
+        every callback already queued (a caller joining the line: with a free agent the
+        ``Originate`` leaves before the loop reads the next burst of AMI events; ``docs/capacity.md``,
+        dispatch latency). Never inside a step: there it is the usual "soon"."""
         if call_id is None:
             self.book.unknown_change()
         else:
             self.book.call_changed(call_id)
+        if at_once and not self._routing:
+            self._route_now()
+            return
         self._route_soon()
 
     def _agent_changed(self, agent_id: str) -> None:
@@ -397,11 +411,15 @@ class AcdService:
     def _route_now(self) -> None:
         """One routing step: the assignments of what changed since the last one."""
         self._route_pending = False
-        now = self.clock()
-        for call_id in self.book.due(now):
-            self.line.note_overflow(call_id, now)
-        for a in self.book.step(now):
-            self.offer_lifecycle.offer(a)
+        self._routing = True
+        try:
+            now = self.clock()
+            for call_id in self.book.due(now):
+                self.line.note_overflow(call_id, now)
+            for a in self.book.step(now):
+                self.offer_lifecycle.offer(a)
+        finally:
+            self._routing = False
 
     def _reevaluate(self) -> None:
         """The timer's pass: every change not seen yet, then the full pass over everything,
@@ -440,13 +458,7 @@ class AcdService:
             or self.transfers.holds(w, now)
 
     async def _tick(self) -> None:
-        interval = max(0.2, self.settings.reevaluate_interval_s)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                self._on_tick()
-            except Exception:   # the timer must outlive one bad step, or routing stops for good
-                log.exception("ACD timer step failed")
+        self._on_tick()
 
     def _on_tick(self) -> None:
         now = self.clock()

@@ -37,6 +37,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from switchboard.periodic import run_every
+
 from .client import (
     CURRENT_NODE,
     READ_ONLY_ACTIONS,
@@ -219,7 +221,9 @@ class AmiNodes:
         for client in self.clients.values():
             await client.start(wait=False)
         if self._watch_task is None:
-            self._watch_task = asyncio.create_task(self._watch(), name="ami-nodes-watch")
+            self._watch_task = asyncio.create_task(
+                run_every(self._watch_interval_s, self.check_nodes, name="node watch", wait_first=False),
+                name="ami-nodes-watch")
         if wait:
             await self.wait_connected(timeout=timeout if timeout is not None else 15.0)
 
@@ -399,14 +403,6 @@ class AmiNodes:
                 log.exception("device state subscriber %r failed", cb)
 
     # ---- nodes lost and back -------------------------------------------------------------------
-
-    async def _watch(self) -> None:
-        while True:
-            try:
-                await self.check_nodes()
-            except Exception:
-                log.exception("node watch failed")
-            await asyncio.sleep(self._watch_interval_s)
 
     async def check_nodes(self) -> None:
         """One look at every node's link: declare lost the ones down too long, take back the others."""
