@@ -129,7 +129,7 @@ async def admin_command(client: Any, command: str, *, timeout: float = 30.0) -> 
 #: What the probe asks Asterisk to send it (legacy regex filters of the AMI session: an event
 #: passes when any matches). The VarSet one keeps only the two variables it reads.
 PROBE_FILTERS = ("Event: (Newchannel|Hangup|QueueCallerJoin|AgentCalled)",
-                 "Variable: (SB_JOINED|SB_CALL_ID|BQ_RESULT)[^A-Z_]")
+                 "Variable: (SB_JOINED|SB_CALL_ID|SB_OFFERED|BQ_RESULT)[^A-Z_]")
 
 
 @dataclass
@@ -145,6 +145,7 @@ class Probe:
     called_aq: dict[str, list[tuple[float, str]]] = field(default_factory=dict)   # caller uid -> [(ts, leg uid)]
     outcome_aq: dict[str, list[str]] = field(default_factory=dict)          # caller id -> [BQ_RESULT...]
     caller_down: dict[str, float] = field(default_factory=dict)             # caller uid -> ts of Hangup
+    offered_ours: dict[str, float] = field(default_factory=dict)            # leg uid -> SB_OFFERED (sent)
 
     def feed(self, name: str, get: Any, ts: float) -> None:
         uid = get("Uniqueid") or ""
@@ -169,6 +170,11 @@ class Probe:
                     pass
             elif var == "SB_CALL_ID":
                 self.call_of[uid] = value
+            elif var == "SB_OFFERED":
+                try:
+                    self.offered_ours.setdefault(uid, float(value))
+                except ValueError:
+                    pass
             elif var == "BQ_RESULT":
                 self.outcome_aq.setdefault(get("CallerIDNum") or "", []).append(value)
         elif name == "QueueCallerJoin":
@@ -190,17 +196,22 @@ class Probe:
         return bool(wanted - busy)
 
     def dispatch(self, system: str, start: float, end: float, *, eligible: Mapping[str, Sequence[str]],
-                 wrap_up_s: float) -> tuple[list[float], int]:
+                 wrap_up_s: float, split: list[tuple[float, float]] | None = None) -> tuple[list[float], int]:
         """Latencies (s) of callers who joined in [start, end) with a free eligible agent, and how
-        many joined in the window. ``eligible``: caller number -> endpoints of its tier 0."""
+        many joined in the window. ``eligible``: caller number -> endpoints of its tier 0.
+        ``split`` (ours): gets, per latency, (join -> the service sent the Originate, sent ->
+        Asterisk created the leg), from the leg's ``SB_OFFERED``."""
         out: list[float] = []
         joins = self.joined_aq if system == "app_queue" else self.joined_ours
         legs_by_call: dict[str, list[float]] = {}
+        sent_by_up: dict[float, float] = {}
         if system != "app_queue":
             for uid, (_ep, up) in self.agent_up.items():
                 cid = self.call_of.get(uid)
                 if cid:
                     legs_by_call.setdefault(cid, []).append(up)
+                    if uid in self.offered_ours:
+                        sent_by_up[up] = self.offered_ours[uid]
         n = 0
         for caller_uid, joined in joins.items():
             if not start <= joined < end:
@@ -215,7 +226,10 @@ class Probe:
             else:
                 ups = legs_by_call.get(self.call_of.get(caller_uid, ""), [])
             if ups:
-                out.append(min(ups) - joined)
+                first = min(ups)
+                out.append(first - joined)
+                if split is not None and first in sent_by_up:
+                    split.append((sent_by_up[first] - joined, first - sent_by_up[first]))
         return out, n
 
 

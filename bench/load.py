@@ -581,11 +581,12 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     left = sum([await channels_left(n.admin) for n in nodes])
     memories = {n.name: await asterisk_memory(n.admin, n.pid) for n in nodes}
     lat: list[float] = []
+    split: list[tuple[float, float]] = []     # ours: (join -> Originate sent, sent -> leg created)
     ready: list[float] = []
     joined = 0
     if not multi:       # the probe's one admin session sees one Asterisk (left out with --nodes 2)
         eligible = eligible_map(expected, agents, provinces)
-        lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
+        lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, split=split)
         agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
         ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
                                        province_of={n: provinces.lookup_caller(n) for n in agent_path},
@@ -616,6 +617,10 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
         "dispatch_max_s": _r(max(lat) if lat else None),
+        **({"dispatch_service_p50_s": _r(percentile([a for a, _ in split], 0.5)),
+            "dispatch_service_p99_s": _r(percentile([a for a, _ in split], 0.99)),
+            "dispatch_asterisk_p50_s": _r(percentile([b for _, b in split], 0.5)),
+            "dispatch_asterisk_p99_s": _r(percentile([b for _, b in split], 0.99))} if split else {}),
         "ready_dispatch_n": len(ready), "ready_dispatch_p50_s": _r(percentile(ready, 0.5)),
         "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
         "taskprocessors_top": top_taskprocessors(tps_by_node[nodes[0].name]),

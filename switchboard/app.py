@@ -217,12 +217,13 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     # one Asterisk, or several behind Kamailio (ami.nodes, docs/scale.md) seen as one link
     client: Any
     if s.ami.nodes:
-        node_clients = [AmiClient(dataclasses.replace(s.ami, host=host, port=port, nodes=()), name=name)
+        node_clients = [AmiClient(dataclasses.replace(s.ami, host=host, port=port, nodes=()), name=name,
+                                  lane=s.ami.action_lane)
                         for name, host, port, _sip in s.ami.node_list()]
         client = AmiNodes(node_clients, lost_after_s=s.ami.node_lost_after_s,
                           sip={name: (host, sip) for name, host, _p, sip in s.ami.node_list() if sip})
     else:
-        client = AmiClient(s.ami)
+        client = AmiClient(s.ami, lane=s.ami.action_lane)
     app.add(AmiPart(client, s.ami.connect_timeout))
 
     # active/standby (docs/ha.md): who leads; the parts that act start when this instance does

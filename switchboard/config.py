@@ -84,6 +84,11 @@ class AmiSettings:
     # A node whose AMI link stays down this long is lost: its calls are recorded as failed
     # (cause node_lost), offers to agents from it end and the agents are routed again.
     node_lost_after_s: float = 6.0
+    # A second AMI session per Asterisk, with events off, for the Originates (agents' legs,
+    # callbacks, consults, campaigns): Asterisk's manager serves one session's actions and its
+    # event writes on one thread, so on the events session an Originate waits behind the events
+    # being written to us (docs/capacity.md, dispatch latency). Off: everything on one session.
+    action_lane: bool = True
 
     def node_list(self) -> list[tuple[str, str, int, int | None]]:
         """(name, host, AMI port, SIP port or None) of each node in ``nodes`` (checked at load)."""

@@ -132,8 +132,11 @@ class OfferLifecycle:
             "Priority": "1",
             "Timeout": str(int(self.settings.ring_timeout_s * 1000)),
             "CallerID": _caller_id(w.caller),
+            # SB_OFFERED: when the service sent the offer (wall clock), so dispatch latency splits
+            # into the service's share and Asterisk's (bench/appqueue.py; docs/capacity.md)
             "Variable": [f"SB_CALL_ID={a.call_id}", f"SB_AGENT={a.agent_id}", f"SB_PEER={w.channel}",
-                         f"SB_AFTER={self.survey_context}^survey^1", f"SB_REC_FILE={offer.recording}"],
+                         f"SB_AFTER={self.survey_context}^survey^1", f"SB_REC_FILE={offer.recording}",
+                         f"SB_OFFERED={self.wall():.6f}"],
             "Async": "true",
         }
         self.originate(leg, action)

@@ -41,6 +41,13 @@ What it guarantees
   the lead lets only its heartbeat through), every action but the
   read-only ones in ``READ_ONLY_ACTIONS`` fails at once with ``AmiNotLeader``
   (nothing written). This is the one place that keeps a standby silent.
+* **Action lane** (``lane=True``; setting ``ami.action_lane``): a second session to the
+  same Asterisk, logged in with ``Events: off``, that carries the ``LANE_ACTIONS``
+  (``Originate``) while it is up; otherwise they go on the events session. Asterisk's
+  manager serves a session's actions and writes its events on one thread, so on the
+  events session an agent's ``Originate`` waits behind the events being written to us.
+  The gate above is checked once, before either session is chosen. The lane never
+  resyncs: the events session does.
 """
 
 from __future__ import annotations
@@ -133,6 +140,11 @@ class AmiNotLeader(AmiDisconnected):
 
 #: What a standby may still ask Asterisk: the link's own upkeep and reading state, nothing
 #: that changes a channel, a variable or a call.
+#: Actions the action lane carries while it is up (``AmiClient(lane=True)``): where a
+#: millisecond counts (an agent's leg rings) and no ordering with the events session matters
+#: (the Originate creates its channel; its ``OriginateResponse`` comes on the events session).
+LANE_ACTIONS = frozenset({"Originate"})
+
 READ_ONLY_ACTIONS = frozenset({
     "Login", "Challenge", "Logoff", "Ping", "CoreStatus", "CoreSettings", "CoreShowChannels",
     "Getvar", "Status", "DeviceStateList", "BridgeList", "BridgeInfo", "PJSIPShowEndpoints",
@@ -172,9 +184,18 @@ class AmiClient:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         read_size: int = 65536,
         name: str = "",
+        lane: bool = False,
     ) -> None:
         #: the Asterisk node this link reaches (``ami.nodes``; "" with one Asterisk)
         self.name = name
+        #: the action lane (``lane=True``): a second session to the same Asterisk with events off
+        #: that carries the ``LANE_ACTIONS`` while it is up (see ``send_nowait``)
+        self.lane: AmiClient | None = None
+        self._what = "AMI"
+        if lane:
+            self.lane = AmiClient(settings, event_classes="off", ssl_context=ssl_context,
+                                  max_frame_size=max_frame_size, name=name)
+            self.lane._what = "AMI action lane"
         self._settings = settings
         self._event_classes = event_classes
         self._ssl = ssl_context if ssl_context is not None else (
@@ -268,6 +289,8 @@ class AmiClient:
             self._closing = False
             self._consumer_task = asyncio.create_task(self._consume(), name="ami-consumer")
             self._run_task = asyncio.create_task(self._run(), name="ami-connection")
+        if self.lane is not None:
+            await self.lane.start(wait=False)     # the events session never waits for its lane
         if wait:
             await self.wait_connected(timeout=timeout if timeout is not None else self._settings.connect_timeout * 3)
 
@@ -281,6 +304,8 @@ class AmiClient:
     async def close(self, *, timeout: float = 2.0) -> None:
         """Log off if possible, stop reconnecting, fail pending actions, stop the consumer."""
         self._closing = True
+        if self.lane is not None:
+            await self.lane.close(timeout=timeout)
         if self.connected:
             with contextlib.suppress(AmiError, OSError):
                 await self.send(Action("Logoff"), timeout=min(timeout, 1.0))
@@ -337,6 +362,13 @@ class AmiClient:
         if not read_only and self.gate is not None and not self.gate(action):
             self.actions_refused += 1
             raise AmiNotLeader(f"not the leader; {action.name} not sent")
+        lane = self.lane
+        if lane is not None and lane.connected and action.name in LANE_ACTIONS:
+            # the lane's own gate is None: this instance's leadership was checked just above
+            answer = lane.send_nowait(action, timeout=timeout)
+            self.actions_sent += 1
+            self.last_action_at = time.time()
+            return answer
         writer = self._writer
         if writer is None or (not self.connected and action.name not in ("Challenge", "Login")):
             raise AmiDisconnected(f"not connected to AMI; {action.name} not sent")
@@ -451,13 +483,14 @@ class AmiClient:
             self.connected = True
             self._connected_event.set()
             self.last_disconnect_reason = ""
-            log.info("AMI connected to %s:%s (AMI %s, connection %d)", s.host, s.port,
+            log.info("%s connected to %s:%s (AMI %s, connection %d)", self._what, s.host, s.port,
                      self.asterisk_version, self._conn_no)
             # The watchdog starts before anything else is asked: a link that goes half-open
             # right after login must not hang the CoreStatus below for its whole timeout.
             ping_task = asyncio.create_task(self._ping_loop(), name="ami-ping")
-            restarted = await self._check_restart()
-            self._enqueue(_Resync(restarted))
+            if self._what == "AMI":       # the lane carries actions only: the events session resyncs
+                restarted = await self._check_restart()
+                self._enqueue(_Resync(restarted))
             await reader_task
         finally:
             if ping_task is not None:

@@ -3,7 +3,8 @@
 Spec (what it does like Asterisk 22, checked against tests/fixtures/ami/*.ami):
 banner ``Asterisk Call Manager/9.0.0``; ``Challenge`` (MD5) and ``Login``
 (``Key`` = md5(challenge + secret)) answered ``Response: Success`` with the
-action's ``ActionID`` followed by ``FullyBooted``; ``Ping`` answers
+action's ``ActionID`` followed by ``FullyBooted`` (not to a session logged in with
+``Events: off``); ``Ping`` answers
 ``Ping: Pong``; ``CoreStatus`` answers ``CoreStartupDate``/``CoreStartupTime``;
 any other action ``Response: Success``. It counts every action it receives,
 and lets a test misbehave on purpose: stop answering (a half-open link), hold
@@ -113,8 +114,10 @@ class FakeAmi:
                              .encode())
                 return
             writer.write(f"{head}Message: Authentication accepted\r\n\r\n".encode())
-            writer.write(b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 100\r\nLastReload: 100\r\n"
-                         b"Status: Fully Booted\r\n\r\n")
+            # like manager.c: FullyBooted only to a session that takes system events
+            if headers.get("Events", "on").lower() not in ("off", "no", "false", "0"):
+                writer.write(b"Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: 100\r\nLastReload: 100\r\n"
+                             b"Status: Fully Booted\r\n\r\n")
             self.logins.put_nowait(conn)
         elif action == "Ping":
             writer.write(f"{head}Ping: Pong\r\nTimestamp: 1750000000.000000\r\n\r\n".encode())

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from fake_ami import FakeAmi, event
 
-from switchboard.ami.client import AmiClient, AmiDisconnected
+from switchboard.ami.client import AmiClient, AmiDisconnected, AmiNotLeader
 from switchboard.ami.protocol import Action, Event
 from switchboard.config import AmiSettings
 
@@ -207,5 +207,37 @@ async def test_send_nowait_writes_before_it_returns_ahead_of_tasks_already_sched
             await client.close()
             with pytest.raises(AmiDisconnected):          # not connected: raised at once, nothing written
                 client.send_nowait(Action("Ping"))
+        finally:
+            await client.close()
+
+
+async def test_the_action_lane_carries_originates_and_the_events_session_the_rest() -> None:
+    async with FakeAmi() as fake:
+        settings = AmiSettings(host="127.0.0.1", port=fake.port, username=fake.username, secret=fake.secret,
+                               reconnect_min=0.05, reconnect_max=0.2, ping_interval=30.0, action_timeout=3.0)
+        client = AmiClient(settings, lane=True)
+        await client.start(timeout=5)
+        try:
+            assert client.lane is not None
+            await client.lane.wait_connected(timeout=5)
+            logins = {r.connection: r.headers.get("Events") for r in fake.received if r.name == "Login"}
+            lane_conn = next(c for c, ev in logins.items() if ev == "off")
+            events_conn = next(c for c, ev in logins.items() if ev != "off")
+            await client.send_nowait(Action("Originate", {"Channel": "PJSIP/agent1001", "Async": "true"}))
+            await client.send(Action("Setvar", {"Channel": "PJSIP/trunk-1", "Variable": "X", "Value": "1"}))
+            got = {r.name: r.connection for r in fake.received if r.name in ("Originate", "Setvar")}
+            assert got == {"Originate": lane_conn, "Setvar": events_conn}
+            assert client.actions_sent >= 2 and client.last_action_at > 0
+            # the leadership gate of the events session holds for the lane too
+            client.gate = lambda action: False
+            with pytest.raises(AmiNotLeader):
+                client.send_nowait(Action("Originate", {"Channel": "PJSIP/agent1002"}))
+            client.gate = None
+            # the lane down: Originates go on the events session
+            await client.lane.close()
+            await client.send_nowait(Action("Originate", {"Channel": "PJSIP/agent1003", "Async": "true"}))
+            last = [r for r in fake.received if r.name == "Originate"][-1]
+            assert last.connection == events_conn and last.headers["Channel"] == "PJSIP/agent1003"
+            assert fake.count("Originate") == 2
         finally:
             await client.close()

@@ -71,8 +71,12 @@ def test_dispatch_reads_both_systems_the_same_way() -> None:
     eligible = {"02410000001": ["bench0001"], "02410000002": ["bench0002"]}
     lat, n = probe.dispatch("app_queue", 0, 1000, eligible=eligible, wrap_up_s=15)
     assert n == 1 and [round(x, 3) for x in lat] == [0.004]
-    lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15)
+    _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_OFFERED", Value="200.200")
+    split: list[tuple[float, float]] = []
+    lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15, split=split)
     assert n == 1 and [round(x, 3) for x in lat] == [0.7]
+    # the service sent the Originate 0.2 s after the join; Asterisk made the leg 0.5 s later
+    assert [(round(a, 3), round(b, 3)) for a, b in split] == [(0.2, 0.5)]
 
 
 def test_a_caller_is_counted_only_when_an_eligible_agent_was_free_at_the_join() -> None:
