@@ -15,10 +15,10 @@ Field rules for ``calls`` (see docs/reports.md):
 * first-wins: started_at, queue_joined_at, answered_at (the first time it happened);
 * last-wins (newer event overrides): everything else taken from event data. "Newer"
   is the higher ``seq``, not the later batch: ``calls.last_seq`` keeps, per column,
-  the seq of the event that set it, and a batch sets a column only with an event of
-  a higher seq. A leader fenced while cut from PostgreSQL replays its spool after the
-  new leader wrote the same calls' later events (numbered from ``adopted_seq_base``,
-  far above); its older ``call.ended`` or ``call.answered`` no longer overwrite the
+  the seq of the event that set it (an int[], positions in ``LAST_SEQ_COLUMNS``), and
+  a batch sets a column only with an event of a higher seq. A leader fenced while
+  cut from PostgreSQL replays its spool after the new leader wrote the same calls'
+  later events (numbered from ``adopted_seq_base``, far above); its older ``call.ended`` or ``call.answered`` no longer overwrite the
   outcome, end or agent the new leader stored. Still one statement per batch;
 * summed: offers, transfers, talk_s, wrap_up_s.
 Values of the wrong JSON type are ignored (NULL), never a failed batch.
@@ -70,14 +70,24 @@ _SUMN = "CASE WHEN EXCLUDED.{c} IS NULL THEN calls.{c} ELSE COALESCE(calls.{c}, 
 
 
 def _wins(c: str) -> str:
-    """The batch's value of last-wins column ``c`` comes from a newer event than the stored one."""
-    return (f"EXCLUDED.{c} IS NOT NULL AND (EXCLUDED.last_seq->>'{c}')::int"
-            f" > COALESCE((calls.last_seq->>'{c}')::int, 0)")
+    """The batch's value of last-wins column ``c`` comes from a newer event than the stored one
+    (no value in the batch: no seq, NULL, the stored value stays)."""
+    i = LAST_SEQ_COLUMNS.index(c) + 1
+    return f"EXCLUDED.last_seq[{i}] > COALESCE(calls.last_seq[{i}], 0)"
 
 
 def _lw(expr: str, kind: str, cast: str = "") -> tuple[str, str, str | None]:
     return (_last_raw(expr, kind), _LASTW, cast)
 
+
+#: ``calls.last_seq[i]``: the seq of the event that set the i-th of these columns (1-based). The
+#: positions are stored: a new last-wins column goes at the END, none is ever removed or moved.
+LAST_SEQ_COLUMNS = (
+    "caller", "dialed", "channel", "asterisk_node", "language", "flow", "flow_version", "participant_id",
+    "topic", "province", "province_source", "priority", "overflow_tier", "ended_at", "agent_id",
+    "disposition", "callback_id", "callback_result", "outcome", "ivr_node", "hangup_cause",
+    "recording_path", "survey_score",
+)
 
 CALL_COLUMNS: dict[str, tuple[str, str, str | None]] = {
     "caller": _lw(_str("caller"), "call.started"),
@@ -121,13 +131,15 @@ CALL_COLUMNS: dict[str, tuple[str, str, str | None]] = {
 def _build_write_batch() -> str:
     cols = list(CALL_COLUMNS)
     last = [c for c, (_, _, cast) in CALL_COLUMNS.items() if cast is not None]
+    assert sorted(last) == sorted(LAST_SEQ_COLUMNS), "every last-wins column has its place in last_seq"
+    last = list(LAST_SEQ_COLUMNS)
     aggs = ",\n        ".join(f"{agg} AS {c}" for c, (agg, _, _) in CALL_COLUMNS.items())
     values = ", ".join(c if cast is None else f"(substr({c}, 11)){cast}" for c, (_, _, cast) in CALL_COLUMNS.items())
-    seqs = "jsonb_strip_nulls(jsonb_build_object(" + ", ".join(f"'{c}', left({c}, 10)::int" for c in last) + "))"
-    sets = ",\n        ".join(f"{c} = {merge.format(c=c, wins=_wins(c))}"
-                              for c, (_, merge, _) in CALL_COLUMNS.items())
-    seq_sets = ("calls.last_seq || jsonb_strip_nulls(jsonb_build_object("
-                + ", ".join(f"'{c}', CASE WHEN {_wins(c)} THEN EXCLUDED.last_seq->'{c}' END" for c in last) + "))")
+    seqs = "ARRAY[" + ", ".join(f"left({c}, 10)::int" for c in last) + "]"
+    sets = ",\n        ".join(f"{c} = {merge.format(c=c, wins=_wins(c) if cast is not None else '')}"
+                              for c, (_, merge, cast) in CALL_COLUMNS.items())
+    seq_sets = "ARRAY[" + ", ".join(
+        f"GREATEST(EXCLUDED.last_seq[{i}], calls.last_seq[{i}])" for i in range(1, len(last) + 1)) + "]::int[]"
     score = _num("score")
     return f"""
 WITH ins AS (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from store_helpers import TcpProxy, host_port, local, make_call
 
 from switchboard.config import DatabaseSettings
 from switchboard.events import CallEvent
+from switchboard.store.batch_sql import LAST_SEQ_COLUMNS
 from switchboard.store.errors import WriterClosed, WriterOverloaded
 from switchboard.store.writer import EventWriter
 
@@ -364,5 +364,5 @@ async def test_last_wins_by_seq_whatever_the_batch_order(migrated_db: str, tmp_p
     row = await db.fetchrow("SELECT topic, province, last_seq FROM calls WHERE call_id = 'o1'", timeout=10)
     assert row is not None
     assert (row["topic"], row["province"]) == ("t7", "p5")
-    seqs = json.loads(row["last_seq"])
+    seqs = dict(zip(LAST_SEQ_COLUMNS, row["last_seq"], strict=False))
     assert (seqs["topic"], seqs["province"], seqs["caller"]) == (7, 5, 1)
