@@ -170,7 +170,7 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
         reads_after = [x.name for x in logged if x.sent_by(mark_a) and x.index > new_beat.index]
         print(f"\nHA: Asterisk's AMI log: the old leader's last acting action at {old_acting[-1].at} "
               f"({old_acting[-1].name}), the new epoch written at {new_beat.at}; after it the old leader sent "
-              f"{len(reads_after)} read-only actions ({sorted(set(reads_after))}) and nothing else")
+              f"{len(reads_after)} actions, none acting ({sorted(set(reads_after))})")
         print(f"HA: leader cut from PostgreSQL ended {len(in_cut)} AGI commands before the new epoch was in, "
               f"{len(late)} after it (its last on each channel: {[x for x, _ in late]} s); the new leader's "
               f"first ended {first_b - new_at:.3f}s after its epoch")
