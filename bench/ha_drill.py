@@ -10,7 +10,9 @@ started again at once, as a standby (what systemd does). Measured:
 
 * ``takeover_s``: the kill to the standby's ``/readyz`` saying ``leader`` (polled every 50 ms);
   ``standby_takeover_s``: what the new leader reports (lock acquired to acting, grace included);
-* ``sipp_failed``: calls SIPp counts as failed (dropped: an unexpected hang-up or no answer);
+* ``sipp_failed``: calls SIPp counts as failed (no answer, or the caller's script gave up waiting
+  for the goodbye: a caller asked again after a lost key outlasts it); ``hung_up_by_service``,
+  ``fallback``: callers the service cut off or sent to the fallback queue (dropped);
   ``outcomes``: the records' outcomes (the path's is ``self_service``);
 * ``records``: the records check of bench/load.py (one closed record per caller, with one
   ``call.started`` and one ``call.ended``): missing, duplicated, open, event faults;
@@ -155,8 +157,9 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
                 "SELECT count(*) FROM (SELECT call_id FROM call_events WHERE kind = 'ivr.step' "
                 "AND data->>'node' = 'welcome' AND call_id IN (SELECT call_id FROM calls WHERE caller = ANY($1::text[])) "
                 "GROUP BY call_id HAVING count(*) > 1) t", numbers)
-            fallback = await conn.fetchval(
-                "SELECT count(*) FROM call_events WHERE kind = 'call.handed_to_fallback' AND call_id IN "
+            fallback, cut_off = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE kind = 'call.handed_to_fallback'), "
+                "count(*) FILTER (WHERE kind = 'call.hung_up_by_service') FROM call_events WHERE call_id IN "
                 "(SELECT call_id FROM calls WHERE caller = ANY($1::text[]))", numbers)
         finally:
             await conn.close()
@@ -173,7 +176,7 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
             "sipp": {"created": run.created, "successful": run.successful, "failed": run.failed},
             "sipp_failed": run.failed, "outcomes": outcomes, "records": check.as_dict(),
             "records_lost": len(check.missing), "records_duplicated": len(check.duplicated),
-            "event_faults": len(check.event_faults), "fallback": fallback,
+            "event_faults": len(check.event_faults), "fallback": fallback, "hung_up_by_service": cut_off,
             "started_over": started_over, "channels_taken_over": taken, "repeated_prompt": repeated,
             "resumed_with_answer": log_b.count("with the answer given meanwhile"),
             "resumed": log_b.count(": resumes at "),

@@ -403,9 +403,10 @@ async def test_leader_restarted_three_times_under_sipp_callers_loses_none(
             leader, standby = standby, leader
         print(f"\nHA: three restarts of the leader under 2 calls/s: the standby led after "
               f"{', '.join(f'{t:.2f}s' for t in took)}")
-        runs = await asyncio.wait_for(callers, 400)
-        for run in runs:
-            assert run.failed == 0 and run.successful == run.created == len(batches[run.name]), (run, run.errors[-2000:])
+        runs = {run.name: run for run in await asyncio.wait_for(callers, 400)}
+        for run in runs.values():
+            assert run.created == len(batches[run.name]) == run.successful + run.failed, run
+        assert runs["hangup_menu"].failed == 0, runs["hangup_menu"].errors[-2000:]
         conn = await asyncpg.connect(pg_dsn, timeout=10)
         try:
             for _ in range(60):
@@ -422,9 +423,13 @@ async def test_leader_restarted_three_times_under_sipp_callers_loses_none(
         assert not (check.missing or check.duplicated or check.open_records or check.event_faults), check.as_dict()
         assert fallback == 0
         # a key pressed between two AGI commands of the stopping leader is lost (docs/ha.md): such a
-        # self-service caller ends in the menus; every other caller ends as its path does
+        # self-service caller is asked again, outlasts its script's wait for the goodbye (SIPp counts it
+        # failed: the caller hung up) and ends in the menus, recorded; every other caller ends as its path does
         assert all(exp == "self_service" and got == "abandoned_ivr" for _, exp, got in check.wrong_outcome), \
             check.wrong_outcome
+        assert runs["self_service"].failed <= len(check.wrong_outcome), (runs["self_service"], check.wrong_outcome)
+        print(f"HA: self-service callers who lost a key in a hand-over (ended in the menus): "
+              f"{len(check.wrong_outcome)} of {len(batches['self_service'])}")
     finally:
         if callers is not None and not callers.done():
             callers.cancel()
