@@ -141,6 +141,11 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
         await b.wait_role("leader", timeout=60)
         takeover_s = time.monotonic() - killed
         status_b = await b.readyz()
+        for _ in range(100):   # its own figure comes once the acting parts have started
+            if status_b.get("takeover_s") is not None:
+                break
+            await asyncio.sleep(0.1)
+            status_b = await b.readyz()
         await a.start()                      # back, as a standby (systemd's Restart=)
         await a.wait_role("standby", timeout=30)
         run = await callers
@@ -187,6 +192,7 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
         return row
     finally:
         await action_log.stop()
+        action_log.path.unlink(missing_ok=True)
         for instance in (b, a):
             await instance.stop()
         await hang_up_leftovers(env)

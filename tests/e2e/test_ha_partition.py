@@ -219,5 +219,6 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
             os.kill(b.proc.pid, signal.SIGCONT)
         await proxy.cut()
         await action_log.stop()
+        action_log.path.unlink(missing_ok=True)
         await wind_down(stack_env, tasks, b, a, watch=watch)
         await admin.close()
