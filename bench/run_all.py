@@ -44,8 +44,10 @@ def machine() -> str:
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     names = [a for a in argv if not a.startswith("-")]
-    # load.py needs the whole local stack and runs for many minutes: `make bench-load`
-    scripts = sorted(p for p in BENCH.glob("*.py") if p.name not in ("run_all.py", "load.py", "appqueue.py"))
+    # load.py needs the whole local stack and runs for many minutes: `make bench-load`; ha_drill.py
+    # too (two service instances, SIPp callers): run on its own
+    scripts = sorted(p for p in BENCH.glob("*.py")
+                     if p.name not in ("run_all.py", "load.py", "appqueue.py", "ha_drill.py"))
     if names:
         scripts = [p for p in scripts if p.stem in names]
     rows: list[tuple[str, str, float, int, str]] = []

@@ -30,14 +30,13 @@ import inspect
 import itertools
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
-from .client import AmiDisconnected, AmiError, AmiTimeout, current_node
+from .client import PROCESS_MARK, AmiDisconnected, AmiError, AmiTimeout, current_node
 from .protocol import Action, Event, Response
 
 __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult", "AgiSession",
@@ -48,7 +47,6 @@ log = logging.getLogger("switchboard.ami.agi")
 AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"})
 #: channels whose last command results are kept while no session serves them
 UNCLAIMED_MAX = 2000
-_PROCESS_MARK = secrets.token_hex(3)
 
 
 class AgiError(AmiError):
@@ -213,7 +211,7 @@ class AgiSession:
         if self.closed:
             raise AgiHangup(f"{self.channel}: not in AGI any more ({self.close_reason})")
         # the process's mark keeps two owners of one channel (a take-over) from sharing an id
-        command_id = f"agi{_PROCESS_MARK}-{self.uniqueid}-{next(self._ids)}" + (f"-{tag}" if tag else "")
+        command_id = f"agi{PROCESS_MARK}-{self.uniqueid}-{next(self._ids)}" + (f"-{tag}" if tag else "")
         fut: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = fut
         t0 = time.monotonic()

@@ -6,8 +6,9 @@ only correct together.
 
 What it guarantees
 ------------------
-* ``send(action, *, timeout=)`` writes one action with a fresh ``ActionID`` and
-  resolves with its ``Response``. A list action (Asterisk answers
+* ``send(action, *, timeout=)`` writes one action with a fresh ``ActionID``
+  (``sb<process mark>.<connection>-<n>``: the mark, :data:`PROCESS_MARK`, tells
+  two instances' actions apart in Asterisk's own AMI log) and resolves with its ``Response``. A list action (Asterisk answers
   ``EventList: start``) resolves with a ``ListResponse``: the response plus
   every event carrying the same ActionID up to the ``EventList: Complete``
   event. Every wait has a timeout (``AmiTimeout``).
@@ -60,6 +61,7 @@ import inspect
 import itertools
 import logging
 import random
+import secrets
 import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -96,6 +98,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("switchboard.ami")
+
+#: This process's mark, in every ActionID and AGI CommandID it sends: two owners of one channel
+#: (a take-over) never share an id, and Asterisk's AMI log tells their actions apart.
+PROCESS_MARK = secrets.token_hex(3)
 
 EventCallback = Callable[[Event], Awaitable[None] | None]
 ResyncCallback = Callable[[bool], Awaitable[None] | None]
@@ -372,7 +378,7 @@ class AmiClient:
         writer = self._writer
         if writer is None or (not self.connected and action.name not in ("Challenge", "Login")):
             raise AmiDisconnected(f"not connected to AMI; {action.name} not sent")
-        action_id = f"sb{self._conn_no}-{next(self._ids)}"
+        action_id = f"sb{PROCESS_MARK}.{self._conn_no}-{next(self._ids)}"
         data = serialize_action(action, action_id)
         pending = _Pending(asyncio.get_running_loop().create_future())
         self._pending[action_id] = pending

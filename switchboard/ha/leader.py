@@ -28,7 +28,10 @@ PostgreSQL, flows and agents loaded, sending no AMI action but read-only ones
   held by another, or a higher epoch in the table, fences it.
 * **Hand-over**: a leader asked to stop closes its gate and releases the lock
   first (:meth:`Leadership.step_down_part`, the last part started), so a standby
-  leads within ``poll_s`` and the heartbeat never goes stale.
+  leads within ``poll_s`` and the heartbeat never goes stale. Before releasing it,
+  it marks its epoch released in the table (gate already closed: it acts no more);
+  the standby that takes over after such a hand-over skips the grace, which is
+  there for an old leader that may still act (crashed mid-action, or cut off).
 """
 
 from __future__ import annotations
@@ -45,7 +48,15 @@ import asyncpg
 
 from switchboard.config import HaSettings
 from switchboard.store.errors import TRANSIENT_DB_ERRORS
-from switchboard.store.leader import LeaderRow, bump_epoch, current_leader, probe, try_lock
+from switchboard.store.leader import (
+    LeaderRow,
+    bump_epoch,
+    current_leader,
+    mark_released,
+    probe,
+    released_cleanly,
+    try_lock,
+)
 from switchboard.telephony import heartbeat as hb
 
 log = logging.getLogger("switchboard.ha")
@@ -103,6 +114,9 @@ class Leadership:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._grace = settings.takeover_grace_s
+        self.grace_s: float | None = None         # the grace the last take-over waited (0: skipped)
+        self.grace_skipped_why = ""               # why it was skipped ("" when waited)
+        self.handed_over = False                  # this leader marked its release (a clean hand-over)
         self._reading: asyncio.Future[int | None] | None = None
 
     # ------------------------------------------------------------------ the gate
@@ -152,7 +166,8 @@ class Leadership:
                 "lock": self.holds_lock(),
                 "lock_lost_s": (round(time.monotonic() - self.lock_lost_at, 1)
                                 if self.lock_lost_at is not None and self.role is Role.LEADER else None),
-                "takeover_s": round(self.takeover_s, 3) if self.takeover_s is not None else None}
+                "takeover_s": round(self.takeover_s, 3) if self.takeover_s is not None else None,
+                "grace_s": self.grace_s, "grace_skipped": self.grace_skipped_why or None}
 
     # ------------------------------------------------------------------ acting parts
 
@@ -208,11 +223,23 @@ class Leadership:
         await self._release()
 
     async def step_down(self, reason: str) -> None:
-        """Stop acting and release the lock (a deliberate hand-over)."""
+        """Stop acting and release the lock (a deliberate hand-over). A leader holding its lock
+        marks the release first (its gate is closed by then), so its successor skips the grace."""
+        clean = self.role is Role.LEADER and self.lock_lost_at is None
         if self.role in (Role.LEADER, Role.TAKING):
             self.role = Role.FENCED
             self.fenced_reason = reason
             log.warning("leader epoch %d steps down (%s): the lock is released", self.epoch, reason)
+        conn = self._conn
+        if clean and conn is not None and not conn.is_closed():
+            try:
+                self.handed_over = await mark_released(conn, self.epoch, timeout=self.settings.probe_timeout_s)
+            except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError, OSError, TimeoutError) as exc:
+                log.warning("leader epoch %d: release not marked (%r); the next leader waits the grace",
+                            self.epoch, exc)
+            if self.handed_over:
+                log.warning("HANDED OVER: leader epoch %d marked its release; the next leader skips the grace",
+                            self.epoch)
         await self._release()
 
     def fence(self, reason: str) -> None:
@@ -274,13 +301,23 @@ class Leadership:
             return False
         self.lock_at = time.monotonic()
         seen = await self._read_epoch()
-        # nobody beat lately (the first start, or the leader died long ago): no one to wait for
-        self._grace = self.settings.takeover_grace_s if time.time() - self.seen_beat < GRACE_IF_BEAT_WITHIN_S else 0.0
+        released = await released_cleanly(conn, timeout=timeout)
+        self._grace, self.grace_skipped_why = self.settings.takeover_grace_s, ""
+        if time.time() - self.seen_beat >= GRACE_IF_BEAT_WITHIN_S:
+            # nobody beat lately (the first start, or the leader died long ago): no one to wait for
+            self._grace, self.grace_skipped_why = 0.0, "no recent heartbeat"
+        elif released is not None and (seen or 0) <= released.epoch:
+            # the leader before us closed its gate and let go: nothing of it can still come
+            self._grace = 0.0
+            self.grace_skipped_why = f"instance {released.instance} handed over epoch {released.epoch} cleanly"
+        self.grace_s = self._grace
         self.epoch = await bump_epoch(conn, instance=self.instance, api_url=self.api_url, timeout=timeout,
                                       at_least=(seen or 0) + 1)
         self.leader = LeaderRow(self.epoch, self.instance, self.api_url)
         self.role = Role.TAKING
-        log.warning("TAKING THE LEAD: instance %s holds the lock, epoch %d", self.instance, self.epoch)
+        log.warning("TAKING THE LEAD: instance %s holds the lock, epoch %d (%s)", self.instance, self.epoch,
+                    f"grace skipped: {self.grace_skipped_why}" if self.grace_skipped_why
+                    else f"grace {self._grace:g}s")
         await self._take_over()
         return True
 

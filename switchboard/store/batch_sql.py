@@ -13,7 +13,13 @@ stored, writes its own; the spool replayed later must not add a second.
 
 Field rules for ``calls`` (see docs/reports.md):
 * first-wins: started_at, queue_joined_at, answered_at (the first time it happened);
-* last-wins (newer event overrides): everything else taken from event data;
+* last-wins (newer event overrides): everything else taken from event data. "Newer"
+  is the higher ``seq``, not the later batch: ``calls.last_seq`` keeps, per column,
+  the seq of the event that set it (an int[], positions in ``LAST_SEQ_COLUMNS``), and
+  a batch sets a column only with an event of a higher seq. A leader fenced while
+  cut from PostgreSQL replays its spool after the new leader wrote the same calls'
+  later events (numbered from ``adopted_seq_base``, far above); its older ``call.ended`` or ``call.answered`` no longer overwrite the
+  outcome, end or agent the new leader stored. Still one statement per batch;
 * summed: offers, transfers, talk_s, wrap_up_s.
 Values of the wrong JSON type are ignored (NULL), never a failed batch.
 """
@@ -39,68 +45,101 @@ def _str(key: str) -> str:
     return f"CASE WHEN jsonb_typeof(data->'{key}') IN ('string', 'number') THEN data->>'{key}' END"
 
 
-def _last(expr: str, kind: str, cast: str = "") -> str:
-    """The value from the highest-seq event of ``kind`` where it is not NULL.
+def _last_raw(expr: str, kind: str) -> str:
+    """The highest-seq event of ``kind`` where ``expr`` is not NULL, as "zero-padded seq || value".
 
-    One pass, no per-group sort: max() over "zero-padded seq || value" strings, compared
-    bytewise (COLLATE "C": the padded seq decides, and a locale comparison costs more).
+    One pass, no per-group sort: max() over those strings, compared bytewise (COLLATE "C": the
+    padded seq decides, and a locale comparison costs more). The seq in front is kept for the
+    merge with the stored row (``calls.last_seq``): no second aggregate for it.
     """
-    v = f"substr(max((lpad(seq::text, 10, '0') || ({expr})::text) COLLATE \"C\") FILTER (WHERE kind = '{kind}'), 11)"
+    return f"max((lpad(seq::text, 10, '0') || ({expr})::text) COLLATE \"C\") FILTER (WHERE kind = '{kind}')"
+
+
+def _last(expr: str, kind: str, cast: str = "") -> str:
+    """The value from the highest-seq event of ``kind`` where it is not NULL."""
+    v = f"substr({_last_raw(expr, kind)}, 11)"
     return f"({v}){cast}" if cast else v
 
 
-# column -> (aggregate over the inserted rows of one call, merge with the stored row)
+# column -> (aggregate over the inserted rows of one call, merge with the stored row, None), or for
+# last-wins columns (the _last_raw aggregate, _LASTW, the cast of its value)
 _FIRST = "COALESCE(calls.{c}, EXCLUDED.{c})"
-_LASTW = "COALESCE(EXCLUDED.{c}, calls.{c})"
+_LASTW = "CASE WHEN {wins} THEN EXCLUDED.{c} ELSE calls.{c} END"
 _SUM = "calls.{c} + EXCLUDED.{c}"
 _SUMN = "CASE WHEN EXCLUDED.{c} IS NULL THEN calls.{c} ELSE COALESCE(calls.{c}, 0) + EXCLUDED.{c} END"
 
-CALL_COLUMNS: dict[str, tuple[str, str]] = {
-    "caller": (_last(_str("caller"), "call.started"), _LASTW),
-    "dialed": (_last(_str("dialed"), "call.started"), _LASTW),
-    "channel": (_last(_str("channel"), "call.started"), _LASTW),
-    "asterisk_node": (_last(_str("asterisk_node"), "call.started"), _LASTW),
-    "language": (
-        f"COALESCE({_last(_str('language'), 'queue.joined')}, {_last(_str('language'), 'call.started')})",
-        _LASTW,
+
+def _wins(c: str) -> str:
+    """The batch's value of last-wins column ``c`` comes from a newer event than the stored one
+    (no value in the batch: no seq, NULL, the stored value stays)."""
+    i = LAST_SEQ_COLUMNS.index(c) + 1
+    return f"EXCLUDED.last_seq[{i}] > COALESCE(calls.last_seq[{i}], 0)"
+
+
+def _lw(expr: str, kind: str, cast: str = "") -> tuple[str, str, str | None]:
+    return (_last_raw(expr, kind), _LASTW, cast)
+
+
+#: ``calls.last_seq[i]``: the seq of the event that set the i-th of these columns (1-based). The
+#: positions are stored: a new last-wins column goes at the END, none is ever removed or moved.
+LAST_SEQ_COLUMNS = (
+    "caller", "dialed", "channel", "asterisk_node", "language", "flow", "flow_version", "participant_id",
+    "topic", "province", "province_source", "priority", "overflow_tier", "ended_at", "agent_id",
+    "disposition", "callback_id", "callback_result", "outcome", "ivr_node", "hangup_cause",
+    "recording_path", "survey_score",
+)
+
+CALL_COLUMNS: dict[str, tuple[str, str, str | None]] = {
+    "caller": _lw(_str("caller"), "call.started"),
+    "dialed": _lw(_str("dialed"), "call.started"),
+    "channel": _lw(_str("channel"), "call.started"),
+    "asterisk_node": _lw(_str("asterisk_node"), "call.started"),
+    "language": (  # the queue's language (chosen in the menus) before the one the call started with
+        f"COALESCE({_last_raw(_str('language'), 'queue.joined')}, {_last_raw(_str('language'), 'call.started')})",
+        _LASTW, "",
     ),
-    "flow": (_last(_str("flow"), "ivr.step"), _LASTW),
-    "flow_version": (_last(_str("flow_version"), "ivr.step"), _LASTW),
-    "participant_id": (_last(_str("participant_id"), "ivr.lookup"), _LASTW),
-    "topic": (_last(_str("topic"), "queue.joined"), _LASTW),
-    "province": (_last(_str("province"), "queue.joined"), _LASTW),
-    "province_source": (_last(_str("province_source"), "queue.joined"), _LASTW),
-    "priority": (_last(f"round({_num('priority')})::int", "queue.joined", "::int"), _LASTW),
-    "overflow_tier": (_last(_str("tier"), "queue.overflow"), _LASTW),
-    "started_at": ("min(ts) FILTER (WHERE kind = 'call.started')", _FIRST),
-    "queue_joined_at": ("min(ts) FILTER (WHERE kind = 'queue.joined')", _FIRST),
-    "answered_at": ("min(ts) FILTER (WHERE kind = 'call.answered')", _FIRST),
-    "ended_at": ("max(ts) FILTER (WHERE kind = 'call.ended')", _LASTW),
-    "queue_wait_s": (_last(_num("wait_s"), "call.answered", "::float8"), _FIRST),
-    "agent_id": (_last(_str("agent_id"), "call.answered"), _LASTW),
-    "offers": ("count(*) FILTER (WHERE kind = 'agent.offer')", _SUM),
-    "talk_s": (f"sum({_num('talk_s')}) FILTER (WHERE kind = 'agent.ended')", _SUMN),
-    "wrap_up_s": (f"sum({_num('wrap_up_s')}) FILTER (WHERE kind = 'agent.wrap_up_ended')", _SUMN),
-    "disposition": (_last(_str("disposition"), "agent.wrap_up_ended"), _LASTW),
-    "transfers": ("count(*) FILTER (WHERE kind IN ('call.transfer', 'transfer.completed'))", _SUM),
-    "callback_id": (_last(_str("callback_id"), "callback.requested"), _LASTW),
-    "callback_result": (_last(_str("result"), "callback.completed"), _LASTW),
-    "outcome": (_last(_str("outcome"), "call.ended"), _LASTW),
-    "ivr_node": (_last(_str("node"), "call.ended"), _LASTW),
-    "hangup_cause": (_last(_str("cause"), "call.ended"), _LASTW),
-    "recording_path": (_last(_str("path"), "call.recording"), _LASTW),
-    "survey_score": (
-        _last(f"CASE WHEN {_num('score')} BETWEEN 1 AND 5 THEN round({_num('score')})::smallint END",
-              "call.survey", "::smallint"),
-        _LASTW,
-    ),
+    "flow": _lw(_str("flow"), "ivr.step"),
+    "flow_version": _lw(_str("flow_version"), "ivr.step"),
+    "participant_id": _lw(_str("participant_id"), "ivr.lookup"),
+    "topic": _lw(_str("topic"), "queue.joined"),
+    "province": _lw(_str("province"), "queue.joined"),
+    "province_source": _lw(_str("province_source"), "queue.joined"),
+    "priority": _lw(f"round({_num('priority')})::int", "queue.joined", "::int"),
+    "overflow_tier": _lw(_str("tier"), "queue.overflow"),
+    "started_at": ("min(ts) FILTER (WHERE kind = 'call.started')", _FIRST, None),
+    "queue_joined_at": ("min(ts) FILTER (WHERE kind = 'queue.joined')", _FIRST, None),
+    "answered_at": ("min(ts) FILTER (WHERE kind = 'call.answered')", _FIRST, None),
+    "ended_at": _lw("ts", "call.ended", "::timestamptz"),
+    "queue_wait_s": (_last(_num("wait_s"), "call.answered", "::float8"), _FIRST, None),
+    "agent_id": _lw(_str("agent_id"), "call.answered"),
+    "offers": ("count(*) FILTER (WHERE kind = 'agent.offer')", _SUM, None),
+    "talk_s": (f"sum({_num('talk_s')}) FILTER (WHERE kind = 'agent.ended')", _SUMN, None),
+    "wrap_up_s": (f"sum({_num('wrap_up_s')}) FILTER (WHERE kind = 'agent.wrap_up_ended')", _SUMN, None),
+    "disposition": _lw(_str("disposition"), "agent.wrap_up_ended"),
+    "transfers": ("count(*) FILTER (WHERE kind IN ('call.transfer', 'transfer.completed'))", _SUM, None),
+    "callback_id": _lw(_str("callback_id"), "callback.requested"),
+    "callback_result": _lw(_str("result"), "callback.completed"),
+    "outcome": _lw(_str("outcome"), "call.ended"),
+    "ivr_node": _lw(_str("node"), "call.ended"),
+    "hangup_cause": _lw(_str("cause"), "call.ended"),
+    "recording_path": _lw(_str("path"), "call.recording"),
+    "survey_score": _lw(f"CASE WHEN {_num('score')} BETWEEN 1 AND 5 THEN round({_num('score')})::smallint END",
+                        "call.survey", "::smallint"),
 }
 
 
 def _build_write_batch() -> str:
     cols = list(CALL_COLUMNS)
-    aggs = ",\n        ".join(f"{agg} AS {c}" for c, (agg, _) in CALL_COLUMNS.items())
-    sets = ",\n        ".join(f"{c} = {merge.format(c=c)}" for c, (_, merge) in CALL_COLUMNS.items())
+    last = [c for c, (_, _, cast) in CALL_COLUMNS.items() if cast is not None]
+    assert sorted(last) == sorted(LAST_SEQ_COLUMNS), "every last-wins column has its place in last_seq"
+    last = list(LAST_SEQ_COLUMNS)
+    aggs = ",\n        ".join(f"{agg} AS {c}" for c, (agg, _, _) in CALL_COLUMNS.items())
+    values = ", ".join(c if cast is None else f"(substr({c}, 11)){cast}" for c, (_, _, cast) in CALL_COLUMNS.items())
+    seqs = "ARRAY[" + ", ".join(f"left({c}, 10)::int" for c in last) + "]"
+    sets = ",\n        ".join(f"{c} = {merge.format(c=c, wins=_wins(c) if cast is not None else '')}"
+                              for c, (_, merge, cast) in CALL_COLUMNS.items())
+    seq_sets = "ARRAY[" + ", ".join(
+        f"GREATEST(EXCLUDED.last_seq[{i}], calls.last_seq[{i}])" for i in range(1, len(last) + 1)) + "]::int[]"
     score = _num("score")
     return f"""
 WITH ins AS (
@@ -118,10 +157,11 @@ agg AS (
     FROM ins GROUP BY call_id
 ),
 up_calls AS (
-    INSERT INTO calls (call_id, {", ".join(cols)})
-    SELECT call_id, {", ".join(cols)} FROM agg
+    INSERT INTO calls (call_id, {", ".join(cols)}, last_seq)
+    SELECT call_id, {values}, {seqs} FROM agg
     ON CONFLICT (call_id) DO UPDATE SET
         {sets},
+        last_seq = {seq_sets},
         updated_at = now()
     RETURNING 1
 ),

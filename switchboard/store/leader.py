@@ -40,6 +40,23 @@ async def bump_epoch(conn: asyncpg.Connection, *, instance: str, api_url: str, t
     return int(epoch)
 
 
+async def mark_released(conn: asyncpg.Connection, epoch: int, *, timeout: float) -> bool:
+    """A leader handing over cleanly (its gate closed, its lock still held): record that
+    ``epoch`` let go of the lead, so the next leader skips the take-over grace."""
+    done = await conn.fetchval(
+        "UPDATE leader_epoch SET released_epoch = $1 WHERE id = 1 AND epoch = $1 RETURNING 1", epoch,
+        timeout=timeout)
+    return done is not None
+
+
+async def released_cleanly(conn: asyncpg.Connection, *, timeout: float) -> LeaderRow | None:
+    """The leader before us if it handed over cleanly (its epoch is the table's and it marked
+    its release), else None (it crashed, was cut from PostgreSQL, or was fenced)."""
+    row = await conn.fetchrow("SELECT epoch, instance, api_url FROM leader_epoch "
+                              "WHERE id = 1 AND epoch > 0 AND released_epoch = epoch", timeout=timeout)
+    return None if row is None else LeaderRow(int(row["epoch"]), row["instance"], row["api_url"])
+
+
 async def current_leader(conn: asyncpg.Connection, *, timeout: float) -> LeaderRow | None:
     row = await conn.fetchrow("SELECT epoch, instance, api_url FROM leader_epoch WHERE id = 1", timeout=timeout)
     return None if row is None else LeaderRow(int(row["epoch"]), row["instance"], row["api_url"])

@@ -231,7 +231,9 @@ class EventWriter:
         try:
             conn = await asyncpg.connect(
                 self._dsn, timeout=self._connect_timeout, command_timeout=self._timeout,
-                server_settings={"application_name": "switchboard-writer"},
+                # no JIT: the batch statement runs in milliseconds; compiling its expressions
+                # (the planner's cost passes jit_above_cost) took several times longer
+                server_settings={"application_name": "switchboard-writer", "jit": "off"},
             )
             try:
                 await conn.execute(batch_sql.CREATE_TEMP, timeout=self._timeout)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,65 @@ class HeartbeatWatch:
     def changes(self) -> list[str]:
         """The values as they changed (for a failure message)."""
         return [v for i, (_, v) in enumerate(self.values) if i == 0 or v != self.values[i - 1][1]]
+
+
+@dataclass(frozen=True)
+class LoggedAction:
+    """One AMI action as Asterisk logged it (``manager set debug on``): its place in the log,
+    Asterisk's timestamp, and its headers."""
+
+    index: int
+    at: str
+    name: str
+    action_id: str
+    headers: dict[str, str]
+
+    def sent_by(self, mark: str) -> bool:
+        """Sent by the process whose mark is ``mark`` (``switchboard.ami.client.PROCESS_MARK``)."""
+        return self.action_id.startswith(f"sb{mark}.")
+
+
+class AsteriskActionLog:
+    """Asterisk's side, written by Asterisk itself: every AMI action it reads, from every session,
+    in the order it examines them, into a log file of the stack's Asterisk (a temporary logger
+    channel, ``logger add channel``, with ``manager set debug on``: manager.c logs each action's
+    headers; secrets redacted). Each instance's ActionIDs carry its process mark."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.env = env
+        self.name = name
+        self.path = Path(env["STACK_ASTERISK_ROOT"]) / "var/log/asterisk" / name
+
+    async def start(self) -> None:
+        from e2e_stack import asterisk_cli
+
+        self.path.unlink(missing_ok=True)
+        await asterisk_cli(self.env, f"logger add channel {self.name} verbose")
+        await asterisk_cli(self.env, "manager set debug on")
+
+    async def stop(self) -> None:
+        from e2e_stack import asterisk_cli
+
+        await asterisk_cli(self.env, "manager set debug off")
+        await asterisk_cli(self.env, f"logger remove channel {self.name}")
+
+    def actions(self) -> list[LoggedAction]:
+        out: list[LoggedAction] = []
+        lines = self.path.read_text(errors="replace").splitlines() if self.path.is_file() else []
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            i += 1
+            if "<--- Examining AMI action: -->" not in line:
+                continue
+            headers: dict[str, str] = {}
+            while i < len(lines) and lines[i] and not lines[i].startswith("["):
+                key, _, value = lines[i].partition(": ")
+                headers[key] = value
+                i += 1
+            out.append(LoggedAction(len(out), line[1:line.index("]")], headers.get("Action", ""),
+                                    headers.get("ActionID", ""), headers))
+        return out
 
 
 class HaProcess(ServiceProcess):

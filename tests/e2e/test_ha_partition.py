@@ -7,9 +7,12 @@ Two callers are in the menus. The standby is frozen (SIGSTOP), the leader's Post
 Asterisk: its AGI commands and the flow's memo on the channels), serves a third caller who
 arrives during the cut, and spools the events. The standby
 let go takes the lock, writes its epoch, and acts; the old leader is fenced (exit 75). Checked
-from an independent AMI session (the test's admin user, every event): the old epoch never comes
-back into the heartbeat, and no AGI command of the old leader starts once the new leader's first
-has. The old leader started again (the link back) replays its spool: the keys pressed during the
+from Asterisk's side: in Asterisk's own log of the AMI actions it reads (``manager set debug on``,
+every session, in order; each instance's ActionIDs carry its process mark), the old leader sends
+no action but read-only ones (its heartbeat reads) once the new leader's ``Setvar`` of the
+heartbeat with the new epoch is in; and from an independent AMI session (the test's admin user,
+every event): the old epoch never comes back into the heartbeat, and no AGI command of the old
+leader starts once the new leader's first has. The old leader started again (the link back) replays its spool: the keys pressed during the
 cut are recorded once, each call has one row and one ``call.started``/``call.ended``.
 """
 
@@ -26,9 +29,19 @@ from typing import Any
 import pytest
 from e2e_service import run_caller, sip_remote, until
 from e2e_stack import ami_settings, stop_process
-from ha_helpers import HeartbeatWatch, TcpProxy, call_ids, events, fetch, has_event, two_instances, wind_down
+from ha_helpers import (
+    AsteriskActionLog,
+    HeartbeatWatch,
+    TcpProxy,
+    call_ids,
+    events,
+    fetch,
+    has_event,
+    two_instances,
+    wind_down,
+)
 
-from switchboard.ami.client import AmiClient
+from switchboard.ami.client import READ_ONLY_ACTIONS, AmiClient
 from switchboard.demo.sipp import Dtmf, HangUp, Pause, SippResult, caller_scenario
 from switchboard.ha.leader import EXIT_FENCED
 from switchboard.ivr import memo
@@ -75,6 +88,8 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
     admin.subscribe(agi, names=("AsyncAGIExec", "VarSet"))
     watch = HeartbeatWatch(admin)
     watch.start()
+    action_log = AsteriskActionLog(stack_env, f"sb-ha-actions-{os.getpid()}.log")
+    await action_log.start()
     tasks: list[asyncio.Task[SippResult]] = []
     try:
         await a.start()
@@ -140,7 +155,23 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
         # channel (a GET DATA the caller was answering), at most one per channel, none after it
         late = [(round(t - new_at, 3), u) for t, m, u in agi.execs if m == mark_a and t > new_at]
         assert len({u for _, u in late}) == len(late), late
-        print(f"\nHA: leader cut from PostgreSQL ended {len(in_cut)} AGI commands before the new epoch was in, "
+        # Asterisk's own log: the old leader's last acting action came before the new leader's
+        # heartbeat with the new epoch; after it, only its reads of the heartbeat (how it learns it)
+        await action_log.stop()
+        logged = action_log.actions()
+        new_beat = next(x for x in logged if x.name == "Setvar" and x.headers.get("Variable") == heartbeat.VARIABLE
+                        and heartbeat.parse_beat(x.headers.get("Value", ""))[1] == epoch_b)
+        old_acting = [x for x in logged if x.sent_by(mark_a) and x.name not in READ_ONLY_ACTIONS
+                      and x.name not in ("Login", "Challenge")]
+        assert [x for x in old_acting if x.index < new_beat.index], "no action of the old leader logged"
+        after_epoch = [(x.at, x.name, x.headers.get("Command") or x.headers.get("Variable", ""))
+                       for x in old_acting if x.index > new_beat.index]
+        assert not after_epoch, (new_beat.at, after_epoch)
+        reads_after = [x.name for x in logged if x.sent_by(mark_a) and x.index > new_beat.index]
+        print(f"\nHA: Asterisk's AMI log: the old leader's last acting action at {old_acting[-1].at} "
+              f"({old_acting[-1].name}), the new epoch written at {new_beat.at}; after it the old leader sent "
+              f"{len(reads_after)} actions, none acting ({sorted(set(reads_after))})")
+        print(f"HA: leader cut from PostgreSQL ended {len(in_cut)} AGI commands before the new epoch was in, "
               f"{len(late)} after it (its last on each channel: {[x for x, _ in late]} s); the new leader's "
               f"first ended {first_b - new_at:.3f}s after its epoch")
 
@@ -187,5 +218,7 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
         if b.proc is not None and b.proc.returncode is None:
             os.kill(b.proc.pid, signal.SIGCONT)
         await proxy.cut()
+        await action_log.stop()
+        action_log.path.unlink(missing_ok=True)
         await wind_down(stack_env, tasks, b, a, watch=watch)
         await admin.close()

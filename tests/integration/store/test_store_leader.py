@@ -126,10 +126,13 @@ async def test_standby_takes_over_on_hand_over_and_a_leader_that_loses_its_lock_
         assert b.status()["leader"] == "a"
         written: list[str] = []
         b.guard(written.append)("dropped while standing by")
+        asterisk.values[heartbeat.VARIABLE] = f"{int(time.time())}:1"   # a beats: a crash would need the grace
         await a.step_down("stopping")
-        assert not a.acting()
+        assert not a.acting() and a.handed_over
         await wait_for(lambda: b.acting() and part_b.running)
         assert b.epoch == 2 and b.takeovers == 1 and b.takeover_s is not None
+        # a clean hand-over (gate closed, then the release marked, then the lock let go): no grace
+        assert b.grace_s == 0 and b.grace_skipped_why == "instance a handed over epoch 1 cleanly"
         b.guard(written.append)("kept")
         assert written == ["kept"]
         # the lock's session killed under the leader with no standby running: it acts on and takes
@@ -184,6 +187,7 @@ async def test_a_leader_without_its_lock_acts_until_a_standby_writes_a_higher_ep
         await asyncio.sleep(0.3)
         await kill_lock_session(migrated_db, "a")   # b takes the lock at its next try
         await wait_for(lambda: b.acting() and part_b.running)
+        assert b.grace_s == settings.takeover_grace_s and not b.grace_skipped_why   # a cut: the grace is waited
         assert b.epoch == 2 and a.role is Role.FENCED and a.lock_losses == 1
         assert "epoch 2" in fenced[0][0] and fenced[0][1] < led_at[0], (fenced, led_at)
         values = [v for _, v in asterisk.sent]

@@ -15,6 +15,7 @@ from store_helpers import TcpProxy, host_port, local, make_call
 
 from switchboard.config import DatabaseSettings
 from switchboard.events import CallEvent
+from switchboard.store.batch_sql import LAST_SEQ_COLUMNS
 from switchboard.store.errors import WriterClosed, WriterOverloaded
 from switchboard.store.writer import EventWriter
 
@@ -278,3 +279,90 @@ async def test_a_second_call_started_of_a_call_is_not_stored(migrated_db: str, t
                                                timeout=10)]
     assert kinds == ["ivr.step", "call.started"]
     assert w.written_total == 2 and w.duplicates_total == 1
+
+
+async def test_replayed_older_spool_never_regresses_the_newer_columns(
+        migrated_db: str, tmp_path: Path, proxy: TcpProxy, db: asyncpg.Connection) -> None:
+    """Issue 17: a leader cut from PostgreSQL spools a call's events; a standby takes over, adopts
+    the caller (seq from ``adopted_seq_base``, far above) and writes how the call really went on;
+    the old leader's spool is replayed after that. Every event is kept, and the ``calls`` row keeps
+    what the newer events set: outcome, end, agent, queue, language are not the old leader's."""
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    old = writer(proxy.dsn(migrated_db), tmp_path / "old")   # the leader, through the proxy
+    await old.start()
+    old.submit(CallEvent("h1", 1, t0, "call.started", {"caller": "0912000001", "dialed": "19008000",
+                                                       "language": "vi"}))
+    old.submit(CallEvent("h1", 2, t0 + timedelta(seconds=2), "ivr.step", {"flow": "hotline", "node": "welcome"}))
+    await old.flush(timeout=10)
+    proxy.cut()   # cut from PostgreSQL: it serves on, spooling
+    spooled = [
+        CallEvent("h1", 3, t0 + timedelta(seconds=10), "queue.joined",
+                  {"topic": "health/old", "province": "Huế", "province_source": "area_code", "language": "vi"}),
+        CallEvent("h1", 4, t0 + timedelta(seconds=12), "call.answered", {"agent_id": "a1", "wait_s": 2.0}),
+        CallEvent("h1", 5, t0 + timedelta(seconds=20), "call.ended",
+                  {"outcome": "abandoned_queue", "cause": "gone", "node": "queue"}),
+    ]
+    for e in spooled:
+        old.submit(e)
+    deadline = time.monotonic() + 10
+    while old.spooled_total < len(spooled):
+        assert time.monotonic() < deadline, old.stats()
+        await asyncio.sleep(0.02)
+    await old.stop()   # fenced: what was not written stays in the spool
+    assert old.spool_bytes > 0
+
+    base = 400_000_000   # the new leader's numbering of an adopted call (adopted_seq_base: far above)
+    new = writer(migrated_db, tmp_path / "new")
+    await new.start()
+    for i, (dt, kind, data) in enumerate([
+        (30, "queue.joined", {"topic": "health/card", "province": "Đà Nẵng", "province_source": "participant",
+                              "language": "en", "priority": 2}),
+        (40, "call.answered", {"agent_id": "a9", "wait_s": 10.0}),
+        (90, "agent.ended", {"talk_s": 50.0}),
+        (95, "call.ended", {"outcome": "answered", "cause": "16", "node": "talk"}),
+    ], start=1):
+        new.submit(CallEvent("h1", base + i, t0 + timedelta(seconds=dt), kind, data))
+    await new.flush(timeout=10)
+    await new.stop()
+    columns = "outcome, ended_at, agent_id, topic, province, province_source, language, hangup_cause, ivr_node"
+    before = await db.fetchrow(f"SELECT {columns} FROM calls WHERE call_id = 'h1'", timeout=10)
+
+    proxy.restore()   # the old leader back (as a standby): its spool replays
+    replay = writer(proxy.dsn(migrated_db), tmp_path / "old")
+    await replay.start()
+    await replay.flush(timeout=15)
+    await replay.stop()
+    assert replay.replayed_total == len(spooled)
+    assert await db.fetchval("SELECT count(*) FROM call_events WHERE call_id = 'h1'", timeout=10) == 9
+    after = await db.fetchrow(f"SELECT {columns}, talk_s, started_at, caller FROM calls WHERE call_id = 'h1'",
+                              timeout=10)
+    assert after is not None and before is not None
+    assert dict(after) == {**dict(before), "talk_s": 50.0, "started_at": t0, "caller": "0912000001"}
+    assert (after["outcome"], after["ended_at"], after["agent_id"]) == (
+        "answered", t0 + timedelta(seconds=95), "a9")
+    assert (after["topic"], after["province"], after["language"]) == ("health/card", "Đà Nẵng", "en")
+
+
+async def test_last_wins_by_seq_whatever_the_batch_order(migrated_db: str, tmp_path: Path,
+                                                         db: asyncpg.Connection) -> None:
+    """Each last-wins column follows the newest event that carries it: a newer event without a
+    value leaves the column alone, an older one arriving later does not take it back."""
+    t0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    w = writer(migrated_db, tmp_path)
+    await w.start()
+    for batch in (
+        [CallEvent("o1", 7, t0 + timedelta(seconds=7), "queue.joined", {"topic": "t7"})],   # no province
+        [CallEvent("o1", 3, t0 + timedelta(seconds=3), "queue.joined", {"topic": "t3", "province": "p3"}),
+         CallEvent("o1", 1, t0, "call.started", {"caller": "0912000002", "dialed": "19008000"})],
+        [CallEvent("o1", 5, t0 + timedelta(seconds=5), "queue.joined", {"topic": "t5", "province": "p5"})],
+        [CallEvent("o1", 4, t0 + timedelta(seconds=4), "queue.joined", {"topic": "t4", "province": "p4"})],
+    ):
+        for e in batch:
+            w.submit(e)
+        await w.flush(timeout=10)
+    await w.stop()
+    row = await db.fetchrow("SELECT topic, province, last_seq FROM calls WHERE call_id = 'o1'", timeout=10)
+    assert row is not None
+    assert (row["topic"], row["province"]) == ("t7", "p5")
+    seqs = dict(zip(LAST_SEQ_COLUMNS, row["last_seq"], strict=False))
+    assert (seqs["topic"], seqs["province"], seqs["caller"]) == (7, 5, 1)
