@@ -610,7 +610,8 @@ class CampaignDialer:
         async with acquire(self._pool, timeout=self.timeout) as conn:
             held = await sc.preview_held(conn, agent_id, contact_id, now=now, timeout=self.timeout)
         if held is None:
-            raise PreviewRefused(f"contact {contact_id} is not held by {agent_id} (expired, skipped or called)",
+            raise PreviewRefused(f"contact {contact_id} is not held by {agent_id} (expired, skipped, called or on "
+                                 "the do-not-call list)",
                                  "preview-not-held", contact_id=contact_id)
         c = (await self._preview_campaigns(snap, now)).get(held.campaign_id)
         if c is None:

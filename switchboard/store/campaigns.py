@@ -193,7 +193,8 @@ async def add_dnc(conn: asyncpg.Connection, number: str, *, source: str, campaig
             number, now, source, campaign_id, attempt_id, timeout=timeout)
         await conn.execute(
             """UPDATE campaign_contacts SET status = 'done', final_result = coalesce(final_result, 'do_not_call'),
-                   updated_at = $2 WHERE number = $1 AND status = 'pending'""", number, now, timeout=timeout)
+                   updated_at = $2, preview_agent = NULL, preview_until = NULL
+               WHERE number = $1 AND status = 'pending'""", number, now, timeout=timeout)
     return bool(status.endswith(" 1"))
 
 
@@ -326,7 +327,8 @@ class Claimed:
 
 _CLAIM = """
 WITH dnc AS (
-    UPDATE campaign_contacts ct SET status = 'done', final_result = 'do_not_call', updated_at = $2
+    UPDATE campaign_contacts ct SET status = 'done', final_result = 'do_not_call', updated_at = $2,
+                                    preview_agent = NULL, preview_until = NULL
     WHERE ct.campaign_id = $1 AND ct.status = 'pending' AND ct.next_at <= $2
       AND EXISTS (SELECT 1 FROM do_not_call d WHERE d.number = ct.number)
     RETURNING ct.contact_id

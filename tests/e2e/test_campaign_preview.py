@@ -195,7 +195,7 @@ async def test_an_agent_previews_then_starts_the_call_its_phone_ringing_first(st
             assert last["number"] == "091****104", last
             await campaigns.add_dnc(P_DNC, by="e2e")
             status, err = await req("POST", A1, f"/{last['contact_id']}/call", body={})
-            assert status == 409 and err["error_id"] == "contact-unavailable", err
+            assert status == 409 and err["error_id"] == "preview-not-held", err      # the list closed it
             assert (await _contact(svc, P_DNC))["final_result"] == "do_not_call"
 
             # nothing due; and after 20:00 nothing is previewed at all (the busy one's retry moved past)

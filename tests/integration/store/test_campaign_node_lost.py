@@ -20,14 +20,14 @@ from typing import Any
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "ami"))
-from test_nodes import ev, two_nodes  # noqa: E402
+from test_nodes import ev, two_nodes
 
-from switchboard.campaigns.dialer import CampaignDialer  # noqa: E402
-from switchboard.campaigns.model import Campaign, Mode, RetryRules, State, Targets  # noqa: E402
-from switchboard.campaigns.targets import Contact  # noqa: E402
-from switchboard.config import CampaignSettings  # noqa: E402
-from switchboard.store import campaigns as sc  # noqa: E402
-from switchboard.telephony.numbers import default_callback_numbers  # noqa: E402
+from switchboard.campaigns.dialer import CampaignDialer
+from switchboard.campaigns.model import Campaign, Mode, RetryRules, State, Targets
+from switchboard.campaigns.targets import Contact
+from switchboard.config import CampaignSettings
+from switchboard.store import campaigns as sc
+from switchboard.telephony.numbers import default_callback_numbers
 
 CAMP = Campaign(campaign_id="lost", flow="reminder-card", mode=Mode.MESSAGE, max_attempts=3,
                 retry=RetryRules(no_answer_s=600, busy_s=600, failed_s=60), targets=Targets(csv="x.csv"))

@@ -75,7 +75,7 @@ colour: red
         "c.yaml:8:16: abandon_limit must be between 0 and 1, got 1.5",
         "c.yaml:9:12: caller_id '19009068&x': digits only (a leading + allowed)",
         "c.yaml:10:22: targets.selection 'everyone': one of cards_expiring, contribution_stopped",
-        "c.yaml:11:1: unknown top-level key 'colour' (allowed: abandon_limit, caller_id, campaign, description, flow, "
+        "c.yaml:11:1: unknown top-level key 'colour' (allowed: abandon_limit, caller_id, campaign, connect, description, flow, "
         "max_attempts, mode, province, public_holidays, retry, ring_seconds, targets, timezone, topic, window)",
     ]
     assert sorted(got) == sorted(expected)
