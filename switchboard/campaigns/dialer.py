@@ -410,6 +410,12 @@ class CampaignDialer:
             "Variable": [f"{VAR_CAMPAIGN}={c.campaign_id}", f"{VAR_ATTEMPT}={claim.attempt_id}"],
             "Async": "true",
         }
+        await self._send_originate(live, action, f"dialling {claim.number}")
+
+    async def _send_originate(self, live: Live, action: dict[str, Any], what: str) -> None:
+        """Send the attempt's Originate. Refused: ``not_dialled`` (an agent reserved for it is
+        free again); accepted: ``originated_at`` (a restart will not give the contact back)."""
+        c, claim = live.campaign, live.claim
         self.dials_total[c.campaign_id] = self.dials_total.get(c.campaign_id, 0) + 1
         try:
             resp = await self.ami.send(action, timeout=10)
@@ -417,11 +423,12 @@ class CampaignDialer:
         except (AmiError, TimeoutError) as exc:
             ok, why = False, str(exc)
         if not ok:
-            log.warning("campaign %s: Originate to %s refused: %s", c.campaign_id, claim.number, why)
+            log.warning("campaign %s: Originate (%s) refused: %s", c.campaign_id, what, why)
+            if live.agent_id:
+                self._agent_event(live.agent_id, st.CancelOffer())
             await self._finish(live, Result.NOT_DIALLED, detail=f"originate refused: {why}"[:200])
             return
-        log.info("campaign %s: dialling %s (attempt %d, %s)", c.campaign_id, claim.number, claim.attempt_no,
-                 claim.attempt_id)
+        log.info("campaign %s: %s (attempt %d, %s)", c.campaign_id, what, claim.attempt_no, claim.attempt_id)
         async with acquire(self._pool, timeout=self.timeout) as conn:
             await sc.mark_originated(conn, claim.attempt_id, now=self.wall(), timeout=self.timeout)
 
@@ -484,20 +491,7 @@ class CampaignDialer:
                          f"SB_CMP_RING={int(c.ring_s)}", f"SB_CMP_CLI={c.caller_id}", f"SB_AGENT={agent_id}"],
             "Async": "true",
         }
-        self.dials_total[c.campaign_id] = self.dials_total.get(c.campaign_id, 0) + 1
-        try:
-            resp = await self.ami.send(action, timeout=10)
-            ok, why = bool(resp.success), str(getattr(resp, "message", ""))
-        except (AmiError, TimeoutError) as exc:
-            ok, why = False, str(exc)
-        if not ok:
-            log.warning("campaign %s: Originate to agent %s refused: %s", c.campaign_id, agent_id, why)
-            await self._finish(live, Result.NOT_DIALLED, detail=f"originate refused: {why}"[:200])
-            return
-        log.info("campaign %s: ringing agent %s for %s (attempt %d, %s)", c.campaign_id, agent_id, claim.number,
-                 claim.attempt_no, claim.attempt_id)
-        async with acquire(self._pool, timeout=self.timeout) as conn:
-            await sc.mark_originated(conn, claim.attempt_id, now=self.wall(), timeout=self.timeout)
+        await self._send_originate(live, action, f"ringing agent {agent_id} for {claim.number}")
 
     def _agent_event(self, agent_id: str, event: st.Event, *, strict: bool = False) -> None:
         """An agent state change in the ACD's desk (the agent first reservation and its end)."""

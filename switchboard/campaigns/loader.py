@@ -26,9 +26,11 @@ Format (docs/campaigns.md)::
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import ScalarNode
@@ -57,6 +59,7 @@ CampaignError = FlowLoadError   # the same error type (a list of file:line:colum
 _TOP = {"campaign", "description", "flow", "mode", "connect",
         "topic", "province", "window", "timezone", "public_holidays",
         "max_attempts", "retry", "abandon_limit", "ring_seconds", "caller_id", "targets"}
+E = TypeVar("E", bound=enum.StrEnum)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smh]?)")
 
 
@@ -122,18 +125,8 @@ def _campaign(ctx: Ctx, root: YNode, flows: Collection[str] | None) -> Campaign 
     flow = get("flow", lambda n: string(ctx, n, "flow"), "")
     if flow and flows is not None and flow not in flows:
         ctx.error(top["flow"][1], f"flow {flow!r} does not exist (known: {', '.join(sorted(flows)) or 'none'})")
-    mode_text = get("mode", lambda n: string(ctx, n, "mode"), "message")
-    try:
-        mode = Mode(mode_text)
-    except ValueError:
-        ctx.error(top["mode"][1], f"mode {mode_text!r}: one of {', '.join(m.value for m in Mode)}")
-        mode = Mode.MESSAGE
-    connect_text = get("connect", lambda n: string(ctx, n, "connect"), "caller_first")
-    try:
-        connect = Connect(connect_text)
-    except ValueError:
-        ctx.error(top["connect"][1], f"connect {connect_text!r}: one of {', '.join(c.value for c in Connect)}")
-        connect = Connect.CALLER_FIRST
+    mode = _choice(ctx, top, get, "mode", Mode, Mode.MESSAGE)
+    connect = _choice(ctx, top, get, "connect", Connect, Connect.CALLER_FIRST)
     if "connect" in top and mode is not Mode.PROGRESSIVE and connect is not Connect.CALLER_FIRST:
         ctx.error(top["connect"][1], "connect: agent_first is for mode progressive (preview always rings the "
                                      "agent first)")
@@ -163,6 +156,16 @@ def _campaign(ctx: Ctx, root: YNode, flows: Collection[str] | None) -> Campaign 
                     province=province,
                     window=window, timezone=timezone, public_holidays=holidays, max_attempts=max_attempts,
                     retry=retry, abandon_limit=abandon, ring_s=ring, caller_id=caller_id, targets=targets)
+
+
+def _choice(ctx: Ctx, top: Any, get: Any, key: str, kind: type[E], default: E) -> E:
+    """An enum-valued key (``mode``, ``connect``): its value, or an error listing the choices."""
+    text = get(key, lambda n: string(ctx, n, key), default.value)
+    try:
+        return kind(text)
+    except ValueError:
+        ctx.error(top[key][1], f"{key} {text!r}: one of {', '.join(m.value for m in kind)}")
+        return default
 
 
 def _window(ctx: Ctx, node: YNode) -> str:

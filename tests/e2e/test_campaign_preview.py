@@ -12,9 +12,8 @@ nothing is previewed outside the calling window; agent first never abandons an a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -22,6 +21,7 @@ import pytest
 from campaign_contacts import contact_scenario, invited_numbers, run_contacts
 from e2e_metrics_service import create_token
 from e2e_service import demo_agents, running_service, sip_remote, until
+from test_campaigns import MovableClock, _local
 
 from switchboard.api.keys import SERVICES
 from switchboard.campaigns.model import State
@@ -57,21 +57,6 @@ retry: {busy: 0, no_answer: 0, failed: 0}
 ring_seconds: 5
 targets: {csv: contacts.csv}
 """
-
-
-class MovableClock:
-    def __init__(self, at: datetime) -> None:
-        self.set(at)
-
-    def set(self, at: datetime) -> None:
-        self.at, self.t0 = at, time.monotonic()
-
-    def __call__(self) -> datetime:
-        return self.at + timedelta(seconds=time.monotonic() - self.t0)
-
-
-def _local(y: int, mo: int, d: int, h: int, mi: int) -> datetime:
-    return datetime(y, mo, d, h, mi, tzinfo=UTC) - timedelta(hours=7)       # Asia/Ho_Chi_Minh is UTC+7
 
 
 class Events:
