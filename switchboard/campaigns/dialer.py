@@ -188,6 +188,7 @@ class CampaignDialer:
         self.wall = wall
         self.inbound_below_target = inbound_below_target
         self.observe = observe
+        self.observe_preview: Callable[[str, str], None] = lambda campaign, outcome: None
         self.record = record          # the CallBook: an answered contact's call record and timeline
         self.trunk = trunk
         self.timeout = timeout
@@ -618,18 +619,23 @@ class CampaignDialer:
         if claim is None:     # on the do-not-call list now, or the number in another call
             raise PreviewRefused(f"contact {contact_id} may not be called now (do-not-call list, or in a call)",
                                  "contact-unavailable", contact_id=contact_id)
+        self.observe_preview(c.campaign_id, "called")
         await self._ring_agent(c, claim, agent_id, snap.endpoint, now)
         return self._preview_view(c, held)
 
     async def preview_skip(self, agent_id: str, contact_id: int, reason: str) -> None:
         """The agent does not call the contact it holds: closed as ``skipped`` with the reason."""
         self._agent(agent_id)
+        now = self.wall()
         async with acquire(self._pool, timeout=self.timeout) as conn:
-            ok = await sc.preview_skip(conn, agent_id, contact_id, reason, now=self.wall(), timeout=self.timeout)
-        if not ok:
+            held = await sc.preview_held(conn, agent_id, contact_id, now=now, timeout=self.timeout)
+            ok = held is not None and await sc.preview_skip(conn, agent_id, contact_id, reason, now=now,
+                                                            timeout=self.timeout)
+        if held is None or not ok:
             raise PreviewRefused(f"contact {contact_id} is not held by {agent_id}", "preview-not-held",
                                  contact_id=contact_id)
         log.info("campaign contact %d skipped by %s: %s", contact_id, agent_id, reason)
+        self.observe_preview(held.campaign_id, "skipped")
 
     # ------------------------------------------------------------------ a lost Asterisk node
 

@@ -191,6 +191,10 @@ async def test_an_agent_previews_then_starts_the_call_its_phone_ringing_first(st
         code, log = await contacts
         assert code == 0, log[-3000:]
         assert Counter(invited_numbers(log)) == Counter({P_ANSWER: 1, P_BUSY: 1})
+        registry = svc.app.context["metrics"].registry
+        assert [registry.get_sample_value("switchboard_campaign_previews_total",
+                                          {"campaign": "e2e-preview", "outcome": o}) for o in ("called", "skipped")] \
+            == [2.0, 1.0]
         events.stop()
 
 
