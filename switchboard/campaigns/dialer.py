@@ -90,6 +90,8 @@ log = logging.getLogger("switchboard.campaigns")
 #: Hang-up causes (Q.850) of a contact's leg that never answered.
 _BUSY_CAUSES = frozenset({"17"})
 _NO_ANSWER_CAUSES = frozenset({"18", "19", "16", "31"})
+#: Hang-up causes of an agent's leg that declined the call (486 Busy Here, 603 Decline).
+_REJECT_CAUSES = frozenset({"17", "21"})
 
 VAR_CAMPAIGN = "SB_CAMPAIGN"
 VAR_ATTEMPT = "SB_ATTEMPT"
@@ -555,8 +557,10 @@ class CampaignDialer:
             self._agent_event(live.agent_id, st.Hangup())          # to wrap-up, as after any call
         elif live.reason == REASON_NO_ANSWER:
             self._agent_event(live.agent_id, st.NoAnswer())        # counted like an unanswered offer
+        elif live.reason == REASON_BUSY or live.cause in _REJECT_CAUSES:
+            self._agent_event(live.agent_id, st.Reject())          # declined (486/603): counted too
         else:
-            self._agent_event(live.agent_id, st.CancelOffer())
+            self._agent_event(live.agent_id, st.CancelOffer())     # not the agent's doing (unreachable...)
         await self._finish(live, result, detail=detail)
 
     # ------------------------------------------------------------------ preview

@@ -195,6 +195,7 @@ async def test_an_agent_previews_then_starts_the_call_its_phone_ringing_first(st
         assert [registry.get_sample_value("switchboard_campaign_previews_total",
                                           {"campaign": "e2e-preview", "outcome": o}) for o in ("called", "skipped")] \
             == [2.0, 1.0]
+        await campaigns.set_state("e2e-preview", State.STOPPED, by="e2e")   # its busy contact is not for later tests
         events.stop()
 
 
@@ -243,3 +244,32 @@ async def test_agent_first_progressive_rings_the_agent_before_each_contact(stack
         assert not any(r["abandoned"] for r in rows)
         assert peak <= 2                                   # one call per agent, never more
         events.stop()
+
+
+async def test_an_agent_who_rejects_the_call_gives_the_contact_back_unrung(stack_env: dict[str, str],
+                                                                          pg_dsn: str) -> None:
+    clock = MovableClock(_local(2026, 3, 5, 10, 0))
+    async with running_service(stack_env, pg_dsn, clock=clock, routing={"wrap_up_s": 1.0, "ring_timeout_s": 8.0},
+                               campaigns={"tick_s": 0.5}) as svc:
+        campaigns = svc.app.context["api_app"][SERVICES].campaigns
+        await svc.agent(A1, mode="reject", answer_after=0.5)
+        number = "0912345401"
+        await campaigns.create(PREVIEW.replace("e2e-preview", "e2e-reject"), contacts_csv=f"number,name\n{number},X\n",
+                               by="e2e")
+        await campaigns.set_state("e2e-reject", State.RUNNING, by="e2e")
+        held = await campaigns.preview(A1)
+        assert held is not None and held.number == "091****401"
+        await campaigns.preview_call(A1, held.contact_id)
+
+        async def ended() -> bool:
+            rows = await _attempts(svc, "e2e-reject")
+            return len(rows) == 1 and rows[0]["result"] is not None
+        await until(ended, timeout=30, what="the attempt closed", interval=0.3)
+        row = (await _attempts(svc, "e2e-reject"))[0]
+        assert (row["result"], row["agent_id"], row["answered_at"]) == ("not_dialled", A1, None), dict(row)
+        contact = (await svc.fetch("SELECT * FROM campaign_contacts WHERE campaign_id = 'e2e-reject'"))[0]
+        assert (contact["status"], contact["attempts"]) == ("pending", 0)       # back at once, not counted
+        await until(lambda: svc.status(A1) == "ready", timeout=10, what="the agent free again")
+        assert svc.acd.states[A1].no_answer_streak == 1     # a declined offer counts, as for inbound calls
+        again = await campaigns.preview(A1)                 # the agent may preview it again (its hold ended)
+        assert again is not None and again.contact_id == held.contact_id
