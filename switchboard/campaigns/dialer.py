@@ -521,6 +521,8 @@ class CampaignDialer:
                 live.reason = ev.get("Reason") or ""
                 if live.reason in (REASON_NO_ANSWER, REASON_BUSY, REASON_CONGESTION):
                     self._spawn(self._agent_first_end(live))
+                else:   # Reason 0: the leg's Hangup (its cause) decides; no leg at all: none comes
+                    self._spawn(self._agent_first_end(live, after_s=3.0))
         elif name == "DialBegin":
             live.contact_rung = True
         elif name == "DialEnd":
@@ -539,8 +541,11 @@ class CampaignDialer:
         log.info("campaign %s: %s answered, bridged to agent %s", live.campaign.campaign_id, live.claim.number,
                  live.agent_id)
 
-    async def _agent_first_end(self, live: Live, *, detail: str = "") -> None:
-        """The agent's leg ended (or never came up): the result, and the agent to wrap-up or back."""
+    async def _agent_first_end(self, live: Live, *, detail: str = "", after_s: float = 0.0) -> None:
+        """The agent's leg ended (or never came up): the result, and the agent to wrap-up or back.
+        ``after_s``: only if nothing else ended it by then (an Originate that made no leg)."""
+        if after_s:
+            await asyncio.sleep(after_s)
         if live.done:
             return
         if live.adopted:
