@@ -422,6 +422,7 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                                     wall=ivr_clock),
         sessions=sessions,
     )
+    services.campaigns.dialer = campaign_dialer      # the agents' preview (None: 503)
     api_app = create_app(settings=s, services=services, metrics=metrics)
     if leader is not None:
         api_app.middlewares.append(api_guard.middleware(leader))

@@ -241,6 +241,11 @@ class CampaignSettings:
     # Inbound first: progressive campaigns dial nothing while the inbound service level of the
     # day is under this fraction (of calls answered within routing.service_level_s).
     inbound_sl_target: float = 0.8
+    # Agent first (preview, progressive with connect: agent_first): the agent's leg is originated
+    # into this context (the contact's number, the number policy's digits, is its extension).
+    agent_context: str = "campaign-agent"
+    agent_ring_s: float = 15.0           # how long the agent's phone rings before the attempt is given back
+    preview_hold_s: float = 120.0        # how long a previewed contact stays held for its agent
 
 
 @dataclass(frozen=True, slots=True)

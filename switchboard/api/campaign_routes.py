@@ -1,4 +1,5 @@
-"""The campaigns' routes (``/api/campaigns``, ``/api/do-not-call``): supervisors only.
+"""The campaigns' routes (``/api/campaigns``, ``/api/do-not-call``): supervisors only; and the
+agents' preview (``/api/agents/{agent_id}/campaign-preview``): an agent on itself only.
 
 Thin handlers over ``switchboard.campaigns.service.PgCampaignService`` (``Services.campaigns``);
 joined to the route table in ``routes.py`` like the pages. A service that runs without
@@ -16,7 +17,7 @@ from aiohttp import web
 from switchboard.api.auth import Access
 from switchboard.api.errors import ServiceUnavailable
 from switchboard.api.jsonutil import csv_response, json_ok
-from switchboard.api.keys import BODY, OPTIONS, QUERY, SERVICES, Route
+from switchboard.api.keys import BODY, ID_PATTERN, OPTIONS, QUERY, SERVICES, Route
 from switchboard.api.middleware import principal_of
 from switchboard.campaigns.model import CAMPAIGN_ID, State
 
@@ -90,8 +91,37 @@ async def dnc_add(request: web.Request) -> web.Response:
                    status=201)
 
 
+async def preview_show(request: web.Request) -> web.Response:
+    view = await _call(request, _service(request).preview(request.match_info["agent_id"]))
+    if view is None:
+        return web.Response(status=204)
+    return json_ok(view)
+
+
+async def preview_call(request: web.Request) -> web.Response:
+    m = request.match_info
+    return json_ok(await _call(request, _service(request).preview_call(m["agent_id"], int(m["contact_id"]))),
+                   status=202)
+
+
+async def preview_skip(request: web.Request) -> web.Response:
+    m = request.match_info
+    return json_ok(await _call(request, _service(request).preview_skip(m["agent_id"], int(m["contact_id"]),
+                                                                       request[BODY]["reason"])))
+
+
 _SUP = Access.SUPERVISOR
 _OBJ = {"type": "object"}
+#: an agent id (as the agents' routes) and a contact of a campaign (its number in campaign_contacts)
+PREVIEW_PATH = {"agent_id": {"type": "string", "pattern": ID_PATTERN},
+                "contact_id": {"type": "string", "pattern": r"[1-9][0-9]{0,17}"}}
+_PREVIEW = {"type": "object", "properties": {
+    "campaign_id": {"type": "string"}, "contact_id": {"type": "integer"}, "name": {"type": "string"},
+    "number": {"type": "string", "description": "masked: the first three and last three digits"},
+    "participant_id": {"type": "string"}, "province": {"type": "string"},
+    "why": {"type": "string", "description": "the campaign's description"}, "topic": {"type": "string"},
+    "data": {"type": "object"}, "attempts": {"type": "integer"}, "last_result": {"type": "string"},
+    "held_until": {"type": "string", "format": "date-time"}}}
 
 CAMPAIGN_ROUTES = [
     Route("GET", "/api/campaigns", campaigns_list, _SUP, "Outbound campaigns with their contact counts.",
@@ -119,6 +149,22 @@ CAMPAIGN_ROUTES = [
           "Results per result and per contact, as JSON or CSV.", "campaigns", "campaign_report",
           path_params=CAMPAIGN_PATH, query={"format": {"type": "string", "enum": ["json", "csv"]}},
           errors=(404, 503), response=_OBJ),
+    Route("GET", "/api/agents/{agent_id}/campaign-preview", preview_show, Access.SELF,
+          "Preview: the next contact of a running preview campaign of the agent's topic (and province), "
+          "held for this agent only until held_until (the same one while held); 204 when none is due or "
+          "the calling window is closed. The number is masked.", "campaigns", "campaign_preview",
+          path_params={"agent_id": PREVIEW_PATH["agent_id"]}, errors=(404, 409, 503), response=_PREVIEW),
+    Route("POST", "/api/agents/{agent_id}/campaign-preview/{contact_id}/call", preview_call, Access.SELF,
+          "Call the contact the agent holds: the agent's phone rings first, then the contact's number from "
+          "the campaign's list is dialled (never a number from the client) and both are bridged. 409 when "
+          "the hold expired, the agent is not ready, the window is closed or the number is on the "
+          "do-not-call list.", "campaigns", "campaign_preview_call", path_params=PREVIEW_PATH, body=_EMPTY,
+          errors=(404, 409, 503), response=_PREVIEW),
+    Route("POST", "/api/agents/{agent_id}/campaign-preview/{contact_id}/skip", preview_skip, Access.SELF,
+          "Do not call the contact the agent holds: it is done (final result skipped) with the reason.",
+          "campaigns", "campaign_preview_skip", path_params=PREVIEW_PATH, errors=(404, 409, 503), response=_OBJ,
+          body={"type": "object", "additionalProperties": False, "required": ["reason"],
+                "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}}}),
     Route("GET", "/api/do-not-call", dnc_list, _SUP, "The do-not-call list.", "campaigns", "dnc_list",
           errors=(503,), response={"type": "array", "items": _OBJ}),
     Route("POST", "/api/do-not-call", dnc_add, _SUP, "Put a number on the do-not-call list.", "campaigns",

@@ -19,6 +19,26 @@ Order of one dial, the "never call anyone twice" rule:
    ``transferred_to_agent``, ``answered``); ``store.campaigns.finish_attempt`` closes the
    attempt and moves the contact on (retry after the spacing, or done).
 
+**Agent first** (a preview call, or a progressive campaign with ``connect: agent_first``):
+the agent is reserved in the ACD (``Offer``: no inbound call is offered meanwhile) and its
+phone is rung first (``ChannelId`` = the attempt id) into ``agent_context``, whose extension
+is the contact's dial string; once the agent answers, the dialplan dials the contact on the
+trunk and bridges them. The result comes from ``DialBegin``/``DialEnd`` of that leg and its
+``Hangup``: ``transferred_to_agent`` when the contact answered, else the contact's dial
+status (busy, no answer, failed); an agent who did not answer gives the attempt back
+(``not_dialled``: the contact was never rung). No flow runs and no answer is abandoned.
+
+**Preview**: :meth:`CampaignDialer.preview` holds the next due contact of the running preview
+campaigns of the agent's topic (and province) for that agent (``store.campaigns.preview_hold``:
+one agent, one contact; one contact, one agent; the hold expires after
+``preview_hold_s``); :meth:`preview_call` claims it (the do-not-call check, the window) and
+rings the agent first; :meth:`preview_skip` closes it with the agent's reason.
+
+**A lost Asterisk node** (``AmiNodes``, several nodes): the attempt ids of calls placed on a
+node start with that node's name (like Asterisk's own ids), so :meth:`node_lost` finds the
+attempts of a lost node: they close ``failed`` (detail ``node_lost``) and follow the retry
+rules; the open-attempt indexes keep a number out of a second call until then.
+
 At start, an attempt still open (a previous process died) is never dialled again: its
 result is unknown, so it closes as ``interrupted`` (final; listed in the report) once
 Asterisk no longer has its channel. Pausing or stopping a campaign dials nothing new;
@@ -40,28 +60,38 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from switchboard.acd.model import REASON_BUSY, REASON_CONGESTION, REASON_NO_ANSWER
+from switchboard.acd import agent_state as st
+from switchboard.acd.model import (
+    REASON_BUSY,
+    REASON_CONGESTION,
+    REASON_NO_ANSWER,
+    IllegalAgentAction,
+    UnknownAgent,
+)
 from switchboard.ami.agi import AgiHangup
 from switchboard.ami.client import AmiError, ListResponse
-from switchboard.campaigns.model import Campaign, Result
+from switchboard.campaigns.model import Campaign, Mode, Result
 from switchboard.campaigns.rules import AbandonBudget, Window, after_attempt, dial_allowance
 from switchboard.config import CampaignSettings
 from switchboard.store import campaigns as sc
 from switchboard.store.errors import TRANSIENT_DB_ERRORS
 from switchboard.store.pool import Db, acquire
-from switchboard.telephony.numbers import NumberPolicy
+from switchboard.telephony.numbers import NumberPolicy, masked
 
-__all__ = ["CampaignDialer", "Live", "result_of_failure"]
+__all__ = ["CampaignDialer", "Live", "PreviewContact", "PreviewRefused", "result_of_dial_status",
+           "result_of_failure"]
 
 log = logging.getLogger("switchboard.campaigns")
 
 #: Hang-up causes (Q.850) of a contact's leg that never answered.
 _BUSY_CAUSES = frozenset({"17"})
 _NO_ANSWER_CAUSES = frozenset({"18", "19", "16", "31"})
+#: Hang-up causes of an agent's leg that declined the call (486 Busy Here, 603 Decline).
+_REJECT_CAUSES = frozenset({"17", "21"})
 
 VAR_CAMPAIGN = "SB_CAMPAIGN"
 VAR_ATTEMPT = "SB_ATTEMPT"
@@ -82,6 +112,43 @@ def result_of_failure(reason: str, cause: str) -> Result:
     return Result.FAILED
 
 
+def result_of_dial_status(status: str) -> Result:
+    """The result of an agent-first attempt whose contact did not answer, from ``DialEnd``'s
+    DialStatus (``CANCEL``: the agent hung up while the contact's phone rang)."""
+    if status == "BUSY":
+        return Result.BUSY
+    if status in ("NOANSWER", "CANCEL"):
+        return Result.NO_ANSWER
+    return Result.FAILED
+
+
+class PreviewRefused(Exception):
+    """A preview action that cannot be done now (``error_id``: stable, for the API)."""
+
+    def __init__(self, message: str, error_id: str, **details: Any) -> None:
+        super().__init__(message)
+        self.error_id = error_id
+        self.details = details
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewContact:
+    """What an agent sees of a contact before calling it: never the whole number."""
+
+    campaign_id: str
+    contact_id: int
+    name: str
+    number: str                      # masked (telephony.numbers.masked)
+    participant_id: str
+    province: str
+    why: str                         # the campaign's description: why the contact is called
+    topic: str
+    data: Mapping[str, str]          # the contact's other columns (card_valid_to...)
+    attempts: int                    # attempts made so far
+    last_result: str
+    held_until: datetime
+
+
 @dataclass
 class Live:
     """One attempt in flight."""
@@ -96,6 +163,10 @@ class Live:
     failed: bool = False             # OriginateResponse said Failure
     done: bool = False
     adopted: bool = False            # left open by a previous process
+    agent_id: str = ""               # agent first: the agent reserved and rung first
+    agent_answered: bool = False     # agent first: the agent's leg answered
+    contact_rung: bool = False       # agent first: the contact's leg was dialled (DialBegin)
+    dial_status: str = ""            # agent first: DialEnd's DialStatus of the contact's leg
     variables: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +190,7 @@ class CampaignDialer:
         self.wall = wall
         self.inbound_below_target = inbound_below_target
         self.observe = observe
+        self.observe_preview: Callable[[str, str], None] = lambda campaign, outcome: None
         self.record = record          # the CallBook: an answered contact's call record and timeline
         self.trunk = trunk
         self.timeout = timeout
@@ -134,12 +206,17 @@ class CampaignDialer:
     # ------------------------------------------------------------------ part
 
     async def start(self) -> None:
-        self._unsubscribe = self.ami.subscribe(self.handle_event, names=("OriginateResponse", "Hangup"))
+        self._unsubscribe = self.ami.subscribe(self.handle_event,
+                                               names=("OriginateResponse", "Hangup", "DialBegin", "DialEnd"))
+        if hasattr(self.ami, "on_lost"):
+            self.ami.on_lost.append(self.node_lost)
         self._task = asyncio.create_task(self._run(), name="campaign-dialer")
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if hasattr(self.ami, "on_lost") and self.node_lost in self.ami.on_lost:
+            self.ami.on_lost.remove(self.node_lost)
         tasks = [t for t in (self._task, *self._tasks) if t is not None]
         for t in tasks:
             t.cancel()
@@ -246,8 +323,9 @@ class CampaignDialer:
                 continue
             ready += 1
         waiting = sum(1 for w in self.acd.waiting_calls() if w.topic == c.topic)
-        pending = sum(1 for v in self.live.values()
-                      if v.campaign.campaign_id == c.campaign_id and not v.connected and not v.done)
+        pending = sum(1 for v in self.live.values()     # agent first: its agent is already not ready
+                      if v.campaign.campaign_id == c.campaign_id and not v.connected and not v.done
+                      and not v.agent_id)
         return max(0, ready - waiting - pending)
 
     async def _dial_campaign(self, c: Campaign) -> int:
@@ -263,20 +341,54 @@ class CampaignDialer:
             log.info("campaign %s: %s (%d to dial)", c.campaign_id, allowance.reason, allowance.count)
         dialled = 0
         for _ in range(allowance.count):
-            claim = await self._claim(c, now)
+            agent = self._free_agent(c) if c.agent_first else None
+            if c.agent_first and agent is None:
+                break
+            claim = await self._claim(c, now, agent_id=agent.agent_id if agent is not None else None)
             if claim is None:
                 async with acquire(self._pool, timeout=self.timeout) as conn:
                     if in_flight + dialled == 0 and await sc.finish_if_done(conn, c.campaign_id, timeout=self.timeout):
                         log.info("campaign %s finished: every contact done", c.campaign_id)
                 break
-            await self._originate(c, claim, now)
+            if agent is not None:
+                await self._ring_agent(c, claim, agent.agent_id, agent.endpoint, now)
+            else:
+                await self._originate(c, claim, now)
             dialled += 1
         return dialled
 
-    async def _claim(self, c: Campaign, now: datetime) -> sc.Claimed | None:
-        attempt_id = f"cmp-{uuid.uuid4().hex[:20]}"
+    def _new_attempt_id(self) -> str:
+        """The attempt id, also the ``ChannelId`` of the leg we originate. With several Asterisk
+        nodes it starts with the node that places the call (``<node>-<seconds>.<hex>``, like
+        Asterisk's own ids): the Originate goes there and a lost node names its attempts."""
+        tail = uuid.uuid4().hex[:20]
+        node = None
+        if hasattr(self.ami, "place"):
+            try:
+                node = self.ami.place()
+            except AmiError:
+                node = None      # no node up: the Originate fails, the attempt is not_dialled
+        return f"{node}-{int(self.wall().timestamp())}.cmp{tail}" if node else f"cmp-{tail}"
+
+    async def _claim(self, c: Campaign, now: datetime, *, agent_id: str | None = None,
+                     contact_id: int | None = None) -> sc.Claimed | None:
+        attempt_id = self._new_attempt_id()
         async with acquire(self._pool, timeout=self.timeout) as conn:
-            return await sc.claim(conn, c.campaign_id, attempt_id=attempt_id, now=now, timeout=self.timeout)
+            return await sc.claim(conn, c.campaign_id, attempt_id=attempt_id, now=now, agent_id=agent_id,
+                                  contact_id=contact_id, timeout=self.timeout)
+
+    def _free_agent(self, c: Campaign) -> Any:
+        """A ready agent of the campaign's topic (and province) whose phone is idle, the longest
+        ready first; None if none (agent first: the agent is reserved before the dial)."""
+        best = None
+        for snap in self.acd.agents():
+            if snap.status != "ready" or snap.device not in ("NOT_INUSE",) or int(snap.skills.get(c.topic, 0)) < 1:
+                continue
+            if c.province and snap.home_province != c.province:
+                continue
+            if best is None or snap.since_wall < best.since_wall:
+                best = snap
+        return best
 
     async def _originate(self, c: Campaign, claim: sc.Claimed, now: datetime) -> None:
         live = Live(campaign=c, claim=claim, started=now, variables=_flow_vars(c, claim))
@@ -301,6 +413,12 @@ class CampaignDialer:
             "Variable": [f"{VAR_CAMPAIGN}={c.campaign_id}", f"{VAR_ATTEMPT}={claim.attempt_id}"],
             "Async": "true",
         }
+        await self._send_originate(live, action, f"dialling {claim.number}")
+
+    async def _send_originate(self, live: Live, action: dict[str, Any], what: str) -> None:
+        """Send the attempt's Originate. Refused: ``not_dialled`` (an agent reserved for it is
+        free again); accepted: ``originated_at`` (a restart will not give the contact back)."""
+        c, claim = live.campaign, live.claim
         self.dials_total[c.campaign_id] = self.dials_total.get(c.campaign_id, 0) + 1
         try:
             resp = await self.ami.send(action, timeout=10)
@@ -308,11 +426,12 @@ class CampaignDialer:
         except (AmiError, TimeoutError) as exc:
             ok, why = False, str(exc)
         if not ok:
-            log.warning("campaign %s: Originate to %s refused: %s", c.campaign_id, claim.number, why)
+            log.warning("campaign %s: Originate (%s) refused: %s", c.campaign_id, what, why)
+            if live.agent_id:
+                self._agent_event(live.agent_id, st.CancelOffer())
             await self._finish(live, Result.NOT_DIALLED, detail=f"originate refused: {why}"[:200])
             return
-        log.info("campaign %s: dialling %s (attempt %d, %s)", c.campaign_id, claim.number, claim.attempt_no,
-                 claim.attempt_id)
+        log.info("campaign %s: %s (attempt %d, %s)", c.campaign_id, what, claim.attempt_no, claim.attempt_id)
         async with acquire(self._pool, timeout=self.timeout) as conn:
             await sc.mark_originated(conn, claim.attempt_id, now=self.wall(), timeout=self.timeout)
 
@@ -322,6 +441,9 @@ class CampaignDialer:
         uid = ev.get("Uniqueid") or ""
         live = self.live.get(uid)
         if live is None or live.done:
+            return
+        if live.agent_id:
+            self._agent_first_event(live, ev)
             return
         if ev.name == "OriginateResponse":
             if (ev.get("Response") or "") != "Success":
@@ -335,6 +457,217 @@ class CampaignDialer:
             elif live.answered is None:
                 self._spawn(self._finish(live, result_of_failure(live.reason, live.cause)))
             # answered: the session's end writes the result (it knows how the flow ended)
+
+    # ------------------------------------------------------------------ agent first
+
+    async def _ring_agent(self, c: Campaign, claim: sc.Claimed, agent_id: str, endpoint: str,
+                          now: datetime) -> None:
+        """Reserve the agent, ring it; its answer dials the contact (``agent_context``)."""
+        live = Live(campaign=c, claim=claim, started=now, agent_id=agent_id)
+        self.live[claim.attempt_id] = live
+        decision = self.policy.check(claim.number)
+        if not decision.ok:
+            log.warning("campaign %s: %s refused by the number policy (%s): not dialled", c.campaign_id,
+                        claim.number, decision.reason)
+            live.agent_id = ""      # never reserved
+            await self._finish(live, Result.FAILED, detail=f"number refused: {decision.reason}", final=True)
+            return
+        try:
+            self._agent_event(agent_id, st.Offer(call_id=claim.attempt_id), strict=True)
+        except IllegalAgentAction as exc:
+            log.info("campaign %s: agent %s not free any more (%s): attempt given back", c.campaign_id, agent_id,
+                     exc)
+            live.agent_id = ""
+            await self._finish(live, Result.NOT_DIALLED, detail="agent not free")
+            return
+        dial = self.policy.dial_string(decision)
+        action = {
+            "Action": "Originate",
+            "Channel": f"PJSIP/{endpoint}",
+            "ChannelId": claim.attempt_id,
+            "Context": self.settings.agent_context,
+            "Exten": dial,
+            "Priority": "1",
+            "Timeout": str(int(self.settings.agent_ring_s * 1000)),
+            "CallerID": f'"Campaign {c.campaign_id}"',
+            "Variable": [f"{VAR_CAMPAIGN}={c.campaign_id}", f"{VAR_ATTEMPT}={claim.attempt_id}",
+                         f"SB_CMP_RING={int(c.ring_s)}", f"SB_CMP_CLI={c.caller_id}", f"SB_AGENT={agent_id}"],
+            "Async": "true",
+        }
+        await self._send_originate(live, action, f"ringing agent {agent_id} for {claim.number}")
+
+    def _agent_event(self, agent_id: str, event: st.Event, *, strict: bool = False) -> None:
+        """An agent state change in the ACD's desk (the agent first reservation and its end)."""
+        desk = getattr(self.acd, "desk", None)
+        if desk is None:
+            return
+        try:
+            desk.apply(agent_id, event)
+        except IllegalAgentAction as exc:
+            if strict:
+                raise
+            log.warning("campaign agent %s: %s", agent_id, exc)
+
+    def _agent_first_event(self, live: Live, ev: Any) -> None:
+        name = ev.name
+        if name == "OriginateResponse":
+            if (ev.get("Response") or "") == "Success":
+                if not live.agent_answered:
+                    live.agent_answered = True
+                    self._agent_event(live.agent_id, st.Answer())
+                    log.info("campaign %s: agent %s answered, dialling %s", live.campaign.campaign_id,
+                             live.agent_id, live.claim.number)
+            else:
+                live.reason = ev.get("Reason") or ""
+                if live.reason in (REASON_NO_ANSWER, REASON_BUSY, REASON_CONGESTION):
+                    self._spawn(self._agent_first_end(live))
+                else:   # Reason 0: the leg's Hangup (its cause) decides; no leg at all: none comes
+                    self._spawn(self._agent_first_end(live, after_s=3.0))
+        elif name == "DialBegin":
+            live.contact_rung = True
+        elif name == "DialEnd":
+            live.dial_status = ev.get("DialStatus") or ""
+            if live.dial_status == "ANSWER" and live.answered is None:
+                live.answered, live.connected = self.wall(), True
+                self._spawn(self._mark_answered(live))
+        elif name == "Hangup":
+            live.cause = ev.get("Cause") or ""
+            self._spawn(self._agent_first_end(live))
+
+    async def _mark_answered(self, live: Live) -> None:
+        assert live.answered is not None
+        async with acquire(self._pool, timeout=self.timeout) as conn:
+            await sc.mark_answered(conn, live.claim.attempt_id, now=live.answered, timeout=self.timeout)
+        log.info("campaign %s: %s answered, bridged to agent %s", live.campaign.campaign_id, live.claim.number,
+                 live.agent_id)
+
+    async def _agent_first_end(self, live: Live, *, detail: str = "", after_s: float = 0.0) -> None:
+        """The agent's leg ended (or never came up): the result, and the agent to wrap-up or back.
+        ``after_s``: only if nothing else ended it by then (an Originate that made no leg)."""
+        if after_s:
+            await asyncio.sleep(after_s)
+        if live.done:
+            return
+        if live.adopted:
+            result, detail = Result.INTERRUPTED, "service restarted during the call"
+        elif live.answered is not None:
+            result = Result.TRANSFERRED_TO_AGENT
+        elif not live.agent_answered or not live.contact_rung:
+            result = Result.NOT_DIALLED       # the contact's phone never rang: given back at once
+            detail = detail or ("agent did not answer" if not live.agent_answered else "agent hung up first")
+        else:
+            result = result_of_dial_status(live.dial_status)
+            detail = detail or f"dial status {live.dial_status or 'none'}"
+        if live.agent_answered:
+            self._agent_event(live.agent_id, st.Hangup())          # to wrap-up, as after any call
+        elif live.reason == REASON_NO_ANSWER:
+            self._agent_event(live.agent_id, st.NoAnswer())        # counted like an unanswered offer
+        elif live.reason == REASON_BUSY or live.cause in _REJECT_CAUSES:
+            self._agent_event(live.agent_id, st.Reject())          # declined (486/603): counted too
+        else:
+            self._agent_event(live.agent_id, st.CancelOffer())     # not the agent's doing (unreachable...)
+        await self._finish(live, result, detail=detail)
+
+    # ------------------------------------------------------------------ preview
+
+    def _agent(self, agent_id: str) -> Any:
+        try:
+            return self.acd.snapshot(agent_id)
+        except UnknownAgent:
+            raise PreviewRefused(f"no agent {agent_id}", "not-found", agent_id=agent_id) from None
+
+    async def _preview_campaigns(self, snap: Any, now: datetime) -> dict[str, Campaign]:
+        async with acquire(self._pool, timeout=self.timeout) as conn:
+            running = await sc.running_campaigns(conn, timeout=self.timeout)
+        return {c.campaign_id: c for c in running
+                if c.mode is Mode.PREVIEW and int(snap.skills.get(c.topic, 0)) >= 1
+                and (not c.province or snap.home_province == c.province) and self.window_for(c).is_open(now)}
+
+    def _preview_view(self, c: Campaign, h: sc.Held) -> PreviewContact:
+        return PreviewContact(campaign_id=c.campaign_id, contact_id=h.contact_id, name=h.name,
+                              number=masked(h.number), participant_id=h.participant_id, province=h.province,
+                              why=c.description, topic=c.topic, data=dict(h.data), attempts=h.attempts,
+                              last_result=h.last_result, held_until=h.until)
+
+    async def preview(self, agent_id: str) -> PreviewContact | None:
+        """The contact ``agent_id`` previews: the one it holds, else the next due contact of a
+        running preview campaign of its topic (and province) whose window is open, held for it
+        ``preview_hold_s``. None when there is none. The agent must be logged in."""
+        snap = self._agent(agent_id)
+        if snap.status == "logged_out":
+            raise PreviewRefused(f"agent {agent_id} is logged out", "agent-state", state=snap.status)
+        now = self.wall()
+        campaigns = await self._preview_campaigns(snap, now)
+        async with acquire(self._pool, timeout=self.timeout) as conn:
+            held = await sc.preview_hold(conn, agent_id, sorted(campaigns), now=now,
+                                         until=now + timedelta(seconds=self.settings.preview_hold_s),
+                                         timeout=self.timeout)
+        if held is None:
+            return None
+        return self._preview_view(campaigns[held.campaign_id], held)
+
+    async def preview_call(self, agent_id: str, contact_id: int) -> PreviewContact:
+        """Start the call to the contact the agent holds: the agent's phone rings first, then the
+        contact's number from the campaign's list (never one from the client) is dialled."""
+        snap = self._agent(agent_id)
+        now = self.wall()
+        async with acquire(self._pool, timeout=self.timeout) as conn:
+            held = await sc.preview_held(conn, agent_id, contact_id, now=now, timeout=self.timeout)
+        if held is None:
+            raise PreviewRefused(f"contact {contact_id} is not held by {agent_id} (expired, skipped, called or on "
+                                 "the do-not-call list)",
+                                 "preview-not-held", contact_id=contact_id)
+        c = (await self._preview_campaigns(snap, now)).get(held.campaign_id)
+        if c is None:
+            raise PreviewRefused(f"campaign {held.campaign_id} may not call now (paused, window closed or not "
+                                 f"the agent's topic)", "campaign-state", campaign_id=held.campaign_id)
+        if snap.status != "ready" or snap.device != "NOT_INUSE":
+            raise PreviewRefused(f"agent {agent_id} is not ready with an idle phone ({snap.status}, {snap.device})",
+                                 "agent-state", state=snap.status, device=snap.device)
+        claim = await self._claim(c, now, agent_id=agent_id, contact_id=contact_id)
+        if claim is None:     # on the do-not-call list now, or the number in another call
+            raise PreviewRefused(f"contact {contact_id} may not be called now (do-not-call list, or in a call)",
+                                 "contact-unavailable", contact_id=contact_id)
+        self.observe_preview(c.campaign_id, "called")
+        await self._ring_agent(c, claim, agent_id, snap.endpoint, now)
+        return self._preview_view(c, held)
+
+    async def preview_skip(self, agent_id: str, contact_id: int, reason: str) -> None:
+        """The agent does not call the contact it holds: closed as ``skipped`` with the reason."""
+        self._agent(agent_id)
+        now = self.wall()
+        async with acquire(self._pool, timeout=self.timeout) as conn:
+            held = await sc.preview_held(conn, agent_id, contact_id, now=now, timeout=self.timeout)
+            ok = held is not None and await sc.preview_skip(conn, agent_id, contact_id, reason, now=now,
+                                                            timeout=self.timeout)
+        if held is None or not ok:
+            raise PreviewRefused(f"contact {contact_id} is not held by {agent_id}", "preview-not-held",
+                                 contact_id=contact_id)
+        log.info("campaign contact %d skipped by %s: %s", contact_id, agent_id, reason)
+        self.observe_preview(held.campaign_id, "skipped")
+
+    # ------------------------------------------------------------------ a lost Asterisk node
+
+    async def node_lost(self, node: str) -> int:
+        """Asterisk node ``node`` is lost (``AmiNodes.on_lost``): no event will come for its calls.
+        Their attempts close ``failed`` (``node_lost``) and follow the retry rules; an agent
+        reserved for one goes to wrap-up (it talked) or back. Returns how many closed."""
+        node_for = getattr(self.ami, "node_for", None)
+        lost = [v for aid, v in list(self.live.items()) if not v.done and node_for is not None
+                and node_for(aid) == node]
+        for v in lost:
+            if v.adopted:
+                await self._finish(v, Result.INTERRUPTED, detail="node_lost")
+                continue
+            if v.agent_id:
+                if v.agent_answered:
+                    self._agent_event(v.agent_id, st.Hangup())
+                else:
+                    self._agent_event(v.agent_id, st.CancelOffer())
+            await self._finish(v, Result.FAILED, detail="node_lost")
+        if lost:
+            log.error("Asterisk node %s lost: %d campaign attempt(s) closed as failed (node_lost)", node, len(lost))
+        return len(lost)
 
     # ------------------------------------------------------------------ the answered contact
 

@@ -10,6 +10,7 @@ Format (docs/campaigns.md)::
     description: "Health cards expiring within 30 days"
     flow: reminder-card                # a flow of ivr_flows/ played when the contact answers
     mode: progressive                  # message | progressive | preview
+    connect: caller_first              # progressive: caller_first | agent_first
     topic: health.card                 # agents' skill (progressive, preview, press 1)
     province: ""                       # agents' province, "" = any
     window: "07:30-20:00"              # callee's local time; public holidays closed
@@ -25,14 +26,16 @@ Format (docs/campaigns.md)::
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from yaml.nodes import ScalarNode
 
-from switchboard.campaigns.model import CAMPAIGN_ID, SELECTIONS, Campaign, Mode, RetryRules, Targets
+from switchboard.campaigns.model import CAMPAIGN_ID, SELECTIONS, Campaign, Connect, Mode, RetryRules, Targets
 from switchboard.ivr.calendar import parse_ranges
 from switchboard.ivr.yaml_marks import (
     Bad,
@@ -53,8 +56,10 @@ __all__ = ["CampaignError", "duration", "load_campaign", "load_campaign_text", "
 
 CampaignError = FlowLoadError   # the same error type (a list of file:line:column problems)
 
-_TOP = {"campaign", "description", "flow", "mode", "topic", "province", "window", "timezone", "public_holidays",
+_TOP = {"campaign", "description", "flow", "mode", "connect",
+        "topic", "province", "window", "timezone", "public_holidays",
         "max_attempts", "retry", "abandon_limit", "ring_seconds", "caller_id", "targets"}
+E = TypeVar("E", bound=enum.StrEnum)
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smh]?)")
 
 
@@ -120,12 +125,11 @@ def _campaign(ctx: Ctx, root: YNode, flows: Collection[str] | None) -> Campaign 
     flow = get("flow", lambda n: string(ctx, n, "flow"), "")
     if flow and flows is not None and flow not in flows:
         ctx.error(top["flow"][1], f"flow {flow!r} does not exist (known: {', '.join(sorted(flows)) or 'none'})")
-    mode_text = get("mode", lambda n: string(ctx, n, "mode"), "message")
-    try:
-        mode = Mode(mode_text)
-    except ValueError:
-        ctx.error(top["mode"][1], f"mode {mode_text!r}: one of {', '.join(m.value for m in Mode)}")
-        mode = Mode.MESSAGE
+    mode = _choice(ctx, top, get, "mode", Mode, Mode.MESSAGE)
+    connect = _choice(ctx, top, get, "connect", Connect, Connect.CALLER_FIRST)
+    if "connect" in top and mode is not Mode.PROGRESSIVE and connect is not Connect.CALLER_FIRST:
+        ctx.error(top["connect"][1], "connect: agent_first is for mode progressive (preview always rings the "
+                                     "agent first)")
     topic = get("topic", lambda n: string(ctx, n, "topic"), "general")
     if not re.fullmatch(r"[a-z0-9_/.-]{1,48}", topic):
         ctx.error(top["topic"][1], f"topic {topic!r}: lower-case skill name (e.g. health.card)")
@@ -148,9 +152,20 @@ def _campaign(ctx: Ctx, root: YNode, flows: Collection[str] | None) -> Campaign 
     description = get("description", lambda n: string(ctx, n, "description"), "")
     if not cid or not flow or "targets" not in top:
         return None
-    return Campaign(campaign_id=cid, flow=flow, mode=mode, description=description, topic=topic, province=province,
+    return Campaign(campaign_id=cid, flow=flow, mode=mode, connect=connect, description=description, topic=topic,
+                    province=province,
                     window=window, timezone=timezone, public_holidays=holidays, max_attempts=max_attempts,
                     retry=retry, abandon_limit=abandon, ring_s=ring, caller_id=caller_id, targets=targets)
+
+
+def _choice(ctx: Ctx, top: Any, get: Any, key: str, kind: type[E], default: E) -> E:
+    """An enum-valued key (``mode``, ``connect``): its value, or an error listing the choices."""
+    text = get(key, lambda n: string(ctx, n, key), default.value)
+    try:
+        return kind(text)
+    except ValueError:
+        ctx.error(top[key][1], f"{key} {text!r}: one of {', '.join(m.value for m in kind)}")
+        return default
 
 
 def _window(ctx: Ctx, node: YNode) -> str:

@@ -3,7 +3,10 @@
 * ``switchboard_campaign_calls_total{campaign,result}``: attempts ended, by result (the
   results of ``campaigns.model.Result``), plus ``result="abandoned"`` for live answers
   that reached no agent (they also count under their own result);
-* ``switchboard_campaign_dials_total{campaign}``: Originates sent (the dial rate is its ``rate()``);
+* ``switchboard_campaign_dials_total{campaign}``: Originates sent (the dial rate is its ``rate()``;
+  agent first: the agent's leg, whose answer dials the contact);
+* ``switchboard_campaign_previews_total{campaign,outcome}``: previewed contacts the agent
+  ``called`` or ``skipped``;
 * ``switchboard_campaign_abandon_ratio{campaign}``: abandoned / answered live answers today
   (the figure the pacing holds at or under the campaign's limit);
 * ``switchboard_campaign_calls_in_flight{campaign}``.
@@ -30,6 +33,8 @@ class CampaignMetrics:
                              registry=registry)
         self.dials = Counter("switchboard_campaign_dials", "Campaign numbers dialled (Originates sent).",
                              ["campaign"], registry=registry)
+        self.previews = Counter("switchboard_campaign_previews", "Previewed contacts, by campaign and what the "
+                                "agent did (called, skipped).", ["campaign", "outcome"], registry=registry)
         self.abandon_ratios: Callable[[], Mapping[str, float]] = dict
         self.in_flight: Callable[[], Mapping[str, int]] = dict
         self._seen_dials: dict[str, int] = {}
@@ -38,6 +43,9 @@ class CampaignMetrics:
 
     def observe(self, campaign: str, result: str) -> None:
         self.calls.labels(campaign, result if result in RESULTS else "other").inc()
+
+    def observe_preview(self, campaign: str, outcome: str) -> None:
+        self.previews.labels(campaign, outcome).inc()
 
     def sync_dials(self) -> None:
         """Bring the dial counter up to the dialer's totals (read at scrape time)."""

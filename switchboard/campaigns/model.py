@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CAMPAIGN_ID", "Campaign", "Mode", "Result", "RetryRules", "State", "Targets"]
+__all__ = ["CAMPAIGN_ID", "Campaign", "Connect", "Mode", "Result", "RetryRules", "State", "Targets"]
 
 #: A campaign id: lower-case letters, digits, - and _ (also checked by the database).
 CAMPAIGN_ID = r"[a-z][a-z0-9_-]{0,47}"
@@ -24,13 +24,27 @@ class Mode(enum.StrEnum):
     ``message``: the answered contact hears the flow (no agent reserved; "press 1" queues
     the contact like an inbound caller). ``progressive``: a number is dialled only when an
     agent of the campaign's topic (and province) is ready and reserved for it; the answered
-    contact is bridged to that agent (caller first). ``preview``: the agent sees the
-    contact first and starts the call.
+    contact is bridged to that agent (caller first, or agent first: see :class:`Connect`).
+    ``preview``: the agent sees the contact first and starts the call (the agent's phone
+    rings first, then the contact's number).
     """
 
     MESSAGE = "message"
     PROGRESSIVE = "progressive"
     PREVIEW = "preview"
+
+
+class Connect(enum.StrEnum):
+    """Who a progressive campaign rings first.
+
+    ``caller_first``: the contact's number; the answered contact hears the flow and an agent
+    counted for it (an answer with no agent left is *abandoned*). ``agent_first``: a ready
+    agent of the topic is reserved and rung; only once the agent answers is the contact's
+    number dialled and bridged to that agent (no flow; an answer is never abandoned).
+    """
+
+    CALLER_FIRST = "caller_first"
+    AGENT_FIRST = "agent_first"
 
 
 class State(enum.StrEnum):
@@ -88,6 +102,7 @@ class Campaign:
     campaign_id: str
     flow: str                                       # a flow of ivr_flows/ played when answered
     mode: Mode = Mode.MESSAGE
+    connect: Connect = Connect.CALLER_FIRST         # progressive only (preview is always agent first)
     description: str = ""
     topic: str = "general"                          # agents' skill (progressive, preview, "press 1")
     province: str = ""                              # agents' province ("" = any)
@@ -101,9 +116,15 @@ class Campaign:
     caller_id: str = ""                             # the number the contact sees ("" = trunk default)
     targets: Targets = Targets()
 
+    @property
+    def agent_first(self) -> bool:
+        """The agent's phone rings first and the contact is dialled once the agent answered."""
+        return self.mode is Mode.PREVIEW or (self.mode is Mode.PROGRESSIVE and self.connect is Connect.AGENT_FIRST)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "campaign_id": self.campaign_id, "flow": self.flow, "mode": self.mode.value,
+            "connect": self.connect.value,
             "description": self.description, "topic": self.topic, "province": self.province,
             "window": self.window, "timezone": self.timezone, "public_holidays": self.public_holidays,
             "max_attempts": self.max_attempts,
@@ -120,6 +141,7 @@ class Campaign:
         t = d.get("targets") or {}
         return cls(
             campaign_id=str(d["campaign_id"]), flow=str(d["flow"]), mode=Mode(d.get("mode", "message")),
+            connect=Connect(d.get("connect", "caller_first")),
             description=str(d.get("description", "")), topic=str(d.get("topic", "general")),
             province=str(d.get("province", "")), window=str(d.get("window", "07:30-20:00")),
             timezone=str(d.get("timezone", "Asia/Ho_Chi_Minh")), public_holidays=bool(d.get("public_holidays", True)),

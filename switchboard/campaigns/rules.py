@@ -117,7 +117,8 @@ def dial_allowance(campaign: Campaign, *, now: datetime, window: Window, ready_a
     * progressive: one per ready agent (each dial reserves one), none while the inbound
       service level is under its target (the agents go to inbound callers first); the abandon
       budget only matters when an agent could be lost between dial and answer, so none is
-      dialled either once the day's ratio has reached the limit;
+      dialled either once the day's ratio has reached the limit (agent first: the agent is on
+      the line before the contact is dialled, no answer can be abandoned, the budget is moot);
     * message only: no agent is needed (a live answer is never abandoned), up to ``max_lines``;
     * preview: the agent starts each call; the dialer dials nothing by itself.
     """
@@ -132,7 +133,7 @@ def dial_allowance(campaign: Campaign, *, now: datetime, window: Window, ready_a
         return Allowance(room, "ok")
     if inbound_below_target:
         return Allowance(0, "inbound_first")
-    if budget.over_limit(now):
+    if not campaign.agent_first and budget.over_limit(now):   # agent first: an answer always has its agent
         return Allowance(0, "abandon_limit")
     if ready_agents <= 0:
         return Allowance(0, "no_agent")

@@ -109,6 +109,8 @@ class PgCampaignService:
 
     def __init__(self, pool: Db, *, policy: NumberPolicy, flows: Callable[[], Collection[str]],
                  wall: Callable[[], datetime] = lambda: datetime.now(UTC), timeout: float = 30.0) -> None:
+        #: the dialer (``campaigns.dialer.CampaignDialer``) for the agents' preview; None: 503
+        self.dialer: Any = None
         self._pool = pool
         self.policy = policy
         self._flows = flows
@@ -206,6 +208,38 @@ class PgCampaignService:
             added = await sc.add_dnc(conn, d.number, source="api", now=self._wall(), timeout=self._timeout)
         log.info("do-not-call: %s added by %s", d.number, by)
         return {"number": d.number, "added": added}
+
+    # ------------------------------------------------------------------ preview (an agent on itself)
+
+    @asynccontextmanager
+    async def _preview(self, what: str) -> AsyncIterator[Any]:
+        from switchboard.campaigns.dialer import PreviewRefused
+        if self.dialer is None:
+            raise UnavailableError("campaigns are not dialled by this service", error_id="service-unavailable")
+        async with _database(what):
+            try:
+                yield self.dialer
+            except PreviewRefused as exc:
+                if exc.error_id == "not-found":
+                    raise NotFoundError(str(exc), details=exc.details) from None
+                raise ConflictError(str(exc), error_id=exc.error_id, details=exc.details) from None
+
+    async def preview(self, agent_id: str) -> Any:
+        """The contact the agent previews (held for it), None when none is due."""
+        async with self._preview(f"previewing for {agent_id}") as dialer:
+            return await dialer.preview(agent_id)
+
+    async def preview_call(self, agent_id: str, contact_id: int) -> Any:
+        """Ring the agent, then the contact it holds (the number from the campaign's list)."""
+        async with self._preview(f"starting a preview call for {agent_id}") as dialer:
+            view = await dialer.preview_call(agent_id, contact_id)
+        log.info("campaign %s: preview call to contact %d started by %s", view.campaign_id, contact_id, agent_id)
+        return view
+
+    async def preview_skip(self, agent_id: str, contact_id: int, reason: str) -> dict[str, Any]:
+        async with self._preview(f"skipping a contact for {agent_id}") as dialer:
+            await dialer.preview_skip(agent_id, contact_id, reason)
+        return {"contact_id": contact_id, "skipped": True, "reason": reason}
 
     # ------------------------------------------------------------------ internals
 

@@ -89,6 +89,7 @@ def build_dialer(s: Any, *, pool: Any, ami: Any, policy: Any, acd: Any, hours: A
     entry.other_contexts = (*entry.other_contexts, s.campaigns.context)
     campaign_metrics = CampaignMetrics(metrics.registry)
     dialer.observe = campaign_metrics.observe
+    dialer.observe_preview = campaign_metrics.observe_preview
     campaign_metrics.abandon_ratios = dialer.abandon_ratios
     campaign_metrics.in_flight = dialer.in_flight
     campaign_metrics.dials_source = lambda: dict(dialer.dials_total)

@@ -26,9 +26,10 @@ from switchboard.campaigns.model import Campaign, Result, State
 from switchboard.campaigns.rules import Next
 from switchboard.campaigns.targets import Contact
 
-__all__ = ["SELECTION_SQL", "Claimed", "IllegalState", "OpenAttempt", "add_contacts", "add_dnc", "campaign_rows",
-           "claim", "contact_report", "day_counts", "dnc_numbers", "finish_attempt", "get_campaign",
-           "is_dnc", "mark_originated", "open_attempts", "result_counts", "select_participants", "set_state",
+__all__ = ["SELECTION_SQL", "Claimed", "Held", "IllegalState", "OpenAttempt", "add_contacts", "add_dnc",
+           "campaign_rows", "claim", "contact_report", "day_counts", "dnc_numbers", "finish_attempt",
+           "get_campaign", "is_dnc", "mark_originated", "open_attempts", "preview_held", "preview_hold",
+           "preview_release", "preview_skip", "result_counts", "select_participants", "set_state",
            "upsert_campaign"]
 
 SELECTION_SQL: Mapping[str, str] = {
@@ -192,7 +193,8 @@ async def add_dnc(conn: asyncpg.Connection, number: str, *, source: str, campaig
             number, now, source, campaign_id, attempt_id, timeout=timeout)
         await conn.execute(
             """UPDATE campaign_contacts SET status = 'done', final_result = coalesce(final_result, 'do_not_call'),
-                   updated_at = $2 WHERE number = $1 AND status = 'pending'""", number, now, timeout=timeout)
+                   updated_at = $2, preview_agent = NULL, preview_until = NULL
+               WHERE number = $1 AND status = 'pending'""", number, now, timeout=timeout)
     return bool(status.endswith(" 1"))
 
 
@@ -205,6 +207,106 @@ async def dnc_numbers(conn: asyncpg.Connection, *, timeout: float = 10.0) -> lis
     rows = await conn.fetch("SELECT number, added_at, source, campaign_id FROM do_not_call ORDER BY added_at",
                             timeout=timeout)
     return [dict(r) for r in rows]
+
+
+# ------------------------------------------------------------------ preview
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A contact one agent previews (holds) until ``until``."""
+
+    campaign_id: str
+    contact_id: int
+    number: str
+    name: str
+    participant_id: str
+    province: str
+    data: Mapping[str, str]
+    attempts: int
+    last_result: str
+    until: datetime
+
+
+def _held(r: asyncpg.Record) -> Held:
+    return Held(campaign_id=r["campaign_id"], contact_id=int(r["contact_id"]), number=r["number"],
+                name=r["name"] or "", participant_id=r["participant_id"] or "", province=r["province"] or "",
+                data={str(k): str(v) for k, v in _json(r["data"]).items()}, attempts=int(r["attempts"]),
+                last_result=r["last_result"] or "", until=r["preview_until"])
+
+
+_HELD_COLUMNS = "campaign_id, contact_id, number, name, participant_id, province, data, attempts, " \
+                "last_result, preview_until"
+
+_PREVIEW_TAKE = f"""
+UPDATE campaign_contacts ct SET preview_agent = $2, preview_until = $4
+WHERE ct.contact_id = (
+    SELECT c.contact_id FROM campaign_contacts c
+    WHERE c.campaign_id = ANY($1::text[]) AND c.status = 'pending' AND c.next_at <= $3
+      AND (c.preview_until IS NULL OR c.preview_until <= $3)
+      AND NOT EXISTS (SELECT 1 FROM do_not_call d WHERE d.number = c.number)
+      AND NOT EXISTS (SELECT 1 FROM campaign_attempts a WHERE a.number = c.number AND a.result IS NULL)
+    ORDER BY c.next_at, c.contact_id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING {_HELD_COLUMNS}
+"""
+
+
+async def preview_hold(conn: asyncpg.Connection, agent_id: str, campaign_ids: Sequence[str], *, now: datetime,
+                       until: datetime, timeout: float = 10.0) -> Held | None:
+    """The contact ``agent_id`` previews: the one it already holds (in one of ``campaign_ids``),
+    else the next due contact of those campaigns, held until ``until``. A contact is held by
+    one agent at a time (an expired hold is free again), an agent holds one contact (a
+    unique index); numbers on the do-not-call list or in a call are never handed out."""
+    for _ in range(2):
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    """UPDATE campaign_contacts SET preview_agent = NULL, preview_until = NULL
+                       WHERE preview_agent = $1
+                         AND (preview_until <= $2 OR status <> 'pending' OR NOT (campaign_id = ANY($3::text[])))""",
+                    agent_id, now, list(campaign_ids), timeout=timeout)
+                row = await conn.fetchrow(
+                    f"""SELECT {_HELD_COLUMNS} FROM campaign_contacts WHERE preview_agent = $1""", agent_id,
+                    timeout=timeout)
+                if row is None and campaign_ids:
+                    row = await conn.fetchrow(_PREVIEW_TAKE, list(campaign_ids), agent_id, now, until,
+                                              timeout=timeout)
+                return _held(row) if row is not None else None
+        except asyncpg.UniqueViolationError:
+            continue     # the same agent asked twice at once: the other request's hold is the one
+    return None
+
+
+async def preview_release(conn: asyncpg.Connection, agent_id: str, *, timeout: float = 10.0) -> int:
+    """The agent gives its held contact back (logged out, say); how many were released."""
+    done = await conn.execute(
+        "UPDATE campaign_contacts SET preview_agent = NULL, preview_until = NULL WHERE preview_agent = $1",
+        agent_id, timeout=timeout)
+    return int(done.split()[-1])
+
+
+async def preview_held(conn: asyncpg.Connection, agent_id: str, contact_id: int, *, now: datetime,
+                       timeout: float = 10.0) -> Held | None:
+    """The contact if ``agent_id`` holds it now (not expired, still pending), else None."""
+    row = await conn.fetchrow(
+        f"""SELECT {_HELD_COLUMNS} FROM campaign_contacts
+            WHERE contact_id = $2 AND preview_agent = $1 AND preview_until > $3 AND status = 'pending'""",
+        agent_id, contact_id, now, timeout=timeout)
+    return _held(row) if row is not None else None
+
+
+async def preview_skip(conn: asyncpg.Connection, agent_id: str, contact_id: int, reason: str, *, now: datetime,
+                       timeout: float = 10.0) -> bool:
+    """The agent skips the contact it holds: done, final result ``skipped``, with the reason.
+    False if the agent does not hold it (any more)."""
+    row = await conn.fetchrow(
+        """UPDATE campaign_contacts SET status = 'done', last_result = 'skipped', final_result = 'skipped',
+               skip_reason = $3, preview_agent = NULL, preview_until = NULL, updated_at = $4
+           WHERE contact_id = $2 AND preview_agent = $1 AND preview_until > $4 AND status = 'pending'
+           RETURNING contact_id""", agent_id, contact_id, reason, now, timeout=timeout)
+    return row is not None
 
 
 # ------------------------------------------------------------------ attempts
@@ -225,7 +327,8 @@ class Claimed:
 
 _CLAIM = """
 WITH dnc AS (
-    UPDATE campaign_contacts ct SET status = 'done', final_result = 'do_not_call', updated_at = $2
+    UPDATE campaign_contacts ct SET status = 'done', final_result = 'do_not_call', updated_at = $2,
+                                    preview_agent = NULL, preview_until = NULL
     WHERE ct.campaign_id = $1 AND ct.status = 'pending' AND ct.next_at <= $2
       AND EXISTS (SELECT 1 FROM do_not_call d WHERE d.number = ct.number)
     RETURNING ct.contact_id
@@ -235,11 +338,16 @@ WITH dnc AS (
       AND NOT EXISTS (SELECT 1 FROM do_not_call d WHERE d.number = ct.number)
       AND NOT EXISTS (SELECT 1 FROM campaign_attempts a WHERE a.number = ct.number AND a.result IS NULL)
       AND ct.contact_id NOT IN (SELECT contact_id FROM dnc)
+      AND CASE WHEN $5::bigint IS NULL
+               THEN ct.preview_until IS NULL OR ct.preview_until <= $2          -- not held by an agent
+               ELSE ct.contact_id = $5 AND ct.preview_agent = $4 AND ct.preview_until > $2   -- held by $4
+          END
     ORDER BY ct.next_at, ct.contact_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
 ), upd AS (
-    UPDATE campaign_contacts ct SET status = 'dialing', attempts = ct.attempts + 1, updated_at = $2
+    UPDATE campaign_contacts ct SET status = 'dialing', attempts = ct.attempts + 1, updated_at = $2,
+                                    preview_agent = NULL, preview_until = NULL
     FROM pick WHERE ct.contact_id = pick.contact_id
     RETURNING ct.*
 )
@@ -251,11 +359,14 @@ RETURNING attempt_id, campaign_id, contact_id, number, attempt_no,
 
 
 async def claim(conn: asyncpg.Connection, campaign_id: str, *, attempt_id: str, now: datetime,
-                agent_id: str | None = None, timeout: float = 10.0) -> Claimed | None:
+                agent_id: str | None = None, contact_id: int | None = None, timeout: float = 10.0) -> Claimed | None:
     """Claim the next due contact of a campaign for one attempt (the row is written before any
-    dial); None when no contact is due. Contacts whose number is on the do-not-call list close."""
+    dial); None when no contact is due. Contacts whose number is on the do-not-call list close.
+
+    ``contact_id`` (preview): that contact only, and only while ``agent_id`` holds it
+    (:func:`preview_hold`); its hold ends with the claim. Without it, held contacts are skipped."""
     try:
-        row = await conn.fetchrow(_CLAIM, campaign_id, now, attempt_id, agent_id, timeout=timeout)
+        row = await conn.fetchrow(_CLAIM, campaign_id, now, attempt_id, agent_id, contact_id, timeout=timeout)
     except asyncpg.UniqueViolationError:
         return None   # the same number is in flight for another campaign right now
     if row is None:
@@ -353,7 +464,8 @@ async def result_counts(conn: asyncpg.Connection, campaign_id: str, *, timeout: 
 
 
 CONTACT_REPORT_COLUMNS = ("contact_id", "number", "name", "participant_id", "status", "attempts", "final_result",
-                          "last_result", "next_at", "last_attempt_at", "answered", "abandoned", "agent_id")
+                          "last_result", "next_at", "last_attempt_at", "answered", "abandoned", "agent_id",
+                          "skip_reason")
 
 
 async def contact_report(conn: asyncpg.Connection, campaign_id: str, *, timeout: float = 30.0) -> list[tuple[Any, ...]]:
@@ -366,7 +478,8 @@ async def contact_report(conn: asyncpg.Connection, campaign_id: str, *, timeout:
                   max(a.claimed_at) AS last_attempt_at,
                   count(a.answered_at) AS answered, count(*) FILTER (WHERE a.abandoned) AS abandoned,
                   (array_agg(a.agent_id ORDER BY a.attempt_no DESC) FILTER (WHERE a.agent_id IS NOT NULL))[1]
-                      AS agent_id
+                      AS agent_id,
+                  coalesce(ct.skip_reason, '') AS skip_reason
            FROM campaign_contacts ct LEFT JOIN campaign_attempts a ON a.contact_id = ct.contact_id
            WHERE ct.campaign_id = $1 GROUP BY ct.contact_id ORDER BY ct.contact_id""", campaign_id, timeout=timeout)
     return [tuple(r.values()) for r in rows]

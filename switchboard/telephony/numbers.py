@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallbackNumbers", "DailyCap", "NumberDecision", "NumberPolicy", "NumberRefused", "Refusal",
            "default_callback_numbers",
-           "log_safe", "presentable"]
+           "log_safe", "masked", "presentable"]
 
 #: The longest number (with separators) worth looking at; longer is ``malformed``.
 MAX_RAW_LENGTH = 24
@@ -253,6 +253,17 @@ def default_callback_numbers(settings: NumberSettings | None = None) -> Callback
     s = settings if settings is not None else NumberSettings()
     policy = NumberPolicy.from_settings(s, landline_codes=load_provinces().area_codes)
     return CallbackNumbers(policy, DailyCap(s.callbacks_per_day, ZoneInfo(s.timezone)))
+
+
+def masked(number: str) -> str:
+    """A number as a page shows it to an agent who needs to recognise it, not to dial it: the
+    first three and last three digits, the rest as ``*`` (``0912345678`` -> ``091****678``).
+    Short numbers keep only their last two digits."""
+    digits = re.sub(r"[^0-9]", "", number or "")
+    plus = "+" if (number or "").strip().startswith("+") else ""
+    if len(digits) <= 6:
+        return plus + "*" * max(0, len(digits) - 2) + digits[-2:]
+    return plus + digits[:3] + "*" * (len(digits) - 6) + digits[-3:]
 
 
 def presentable(raw: str | None) -> str:

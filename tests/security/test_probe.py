@@ -26,7 +26,7 @@ from switchboard.api.routes import ROUTE_TABLE
 A1, A2 = "agent1001", "agent1002"
 FORGED = "sb_0123456789ab." + "A" * 43
 SAMPLE = {"agent_id": A1, "call_id": "sec-missing", "name": "daily", "campaign_id": "sec-missing",
-          "session_id": "sec-missing", "participant": "sec-missing"}
+          "session_id": "sec-missing", "participant": "sec-missing", "contact_id": "999999999"}
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 

@@ -199,3 +199,64 @@ async def test_the_campaign_command_line(migrated_db: str, tmp_path: Path) -> No
     bad.write_text("campaign: bad\nflow: reminder-card\nmode: loud\ntargets: {csv: x.csv}\n")
     check = await asyncio.to_thread(_cli, migrated_db, "campaign", "validate", str(bad))
     assert check.returncode == 1 and check.stdout.strip() == f"{bad}:3:7: mode 'loud': one of message, progressive, preview"
+
+
+async def test_a_previewed_contact_is_held_for_one_agent_at_a_time(migrated_db: str) -> None:
+    preview = Campaign(campaign_id="pv", flow="reminder-card", mode=Mode.PREVIEW, targets=Targets(csv="x.csv"))
+    numbers = [f"09123457{i:02d}" for i in range(6)]
+    db = await asyncpg.connect(migrated_db)
+    try:
+        await _setup(db, numbers, preview)
+    finally:
+        await db.close()
+    until = NOW + timedelta(seconds=120)
+
+    async def agent(k: int) -> list[int]:
+        conn = await asyncpg.connect(migrated_db)
+        try:       # each agent asks three times at once and in a row: always its one contact
+            got = await asyncio.gather(*(sc.preview_hold(conn, f"ag{k}", ["pv"], now=NOW, until=until)
+                                         for _ in range(1)))
+            got += [await sc.preview_hold(conn, f"ag{k}", ["pv"], now=NOW, until=until) for _ in range(2)]
+            return [h.contact_id for h in got if h is not None]
+        finally:
+            await conn.close()
+
+    held = await asyncio.gather(*(agent(k) for k in range(4)))
+    assert all(len(set(h)) == 1 and len(h) == 3 for h in held), held      # one contact per agent
+    assert len({h[0] for h in held}) == 4                                  # never one contact for two agents
+    db = await asyncpg.connect(migrated_db)
+    try:
+        # the two contacts left go to a fifth and sixth agent, then there is none for a seventh
+        assert (await sc.preview_hold(db, "ag4", ["pv"], now=NOW, until=until)) is not None
+        assert (await sc.preview_hold(db, "ag5", ["pv"], now=NOW, until=until)) is not None
+        assert await sc.preview_hold(db, "ag6", ["pv"], now=NOW, until=until) is None
+        # the holds expire: ag6 takes the first contact, whoever held it; its holder holds it no more
+        holder = {h[0]: f"ag{k}" for k, h in enumerate(held)}
+        later = until + timedelta(seconds=1)
+        freed = await sc.preview_hold(db, "ag6", ["pv"], now=later, until=later + timedelta(seconds=120))
+        assert freed is not None
+        if freed.contact_id in holder:
+            assert await sc.preview_held(db, holder[freed.contact_id], freed.contact_id, now=later) is None
+        # a claim for a contact the agent does not hold is refused; for its own it is the attempt
+        assert await sc.claim(db, "pv", attempt_id="p-x", now=later, agent_id="ag1", contact_id=freed.contact_id) \
+            is None
+        c = await sc.claim(db, "pv", attempt_id="p-1", now=later, agent_id="ag6", contact_id=freed.contact_id)
+        assert c is not None and c.contact_id == freed.contact_id and c.attempt_no == 1
+        assert await sc.preview_held(db, "ag6", freed.contact_id, now=later) is None      # the hold ended
+        # skip (at NOW: the other holds still run): done with the reason; only by its holder
+        (skip_id, skipper), (dnc_id, dnc_agent) = [(cid, a) for cid, a in holder.items()
+                                                   if cid != freed.contact_id][:2]
+        assert not await sc.preview_skip(db, "ag6", skip_id, "no", now=NOW)
+        assert await sc.preview_skip(db, skipper, skip_id, "wrong person", now=NOW)
+        row = await db.fetchrow("SELECT status, final_result, skip_reason, preview_agent FROM campaign_contacts "
+                                "WHERE contact_id = $1", skip_id)
+        assert tuple(row) == ("done", "skipped", "wrong person", None)
+        # a held number put on the do-not-call list: the contact closes (its hold with it), the claim is refused
+        await sc.add_dnc(db, await db.fetchval("SELECT number FROM campaign_contacts WHERE contact_id = $1", dnc_id),
+                         source="api", now=NOW)
+        assert await sc.claim(db, "pv", attempt_id="p-2", now=NOW, agent_id=dnc_agent, contact_id=dnc_id) is None
+        assert await db.fetchval("SELECT final_result FROM campaign_contacts WHERE contact_id = $1",
+                                 dnc_id) == "do_not_call"
+        assert await sc.preview_release(db, dnc_agent) == 0          # nothing held any more (done)
+    finally:
+        await db.close()

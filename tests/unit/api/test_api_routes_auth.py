@@ -21,12 +21,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "agent_consult": {"kind": "agent", "target": "a2"}, "agent_consult_end": {"action": "cancel"},
     "campaign_create": {"source": "campaign: c1"}, "campaign_contacts": {"csv": "number"},
     "dnc_add": {"number": "0912345678"}, "qa_session_create": {"source": "session: s1"},
+    "campaign_preview_skip": {"reason": "wrong person"},
 }
 
 
 def fill(path: str, agent_id: str = "a1") -> str:
     values = {"agent_id": agent_id, "call_id": "c1", "name": "daily-summary", "campaign_id": "c1",
-              "session_id": "s1", "participant": "p1"}
+              "session_id": "s1", "participant": "p1", "contact_id": "7"}
     return re.sub(r"\{([a-z_]+)\}", lambda m: values[m.group(1)], path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.campaigns.loader import load_campaign_text, load_campaigns
-from switchboard.campaigns.model import Campaign, Mode, Result
+from switchboard.campaigns.model import Campaign, Connect, Mode, Result
 from switchboard.ivr.yaml_marks import FlowLoadError
 
 GOOD = """\
@@ -75,7 +75,7 @@ colour: red
         "c.yaml:8:16: abandon_limit must be between 0 and 1, got 1.5",
         "c.yaml:9:12: caller_id '19009068&x': digits only (a leading + allowed)",
         "c.yaml:10:22: targets.selection 'everyone': one of cards_expiring, contribution_stopped",
-        "c.yaml:11:1: unknown top-level key 'colour' (allowed: abandon_limit, caller_id, campaign, description, flow, "
+        "c.yaml:11:1: unknown top-level key 'colour' (allowed: abandon_limit, caller_id, campaign, connect, description, flow, "
         "max_attempts, mode, province, public_holidays, retry, ring_seconds, targets, timezone, topic, window)",
     ]
     assert sorted(got) == sorted(expected)
@@ -121,3 +121,18 @@ def test_the_shipped_campaigns_are_valid() -> None:
     flows = {p.stem for p in (repo / "ivr_flows").glob("*.yaml") if p.stem != "entries"}
     found = load_campaigns(repo / "campaigns", flows=flows)
     assert found, "campaigns/ ships at least one example"
+
+
+def test_connect_is_for_progressive_campaigns() -> None:
+    base = "campaign: m\nflow: f\ntargets: {csv: list.csv}\n"
+    c = load_campaign_text(base + "mode: progressive\nconnect: agent_first\n", "m.yaml", flows={"f"})
+    assert c.connect is Connect.AGENT_FIRST and c.agent_first
+    assert Campaign.from_json(c.to_json()) == c
+    assert load_campaign_text(base, "m.yaml", flows={"f"}).connect is Connect.CALLER_FIRST
+    assert load_campaign_text(base + "mode: preview\n", "m.yaml", flows={"f"}).agent_first
+    with pytest.raises(FlowLoadError) as bad:
+        load_campaign_text(base + "mode: progressive\nconnect: sideways\n", "m.yaml", flows={"f"})
+    assert "m.yaml:5:10: connect 'sideways'" in str(bad.value.errors[0])
+    with pytest.raises(FlowLoadError) as bad:
+        load_campaign_text(base + "mode: message\nconnect: agent_first\n", "m.yaml", flows={"f"})
+    assert "agent_first is for mode progressive" in str(bad.value.errors[0])

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from switchboard.campaigns.model import Campaign, Mode, Result, RetryRules
+from switchboard.campaigns.model import Campaign, Connect, Mode, Result, RetryRules
 from switchboard.campaigns.rules import AbandonBudget, after_attempt, dial_allowance
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -86,3 +86,14 @@ def test_message_only_needs_no_agent_and_preview_dials_nothing_alone() -> None:
     assert _allow(msg, ready=0, below=True) == (10, "ok")
     assert _allow(msg, open_=False) == (0, "window_closed")
     assert _allow(replace(C, mode=Mode.PREVIEW)) == (0, "preview")
+
+
+def test_agent_first_progressive_is_not_stopped_by_the_abandon_limit() -> None:
+    agent_first = replace(C, connect=Connect.AGENT_FIRST)
+    assert agent_first.agent_first and replace(C, mode=Mode.PREVIEW).agent_first and not C.agent_first
+    over = AbandonBudget(0.03, VN)
+    over.answer(NOW, abandoned=True)                      # (from days of caller first, say)
+    assert _allow(agent_first, budget=over) == (3, "ok")  # an answer always has its agent: nothing to hold back
+    assert _allow(agent_first, ready=0) == (0, "no_agent")
+    assert _allow(agent_first, below=True) == (0, "inbound_first")
+    assert _allow(agent_first, open_=False) == (0, "window_closed")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from switchboard.config import NumberSettings, load_settings
 from switchboard.geo import load_provinces
-from switchboard.telephony.numbers import CallbackNumbers, DailyCap, NumberPolicy, Refusal
+from switchboard.telephony.numbers import CallbackNumbers, DailyCap, NumberPolicy, Refusal, masked
 
 CODES = tuple(load_provinces().area_codes)
 POLICY = NumberPolicy.from_settings(NumberSettings(), landline_codes=CODES)
@@ -146,3 +146,11 @@ def test_settings_section(tmp_path: object) -> None:
         load_settings(environ={}, overrides={"numbers": {"dial_format": "sip"}})
     with pytest.raises(ValueError, match="list of strings"):
         load_settings(environ={}, overrides={"numbers": {"deny_prefixes": [1900]}})
+
+
+def test_a_masked_number_shows_its_first_and_last_three_digits_only() -> None:
+    assert masked("0912345678") == "091****678"
+    assert masked("+84912345678") == "+849*****678"
+    assert masked("0912 345 678") == "091****678"
+    assert masked("12345") == "***45"
+    assert masked("") == ""
