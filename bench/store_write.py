@@ -256,8 +256,10 @@ def _backend_cpu(db: str) -> dict[int, float]:
     return out
 
 
-async def measured(fn: Bench, db: str, dsn: str, evs: list[CallEvent], seconds: float) -> tuple[float, int, float]:
-    """Run one contender: (events/s, events, CPU microseconds per event of this process + its backends)."""
+async def measured(fn: Bench, db: str, dsn: str, evs: list[CallEvent],
+                   seconds: float) -> tuple[float, int, float, float]:
+    """Run one contender: (events/s, events, CPU microseconds per event of the client + its backends,
+    of which the backends')."""
     seen: dict[int, float] = {}
     done = asyncio.Event()
 
@@ -281,7 +283,8 @@ async def measured(fn: Bench, db: str, dsn: str, evs: list[CallEvent], seconds: 
     eps, count = res[0], res[1]
     if len(res) == 3:  # a worker process: its own CPU time over the timed part
         cpu = res[2]  # type: ignore[misc]
-    return eps, count, (cpu + sum(seen.values())) / count * 1e6
+    backend = sum(seen.values())
+    return eps, count, (cpu + backend) / count * 1e6, backend / count * 1e6
 
 
 Bench = Callable[[str, list[CallEvent], float], Awaitable[tuple[float, int] | tuple[float, int, float]]]
@@ -368,17 +371,17 @@ async def run_rounds(args: argparse.Namespace, n: int, rounds: int, budget: dict
                 prefix = f"{name[0].upper()}{r}-"
                 try:
                     if name in writers:
-                        eps, count, us = await measured(writer_in(writers[name], n, prefix), db, dsn, [], 0.0)
+                        eps, count, us, be = await measured(writer_in(writers[name], n, prefix), db, dsn, [], 0.0)
                     else:
-                        eps, count, us = await measured(BASELINES[name], db, dsn, events(prefix, 200_000 if name != "executemany" else n),
+                        eps, count, us, be = await measured(BASELINES[name], db, dsn, events(prefix, 200_000 if name != "executemany" else n),
                                                         budget[name])
                 finally:
                     await admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', timeout=60)
                 load = os.getloadavg()[0]
                 print(f"  round {r + 1} {name:12s} {count:>9,} events  {eps:>10,.0f} events/s  "
-                      f"{us:6.1f} us CPU/event  (load {load:.1f})", flush=True)
+                      f"{us:6.1f} us CPU/event ({us - be:.1f} client + {be:.1f} backends)  (load {load:.1f})", flush=True)
                 per_round.append({"round": r + 1, "contender": name, "eps": round(eps), "cpu_us": round(us, 1),
-                                  "load_1m": round(load, 2)})
+                                  "backend_cpu_us": round(be, 1), "load_1m": round(load, 2)})
                 if eps > best.get(name, 0.0):
                     best[name], counts[name] = eps, count
                 cpu_us[name] = min(us, cpu_us.get(name, math.inf))
