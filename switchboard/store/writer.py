@@ -46,6 +46,11 @@ log = logging.getLogger("switchboard.store.writer")
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+# The writer's session: JIT compilation of the batch statement costs far more than it saves on
+# 2,000 rows (bench/RESULTS.md, store_write; batch_sql's docstring).
+SESSION_SETTINGS = {"application_name": "switchboard-writer", "jit": "off"}
+
+
 def to_record(event: CallEvent) -> Record:
     """Validate and encode one event; ValueError/TypeError if it can never be stored."""
     if not isinstance(event.call_id, str) or not event.call_id or "\x00" in event.call_id:
@@ -231,9 +236,7 @@ class EventWriter:
         try:
             conn = await asyncpg.connect(
                 self._dsn, timeout=self._connect_timeout, command_timeout=self._timeout,
-                # no JIT: the batch statement runs in milliseconds; compiling its expressions
-                # (the planner's cost passes jit_above_cost) took several times longer
-                server_settings={"application_name": "switchboard-writer", "jit": "off"},
+                server_settings=SESSION_SETTINGS,
             )
             try:
                 await conn.execute(batch_sql.CREATE_TEMP, timeout=self._timeout)

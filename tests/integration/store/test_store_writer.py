@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from store_helpers import TcpProxy, host_port, local, make_call
 
 from switchboard.config import DatabaseSettings
 from switchboard.events import CallEvent
+from switchboard.store import batch_sql
 from switchboard.store.batch_sql import LAST_SEQ_COLUMNS
 from switchboard.store.errors import WriterClosed, WriterOverloaded
 from switchboard.store.writer import EventWriter
@@ -366,3 +368,34 @@ async def test_last_wins_by_seq_whatever_the_batch_order(migrated_db: str, tmp_p
     assert (row["topic"], row["province"]) == ("t7", "p5")
     seqs = dict(zip(LAST_SEQ_COLUMNS, row["last_seq"], strict=False))
     assert (seqs["topic"], seqs["province"], seqs["caller"]) == (7, 5, 1)
+
+
+def _plan_nodes(node: dict) -> list[dict]:
+    return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
+
+
+async def test_batch_statement_probes_the_index_not_the_table(migrated_db: str, tmp_path: Path,
+                                                              db: asyncpg.Connection) -> None:
+    """The check for a stored call.started is a per-row index probe: the planner may not hash every
+    call.started of call_events per batch (a scan of the whole table, growing with it), and the
+    writer's session compiles nothing (JIT took 9 s of a 9.3 s batch: bench/RESULTS.md, store_write)."""
+    w = writer(migrated_db, tmp_path)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    for c in range(2_000):
+        for seq, kind in enumerate(("call.started", "ivr.step", "queue.joined", "call.answered",
+                                    "agent.ended", "call.ended", "call.recording", "agent.offer"), 1):
+            w.submit(CallEvent(f"p{c:05d}", seq, t0 + timedelta(seconds=c + seq), kind, {"node": "x"}))
+    await w.flush(timeout=60)
+    assert w._conn is not None and await w._conn.fetchval("SHOW jit", timeout=10) == "off"
+    await w.stop()
+    await db.execute(batch_sql.CREATE_TEMP, timeout=10)
+    async with db.transaction():
+        await db.copy_records_to_table(
+            batch_sql.TEMP_TABLE, columns=batch_sql.COPY_COLUMNS,
+            records=[(f"q{c:05d}", 1, t0, "call.started", "{}") for c in range(2_000)], timeout=10)
+        plan = json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + batch_sql.WRITE_BATCH, timeout=10))
+    nodes = _plan_nodes(plan[0]["Plan"])
+    seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "call_events"]
+    assert seq_scans == [], f"call_events scanned whole per batch: {seq_scans}"
+    assert any(n.get("Index Name") == "call_events_call_seq" for n in nodes)
