@@ -50,9 +50,10 @@ a clock.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -177,26 +178,24 @@ def pair_key(call: WaitingCall, local: bool, policy: RoutingPolicy) -> tuple[int
 
 
 def _pair_events(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterable[tuple[WaitingCall, bool]]:
-    """``calls`` (in call order) as (call, local) in :func:`pair_key` order: a call's pairs with
-    agents of its province (local True; only for a known province), then its other pairs."""
+    """``calls`` (in call order) as (call, local) in :func:`pair_key` order: a call's turn for the
+    agents of its province (local True; only for a known province), later its turn for all
+    agents. With Δ = 0 the two turns are adjacent and the second alone gives the same answer
+    (the agent choice puts the caller's province first), so each call has one turn."""
     delta = policy.province_preference_s
     if not delta:
-        for call in calls:
-            if call.province is not None:
-                yield call, True
-            yield call, False
-        return
-    ahead: deque[WaitingCall] = deque()   # calls whose local pairs came, waiting for their others
+        return zip(calls, itertools.repeat(False))
+    return _merged_turns(calls, policy)
+
+
+def _merged_turns(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterator[tuple[WaitingCall, bool]]:
+    ahead: deque[WaitingCall] = deque()   # calls whose local turn came, waiting for their turn for all
     for call in calls:
+        key = pair_key(call, call.province is not None, policy)
+        while ahead and pair_key(ahead[0], False, policy) < key:
+            yield ahead.popleft(), False
         if call.province is not None:
-            key = pair_key(call, True, policy)
-            while ahead and pair_key(ahead[0], False, policy) < key:
-                yield ahead.popleft(), False
             yield call, True
-        else:
-            key = pair_key(call, False, policy)
-            while ahead and pair_key(ahead[0], False, policy) < key:
-                yield ahead.popleft(), False
         ahead.append(call)
     while ahead:
         yield ahead.popleft(), False
@@ -315,21 +314,20 @@ def _agent_key(prof: int, agent: AgentView) -> _SortKey:
 class _Index:
     """Free agents by (topic, language, place), each list best-first."""
 
-    __slots__ = ("by_nation", "by_province", "by_region", "cover", "cursor", "taken")
+    __slots__ = ("_cover", "_free", "by_nation", "by_province", "by_region", "cursor", "taken")
 
     def __init__(self, agents: Iterable[AgentView]) -> None:
         by_province: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
         by_region: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
         by_nation: dict[tuple[str, str], list[tuple[_SortKey, AgentView, int]]] = {}
-        # free agents left with a skill in a topic, by (topic, province): the cover rule counts them
-        self.cover: dict[tuple[str, str], int] = {}
-        for agent in agents:
-            if not agent.offerable:
-                continue
+        self._free = [a for a in agents if a.offerable]
+        # free agents left with a skill in a topic, by (topic, province): the cover rule counts
+        # them, built when first needed (a pass that assigns no outside agent never does)
+        self._cover: dict[tuple[str, str], int] | None = None
+        for agent in self._free:
             for topic, prof in agent.skills.items():
                 if prof < 1:
                     continue
-                self.cover[(topic, agent.province)] = self.cover.get((topic, agent.province), 0) + 1
                 entry = (_agent_key(prof, agent), agent, prof)
                 for lang in agent.languages:
                     by_province.setdefault((topic, lang, agent.province), []).append(entry)
@@ -343,9 +341,22 @@ class _Index:
 
     def take(self, agent: AgentView) -> None:
         self.taken.add(agent.agent_id)
-        for topic, prof in agent.skills.items():
-            if prof >= 1:
-                self.cover[(topic, agent.province)] -= 1
+        if self._cover is not None:
+            for topic, prof in agent.skills.items():
+                if prof >= 1:
+                    self._cover[(topic, agent.province)] -= 1
+
+    def cover(self, topic: str, province: str) -> int:
+        """Free agents left in ``province`` with a skill in ``topic``."""
+        if self._cover is None:
+            self._cover = {}
+            for agent in self._free:
+                if agent.agent_id in self.taken:
+                    continue
+                for t, prof in agent.skills.items():
+                    if prof >= 1:
+                        self._cover[(t, agent.province)] = self._cover.get((t, agent.province), 0) + 1
+        return self._cover.get((topic, province), 0)
 
     def best(self, call: WaitingCall, open_tier: Tier, policy: RoutingPolicy,
              local_only: bool = False) -> tuple[AgentView, int, Tier] | None:
@@ -383,7 +394,7 @@ class _Index:
                 if loc is Tier.PROVINCE or not policy.keep_local_cover:
                     return agent, prof, loc
                 # the cover rule: every eligible agent of this locality is a candidate
-                key = (-self.cover[(call.topic, agent.province)], -prof, agent.idle_since, agent.agent_id)
+                key = (-self.cover(call.topic, agent.province), -prof, agent.idle_since, agent.agent_id)
                 if outside is None or key < outside[0]:
                     outside = (key, agent, prof, loc)
         if outside is not None:
@@ -492,17 +503,15 @@ def best_free(
                               target.skills.get(call.topic, 0), sticky=True)
         return None
     open_tier = tier_of(call, now, policy)
-    cover: dict[str, int] | None = {} if policy.keep_local_cover and not local_only else None
+    cover = policy.keep_local_cover and not local_only
     best: tuple[int, int, float, str] | None = None
     chosen: tuple[AgentView, int, Tier] | None = None
     outside: list[tuple[AgentView, int, Tier]] = []     # eligible, from outside the province (cover)
+    if cover and not isinstance(free, Collection):
+        free = list(free)             # looked at twice when an outside agent is chosen
     for agent in free:
         prof = agent.skills.get(call.topic, 0)
-        if prof < 1 or not agent.offerable or agent.agent_id in taken:
-            continue
-        if cover is not None:
-            cover[agent.province] = cover.get(agent.province, 0) + 1
-        if call.language not in agent.languages:
+        if prof < 1 or not agent.offerable or call.language not in agent.languages or agent.agent_id in taken:
             continue
         loc = locality(call, agent, policy)
         if local_only and loc is not Tier.PROVINCE:
@@ -510,14 +519,18 @@ def best_free(
         need = threshold(loc, open_tier, policy)
         if need is None or prof < need:
             continue
-        if cover is not None and loc is not Tier.PROVINCE:
+        if cover and loc is not Tier.PROVINCE:
             outside.append((agent, prof, loc))
             continue
         key = (int(loc), -prof, agent.idle_since, agent.agent_id)
         if best is None or key < best:
             best, chosen = key, (agent, prof, loc)
-    if chosen is None and outside and cover is not None:
-        chosen = min(outside, key=lambda e: (int(e[2]), -cover[e[0].province], -e[1], e[0].idle_since,
+    if chosen is None and outside:
+        left: dict[str, int] = {}     # free agents left with the topic, by province (the cover)
+        for agent in free:
+            if agent.skills.get(call.topic, 0) >= 1 and agent.offerable and agent.agent_id not in taken:
+                left[agent.province] = left.get(agent.province, 0) + 1
+        chosen = min(outside, key=lambda e: (int(e[2]), -left[e[0].province], -e[1], e[0].idle_since,
                                              e[0].agent_id))
     if chosen is None:
         return None

@@ -164,5 +164,5 @@ def test_the_settings_reach_the_policy() -> None:
 
 @pytest.mark.parametrize("value", ["-1", "inf"])
 def test_a_bad_province_preference_is_refused_with_its_key(value: str) -> None:
-    with pytest.raises(ConfigError, match="(?i)province_preference_s"):
+    with pytest.raises(ConfigError, match=r"(?i)province_preference_s"):
         load_settings(environ={"SWITCHBOARD_ROUTING_PROVINCE_PREFERENCE_S": value})
