@@ -40,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from switchboard.acd.simulate import ci95
 from switchboard.commands.simulate import add_arguments, print_table, run_comparison
 from switchboard.config import load_settings
 
@@ -85,16 +86,30 @@ def _sweep_row(r: dict[str, Any], **point: Any) -> dict[str, Any]:
             "in_province_share_known_ci95": r["ours_in_province_share_known_ci95"]}
 
 
+def _paired(r: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """``r`` minus ``base`` seed by seed (the same callers): mean and 95 % half-width of the differences."""
+    out: dict[str, float] = {}
+    for key, name in (("sl", "sl"), ("in_province_share_known", "in_province")):
+        diffs = [a[key] - b[key] for a, b in zip(r["ours_per_seed"], base["ours_per_seed"], strict=True)]
+        mean, half = ci95(diffs)
+        out[f"{name}_diff"], out[f"{name}_diff_ci95"] = round(mean, 4), round(half, 4)
+    return out
+
+
 def _print_row(label: str, row: dict[str, Any]) -> None:
     print(f"  {label}: SL {_pct(row['sl'], row['sl_ci95'])}, "
           f"ASA {row['asa_s']:.1f} s, abandon {row['abandon_rate'] * 100:.1f}%, in-province (known) "
           f"{_pct(row['in_province_share_known'], row['in_province_share_known_ci95'])}", flush=True)
 
 
-def threshold_sweep(args: argparse.Namespace, settings: Any, main: dict[str, Any], cover: bool) -> list[dict[str, Any]]:
+def threshold_sweep(args: argparse.Namespace, settings: Any, main: dict[str, Any], cover: bool,
+                    base: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Our router at each region/nation threshold pair, with the local cover rule on or off
-    (the province preference at the main run's value)."""
+    (the province preference at the main run's value). ``base``: the runs of the same points
+    to compare with seed by seed (``vs_threshold_policy``: this minus that). Returns the rows
+    and the runs."""
     rows = []
+    runs: list[dict[str, Any]] = []
     points = QUICK_THRESHOLDS if args.quick else THRESHOLDS
     if args.thresholds:
         points = tuple(tuple(int(v) for v in p.split("/")) for p in args.thresholds.split(","))  # type: ignore[misc]
@@ -108,9 +123,17 @@ def threshold_sweep(args: argparse.Namespace, settings: Any, main: dict[str, Any
             r = _run(args, settings, region_after=float(region_after), nation_after=float(nation_after),
                      local_cover="on" if cover else "off", policy=["ours"])
         row = _sweep_row(r, region_after_s=region_after, nation_after_s=nation_after, keep_local_cover=cover)
+        if base is not None:
+            row["vs_threshold_policy"] = _paired(r, base[len(runs)])
         rows.append(row)
+        runs.append(r)
         _print_row(f"{region_after:>4} s / {nation_after:>4} s", row)
-    return rows
+        if base is not None:
+            d = row["vs_threshold_policy"]
+            print(f"      vs the threshold policy, seed by seed: SL {d['sl_diff'] * 100:+.2f} ± "
+                  f"{d['sl_diff_ci95'] * 100:.2f} points, in-province {d['in_province_diff'] * 100:+.2f} ± "
+                  f"{d['in_province_diff_ci95'] * 100:.2f} points", flush=True)
+    return rows, runs
 
 
 def preference_sweep(args: argparse.Namespace, settings: Any, main: dict[str, Any]) -> list[dict[str, Any]]:
@@ -123,8 +146,13 @@ def preference_sweep(args: argparse.Namespace, settings: Any, main: dict[str, An
                                                                      policy=["ours"])
         row = _sweep_row(r, province_preference_s=delta, region_after_s=main["region_after_s"],
                          nation_after_s=main["nation_after_s"], keep_local_cover=main["keep_local_cover"])
+        row["vs_no_preference"] = _paired(r, main)
         rows.append(row)
         _print_row(f"Δ {delta:>4.0f} s", row)
+        d = row["vs_no_preference"]
+        print(f"      vs Δ = {main['province_preference_s']:.0f} s, seed by seed: SL {d['sl_diff'] * 100:+.2f} ± "
+              f"{d['sl_diff_ci95'] * 100:.2f} points, in-province {d['in_province_diff'] * 100:+.2f} ± "
+              f"{d['in_province_diff_ci95'] * 100:.2f} points", flush=True)
     return rows
 
 
@@ -191,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sweep:
         if not args.no_patience_sweep:
             psweep = patience_sweep(args, settings, main_result)
-        sweep = threshold_sweep(args, settings, main_result, cover=False)
-        sweep_cover = threshold_sweep(args, settings, main_result, cover=True)
+        sweep, plain_runs = threshold_sweep(args, settings, main_result, cover=False)
+        sweep_cover, _ = threshold_sweep(args, settings, main_result, cover=True, base=plain_runs)
         sweep_preference = preference_sweep(args, settings, main_result)
         if not args.no_svg and not args.quick:
             draw_frontier([("threshold policy (outside agent by proficiency)", "o-", sweep),

@@ -98,6 +98,9 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
             out[f"{key}_asa_s"] = round(cmp.mean(name, "asa_s"), 2)
             out[f"{key}_abandon_rate"] = round(cmp.mean(name, "abandon_rate"), 4)
             out[f"{key}_in_province_share"] = round(cmp.mean(name, "in_province_share"), 4)
+    if "ours" in cmp.results:   # per seed, for paired comparisons (the same callers under two settings)
+        out["ours_per_seed"] = [{"sl": r.service_level, "in_province_share_known": r.in_province_share_known}
+                                for r in cmp.results["ours"]]
     return out
 
 
@@ -125,5 +128,5 @@ def print_table(result: dict[str, Any]) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     result = run_comparison(args, settings)
     print_table(result)
-    print(json.dumps({k: v for k, v in result.items() if k != "table"}))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("table", "ours_per_seed")}))
     return 0
