@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 import types
@@ -166,6 +167,14 @@ class RoutingSettings:
     # 15 s / 30 s meets 80/20 on the simulated 100-Erlang day (bench/RESULTS.md, routing_quality).
     region_after_s: float = 15.0
     nation_after_s: float = 30.0
+    # A freed agent takes a caller of its own province whose wait is within this many seconds of
+    # the oldest call it may take (a call-agent pair in-province counts as joined this much earlier).
+    # 0 = plain longest-wait order. docs/routing.md, "Province preference".
+    province_preference_s: float = 0.0
+    # An agent from outside the caller's province is taken from the province with the most free
+    # agents for the topic (then proficiency): a province's last free agent stays for its own callers.
+    # More calls answered in-province at the same service level (bench/RESULTS.md, routing_quality).
+    keep_local_cover: bool = True
     min_proficiency_province: int = 1
     min_proficiency_region: int = 2
     min_proficiency_nation: int = 3
@@ -462,6 +471,8 @@ def _check(key: str, value: Any) -> None:
             raise ConfigError(key, f"{exc} (expected e.g. 07:30-20:00)") from None
     if key in ("routing.service_level_target", "routing.satisfaction_target") and not 0 < value <= 1:
         raise ConfigError(key, f"must be a share in (0, 1]: {value}")
+    if key == "routing.province_preference_s" and not math.isfinite(value):
+        raise ConfigError(key, f"must be a finite number of seconds: {value}")
     if key == "overload.resume_ratio" and not 0 < value <= 1:
         raise ConfigError(key, f"must be in (0, 1]: {value}")
     if key.endswith(("port",)) and isinstance(value, int) and not 0 <= value <= 65535:

@@ -14,7 +14,17 @@ Rules (ARCHITECTURE.md, "Routing rules"):
   agent speaks.
 * **Agent choice** among the eligible free agents: the closest locality first
   (own province, then region, then elsewhere), then best proficiency, then the
-  longest idle, then ``agent_id``.
+  longest idle, then ``agent_id``. With ``keep_local_cover``, an agent from outside
+  the caller's province (region or nation) is chosen first by the *cover* it leaves:
+  the agent whose province has the most free agents with a skill in the call's topic
+  (counting agents still free at that point of the pass), then as above. So a
+  province's last free agent is taken by an outside caller only when no province
+  with more cover has an eligible agent.
+* **Province preference** (``province_preference_s``, Δ; 0 = off): a pair of a call
+  and an agent of the caller's province counts as if the call had joined Δ earlier.
+  So a freed agent takes a caller of its own province whose wait is within Δ of the
+  oldest call it may take, rather than that oldest call (priority classes still come
+  first). With Δ = 0 the order is the plain call order.
 * **Sticky agent**: if the caller's last agent served them within
   ``sticky_days``, is logged in (present in ``agents``, offerable or not), has
   the topic skill and speaks the language, the call is reserved for that agent
@@ -22,8 +32,11 @@ Rules (ARCHITECTURE.md, "Routing rules"):
 * **One offer per agent**: an agent appears in at most one assignment, and only
   offerable agents are assigned.
 
-The assignment is greedy in call order: each call takes the best eligible free
-agent left. So no eligible pair (free agent, waiting call) is ever left over.
+The assignment is greedy over the eligible (call, agent) pairs in the order of
+:func:`pair_key` (the call order, an in-province pair moved Δ earlier, then the agent
+choice): the first pair is assigned, the pairs of its call and its agent drop out, and
+so on. With Δ = 0 that is: each call in call order takes the best eligible free agent
+left. Either way no eligible pair (free agent, waiting call) is ever left over.
 
 :func:`route` is the full re-evaluation (the service's timer and the simulator call it).
 :func:`route_changes` gives the same answer after a change (agents became free, calls
@@ -37,8 +50,10 @@ a clock.
 from __future__ import annotations
 
 import enum
+import itertools
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -55,6 +70,7 @@ __all__ = [
     "eligible",
     "estimate_wait",
     "first_time",
+    "pair_key",
     "route",
     "route_agent",
     "route_call",
@@ -114,10 +130,16 @@ class RoutingPolicy:
     sticky_days: float = 7.0
     sticky_max_wait_s: float = 30.0
     region_of: Mapping[str, str] = field(default_factory=dict)  # province id -> region
+    # Δ: a call paired with an agent of its province counts as Δ s older (module docstring)
+    province_preference_s: float = 0.0
+    # choose an agent from outside the caller's province where its own province keeps most cover
+    keep_local_cover: bool = False
 
     def __post_init__(self) -> None:
         if self.region_after_s < 0 or self.nation_after_s < self.region_after_s:
             raise ValueError("need 0 <= region_after_s <= nation_after_s")
+        if not 0 <= self.province_preference_s < math.inf:
+            raise ValueError("need 0 <= province_preference_s < inf")
         if len(self.min_proficiency) != 3:
             raise ValueError("min_proficiency needs one value per tier")
 
@@ -135,6 +157,8 @@ class RoutingPolicy:
             sticky_days=float(routing.sticky_days),
             sticky_max_wait_s=routing.sticky_max_wait_s,
             region_of=dict(region_of),
+            province_preference_s=routing.province_preference_s,
+            keep_local_cover=routing.keep_local_cover,
         )
 
 
@@ -143,6 +167,38 @@ class RoutingPolicy:
 
 def call_order_key(call: WaitingCall) -> tuple[int, float, str]:
     return (-call.priority, call.joined_at, call.call_id)
+
+
+def pair_key(call: WaitingCall, local: bool, policy: RoutingPolicy) -> tuple[int, float, str, int]:
+    """The order in which pairs are assigned, up to the agent choice within one call:
+    ``local``: the agent is of the caller's province (then the call counts Δ older)."""
+    if local and policy.province_preference_s:
+        return (-call.priority, call.joined_at - policy.province_preference_s, call.call_id, 0)
+    return (-call.priority, call.joined_at, call.call_id, 0 if local else 1)
+
+
+def _pair_events(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterable[tuple[WaitingCall, bool]]:
+    """``calls`` (in call order) as (call, local) in :func:`pair_key` order: a call's turn for the
+    agents of its province (local True; only for a known province), later its turn for all
+    agents. With Δ = 0 the two turns are adjacent and the second alone gives the same answer
+    (the agent choice puts the caller's province first), so each call has one turn."""
+    delta = policy.province_preference_s
+    if not delta:
+        return zip(calls, itertools.repeat(False))
+    return _merged_turns(calls, policy)
+
+
+def _merged_turns(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterator[tuple[WaitingCall, bool]]:
+    ahead: deque[WaitingCall] = deque()   # calls whose local turn came, waiting for their turn for all
+    for call in calls:
+        key = pair_key(call, call.province is not None, policy)
+        while ahead and pair_key(ahead[0], False, policy) < key:
+            yield ahead.popleft(), False
+        if call.province is not None:
+            yield call, True
+        ahead.append(call)
+    while ahead:
+        yield ahead.popleft(), False
 
 
 def tier_of(call: WaitingCall, now: float, policy: RoutingPolicy) -> Tier:
@@ -164,6 +220,8 @@ def first_time(origin: float, wait: float, *, strict: bool = False) -> float:
     def reached(t: float) -> bool:
         return t - origin > wait if strict else t - origin >= wait
     guess = origin + wait
+    if not math.isfinite(guess):
+        return guess             # a tier that never opens (strict per-province queues): never
     gap = math.ulp(abs(origin) + abs(wait)) or math.ulp(1.0)
     lo, hi = guess - gap, guess + gap
     while reached(lo):
@@ -256,15 +314,17 @@ def _agent_key(prof: int, agent: AgentView) -> _SortKey:
 class _Index:
     """Free agents by (topic, language, place), each list best-first."""
 
-    __slots__ = ("by_nation", "by_province", "by_region", "cursor", "taken")
+    __slots__ = ("_cover", "_free", "by_nation", "by_province", "by_region", "cursor", "taken")
 
     def __init__(self, agents: Iterable[AgentView]) -> None:
         by_province: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
         by_region: dict[tuple[str, str, str], list[tuple[_SortKey, AgentView, int]]] = {}
         by_nation: dict[tuple[str, str], list[tuple[_SortKey, AgentView, int]]] = {}
-        for agent in agents:
-            if not agent.offerable:
-                continue
+        self._free = [a for a in agents if a.offerable]
+        # free agents left with a skill in a topic, by (topic, province): the cover rule counts
+        # them, built when first needed (a pass that assigns no outside agent never does)
+        self._cover: dict[tuple[str, str], int] | None = None
+        for agent in self._free:
             for topic, prof in agent.skills.items():
                 if prof < 1:
                     continue
@@ -279,18 +339,43 @@ class _Index:
         self.taken: set[str] = set()
         self.cursor: dict[int, int] = {}
 
-    def best(self, call: WaitingCall, open_tier: Tier, policy: RoutingPolicy) -> tuple[AgentView, int, Tier] | None:
+    def take(self, agent: AgentView) -> None:
+        self.taken.add(agent.agent_id)
+        if self._cover is not None:
+            for topic, prof in agent.skills.items():
+                if prof >= 1:
+                    self._cover[(topic, agent.province)] -= 1
+
+    def cover(self, topic: str, province: str) -> int:
+        """Free agents left in ``province`` with a skill in ``topic``."""
+        if self._cover is None:
+            self._cover = {}
+            for agent in self._free:
+                if agent.agent_id in self.taken:
+                    continue
+                for t, prof in agent.skills.items():
+                    if prof >= 1:
+                        self._cover[(t, agent.province)] = self._cover.get((t, agent.province), 0) + 1
+        return self._cover.get((topic, province), 0)
+
+    def best(self, call: WaitingCall, open_tier: Tier, policy: RoutingPolicy,
+             local_only: bool = False) -> tuple[AgentView, int, Tier] | None:
+        """The best eligible free agent left for ``call`` (``local_only``: of its province)."""
         region = policy.region_of.get(call.province) if call.province is not None else None
         lists: list[tuple[Tier, list[tuple[AgentView, int]] | None]] = []
         if call.province is not None:
             lists.append((Tier.PROVINCE, self.by_province.get((call.topic, call.language, call.province))))
-        if region is not None:
-            lists.append((Tier.REGION, self.by_region.get((call.topic, call.language, region))))
-        lists.append((Tier.NATION, self.by_nation.get((call.topic, call.language))))
+        if not local_only:
+            if region is not None:
+                lists.append((Tier.REGION, self.by_region.get((call.topic, call.language, region))))
+            lists.append((Tier.NATION, self.by_nation.get((call.topic, call.language))))
+        outside: tuple[tuple[int, int, float, str], AgentView, int, Tier] | None = None
         for loc, items in lists:
             need = threshold(loc, open_tier, policy)
             if need is None or not items:
                 continue
+            if outside is not None:
+                break             # the nearer locality had an eligible agent
             start = self.cursor.get(id(items), 0)
             # skip the agents already taken at the head, for good (taken is permanent)
             while start < len(items) and items[start][0].agent_id in self.taken:
@@ -306,7 +391,14 @@ class _Index:
                     continue  # considered in the province list
                 if loc is Tier.NATION and region is not None and agent.region == region:
                     continue  # considered in the region list
-                return agent, prof, loc
+                if loc is Tier.PROVINCE or not policy.keep_local_cover:
+                    return agent, prof, loc
+                # the cover rule: every eligible agent of this locality is a candidate
+                key = (-self.cover(call.topic, agent.province), -prof, agent.idle_since, agent.agent_id)
+                if outside is None or key < outside[0]:
+                    outside = (key, agent, prof, loc)
+        if outside is not None:
+            return outside[1], outside[2], outside[3]
         return None
 
 
@@ -327,18 +419,25 @@ def route(
     present = {a.agent_id: a for a in agents}
     index = _Index(agents)
     out: list[Assignment] = []
-    for call in sorted(waiting, key=call_order_key):
+    placed: set[str] = set()
+    for call, local in _pair_events(sorted(waiting, key=call_order_key), policy):
+        if call.call_id in placed:
+            continue
         target = sticky_target(call, now, policy, present)
         if target is not None:
+            if local and locality(call, target, policy) is not Tier.PROVINCE:
+                continue
             if target.offerable and target.agent_id not in index.taken:
-                index.taken.add(target.agent_id)
+                index.take(target)
+                placed.add(call.call_id)
                 out.append(Assignment(call.call_id, target.agent_id, locality(call, target, policy),
                                       target.skills.get(call.topic, 0), sticky=True))
             continue
-        found = index.best(call, tier_of(call, now, policy), policy)
+        found = index.best(call, tier_of(call, now, policy), policy, local_only=local)
         if found is not None:
             agent, prof, loc = found
-            index.taken.add(agent.agent_id)
+            index.take(agent)
+            placed.add(call.call_id)
             out.append(Assignment(call.call_id, agent.agent_id, loc, prof))
     return out
 
@@ -347,7 +446,8 @@ def route_agent(
     agent: AgentView, waiting: Sequence[WaitingCall], now: float, policy: RoutingPolicy,
     present: Mapping[str, AgentView] | None = None, *, presorted: bool = False,
 ) -> Assignment | None:
-    """One agent just became free: the first call in order it may take (None: it stays idle).
+    """One agent just became free: the call it takes (None: it stays idle): of the calls it may
+    take, the first in :func:`pair_key` order (with Δ = 0: the first in call order).
 
     Equal to :func:`route` when nothing else was assignable before. ``presorted``:
     ``waiting`` is already in :func:`call_order_key` order (the dispatcher keeps it so).
@@ -356,16 +456,26 @@ def route_agent(
         return None
     calls = waiting if presorted else sorted(waiting, key=call_order_key)
     skills = agent.skills
+    delta = policy.province_preference_s
+    best: tuple[int, float, str, int] | None = None
+    chosen: WaitingCall | None = None
     for call in calls:
+        if best is not None and (-call.priority, call.joined_at - delta) > best[:2]:
+            break                 # no later call can come first, even in-province
         if call.topic not in skills or call.language not in agent.languages:
             continue
         if eligible(call, agent, now, policy, present):
-            return Assignment(call.call_id, agent.agent_id, locality(call, agent, policy),
-                              skills.get(call.topic, 0),
-                              sticky=call.last_agent_id == agent.agent_id
-                              and present is not None
-                              and sticky_target(call, now, policy, present) is not None)
-    return None
+            key = pair_key(call, call.province is not None and agent.province == call.province, policy)
+            if best is None or key < best:
+                best, chosen = key, call
+            if not delta:
+                break
+    if chosen is None:
+        return None
+    return Assignment(chosen.call_id, agent.agent_id, locality(chosen, agent, policy), skills.get(chosen.topic, 0),
+                      sticky=chosen.last_agent_id == agent.agent_id
+                      and present is not None
+                      and sticky_target(chosen, now, policy, present) is not None)
 
 
 def route_call(
@@ -378,31 +488,50 @@ def route_call(
 
 def best_free(
     call: WaitingCall, free: Iterable[AgentView], now: float, policy: RoutingPolicy,
-    present: Mapping[str, AgentView], taken: Collection[str] = (),
+    present: Mapping[str, AgentView], taken: Collection[str] = (), *, local_only: bool = False,
 ) -> Assignment | None:
     """The assignment :func:`route` gives ``call`` when it is its turn: ``free``: the offerable
     agents with a skill in the call's topic (others are passed over), ``taken``: agent ids already
-    assigned in this pass. The sticky agent alone when the call is reserved for one."""
+    assigned in this pass. The sticky agent alone when the call is reserved for one.
+    ``local_only``: only agents of the caller's province (its turn for them, :func:`pair_key`)."""
     target = sticky_target(call, now, policy, present)
     if target is not None:
+        if local_only and locality(call, target, policy) is not Tier.PROVINCE:
+            return None
         if target.offerable and target.agent_id not in taken:
             return Assignment(call.call_id, target.agent_id, locality(call, target, policy),
                               target.skills.get(call.topic, 0), sticky=True)
         return None
     open_tier = tier_of(call, now, policy)
+    cover = policy.keep_local_cover and not local_only
     best: tuple[int, int, float, str] | None = None
     chosen: tuple[AgentView, int, Tier] | None = None
+    outside: list[tuple[AgentView, int, Tier]] = []     # eligible, from outside the province (cover)
+    if cover and not isinstance(free, Collection):
+        free = list(free)             # looked at twice when an outside agent is chosen
     for agent in free:
         prof = agent.skills.get(call.topic, 0)
         if prof < 1 or not agent.offerable or call.language not in agent.languages or agent.agent_id in taken:
             continue
         loc = locality(call, agent, policy)
+        if local_only and loc is not Tier.PROVINCE:
+            continue
         need = threshold(loc, open_tier, policy)
         if need is None or prof < need:
+            continue
+        if cover and loc is not Tier.PROVINCE:
+            outside.append((agent, prof, loc))
             continue
         key = (int(loc), -prof, agent.idle_since, agent.agent_id)
         if best is None or key < best:
             best, chosen = key, (agent, prof, loc)
+    if chosen is None and outside:
+        left: dict[str, int] = {}     # free agents left with the topic, by province (the cover)
+        for agent in free:
+            if agent.skills.get(call.topic, 0) >= 1 and agent.offerable and agent.agent_id not in taken:
+                left[agent.province] = left.get(agent.province, 0) + 1
+        chosen = min(outside, key=lambda e: (int(e[2]), -left[e[0].province], -e[1], e[0].idle_since,
+                                             e[0].agent_id))
     if chosen is None:
         return None
     return Assignment(call.call_id, chosen[0].agent_id, chosen[2], chosen[1])
@@ -426,7 +555,8 @@ def route_changes(
     take a free agent: what holds after the previous result was applied). Then the result
     equals ``route(line, present.values(), now, policy)``: a call that is not new can only
     take an agent that is new, so only the new calls and the calls a new agent may take
-    are looked at, in call order, each taking the best free agent left. Agents in
+    are looked at, in :func:`pair_key` order as :func:`route` does, each taking the best
+    free agent left (of its province at its in-province turn). Agents in
     ``new_agents`` that are not offerable are ignored.
     """
     fresh = [a for a in new_agents if a.offerable]
@@ -440,27 +570,28 @@ def route_changes(
     fresh_topics = {t for a in fresh for t in a.skills}
     fresh_left = {a.agent_id for a in fresh}
     taken: set[str] = set()
+    placed: set[str] = set()
     out: list[Assignment] = []
     new_left = len(new_ids)
-    for call in candidates:
-        if call.call_id in new_ids:
-            new_left -= 1
-        elif call.topic not in fresh_topics:
-            continue
-        else:
-            for a in fresh:
-                if a.agent_id not in taken and call.topic in a.skills and eligible(call, a, now, policy, present):
-                    break
-            else:
-                continue      # no new agent may take it, and it could take no other before
-        free = free_by_topic.get(call.topic)
-        found = best_free(call, free.values() if free else (), now, policy, present, taken)
-        if found is not None:
-            taken.add(found.agent_id)
-            out.append(found)
-            fresh_left.discard(found.agent_id)
-            if not fresh_left:
-                fresh_topics = set()   # every new agent taken: only new calls are left to look at
+    for call, local in _pair_events(candidates, policy):
+        call_id = call.call_id
+        if not local and call_id in new_ids:
+            new_left -= 1         # the call's last turn
+        if call_id not in placed and (call_id in new_ids or (
+                # a call that is not new may only take a new agent (it could take no other before)
+                call.topic in fresh_topics and any(
+                    a.agent_id not in taken and call.topic in a.skills
+                    and (not local or a.province == call.province) and eligible(call, a, now, policy, present)
+                    for a in fresh))):
+            free = free_by_topic.get(call.topic)
+            found = best_free(call, free.values() if free else (), now, policy, present, taken, local_only=local)
+            if found is not None:
+                taken.add(found.agent_id)
+                placed.add(call_id)
+                out.append(found)
+                fresh_left.discard(found.agent_id)
+                if not fresh_left:
+                    fresh_topics = set()   # every new agent taken: only new calls are left to look at
         if new_left <= 0 and not fresh_topics:
             break
     return out

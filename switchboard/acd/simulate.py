@@ -7,14 +7,15 @@ province the caller id does not give and the caller was not asked) join with no
 province; the router sends them nationwide from the start.
 
 At every event the simulator asks the production router
-(:mod:`switchboard.acd.router`) what to assign. Between events no free agent
-may take any waiting call (the router leaves no eligible pair over), so one
-event can only create pairs that involve it: an arrival or a call crossing a
-tier threshold asks :func:`route_call` for that call, an agent freed asks
-:func:`route_agent` for that agent. Both are defined to answer exactly as the
-full :func:`route` would in that state (``check_full=True`` makes the simulator
-verify it on every event, as a unit test does), and they cost a scan instead of
-rebuilding the agent index, which makes day-long runs affordable.
+(:mod:`switchboard.acd.router`) what to assign, the way the service's routing
+step does: :func:`route_changes` with what the event changed (an arrival or a
+call crossing a tier threshold: that call; an agent freed: that agent), over the
+line in call order and the free agents by topic. Between events no free agent
+may take any waiting call (the router leaves no eligible pair over), which is
+that function's precondition, and its answer is what the full :func:`route`
+would give in that state (``check_full=True`` makes the simulator verify it on
+every event, as a unit test does); it costs a scan instead of rebuilding the
+agent index, which makes day-long runs affordable.
 
 Policies compared (:data:`POLICIES`), all with the same proficiency minimums per tier:
 
@@ -46,8 +47,8 @@ from switchboard.acd.router import (
     Tier,
     WaitingCall,
     route,
-    route_agent,
-    route_call,
+    route_changes,
+    widening_times,
 )
 
 __all__ = ["POLICIES", "Comparison", "SimAgent", "SimConfig", "SimResult", "ci95", "compare", "make_agents", "policy_for",
@@ -143,7 +144,7 @@ def policy_for(name: str, base: RoutingPolicy) -> RoutingPolicy:
     if name == "per-province":
         return RoutingPolicy(region_after_s=math.inf, nation_after_s=math.inf,
                              min_proficiency=base.min_proficiency, sticky_days=0, sticky_max_wait_s=0,
-                             region_of=base.region_of)
+                             region_of=base.region_of)  # no province preference: only local agents anyway
     if name == "pooled":
         return RoutingPolicy(region_after_s=0.0, nation_after_s=0.0, min_proficiency=base.min_proficiency,
                              sticky_days=0, sticky_max_wait_s=0, region_of=base.region_of)
@@ -222,6 +223,12 @@ def simulate(
     free: dict[str, AgentView] = {
         a.agent_id: AgentView(a.agent_id, a.skills, a.province, a.region, 0.0, a.languages) for a in agents
     }
+    # what the service's routing book keeps: the free agents under each topic, every agent present
+    free_by_topic: dict[str, dict[str, AgentView]] = {}
+    for view in free.values():
+        for topic in view.skills:
+            free_by_topic.setdefault(topic, {})[view.agent_id] = view
+    present = dict(free)
     # in arrival order = the router's call order (one priority class, joined_at rising)
     waiting: dict[str, WaitingCall] = {}
     province_of: dict[str, str] = {}  # the caller's real province (known or not)
@@ -253,9 +260,9 @@ def simulate(
                 prov_offered[province] += 1
             if math.isfinite(patience):
                 push(t + patience, _ABANDON, cid)
-            for after in (policy.region_after_s, policy.nation_after_s):
-                if 0 < after < math.inf:
-                    push(t + after, _TICK, cid)
+            for at in widening_times(waiting[cid], policy):
+                if t < at < math.inf:
+                    push(at, _TICK, cid)
             push(t + rng.expovariate(config.arrival_rate), _ARRIVAL, "")
         elif kind == _ABANDON:
             if waiting.pop(key, None) is not None:
@@ -269,23 +276,28 @@ def simulate(
                 continue
         elif kind == _FREE:
             a = by_id[key]
-            free[key] = AgentView(a.agent_id, a.skills, a.province, a.region, t, a.languages)
+            free[key] = present[key] = AgentView(a.agent_id, a.skills, a.province, a.region, t, a.languages)
+            for topic in a.skills:
+                free_by_topic.setdefault(topic, {})[key] = free[key]
         if not waiting or not free:
             continue
         result.route_calls += 1
         # only this event can make a pair (module docstring)
+        line = list(waiting.values())
         if kind == _FREE:
-            one = route_agent(free[key], list(waiting.values()), t, policy, presorted=True)
+            assigned = route_changes(line, free_by_topic, present, t, policy, new_agents=[free[key]])
         else:
-            one = route_call(waiting[key if kind == _TICK else cid], list(free.values()), t, policy)
-        assigned = [] if one is None else [one]
+            assigned = route_changes(line, free_by_topic, present, t, policy,
+                                     new_calls=[waiting[key if kind == _TICK else cid]])
         if check_full:
             full = route(list(waiting.values()), list(free.values()), t, policy)
             assert [(x.call_id, x.agent_id) for x in full] == [(x.call_id, x.agent_id) for x in assigned], (
                 t, kind, full, assigned)
         for asg in assigned:
             c = waiting.pop(asg.call_id)
-            del free[asg.agent_id]
+            taken = free.pop(asg.agent_id)
+            for topic in taken.skills:
+                del free_by_topic[topic][asg.agent_id]
             push(t + talk.pop(asg.call_id) + config.wrap_up_s, _FREE, asg.agent_id)
             real_province = province_of.pop(asg.call_id)
             if asg.call_id in counted:

@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="runs (seeds) averaged per policy")
     p.add_argument("--region-after", type=float, default=None, help="override routing.region_after_s")
     p.add_argument("--nation-after", type=float, default=None, help="override routing.nation_after_s")
+    p.add_argument("--province-preference", type=float, default=None,
+                   help="override routing.province_preference_s (Δ: an in-province pair counts as Δ s older)")
+    p.add_argument("--local-cover", choices=("on", "off"), default=None,
+                   help="override routing.keep_local_cover (an outside agent from the best-covered province)")
     p.add_argument("--policy", action="append", choices=("ours", "per-province", "pooled"),
                    help="only these policies (repeatable; default all)")
 
@@ -60,6 +64,10 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
         nation_after = routing.nation_after_s if args.nation_after is None else args.nation_after
         routing = dataclasses.replace(routing, region_after_s=region_after,
                                       nation_after_s=max(region_after, nation_after))
+    if getattr(args, "province_preference", None) is not None:
+        routing = dataclasses.replace(routing, province_preference_s=args.province_preference)
+    if getattr(args, "local_cover", None) is not None:
+        routing = dataclasses.replace(routing, keep_local_cover=args.local_cover == "on")
     wrap = routing.wrap_up_s if args.wrap_up is None else args.wrap_up
     config = SimConfig(erlangs=args.erlangs, handle_s=args.handle, wrap_up_s=wrap, handle_dist=args.dist,
                        lognormal_sigma=args.sigma, patience_s=args.patience or math.inf,
@@ -77,6 +85,7 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
         "patience_s": args.patience or None, "hours": args.hours, "warmup_hours": args.warmup, "seeds": args.seeds,
         "unknown_province_share": args.unknown_province_share,
         "region_after_s": routing.region_after_s, "nation_after_s": routing.nation_after_s,
+        "province_preference_s": routing.province_preference_s, "keep_local_cover": routing.keep_local_cover,
         "erlang_c_sl": round(cmp.erlang_c_sl, 4), "erlang_c_asa_s": round(cmp.erlang_c_asa_s, 2),
         "table": cmp.table(),
     }
@@ -89,6 +98,9 @@ def run_comparison(args: argparse.Namespace, settings: Settings) -> dict[str, An
             out[f"{key}_asa_s"] = round(cmp.mean(name, "asa_s"), 2)
             out[f"{key}_abandon_rate"] = round(cmp.mean(name, "abandon_rate"), 4)
             out[f"{key}_in_province_share"] = round(cmp.mean(name, "in_province_share"), 4)
+    if "ours" in cmp.results:   # per seed, for paired comparisons (the same callers under two settings)
+        out["ours_per_seed"] = [{"sl": r.service_level, "in_province_share_known": r.in_province_share_known}
+                                for r in cmp.results["ours"]]
     return out
 
 
@@ -101,7 +113,9 @@ def _cell(value: object, pct: bool = True) -> str:
 def print_table(result: dict[str, Any]) -> None:
     print(f"load {result['erlangs']} Erlangs, {result['agents']} agents, AHT {result['aht_s']} s "
           f"({result['handle_dist']}), patience {result['patience_s']} s, {result['seeds']} x {result['hours']} h; "
-          f"tiers: region after {result['region_after_s']} s, nation after {result['nation_after_s']} s")
+          f"tiers: region after {result['region_after_s']} s, nation after {result['nation_after_s']} s, "
+          f"province preference {result.get('province_preference_s', 0.0)} s, "
+          f"local cover {'on' if result.get('keep_local_cover') else 'off'}")
     print(f"{'policy':36} {'SL 80/20':>9} {'± 95%':>7} {'ASA s':>8} {'abandon':>8} {'in-prov*':>9} "
           f"{'worst prov SL':>14}")
     for row in result["table"]:
@@ -114,5 +128,5 @@ def print_table(result: dict[str, Any]) -> None:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     result = run_comparison(args, settings)
     print_table(result)
-    print(json.dumps({k: v for k, v in result.items() if k != "table"}))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("table", "ours_per_seed")}))
     return 0

@@ -168,6 +168,8 @@ POLICIES = st.builds(
     sticky_days=st.sampled_from([0.001, 7.0]),
     sticky_max_wait_s=st.sampled_from([0.0, 30.0]),
     region_of=st.just(REGION_OF),
+    province_preference_s=st.sampled_from([0.0, 0.0, 30.0, 100.0]),
+    keep_local_cover=st.booleans(),
 )
 NOW = 300.0
 
@@ -226,10 +228,17 @@ def test_assignments_are_a_maximal_valid_matching(
 def test_longest_wait_first_within_a_priority_class(
     calls: list[WaitingCall], agents: list[AgentView], policy: RoutingPolicy
 ) -> None:
-    """If a call is left waiting, no later call (same class or lower) took an agent it could have had."""
+    """If a call is left waiting, no call behind it took an agent it could have had. Behind, for
+    that agent: a lower priority class, or the same class and a later join, where a call paired
+    with an agent of its own province counts as joined ``province_preference_s`` earlier."""
     result = route(calls, agents, NOW, policy)
     present = {a.agent_id: a for a in agents}
     served = {a.call_id: a.agent_id for a in result}
+
+    def when(c: WaitingCall, ag: AgentView) -> tuple[int, float]:
+        local = c.province is not None and ag.province == c.province
+        return (c.priority, -(c.joined_at - (policy.province_preference_s if local else 0.0)))
+
     for waiting in calls:
         if waiting.call_id in served:
             continue
@@ -237,9 +246,9 @@ def test_longest_wait_first_within_a_priority_class(
             agent_id = served.get(c.call_id)
             if agent_id is None:
                 continue
-            behind = (c.priority, -c.joined_at) < (waiting.priority, -waiting.joined_at)
-            if behind:
-                assert not oracle_eligible(waiting, present[agent_id], NOW, policy, present)
+            ag = present[agent_id]
+            if when(c, ag) < when(waiting, ag):
+                assert not oracle_eligible(waiting, ag, NOW, policy, present)
 
 
 @settings(max_examples=200, deadline=None)

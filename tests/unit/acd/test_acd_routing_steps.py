@@ -47,7 +47,7 @@ DEVICE_STATES = ["NOT_INUSE", "NOT_INUSE", "INUSE", "UNAVAILABLE", "ONHOLD"]
 class Day:
     """One ACD, its phones and callers, and the checks around every routing step."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, *, preference_s: float = 0.0, cover: bool = True) -> None:
         self.rng = rng
         self.t = [0.0]
         self.records = [
@@ -60,7 +60,8 @@ class Day:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.acd = AcdService(
             ami=self.asterisk, routing=RoutingSettings(region_after_s=15, nation_after_s=30, sticky_max_wait_s=30,
-                                                       wrap_up_s=5, reevaluate_interval_s=3600),
+                                                       wrap_up_s=5, reevaluate_interval_s=3600,
+                                                       province_preference_s=preference_s, keep_local_cover=cover),
             agents=self.records, region_of=self.region_of, clock=lambda: self.t[0], wall=lambda: W0 + self.t[0],
             emit=lambda call_id, kind, data: self.events.append((call_id, str(kind), data)))
         self.sessions: dict[str, AgiSession] = {}
@@ -196,8 +197,8 @@ class Day:
         await self.acd.stop()
 
 
-async def _run_day(seed: int, actions: int) -> Day:
-    day = Day(random.Random(seed))
+async def _run_day(seed: int, actions: int, **routing: Any) -> Day:
+    day = Day(random.Random(seed), **routing)
     await day.acd.start()
     try:
         for _ in range(actions):
@@ -211,9 +212,10 @@ async def _run_day(seed: int, actions: int) -> Day:
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_every_step_offers_what_the_full_pass_would(seed: int) -> None:
-    day = asyncio.run(_run_day(seed, 150))
+@given(seed=st.integers(0, 2**32 - 1), preference_s=st.sampled_from([0.0, 10.0]), cover=st.booleans())
+def test_every_step_offers_what_the_full_pass_would(seed: int, preference_s: float, cover: bool) -> None:
+    """With each routing option (the province preference, the local cover rule) on or off."""
+    day = asyncio.run(_run_day(seed, 150, preference_s=preference_s, cover=cover))
     offers = [e for e in day.events if e[1] == "agent.offer"]
     assert day.steps > 20 and offers, "the day routed too little to show anything"
 
