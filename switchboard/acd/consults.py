@@ -109,8 +109,12 @@ class ConsultDesk:
         self.desk.record(agent_id)
         offer = next((o for o in self.offers.talking.values()
                       if o.agent_id == agent_id and not o.callback_id), None)
-        if offer is None or offer.caller is None:
+        if offer is None:
             raise NotOnCall(f"agent {agent_id} is not talking to a caller")
+        if offer.caller is None:
+            raise TransferError("the caller's place in line is not known (a call taken over after a restart "
+                                "whose channel does not hold it); it cannot be passed on",
+                                error_id="call-not-transferable")
         if offer.call_id in self.consults:
             raise TransferError("a consult of this call is already under way", error_id="transfer-in-progress")
         if kind == "agent":

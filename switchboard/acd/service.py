@@ -341,9 +341,17 @@ class AcdService:
         """After a restart, put logged-out agents back in their last logged state (see ``AgentDesk``)."""
         return self.desk.restore_states(last)
 
-    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
+    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float,
+                      caller: Waiter | None = None) -> None:
         """An agent leg found bridged after a restart (see ``OfferLifecycle.adopt_talking``)."""
-        self.offer_lifecycle.adopt_talking(leg, call_id=call_id, agent_id=agent_id, talked_s=talked_s)
+        self.offer_lifecycle.adopt_talking(leg, call_id=call_id, agent_id=agent_id, talked_s=talked_s,
+                                           caller=caller)
+
+    def place_of_bridged(self, call_id: str, *, channel: str, uniqueid: str, values: Mapping[str, str],
+                         variables: Mapping[str, str] | None = None) -> Waiter | None:
+        """A bridged caller's place in line from its channel variables (see ``CallerLine.place_of_bridged``)."""
+        return self.line.place_of_bridged(call_id, channel=channel, uniqueid=uniqueid, values=values,
+                                          variables=variables)
 
     def agent_for_device(self, device: str) -> str | None:
         """The agent whose endpoint is ``device`` (``PJSIP/agent1001``), None if none."""

@@ -195,7 +195,8 @@ class TransferDesk:
             raise NotOnCall(f"agent {agent_id} is not talking to a caller")
         w: Waiter | None = offer.caller
         if w is None:
-            raise TransferError("this call was taken over after a restart; it cannot be transferred",
+            raise TransferError("the caller's place in line is not known (a call taken over after a restart "
+                                "whose channel does not hold it); it cannot be transferred",
                                 error_id="call-not-transferable")
         if offer.call_id in self.pending:
             raise TransferError("a transfer of this call is already under way", error_id="transfer-in-progress")

@@ -171,3 +171,42 @@ async def test_a_caller_who_hangs_up_on_the_way_fails_the_transfer(client: Clien
     (failed,) = world.of("transfer.failed")
     assert (failed.call_id, failed.data["reason"]) == (call_id, "caller_gone")
     assert not world.acd.transfers.pending
+
+
+async def test_a_call_taken_over_after_a_restart_is_transferred_from_its_channels_place(
+        client: Client, tokens: Tokens, world: World) -> None:
+    """A restarted service finds the call bridged: the caller's place in line comes back from the
+    SB_* channel variables written when it joined, so the transfer keeps its join time and priority."""
+    from fake_asterisk import Channel
+
+    from switchboard.acd.model import VAR_CALLER, VAR_JOINED, VAR_LANGUAGE, VAR_PRIORITY, VAR_PROVINCE, VAR_TOPIC
+
+    acd = world.acd
+    # Asterisk kept the caller's channel (bridged with a1's leg) through the restart
+    world.asterisk.channels["1700000000.1"] = Channel(uniqueid="1700000000.1", name="PJSIP/trunk-00000001")
+    acd.records["a1"].skills["social.pension"] = 3
+    joined = acd.wall() - 95.0
+    values = {VAR_TOPIC: "general", VAR_PROVINCE: "ha-noi", VAR_PRIORITY: "2", VAR_LANGUAGE: "vi",
+              VAR_JOINED: f"{joined:.3f}", VAR_CALLER: "02438123456"}
+    place = acd.place_of_bridged("call-r1", channel="PJSIP/trunk-00000001", uniqueid="1700000000.1", values=values)
+    assert place is not None
+    assert (place.call.topic, place.call.province, place.call.priority, place.joined_wall) == \
+        ("general", "ha-noi", 2, float(f"{joined:.3f}"))
+    assert acd.clock() - place.call.joined_at > 94.0          # waited since it first joined, not since now
+    acd.adopt_talking("sb-adopted01", call_id="call-r1", agent_id="a1", talked_s=30.0, caller=place)
+    # without its place (a channel that does not hold it): refused, nothing moved
+    acd.adopt_talking("sb-adopted02", call_id="call-r2", agent_id="a2", talked_s=30.0,
+                      caller=acd.place_of_bridged("call-r2", channel="PJSIP/trunk-2", uniqueid="1.2", values={}))
+    resp = await client.post("/api/agents/a2/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=bearer(tokens.a2))
+    assert resp.status == 409 and (await resp.json())["error_id"] == "call-not-transferable"
+    resp = await client.post("/api/agents/a2/consult", json={"kind": "agent", "target": "a1"},
+                             headers=bearer(tokens.a2))
+    assert resp.status == 409 and (await resp.json())["error_id"] == "call-not-transferable"
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "topic", "target": "social.pension"},
+                             headers=bearer(tokens.a1))
+    assert resp.status == 202, await resp.text()
+    redirect = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (redirect["Channel"], redirect["Context"]) == ("PJSIP/trunk-00000001", "transfer-line")
+    p = acd.transfers.pending["call-r1"]
+    assert (p.topic, p.province, p.priority, p.joined_wall) == ("social.pension", "ha-noi", 2, place.joined_wall)
