@@ -4,8 +4,10 @@ transfer whose call, the targets offered, the refusals and their stable error id
 from __future__ import annotations
 
 from api_fakes import Client, Tokens, World, bearer
+from fake_asterisk import Channel
 
 from switchboard.acd.directory import Directory, DirectoryEntry
+from switchboard.acd.model import VAR_CALLER, VAR_JOINED, VAR_LANGUAGE, VAR_PRIORITY, VAR_PROVINCE, VAR_TOPIC
 
 
 async def _talking(client: Client, world: World, tokens: Tokens, agent_id: str = "a1") -> str:
@@ -177,10 +179,6 @@ async def test_a_call_taken_over_after_a_restart_is_transferred_from_its_channel
         client: Client, tokens: Tokens, world: World) -> None:
     """A restarted service finds the call bridged: the caller's place in line comes back from the
     SB_* channel variables written when it joined, so the transfer keeps its join time and priority."""
-    from fake_asterisk import Channel
-
-    from switchboard.acd.model import VAR_CALLER, VAR_JOINED, VAR_LANGUAGE, VAR_PRIORITY, VAR_PROVINCE, VAR_TOPIC
-
     acd = world.acd
     # Asterisk kept the caller's channel (bridged with a1's leg) through the restart
     world.asterisk.channels["1700000000.1"] = Channel(uniqueid="1700000000.1", name="PJSIP/trunk-00000001")
