@@ -153,6 +153,9 @@ class PathSettings:
     asterisk_recordings_dir: str = ""
     # outside numbers a call may be transferred to (docs/transfers.md)
     directory_file: str = "deploy/directory.yaml"
+    # the agent file whose supervisors: list names the supervisors' own phones (transfer and
+    # consult targets); absent: no supervisor can be a target
+    supervisors_file: str = "deploy/agents.yaml"
 
 
 @dataclass(frozen=True, slots=True)

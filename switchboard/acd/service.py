@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from switchboard.acd import agent_state as st
-from switchboard.acd.agents import AgentRecord
+from switchboard.acd.agents import AgentRecord, SupervisorRecord
 from switchboard.acd.callbacks import CallbackLine
 from switchboard.acd.consults import CONSULT_EVENTS, ConsultDesk
 from switchboard.acd.desk import AgentDesk
@@ -120,6 +120,7 @@ class AcdService:
         numbers: CallbackNumbers | None = None,
         directory: Directory | None = None,
         sound_prefix: str = "",
+        supervisors: tuple[SupervisorRecord, ...] = (),
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -155,7 +156,8 @@ class AcdService:
         self.transfers = TransferDesk(
             ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle, emit=emit,
             directory=directory if directory is not None else Directory(), clock=clock, wall=wall,
-            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix)
+            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix,
+            supervisors=supervisors)
         self.consults = ConsultDesk(
             ami=ami, desk=self.desk, offers=self.offer_lifecycle, emit=emit, clock=clock, pick=self.pick_colleague,
             ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1")

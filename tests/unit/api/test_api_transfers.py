@@ -6,6 +6,7 @@ from __future__ import annotations
 from api_fakes import Client, Tokens, World, bearer
 from fake_asterisk import Channel
 
+from switchboard.acd.agents import SupervisorRecord
 from switchboard.acd.directory import Directory, DirectoryEntry
 from switchboard.acd.model import VAR_CALLER, VAR_JOINED, VAR_LANGUAGE, VAR_PRIORITY, VAR_PROVINCE, VAR_TOPIC
 
@@ -208,3 +209,28 @@ async def test_a_call_taken_over_after_a_restart_is_transferred_from_its_channel
     assert (redirect["Channel"], redirect["Context"]) == ("PJSIP/trunk-00000001", "transfer-line")
     p = acd.transfers.pending["call-r1"]
     assert (p.topic, p.province, p.priority, p.joined_wall) == ("social.pension", "ha-noi", 2, place.joined_wall)
+
+
+async def test_a_transfer_to_a_supervisor_rings_only_a_configured_phone(client: Client, tokens: Tokens,
+                                                                       world: World) -> None:
+    world.acd.transfers.supervisors = {"sup1": SupervisorRecord("sup1", "Đỗ Thanh Tâm", "sup1-desk")}
+    call_id = await _talking(client, world, tokens)
+    h = bearer(tokens.a1)
+    targets = await (await client.get("/api/agents/a1/transfer-targets", headers=h)).json()
+    assert targets["supervisors"] == [{"id": "sup1", "name": "Đỗ Thanh Tâm"}]     # no endpoint shown
+    for target in ("sup2", "sup1-desk", "a2"):        # not a configured supervisor (its endpoint is no id)
+        resp = await client.post("/api/agents/a1/transfer", json={"kind": "supervisor", "target": target}, headers=h)
+        assert resp.status == 409 and (await resp.json())["error_id"] == "unknown-transfer-target"
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "supervisor", "target": "PJSIP/x@trunk"},
+                             headers=h)
+    assert resp.status == 400
+    assert not any(a["Action"] == "Redirect" or a.get("Variable") == "SB_XFER_SUP" for a in world.asterisk.actions)
+    resp = await client.post("/api/agents/a1/transfer", json={"kind": "supervisor", "target": "sup1"}, headers=h)
+    assert resp.status == 202, await resp.text()
+    sets = {a["Variable"]: a["Value"] for a in world.asterisk.actions if a["Action"] == "Setvar"}
+    assert (sets["SB_XFER_SUP"], sets["SB_XFER_RING"]) == ("sup1-desk", str(int(world.acd.transfers.ring_s)))
+    redirect = next(a for a in world.asterisk.actions if a["Action"] == "Redirect")
+    assert (redirect["Context"], redirect["Exten"]) == ("transfer-supervisor", "ring")
+    (requested,) = world.of("transfer.requested")
+    assert (requested.call_id, requested.data["kind"], requested.data["target"]) == (call_id, "supervisor", "sup1")
+    assert [e.data["reason"] for e in world.of("transfer.refused")] == ["unknown-transfer-target"] * 3
