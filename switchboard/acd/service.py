@@ -160,7 +160,8 @@ class AcdService:
             supervisors=supervisors)
         self.consults = ConsultDesk(
             ami=ami, desk=self.desk, offers=self.offer_lifecycle, emit=emit, clock=clock, pick=self.pick_colleague,
-            ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1")
+            ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1",
+            supervisors=lambda: self.transfers.supervisors)
         self._unsubscribe_transfers: list[Callable[[], None]] = []
         self.events = AmiEvents(ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle,
                                 callbacks=self.callbacks, clock=clock, schedule_route=self.schedule_route)

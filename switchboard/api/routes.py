@@ -555,8 +555,8 @@ ROUTE_TABLE: list[Route] = [
                 "properties": {"kind": {"type": "string", "enum": list(TRANSFER_KINDS)},
                                "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
     Route("POST", "/api/agents/{agent_id}/consult", agent_consult, _SOS,
-          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, or for a topic the "
-          "one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
+          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, a supervisor's own "
+          "phone by id, or for a topic the one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
           "back to its caller.", "transfers", "agent_consult", path_params=AGENT_PATH, response=ConsultResult,
           errors=(404, 409, 503),
           body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],

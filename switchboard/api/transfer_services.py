@@ -24,7 +24,7 @@ T = TypeVar("T")
 __all__ = ["CONSULT_ACTIONS", "CONSULT_KINDS", "KINDS", "AcdTransferService", "Colleague", "ConsultResult", "DirectoryItem", "SupervisorItem", "TransferResult", "TransferService",
            "TransferTargets"]
 
-CONSULT_KINDS = ("agent", "topic")
+CONSULT_KINDS = ("agent", "topic", "supervisor")
 #: error ids of a refused transfer (HTTP 409), besides ``agent-not-on-call``
 TRANSFER_ERROR_IDS = ("unknown-transfer-target", "not-in-directory", "transfer-in-progress",
                       "call-not-transferable", "colleague-not-ready", "no-consult", "consult-not-answered")

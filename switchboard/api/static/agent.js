@@ -60,7 +60,7 @@
       $("btn-xfer-agent").disabled = $("btn-consult").disabled = !t.colleagues.length;
       $("btn-xfer-number").disabled = !t.directory.length;
       $("xfer-supervisor").replaceChildren(...t.supervisors.map((x) => SB.el("option", { value: x.id }, x.name)));
-      $("btn-xfer-supervisor").disabled = !t.supervisors.length;
+      $("btn-xfer-supervisor").disabled = $("btn-consult-supervisor").disabled = !t.supervisors.length;
     } catch (err) { showError("action-error", err); }
   }
 
@@ -212,6 +212,7 @@
     $("btn-xfer-number").addEventListener("click", () => transfer("number", $("xfer-number").value));
     $("btn-xfer-supervisor").addEventListener("click", () => transfer("supervisor", $("xfer-supervisor").value));
     $("btn-consult").addEventListener("click", () => consult("consult", { kind: "agent", target: $("xfer-agent").value }));
+    $("btn-consult-supervisor").addEventListener("click", () => consult("consult", { kind: "supervisor", target: $("xfer-supervisor").value }));
     $("btn-consult-complete").addEventListener("click", () => consult("consult-end", { action: "complete" }));
     $("btn-consult-three").addEventListener("click", () => consult("consult-end", { action: "three_way" }));
     $("btn-consult-cancel").addEventListener("click", () => consult("consult-end", { action: "cancel" }));

@@ -234,3 +234,39 @@ async def test_a_transfer_to_a_supervisor_rings_only_a_configured_phone(client: 
     (requested,) = world.of("transfer.requested")
     assert (requested.call_id, requested.data["kind"], requested.data["target"]) == (call_id, "supervisor", "sup1")
     assert [e.data["reason"] for e in world.of("transfer.refused")] == ["unknown-transfer-target"] * 3
+
+
+async def test_consult_a_supervisor_then_complete_hands_the_caller_to_its_phone(
+        client: Client, tokens: Tokens, world: World) -> None:
+    """A supervisor is no ACD agent: consulted on its configured phone only, no agent state, its
+    times in consult.ended; complete hands the caller to it and the record follows until it hangs up."""
+    world.acd.transfers.supervisors = {"sup1": SupervisorRecord("sup1", "Đỗ Thanh Tâm", "sup1-desk")}
+    call_id = await _talking(client, world, tokens)
+    h = bearer(tokens.a1)
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "supervisor", "target": "sup9"}, headers=h)
+    assert resp.status == 409 and (await resp.json())["error_id"] == "unknown-transfer-target"
+    resp = await client.post("/api/agents/a1/consult", json={"kind": "supervisor", "target": "sup1"}, headers=h)
+    body = await resp.json()
+    assert resp.status == 202, body
+    assert (body["colleague"], body["state"]) == ("sup1", "ringing")
+    originate = next(a for a in world.asterisk.actions if a["Action"] == "Originate" and a.get("Context") == "consult-leg")
+    assert originate["Channel"] == "PJSIP/sup1-desk"
+    leg = world.asterisk.ringing_leg("sup1-desk")
+    assert leg == originate["ChannelId"]
+    world.asterisk.agent_answers(leg)
+    await world.settle()
+    assert [e.data["agent_id"] for e in world.of("consult.answered")] == ["sup1"]
+    resp = await client.post("/api/agents/a1/consult-end", json={"action": "complete"}, headers=h)
+    assert resp.status == 200, await resp.json()
+    await world.settle()
+    assert world.acd.states["a1"].status.value == "wrap_up"
+    (done,) = world.of("transfer.completed")
+    assert (done.data["to_agent"], done.data["to_supervisor"], done.data["result"]) == (None, "sup1", "completed")
+    assert [e.data["agent_id"] for e in world.of("call.answered")] == ["a1"]   # no agent took it over
+    assert world.acd.consults.consults[call_id].state == "handed"
+    world.asterisk.agent_hangs_up(leg)                 # the supervisor ends the call with the caller
+    await world.settle()
+    (ended,) = world.of("consult.ended")
+    assert (ended.data["agent_id"], ended.data["result"]) == ("sup1", "completed") and ended.data["talk_s"] >= 0
+    assert not [e for e in world.of("agent.ended") if e.data["agent_id"] == "sup1"]
+    assert not world.acd.consults.consults
