@@ -81,6 +81,7 @@ class Consult:
     colleague_done: bool = False   # the colleague's state, consult.ended and talk time are recorded
     by: str = ""
     supervisor: bool = False  # the colleague is a supervisor (no ACD agent)
+    joining: bool = False     # complete or three-way under way: the caller is bridged again on purpose
 
     def record(self) -> dict[str, Any]:
         return {"transfer_id": self.consult_id, "kind": "consult", "target": self.target,
@@ -217,6 +218,7 @@ class ConsultDesk:
         return c
 
     async def _complete(self, c: Consult) -> None:
+        c.joining = True
         # the first agent's leg must not go back to the caller when the colleague leaves it
         await self._setvars(c, c.agent_leg, {"SB_CONSULT_END": "hangup"})
         first = self.offers.talking.get(c.agent_leg)
@@ -243,6 +245,7 @@ class ConsultDesk:
         await self._hangup(c, c.agent_leg)
 
     async def _three_way(self, c: Consult) -> None:
+        c.joining = True
         await self._setvars(c, c.caller_channel, {"SB_XFER_PEER": c.agent_leg})
         why = await self._send(c, {"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-three",
                                 "Exten": "join", "Priority": "1"})
@@ -288,6 +291,12 @@ class ConsultDesk:
         if not self.consults:
             return
         if ev.name == "BridgeEnter":
+            back = next((c for c in self.consults.values() if c.caller_uniqueid == uid), None)
+            if back is not None and back.state in ("ringing", "talking") and not back.joining:
+                # the caller bridged again during the consult, not by us: the agent's leg came
+                # back by itself (consult-agent's SB_CONSULT_WAIT ran out)
+                self._spawn(self._wait_over(back))
+                return
             c = self._by_leg(uid)
             if c is not None and c.state == "ringing":
                 c.state, c.answered = "talking", self.clock()
@@ -321,6 +330,16 @@ class ConsultDesk:
             return
         self._colleague_done(c, result)
         await self._back_to_caller(c, result, detail=detail)
+        await self._hangup(c, c.leg)
+
+    async def _wait_over(self, c: Consult) -> None:
+        """The agent's leg waited ``max_wait_s`` and went back to its caller by itself: the
+        colleague's leg is ended and the record says why."""
+        if c.state not in ("ringing", "talking"):
+            return
+        self._colleague_done(c, "wait_over")
+        await self._back_to_caller(c, "wait_over", detail=f"no outcome within {int(self.max_wait_s)} s",
+                                   redirect=False)
         await self._hangup(c, c.leg)
 
     def _colleague_done(self, c: Consult, result: str) -> None:

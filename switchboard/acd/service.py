@@ -161,6 +161,7 @@ class AcdService:
         self.consults = ConsultDesk(
             ami=ami, desk=self.desk, offers=self.offer_lifecycle, emit=emit, clock=clock, pick=self.pick_colleague,
             ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1",
+            max_wait_s=routing.consult_max_wait_s,
             supervisors=lambda: self.transfers.supervisors)
         self._unsubscribe_transfers: list[Callable[[], None]] = []
         self.events = AmiEvents(ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle,
