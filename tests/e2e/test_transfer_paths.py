@@ -130,6 +130,7 @@ async def test_a_busy_directory_number_sends_the_caller_back_into_the_line(stack
         call_x = svc.call([*ivr(PENSION), Pause(45), HangUp()], caller=x)
         cx = await svc.wait_call_id(x)
         await svc.wait_event(cx, "call.answered", timeout=25)
+        assert not office.done(), "the far end's SIPp must be waiting for the INVITE"
         await svc.acd.transfers.blind("agent1009", kind="number", target="ho-chi-minh")
         failed = await svc.wait_event(cx, "transfer.failed", timeout=20)
         assert (failed.data["kind"], failed.data["reason"], failed.data["then"]) == ("number", "busy", "line")
