@@ -7,17 +7,27 @@ supervisor phone and far end; Asterisk 22; the records read back from PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from e2e_service import PENSION, running_service, until
+from e2e_service import PENSION, Service, running_service, until
 from test_acd_routing import ivr
 from test_supervisor_spy import SUP_PHONE, _supervisor_phone
-from test_transfers import _bridged, _released
+from test_transfers import _bridged, _consult_rung, _released
 
-from switchboard.demo.sipp import HangUp, Pause
+from switchboard.demo.sipp import HangUp, Pause, SippResult
 
 pytestmark = pytest.mark.e2e
 
 CONSULT_KEYS = "*5,1010#" + "," * 6      # consult agent1010, then talk to it for 12 s
+
+
+async def _answered(svc: Service, caller: str, *, talk_s: float) -> tuple[asyncio.Task[SippResult], str]:
+    """A pension caller answered by agent1009 (ready already): its SIPp task and its call id."""
+    call = svc.call([*ivr(PENSION), Pause(talk_s), HangUp()], caller=caller)
+    call_id = await svc.wait_call_id(caller)
+    await svc.wait_event(call_id, "call.answered", timeout=25)
+    return call, call_id
 
 
 async def test_softphone_code_cancels_the_consult(stack_env: dict[str, str], pg_dsn: str) -> None:
@@ -71,25 +81,18 @@ async def test_softphone_code_makes_a_three_way_call(stack_env: dict[str, str], 
 
 async def test_consult_not_answered_brings_the_agent_back(stack_env: dict[str, str], pg_dsn: str) -> None:
     async with running_service(stack_env, pg_dsn, routing={"ring_timeout_s": 6.0}) as svc:
-        await svc.agent("agent1009", talk=None)
-        colleague = await svc.agent("agent1010", mode="ringout", ready=False)   # rings, never answers
-        x = "02838100053"
-        call_x = svc.call([*ivr(PENSION), Pause(35), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        answered = await svc.wait_event(cx, "call.answered", timeout=25)
-        svc.acd.ready("agent1010")
-        consult = await svc.acd.consults.start("agent1009", kind="agent", target="agent1010")
-        failed = await svc.wait_event(cx, "transfer.failed", timeout=25)
+        c = await _consult_rung(svc, "02838100053", mode="ringout")       # rings, never answers
+        failed = await svc.wait_event(c.call_id, "transfer.failed", timeout=25)
         assert (failed.data["reason"], failed.data["then"]) == ("timeout", "back_to_agent")
-        await until(lambda: _bridged(svc, answered.data["leg_uniqueid"], consult.caller_uniqueid), timeout=10,
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.caller_uniqueid), timeout=10,
                     what="the agent back with its caller")
         assert svc.status("agent1009") == "on_call"
-        (ended,) = svc.of(cx, "consult.ended")
+        (ended,) = svc.of(c.call_id, "consult.ended")
         assert ended.data["result"] == "timeout" and ended.data["ring_s"] >= 5.0 and ended.data["talk_s"] == 0.0
-        assert (await call_x).ok
-        row, _ = await svc.record(cx, until=("call.ended", "consult.ended"))
+        assert (await c.call).ok
+        row, _ = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
-        assert colleague.calls_answered() == 1          # its phone really rang
+        assert c.colleague.calls_answered() == 1          # its phone really rang
 
 
 async def test_consult_safety_return_after_the_wait(stack_env: dict[str, str], pg_dsn: str) -> None:
@@ -98,24 +101,17 @@ async def test_consult_safety_return_after_the_wait(stack_env: dict[str, str], p
     ends the colleague's ringing leg and records why."""
     async with running_service(stack_env, pg_dsn, routing={"ring_timeout_s": 40.0, "consult_max_wait_s": 6.0}) \
             as svc:
-        await svc.agent("agent1009", talk=None)
-        await svc.agent("agent1010", mode="ringout", ready=False)
-        x = "02838100054"
-        call_x = svc.call([*ivr(PENSION), Pause(35), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        answered = await svc.wait_event(cx, "call.answered", timeout=25)
-        svc.acd.ready("agent1010")
-        consult = await svc.acd.consults.start("agent1009", kind="agent", target="agent1010")
-        failed = await svc.wait_event(cx, "transfer.failed", timeout=25)
+        c = await _consult_rung(svc, "02838100054", mode="ringout")
+        failed = await svc.wait_event(c.call_id, "transfer.failed", timeout=25)
         assert (failed.data["reason"], failed.data["then"]) == ("wait_over", "back_to_agent")
-        took = failed.ts.timestamp() - svc.of(cx, "consult.offer")[0].ts.timestamp()
+        took = failed.ts.timestamp() - svc.of(c.call_id, "consult.offer")[0].ts.timestamp()
         assert 5.0 <= took < 40.0, took           # the wait, not the colleague's ring timeout
-        await until(lambda: _bridged(svc, answered.data["leg_uniqueid"], consult.caller_uniqueid), timeout=10,
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.caller_uniqueid), timeout=10,
                     what="the agent back with its caller")
         await until(lambda: svc.status("agent1010") == "ready", timeout=10, what="agent1010's ring ended")
         assert svc.status("agent1009") == "on_call" and not svc.acd.consults.consults
-        assert (await call_x).ok
-        row, _ = await svc.record(cx, until=("call.ended", "consult.ended"))
+        assert (await c.call).ok
+        row, _ = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
 
 
@@ -126,10 +122,7 @@ async def test_a_busy_directory_number_sends_the_caller_back_into_the_line(stack
         entry = svc.acd.transfers.directory.find("ho-chi-minh")
         assert entry is not None
         office = svc.pstn(mode="reject", answer_after=0.5, expect_number=entry.dial)   # 486 Busy Here
-        x = "02838100055"
-        call_x = svc.call([*ivr(PENSION), Pause(45), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        await svc.wait_event(cx, "call.answered", timeout=25)
+        call_x, cx = await _answered(svc, "02838100055", talk_s=45.0)
         assert not office.done(), "the far end's SIPp must be waiting for the INVITE"
         await svc.acd.transfers.blind("agent1009", kind="number", target="ho-chi-minh")
         failed = await svc.wait_event(cx, "transfer.failed", timeout=20)
@@ -153,10 +146,7 @@ async def test_blind_transfer_to_a_supervisors_phone(stack_env: dict[str, str], 
     async with running_service(stack_env, pg_dsn) as svc:
         await svc.agent("agent1009", talk=None)
         sup = await _supervisor_phone(svc)
-        x = "02838100056"
-        call_x = svc.call([*ivr(PENSION), Pause(30), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        await svc.wait_event(cx, "call.answered", timeout=25)
+        call_x, cx = await _answered(svc, "02838100056", talk_s=30.0)
         await svc.acd.transfers.blind("agent1009", kind="supervisor", target="sup1")
         done = await svc.wait_event(cx, "transfer.completed", timeout=20)
         assert (done.data["kind"], done.data["to_supervisor"], done.data["fell_back"]) == ("supervisor", "sup1", False)
@@ -164,7 +154,7 @@ async def test_blind_transfer_to_a_supervisors_phone(stack_env: dict[str, str], 
         listing = await svc.app.context["client"].send({"Action": "CoreShowChannels"}, timeout=5)
         bridges = {ev.get("CallerIDNum"): ev.get("BridgeId") for ev in getattr(listing, "events", ())}
         on_sup = [ev for ev in getattr(listing, "events", ()) if (ev.get("Channel") or "").startswith(f"PJSIP/{SUP_PHONE}-")]
-        assert len(on_sup) == 1 and on_sup[0].get("BridgeId") and on_sup[0].get("BridgeId") == bridges.get(x)
+        assert len(on_sup) == 1 and on_sup[0].get("BridgeId") and on_sup[0].get("BridgeId") == bridges.get("02838100056")
         assert (await call_x).ok
         row, _ = await svc.record(cx, until=("call.ended", "transfer.completed", "agent.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 1)
@@ -176,10 +166,7 @@ async def test_a_supervisor_who_does_not_answer_sends_the_caller_to_the_line(sta
     async with running_service(stack_env, pg_dsn, routing={"transfer_ring_s": 6.0}) as svc:
         await svc.agent("agent1009", talk=None)
         sup = await _supervisor_phone(svc, mode="ringout")
-        x = "02838100057"
-        call_x = svc.call([*ivr(PENSION), Pause(45), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        await svc.wait_event(cx, "call.answered", timeout=25)
+        call_x, cx = await _answered(svc, "02838100057", talk_s=45.0)
         await svc.acd.transfers.blind("agent1009", kind="supervisor", target="sup1")
         failed = await svc.wait_event(cx, "transfer.failed", timeout=25)
         assert (failed.data["kind"], failed.data["reason"], failed.data["then"]) == ("supervisor", "noanswer", "line")
@@ -199,10 +186,7 @@ async def test_consult_a_supervisor_then_complete(stack_env: dict[str, str], pg_
     async with running_service(stack_env, pg_dsn) as svc:
         await svc.agent("agent1009", talk=None)
         sup = await _supervisor_phone(svc)
-        x = "02838100058"
-        call_x = svc.call([*ivr(PENSION), Pause(35), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        await svc.wait_event(cx, "call.answered", timeout=25)
+        call_x, cx = await _answered(svc, "02838100058", talk_s=35.0)
         consult = await svc.acd.consults.start("agent1009", kind="supervisor", target="sup1")
         await svc.wait_event(cx, "consult.answered", timeout=15)
         await svc.acd.consults.finish("agent1009", "complete")

@@ -15,12 +15,11 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
-from e2e_process import ServiceProcess, api_ready, run_cli, service_config
-from e2e_service import PENSION, agents_secret, free_port, hang_up_leftovers, run_caller, sip_remote, until
-from test_acd_readoption import api_logout_if_in, events_of, has_kind, ivr
+from e2e_process import api_ready
+from e2e_service import PENSION, hang_up_leftovers, run_caller, sip_remote, until
+from test_acd_readoption import events_of, has_kind, ivr, process_and_phones, start_with_one_agent_ready
 
-from switchboard.acd.agents import sip_password
-from switchboard.demo.sipp import HangUp, Pause, SippAgent, SippResult, caller_scenario
+from switchboard.demo.sipp import HangUp, Pause, SippResult, caller_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -34,22 +33,11 @@ async def api_post(port: int, token: str, path: str, body: dict[str, str]) -> tu
 
 async def test_a_call_taken_over_after_a_restart_is_transferred_to_a_topic(
         stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> None:
-    config, http_port = await service_config(stack_env, pg_dsn, tmp_path)
-    tokens = {a: (await run_cli(config, "tokens", "create", "--role", "agent", "--agent", a,
-                                "--name", "e2e")).strip().splitlines()[-1] for a in ("agent1009", "agent1010")}
-    service = ServiceProcess(config, tmp_path / "service.log", http_port)
-    secret = agents_secret(stack_env)
-    phones = [SippAgent(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
-                        port=free_port(), talk=None) for a in ("agent1009", "agent1010")]
+    http_port, tokens, service, phones = await process_and_phones(stack_env, pg_dsn, tmp_path)
     caller = "02838300011"
     call: asyncio.Task[SippResult] | None = None
     try:
-        for p in phones:
-            await p.start()
-        await service.start()
-        await asyncio.sleep(1.0)   # DeviceStateChange of the new registrations
-        await api_logout_if_in(http_port, tokens["agent1010"], "agent1010")
-        await api_ready(http_port, tokens["agent1009"], "agent1009")
+        await start_with_one_agent_ready(http_port, tokens, service, phones)
         call = asyncio.create_task(run_caller(caller_scenario([*ivr(PENSION), Pause(80), HangUp()], caller=caller),
                                               remote=sip_remote(stack_env), service="19009068", timeout=150))
         await until(lambda: has_kind(pg_dsn, caller, "call.answered"), timeout=30, what="the call answered")
