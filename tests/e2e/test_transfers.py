@@ -119,6 +119,9 @@ async def test_transfer_to_a_directory_number_via_the_trunk(stack_env: dict[str,
         call_x = svc.call([*ivr(PENSION), Pause(22), HangUp()], caller=x)
         cx = await svc.wait_call_id(x)
         await svc.wait_event(cx, "call.answered", timeout=25)
+        if office.done():
+            r = await office
+            raise AssertionError(f"the far end's SIPp is gone before the INVITE: {r.returncode} {r.errors} {r.stderr}")
         await svc.acd.transfers.blind("agent1009", kind="number", target="ho-chi-minh")
         done = await svc.wait_event(cx, "transfer.completed", timeout=20)
         assert (done.data["kind"], done.data["number"]) == ("number", entry.number)
