@@ -151,6 +151,7 @@ def _abs(path: str) -> str:
 def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     """Build the parts in start order: database, writer, AMI, IVR, ACD, heartbeat, HTTP."""
 
+    from switchboard.acd.agents import load_supervisors
     from switchboard.acd.directory import load_directory
     from switchboard.acd.hold import HoldLoop
     from switchboard.acd.service import AcdService, new_callback_id
@@ -287,12 +288,17 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
     # ACD; every number dialled out (callbacks, transfers) goes through one policy
     numbers = default_callback_numbers(s.numbers)
     directory = load_directory(s.paths.directory_file, numbers.policy)   # DirectoryError names file:line
+    # supervisors' own phones, the only ones a transfer may ring (AgentFileError names the entry)
+    supervisors_file = Path(s.paths.supervisors_file)
+    supervisors = load_supervisors(supervisors_file, provinces=provinces) if supervisors_file.is_file() else []
+    log.info("transfer targets: %d supervisor phone(s) from %s", len(supervisors), supervisors_file)
     acd = AcdService(ami=client, routing=s.routing, agents=(), region_of=provinces.region_of_map(),
                      emit=book.emit, recordings_dir=rec_dir,
                      hold=HoldLoop(sound_prefix=sound_prefix, interval_s=s.routing.announce_interval_s,
                                    first_after_s=s.ivr.announce_first_s, moh_class=s.ivr.moh_class,
                                    callbacks=s.ivr.callbacks),
-                     numbers=numbers, directory=directory, sound_prefix=sound_prefix)
+                     numbers=numbers, directory=directory, sound_prefix=sound_prefix,
+                     supervisors=tuple(supervisors))
 
     acd.callbacks.window, acd.callbacks.local_clock = window, ivr_clock
     log.info("calling window for callbacks: %s", window.describe())

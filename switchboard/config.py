@@ -159,6 +159,9 @@ class PathSettings:
     asterisk_recordings_dir: str = ""
     # outside numbers a call may be transferred to (docs/transfers.md)
     directory_file: str = "deploy/directory.yaml"
+    # the agent file whose supervisors: list names the supervisors' own phones (transfer and
+    # consult targets); absent: no supervisor can be a target
+    supervisors_file: str = "deploy/agents.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,9 @@ class RoutingSettings:
     restore_agent_states_h: float = 12.0
     # a blind transfer to a named agent: that agent's turn (one offer) lasts at most this long
     transfer_ring_s: float = 20.0
+    # a consult: the agent's leg waits for the colleague at most this long (the dialplan's
+    # SB_CONSULT_WAIT), then goes back to its caller by itself, even with the service away
+    consult_max_wait_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

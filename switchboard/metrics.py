@@ -206,8 +206,9 @@ class Metrics:
         self.offers = Counter("switchboard_agent_offers", "Calls offered to agents, by result.",
                               ["result"], registry=r)
         self.transfers = Counter("switchboard_transfers", "Transfers of answered calls, by kind (topic, agent, "
-                                 "number, consult; ivr: the IVR's transfer node) and result (completed, three_way, "
-                                 "fallback: a named agent did not take it and the topic's line did, cancelled, "
+                                 "supervisor, number, consult; ivr: the IVR's transfer node) and result (completed, "
+                                 "three_way, fallback: the named agent, supervisor or number did not take it and the "
+                                 "topic's line did, cancelled, "
                                  "failed, refused).",
                                  ["kind", "result"], registry=r)
         self.ami_reconnects = Counter("switchboard_ami_reconnects", "AMI reconnections.", registry=r)
@@ -460,7 +461,7 @@ class Metrics:
 _KINDS = frozenset(k.value for k in EventKind)
 _TRANSFER_RESULTS = {EventKind.TRANSFER_COMPLETED.value: "completed", EventKind.TRANSFER.value: "completed",
                      EventKind.TRANSFER_FAILED.value: "failed", EventKind.TRANSFER_REFUSED.value: "refused"}
-_TRANSFER_KINDS = frozenset({"topic", "agent", "number", "consult", "ivr"})
+_TRANSFER_KINDS = frozenset({"topic", "agent", "supervisor", "number", "consult", "ivr"})
 _OFFER_RESULTS = frozenset({"answered", "timeout", "rejected", "caller_gone", "failed"})
 
 

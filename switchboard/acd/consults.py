@@ -19,6 +19,10 @@ How, over AMI (dialplan in ``deploy/asterisk/extensions.conf``):
 * cancel, no answer, reject, the colleague hanging up: the agent's leg goes back to
   ``agent-leg`` and bridges to the caller again (the colleague's leg is hung up);
 * three-way: the caller goes to ``consult-three`` (``BridgeAdd`` to the agent's bridge);
+* a supervisor (``kind`` supervisor: a configured supervisor's own phone, never free-form)
+  is consulted the same way, but it is no ACD agent: no agent state, no ``agent.ended``
+  (its ring and talk times are in ``consult.ended``); complete hands the caller to its
+  phone (state ``handed``, followed until it hangs up), not to the ACD's legs;
 * the caller hanging up during the consult: both agents' legs are hung up.
 
 Whatever fails, the agent's leg in ``consult-agent`` goes back to its caller after
@@ -34,11 +38,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from switchboard.acd import agent_state as st
+from switchboard.acd.agents import SupervisorRecord
 from switchboard.acd.desk import AgentDesk
 from switchboard.acd.model import Emit, IllegalAgentAction, Offer, result_of_cause
 from switchboard.acd.offers import OfferLifecycle
@@ -72,13 +77,17 @@ class Consult:
     leg: str                  # the colleague's leg (Uniqueid)
     started: float
     answered: float | None = None
-    state: str = "ringing"    # ringing | talking | three_way | done
+    state: str = "ringing"    # ringing | talking | three_way | handed (to a supervisor) | done
     colleague_done: bool = False   # the colleague's state, consult.ended and talk time are recorded
     by: str = ""
+    supervisor: bool = False  # the colleague is a supervisor (no ACD agent)
+    joining: bool = False     # complete or three-way under way: the caller is bridged again on purpose
 
     def record(self) -> dict[str, Any]:
         return {"transfer_id": self.consult_id, "kind": "consult", "target": self.target,
-                "target_kind": self.kind, "from_agent": self.agent_id, "to_agent": self.colleague, "by": self.by}
+                "target_kind": self.kind, "from_agent": self.agent_id,
+                "to_agent": None if self.supervisor else self.colleague,
+                "to_supervisor": self.colleague if self.supervisor else None, "by": self.by}
 
 
 class ConsultDesk:
@@ -86,7 +95,8 @@ class ConsultDesk:
 
     def __init__(self, *, ami: Any, desk: AgentDesk, offers: OfferLifecycle, emit: Emit,
                  clock: Callable[[], float], pick: PickColleague, ring_s: float, survey_after: str,
-                 max_wait_s: float = 300.0) -> None:
+                 max_wait_s: float = 300.0,
+                 supervisors: Callable[[], Mapping[str, SupervisorRecord]] = dict) -> None:
         self.ami = ami
         self.desk = desk
         self.offers = offers
@@ -96,10 +106,12 @@ class ConsultDesk:
         self.ring_s = ring_s
         self.survey_after = survey_after
         self.max_wait_s = max_wait_s
+        self.supervisors = supervisors                # the configured supervisors' phones, by id
         self.consults: dict[str, Consult] = {}        # call id -> consult
 
     def of_agent(self, agent_id: str) -> Consult | None:
-        return next((c for c in self.consults.values() if c.agent_id == agent_id and c.state != "done"), None)
+        return next((c for c in self.consults.values()
+                     if c.agent_id == agent_id and c.state not in ("done", "handed")), None)
 
     # ------------------------------------------------------------------ start
 
@@ -109,8 +121,12 @@ class ConsultDesk:
         self.desk.record(agent_id)
         offer = next((o for o in self.offers.talking.values()
                       if o.agent_id == agent_id and not o.callback_id), None)
-        if offer is None or offer.caller is None:
+        if offer is None:
             raise NotOnCall(f"agent {agent_id} is not talking to a caller")
+        if offer.caller is None:
+            raise TransferError("the caller's place in line is not known (a call taken over after a restart "
+                                "whose channel does not hold it); it cannot be passed on",
+                                error_id="call-not-transferable")
         if offer.call_id in self.consults:
             raise TransferError("a consult of this call is already under way", error_id="transfer-in-progress")
         if kind == "agent":
@@ -119,18 +135,26 @@ class ConsultDesk:
                 raise UnknownTarget(f"no colleague {target!r} to consult")
             if not st.offerable(self.desk.states[colleague]):
                 raise TransferError(f"{colleague} is not ready", error_id="colleague-not-ready")
+        elif kind == "supervisor":
+            sup = self.supervisors().get(target)
+            if sup is None:
+                raise UnknownTarget(f"no supervisor {target!r} to consult",
+                                    details={"supervisors": sorted(self.supervisors())})
+            colleague, endpoint = sup.id, sup.sip_endpoint
         elif kind == "topic":
             picked = self.pick(offer.call_id, target, agent_id)
             if picked is None:
                 raise TransferError(f"no colleague for {target!r} is ready", error_id="colleague-not-ready")
             colleague = picked
         else:
-            raise UnknownTarget(f"a consult is with an agent or a topic, not {kind!r}")
+            raise UnknownTarget(f"a consult is with an agent, a supervisor or a topic, not {kind!r}")
+        if kind != "supervisor":
+            endpoint = self.desk.records[colleague].sip_endpoint
         w = offer.caller
         c = Consult(consult_id=f"cs-{uuid.uuid4().hex[:12]}", call_id=offer.call_id, agent_id=agent_id,
                     agent_leg=offer.leg, caller_channel=w.channel, caller_uniqueid=w.uniqueid, kind=kind,
                     target=target, colleague=colleague, leg=self._leg_id(offer.call_id), started=self.clock(),
-                    by=by or agent_id)
+                    by=by or agent_id, supervisor=kind == "supervisor")
         # the agent's leg must not start a second recording when it goes back to its caller
         await self._setvars(c, c.agent_leg, {"SB_REC_FILE": "", "SB_CONSULT_END": "", "SB_CONSULT_WAIT":
                                           str(int(self.max_wait_s))})
@@ -140,7 +164,8 @@ class ConsultDesk:
         if resp is not None:
             raise TransferError(f"Asterisk did not put the caller on hold: {resp}", error_id="transfer-failed")
         try:
-            self.desk.apply(colleague, st.Offer(c.call_id))
+            if not c.supervisor:
+                self.desk.apply(colleague, st.Offer(c.call_id))
         except IllegalAgentAction as exc:     # it became busy meanwhile: back to the caller
             self.consults[c.call_id] = c
             self._emit(c.call_id, EventKind.TRANSFER_REQUESTED, c.record())
@@ -150,14 +175,14 @@ class ConsultDesk:
         self._emit(c.call_id, EventKind.TRANSFER_REQUESTED, c.record())
         self._emit(c.call_id, EventKind.CONSULT_OFFER, {"consult_id": c.consult_id, "agent_id": colleague,
                                                         "leg_uniqueid": c.leg, "from_agent": agent_id})
-        self.desk.notify("agent.offer", {"agent_id": colleague, "call_id": c.call_id, "caller": w.caller,
-                                         "topic": w.call.topic, "province": w.call.province,
-                                         "language": w.call.language, "variables": dict(w.variables),
-                                         "consult_from": agent_id})
-        rec = self.desk.records[colleague]
+        if not c.supervisor:
+            self.desk.notify("agent.offer", {"agent_id": colleague, "call_id": c.call_id, "caller": w.caller,
+                                             "topic": w.call.topic, "province": w.call.province,
+                                             "language": w.call.language, "variables": dict(w.variables),
+                                             "consult_from": agent_id})
         log.info("call %s: %s consults %s (leg %s)", c.call_id, agent_id, colleague, c.leg)
         failed = await self._send(c, {
-            "Action": "Originate", "Channel": f"PJSIP/{rec.sip_endpoint}", "ChannelId": c.leg,
+            "Action": "Originate", "Channel": f"PJSIP/{endpoint}", "ChannelId": c.leg,
             "OtherChannelId": f"{c.leg}-o", "Context": "consult-leg", "Exten": "bridge", "Priority": "1",
             "Timeout": str(int(self.ring_s * 1000)), "CallerID": f'"consult {agent_id}" <consult>',
             "Variable": [f"SB_CALL_ID={c.call_id}", f"SB_AGENT={colleague}", f"SB_PEER={c.agent_leg}"],
@@ -193,10 +218,12 @@ class ConsultDesk:
         return c
 
     async def _complete(self, c: Consult) -> None:
+        c.joining = True
         # the first agent's leg must not go back to the caller when the colleague leaves it
         await self._setvars(c, c.agent_leg, {"SB_CONSULT_END": "hangup"})
         first = self.offers.talking.get(c.agent_leg)
-        recording = self.offers.recording_path(c.call_id, c.colleague)
+        # a supervisor's talk with the caller is not an ACD leg: not recorded as an agent's
+        recording = "" if c.supervisor else self.offers.recording_path(c.call_id, c.colleague)
         await self._setvars(c, c.leg, {"SB_PEER": c.caller_channel, "SB_AFTER": self.survey_after,
                                     "SB_REC_FILE": recording})
         why = await self._send(c, {"Action": "Redirect", "Channel": c.leg, "Context": "agent-leg", "Exten": "bridge",
@@ -204,24 +231,29 @@ class ConsultDesk:
         if why is not None:
             raise TransferError(f"Asterisk did not join the colleague to the caller: {why}",
                                 error_id="transfer-failed")
-        c.state = "done"
-        self.consults.pop(c.call_id, None)
-        self._adopt_leg(c, first, recording=recording)
-        self._emit(c.call_id, EventKind.ANSWERED, {"agent_id": c.colleague, "wait_s": 0.0, "leg_uniqueid": c.leg,
-                                                   "consult_id": c.consult_id})
+        if c.supervisor:     # followed here until the supervisor's phone hangs up (consult.ended)
+            c.state = "handed"
+        else:
+            c.state = "done"
+            self.consults.pop(c.call_id, None)
+            self._adopt_leg(c, first, recording=recording)
+            self._emit(c.call_id, EventKind.ANSWERED, {"agent_id": c.colleague, "wait_s": 0.0,
+                                                       "leg_uniqueid": c.leg, "consult_id": c.consult_id})
         self._emit(c.call_id, EventKind.TRANSFER_COMPLETED, {**c.record(), "result": "completed",
                                                              "took_s": round(self.clock() - c.started, 3)})
         log.info("call %s: consult completed, %s takes over from %s", c.call_id, c.colleague, c.agent_id)
         await self._hangup(c, c.agent_leg)
 
     async def _three_way(self, c: Consult) -> None:
+        c.joining = True
         await self._setvars(c, c.caller_channel, {"SB_XFER_PEER": c.agent_leg})
         why = await self._send(c, {"Action": "Redirect", "Channel": c.caller_channel, "Context": "consult-three",
                                 "Exten": "join", "Priority": "1"})
         if why is not None:
             raise TransferError(f"Asterisk did not join the caller: {why}", error_id="transfer-failed")
         c.state = "three_way"
-        self._adopt_leg(c, self.offers.talking.get(c.agent_leg), recording="")
+        if not c.supervisor:
+            self._adopt_leg(c, self.offers.talking.get(c.agent_leg), recording="")
         self._emit(c.call_id, EventKind.TRANSFER_COMPLETED, {**c.record(), "result": "three_way",
                                                              "took_s": round(self.clock() - c.started, 3)})
         log.info("call %s: three-way call of the caller, %s and %s", c.call_id, c.agent_id, c.colleague)
@@ -259,14 +291,22 @@ class ConsultDesk:
         if not self.consults:
             return
         if ev.name == "BridgeEnter":
+            back = next((c for c in self.consults.values() if c.caller_uniqueid == uid), None)
+            if back is not None and back.state in ("ringing", "talking") and not back.joining:
+                # the caller bridged again during the consult, not by us: the agent's leg came
+                # back by itself (consult-agent's SB_CONSULT_WAIT ran out)
+                self._spawn(self._wait_over(back))
+                return
             c = self._by_leg(uid)
             if c is not None and c.state == "ringing":
                 c.state, c.answered = "talking", self.clock()
-                with contextlib.suppress(IllegalAgentAction):
-                    self.desk.apply(c.colleague, st.Answer())
+                if not c.supervisor:
+                    with contextlib.suppress(IllegalAgentAction):
+                        self.desk.apply(c.colleague, st.Answer())
                 self._emit(c.call_id, EventKind.CONSULT_ANSWERED, {
                     "consult_id": c.consult_id, "agent_id": c.colleague, "ring_s": round(c.answered - c.started, 3)})
-                self.desk.notify("agent.answered", {"agent_id": c.colleague, "call_id": c.call_id})
+                if not c.supervisor:
+                    self.desk.notify("agent.answered", {"agent_id": c.colleague, "call_id": c.call_id})
         elif ev.name == "OriginateResponse":
             c = self._by_leg(uid)
             if c is not None and c.state == "ringing" and (ev.get("Response") or "") != "Success":
@@ -292,6 +332,16 @@ class ConsultDesk:
         await self._back_to_caller(c, result, detail=detail)
         await self._hangup(c, c.leg)
 
+    async def _wait_over(self, c: Consult) -> None:
+        """The agent's leg waited ``max_wait_s`` and went back to its caller by itself: the
+        colleague's leg is ended and the record says why."""
+        if c.state not in ("ringing", "talking"):
+            return
+        self._colleague_done(c, "wait_over")
+        await self._back_to_caller(c, "wait_over", detail=f"no outcome within {int(self.max_wait_s)} s",
+                                   redirect=False)
+        await self._hangup(c, c.leg)
+
     def _colleague_done(self, c: Consult, result: str) -> None:
         """The colleague's part ends (once): its state, ``consult.ended``, its talk time."""
         if c.colleague_done:
@@ -301,24 +351,31 @@ class ConsultDesk:
         if c.answered is None:
             event: st.Event = st.NoAnswer() if result == "timeout" else st.Reject() if result == "rejected" \
                 else st.CancelOffer()
-            with contextlib.suppress(IllegalAgentAction):
-                self.desk.apply(c.colleague, event, reason=result)
+            if not c.supervisor:
+                with contextlib.suppress(IllegalAgentAction):
+                    self.desk.apply(c.colleague, event, reason=result)
             self._emit(c.call_id, EventKind.CONSULT_ENDED, {"consult_id": c.consult_id, "agent_id": c.colleague,
                                                             "result": result, "ring_s": round(now - c.started, 3),
                                                             "talk_s": 0.0})
             return
         talk = now - c.answered
+        self._emit(c.call_id, EventKind.CONSULT_ENDED, {"consult_id": c.consult_id, "agent_id": c.colleague,
+                                                        "result": result, "talk_s": round(talk, 3)})
+        if c.supervisor:     # no ACD agent: no state, no agent.ended (its time is in consult.ended)
+            return
         with contextlib.suppress(IllegalAgentAction):
             self.desk.apply(c.colleague, st.Hangup())
         self.desk.last_call[c.colleague] = c.call_id
-        self._emit(c.call_id, EventKind.CONSULT_ENDED, {"consult_id": c.consult_id, "agent_id": c.colleague,
-                                                        "result": result, "talk_s": round(talk, 3)})
         self._emit(c.call_id, EventKind.AGENT_ENDED, {"agent_id": c.colleague, "talk_s": round(talk, 3),
                                                       "cause": "consult"})
 
     async def _leg_gone(self, c: Consult, cause: str) -> None:
         if c.state == "ringing":
             await self._not_reached(c, result_of_cause(cause) or "failed")
+            return
+        if c.state == "handed":              # the supervisor who took the caller hung up
+            self.consults.pop(c.call_id, None)
+            self._colleague_done(c, "completed")
             return
         if c.leg in self.offers.talking:     # completed or three-way: an ordinary leg now (offers ends it)
             if c.state != "three_way":       # a three-way call is followed until the caller leaves

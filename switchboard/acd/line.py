@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from switchboard.acd import agent_state as st
@@ -145,6 +145,30 @@ class CallerLine:
         finally:
             if waiter.hold_task is not None and not waiter.hold_task.done():
                 waiter.hold_task.cancel()
+
+    def place_of_bridged(self, call_id: str, *, channel: str, uniqueid: str, values: Mapping[str, str],
+                         variables: Mapping[str, str] | None = None) -> Waiter | None:
+        """A caller found bridged with an agent after a restart: its place in line as its channel
+        still holds it (the ``SB_*`` variables :meth:`_mark_channel` wrote when it joined), so a
+        transfer or consult of the call starts from the same topic, province, join time and
+        priority as before the restart. None when the channel does not say (it never joined our
+        line through this service): such a call cannot be passed on. Not put back in the line."""
+        topic, joined = values.get(VAR_TOPIC) or "", values.get(VAR_JOINED) or ""
+        try:
+            joined_wall = float(joined)
+            priority = int(values.get(VAR_PRIORITY) or 0)
+        except ValueError:
+            return None
+        if not topic:
+            return None
+        now, wall = self.clock(), self.wall()
+        call = WaitingCall(call_id=call_id, topic=topic, province=values.get(VAR_PROVINCE) or None,
+                           joined_at=now - (wall - joined_wall), priority=priority,
+                           language=values.get(VAR_LANGUAGE) or "vi")
+        self.call_vars.setdefault(call_id, {"language": call.language, "topic": call.topic,
+                                            "province": call.province or ""})
+        return Waiter(call=call, caller=values.get(VAR_CALLER) or "", channel=channel, uniqueid=uniqueid,
+                      joined_wall=joined_wall, province_source="adopted", variables=dict(variables or {}))
 
     async def _mark_channel(self, session: Any, w: Waiter) -> None:
         """Write the caller's place in line on its channel (re-adoption after a restart reads it).

@@ -77,14 +77,17 @@ class OfferLifecycle:
         talking = [o for o in self.talking.values() if o.call_id == call_id]
         return max(talking, key=lambda o: o.answered or 0.0).agent_id if talking else None
 
-    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
+    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float,
+                      caller: Waiter | None = None) -> None:
         """An agent leg found bridged after a restart: its hang-up ends the agent's call as usual
-        (``agent.ended`` with the talk time, then wrap-up). ``talked_s``: the leg's age (ring included)."""
+        (``agent.ended`` with the talk time, then wrap-up). ``talked_s``: the leg's age (ring included).
+        ``caller``: the caller's place in line as its channel holds it (a transfer or consult
+        of the call starts from it); None: the call cannot be passed on."""
         if not leg or leg in self.talking:
             return
         now = self.clock()
         self.talking[leg] = Offer(leg=leg, call_id=call_id, agent_id=agent_id, started=now - talked_s,
-                                  answered=now - talked_s)
+                                  answered=now - talked_s, caller=caller)
         log.info("agent %s is talking on call %s (leg %s, re-adopted)", agent_id, call_id, leg)
 
     # ------------------------------------------------------------------ ringing

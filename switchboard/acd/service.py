@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from switchboard.acd import agent_state as st
-from switchboard.acd.agents import AgentRecord
+from switchboard.acd.agents import AgentRecord, SupervisorRecord
 from switchboard.acd.callbacks import CallbackLine
 from switchboard.acd.consults import CONSULT_EVENTS, ConsultDesk
 from switchboard.acd.desk import AgentDesk
@@ -121,6 +121,7 @@ class AcdService:
         numbers: CallbackNumbers | None = None,
         directory: Directory | None = None,
         sound_prefix: str = "",
+        supervisors: tuple[SupervisorRecord, ...] = (),
     ) -> None:
         self.ami = ami
         self.settings = routing
@@ -157,10 +158,13 @@ class AcdService:
         self.transfers = TransferDesk(
             ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle, emit=emit,
             directory=directory if directory is not None else Directory(), clock=clock, wall=wall,
-            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix)
+            schedule_route=self.schedule_route, ring_s=routing.transfer_ring_s, sound_prefix=sound_prefix,
+            supervisors=supervisors)
         self.consults = ConsultDesk(
             ami=ami, desk=self.desk, offers=self.offer_lifecycle, emit=emit, clock=clock, pick=self.pick_colleague,
-            ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1")
+            ring_s=routing.ring_timeout_s, survey_after=f"{survey_context}^survey^1",
+            max_wait_s=routing.consult_max_wait_s,
+            supervisors=lambda: self.transfers.supervisors)
         self._unsubscribe_transfers: list[Callable[[], None]] = []
         self.events = AmiEvents(ami=ami, desk=self.desk, line=self.line, offers=self.offer_lifecycle,
                                 callbacks=self.callbacks, clock=clock, schedule_route=self.schedule_route)
@@ -347,9 +351,17 @@ class AcdService:
         """After a restart, put logged-out agents back in their last logged state (see ``AgentDesk``)."""
         return self.desk.restore_states(last)
 
-    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float) -> None:
+    def adopt_talking(self, leg: str, *, call_id: str, agent_id: str, talked_s: float,
+                      caller: Waiter | None = None) -> None:
         """An agent leg found bridged after a restart (see ``OfferLifecycle.adopt_talking``)."""
-        self.offer_lifecycle.adopt_talking(leg, call_id=call_id, agent_id=agent_id, talked_s=talked_s)
+        self.offer_lifecycle.adopt_talking(leg, call_id=call_id, agent_id=agent_id, talked_s=talked_s,
+                                           caller=caller)
+
+    def place_of_bridged(self, call_id: str, *, channel: str, uniqueid: str, values: Mapping[str, str],
+                         variables: Mapping[str, str] | None = None) -> Waiter | None:
+        """A bridged caller's place in line from its channel variables (see ``CallerLine.place_of_bridged``)."""
+        return self.line.place_of_bridged(call_id, channel=channel, uniqueid=uniqueid, values=values,
+                                          variables=variables)
 
     def agent_for_device(self, device: str) -> str | None:
         """The agent whose endpoint is ``device`` (``PJSIP/agent1001``), None if none."""

@@ -10,13 +10,18 @@ Owns: the transfers under way (by call id) and their records (``transfer.request
 * ``agent``: the same, but the call is first offered to the named agent only, once and
   for at most ``transfer_ring_s``; unanswered, rejected, or that agent not ready: the
   reservation ends and the caller is in the line of its topic like any other;
+* ``supervisor``: a supervisor's own phone (``supervisors:`` of the agent file: configured
+  endpoints only, never free-form); the dialplan rings it for at most ``transfer_ring_s``,
+  and a supervisor who does not answer (or whose phone is busy or away) sends the caller
+  back into our line for its topic, as for a named agent;
 * ``number``: an entry of the transfer directory (``deploy/directory.yaml``, every number
   checked by the number policy at load); the dialplan dials it on the trunk, and a number
   that does not answer sends the caller back into our line for its topic.
 
 How, over AMI: ``Redirect`` of the caller's channel out of the bridge into the dialplan
 context ``transfer-line`` (``AGI(agi:async)``: :meth:`TransferDesk.requeue` runs there)
-or ``transfer-out`` (the number). The first agent's leg, left alone, ends its ``Bridge``
+, ``transfer-out`` (the number) or ``transfer-supervisor`` (the supervisor's phone, named in
+the channel variable ``SB_XFER_SUP`` set just before). The first agent's leg, left alone, ends its ``Bridge``
 and hangs up: its talk time and wrap-up are its own (``agent.ended``,
 ``agent.wrap_up_ended``). The next agent's answer is a normal ``call.answered`` on the
 same call record, and the survey after it is that agent's.
@@ -34,12 +39,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from switchboard.acd import agent_state as st
+from switchboard.acd.agents import SupervisorRecord
 from switchboard.acd.desk import AgentDesk
 from switchboard.acd.directory import Directory, DirectoryEntry
 from switchboard.acd.line import CallerLine
 from switchboard.acd.model import AcdError, Emit, Offer, Waiter
 from switchboard.acd.offers import OfferLifecycle
 from switchboard.acd.router import Assignment, Tier
+from switchboard.acd.spy import ENDPOINT_RE
 from switchboard.ami.agi import AgiHangup, agi_quote
 from switchboard.ami.client import AmiError, node_hint
 from switchboard.ami.protocol import Event
@@ -47,7 +54,9 @@ from switchboard.events import EventKind
 
 log = logging.getLogger("switchboard.acd.transfers")
 
-KINDS = ("topic", "agent", "number")
+KINDS = ("topic", "agent", "number", "supervisor")
+#: the kinds the dialplan dials itself (DialEnd says whether it was answered)
+DIALLED = ("number", "supervisor")
 #: the prompt a transferred caller hears before the hold music
 TRANSFER_PROMPT = "connecting"
 
@@ -78,8 +87,8 @@ class PendingTransfer:
 
     transfer_id: str
     call_id: str
-    kind: str                 # topic | agent | number
-    target: str               # the topic, the agent id or the directory code
+    kind: str                 # topic | agent | number | supervisor
+    target: str               # the topic, the agent id, the directory code or the supervisor id
     from_agent: str
     by: str                   # who asked (the agent, or a supervisor's name)
     topic: str                # the line the caller (re-)enters: the new topic, or its own
@@ -92,7 +101,9 @@ class PendingTransfer:
     uniqueid: str
     variables: dict[str, str] = field(default_factory=dict)
     entry: DirectoryEntry | None = None
+    supervisor: SupervisorRecord | None = None
     requested: float = 0.0    # monotonic
+    fell_back: bool = False   # the number or supervisor did not answer: the caller went back into the line
 
     def record(self) -> dict[str, Any]:
         return {"transfer_id": self.transfer_id, "kind": self.kind, "target": self.target,
@@ -119,7 +130,9 @@ class TransferDesk:
     def __init__(self, *, ami: Any, desk: AgentDesk, line: CallerLine, offers: OfferLifecycle, emit: Emit,
                  directory: Directory, clock: Callable[[], float], wall: Callable[[], float],
                  schedule_route: Callable[[], None], ring_s: float, sound_prefix: str = "",
-                 line_context: str = "transfer-line", out_context: str = "transfer-out") -> None:
+                 line_context: str = "transfer-line", out_context: str = "transfer-out",
+                 supervisor_context: str = "transfer-supervisor",
+                 supervisors: tuple[SupervisorRecord, ...] = ()) -> None:
         self.ami = ami
         self.desk = desk
         self.line = line
@@ -133,6 +146,9 @@ class TransferDesk:
         self.sound_prefix = sound_prefix.rstrip("/")
         self.line_context = line_context
         self.out_context = out_context
+        self.supervisor_context = supervisor_context
+        # only configured endpoints are ever rung (the agent file's supervisors: list)
+        self.supervisors = {sup.id: sup for sup in supervisors if sup.active and ENDPOINT_RE.fullmatch(sup.sip_endpoint)}
         self.pending: dict[str, PendingTransfer] = {}
 
     # ------------------------------------------------------------------ views
@@ -175,6 +191,15 @@ class TransferDesk:
         if p.kind == "number":
             assert p.entry is not None
             where = {"Context": self.out_context, "Exten": p.entry.dial}
+        elif p.kind == "supervisor":
+            assert p.supervisor is not None
+            where = {"Context": self.supervisor_context, "Exten": "ring"}
+            for name, value in (("SB_XFER_SUP", p.supervisor.sip_endpoint), ("SB_XFER_RING", str(int(self.ring_s)))):
+                try:
+                    await self.ami.send({"Action": "Setvar", "Channel": p.channel, "Variable": name, "Value": value},
+                                        **node_hint(self.ami, p.call_id), timeout=5)
+                except (AmiError, TimeoutError) as exc:   # the dialplan then sends the caller back to the line
+                    log.warning("call %s: cannot set %s: %s", p.call_id, name, exc)
         else:
             where = {"Context": self.line_context, "Exten": "requeue"}
         try:
@@ -195,11 +220,12 @@ class TransferDesk:
             raise NotOnCall(f"agent {agent_id} is not talking to a caller")
         w: Waiter | None = offer.caller
         if w is None:
-            raise TransferError("this call was taken over after a restart; it cannot be transferred",
+            raise TransferError("the caller's place in line is not known (a call taken over after a restart "
+                                "whose channel does not hold it); it cannot be transferred",
                                 error_id="call-not-transferable")
         if offer.call_id in self.pending:
             raise TransferError("a transfer of this call is already under way", error_id="transfer-in-progress")
-        topic, entry = w.call.topic, None
+        topic, entry, supervisor = w.call.topic, None, None
         if kind == "topic":
             if target not in self.topics():
                 raise UnknownTarget(f"no agent serves topic {target!r}", details={"topics": self.topics()})
@@ -207,6 +233,11 @@ class TransferDesk:
         elif kind == "agent":
             if target == agent_id or target not in self.desk.records:
                 raise UnknownTarget(f"no colleague {target!r} to transfer to")
+        elif kind == "supervisor":
+            supervisor = self.supervisors.get(target)
+            if supervisor is None:
+                raise UnknownTarget(f"no supervisor {target!r} to transfer to",
+                                    details={"supervisors": sorted(self.supervisors)})
         elif kind == "number":
             entry = self.directory.find(target)
             if entry is None:
@@ -218,7 +249,8 @@ class TransferDesk:
             transfer_id=f"tr-{uuid.uuid4().hex[:12]}", call_id=offer.call_id, kind=kind, target=target,
             from_agent=agent_id, by=by, topic=topic, province=w.call.province, priority=w.call.priority,
             language=w.call.language, joined_wall=w.joined_wall, caller=w.caller, channel=w.channel,
-            uniqueid=w.uniqueid, variables=dict(w.variables), entry=entry, requested=self.clock())
+            uniqueid=w.uniqueid, variables=dict(w.variables), entry=entry, supervisor=supervisor,
+            requested=self.clock())
 
     # ------------------------------------------------------------------ outcomes
 
@@ -231,12 +263,13 @@ class TransferDesk:
     def _completed(self, p: PendingTransfer, *, to_agent: str | None = None, fell_back: bool = False) -> None:
         self._emit(p.call_id, EventKind.TRANSFER_COMPLETED, {
             **p.record(), "to_agent": to_agent, "number": p.entry.number if p.entry else None,
+            "to_supervisor": p.supervisor.id if p.supervisor and not fell_back else None,
             "fell_back": fell_back, "took_s": round(self.clock() - p.requested, 3)})
         log.info("call %s: transfer to %s %s completed%s", p.call_id, p.kind, p.target,
                  f" (answered by {to_agent})" if to_agent else "")
 
     def handle_event(self, ev: Event) -> None:
-        """``DialEnd`` of a caller transferred to a number: answered, or not (the dialplan then
+        """``DialEnd`` of a caller transferred to a number or a supervisor: answered, or not (the dialplan then
         sends the caller back to our line, where :meth:`requeue` takes it). ``Hangup`` of a caller
         on its way (not yet in our line): the transfer failed, ``caller_gone``."""
         uid = ev.get("Uniqueid") or ""
@@ -248,7 +281,7 @@ class TransferDesk:
             return
         if ev.name != "DialEnd":
             return
-        p = next((p for p in self.pending.values() if p.kind == "number" and p.uniqueid == uid), None)
+        p = next((p for p in self.pending.values() if p.kind in DIALLED and p.uniqueid == uid), None)
         if p is None:
             return
         status = ev.get("DialStatus") or ""
@@ -272,8 +305,10 @@ class TransferDesk:
             raise TransferError(f"call {call_id}: no transfer under way for this caller")
         exten = session.env.get("agi_extension", "")
         reserved: str | None = None
-        if exten == "back":      # the directory number did not answer: back to the line of its topic
-            self._failed(p, p.variables.pop("dial_status", "") or "no_answer", then="line")
+        if exten == "back":      # the number or supervisor did not answer: back to the line of its topic
+            p.fell_back = True
+            self._failed(p, p.variables.pop("dial_status", "") or "no_answer",
+                         detail=f"supervisor {p.target}" if p.kind == "supervisor" else "", then="line")
         elif p.kind == "agent":
             reserved = p.target
         try:
@@ -296,7 +331,7 @@ class TransferDesk:
         self.pending.pop(call_id, None)
         if outcome == "bridged":
             to_agent = self.offers.current_agent(call_id)
-            self._completed(p, to_agent=to_agent, fell_back=p.kind == "agent" and to_agent != p.target)
+            self._completed(p, to_agent=to_agent, fell_back=p.fell_back or (p.kind == "agent" and to_agent != p.target))
             return
         self._failed(p, outcome or "left")
         if outcome == "callback":

@@ -542,20 +542,21 @@ ROUTE_TABLE: list[Route] = [
                 "properties": {"mode": {"type": "string", "enum": [m.value for m in SpyMode]}}}),
     Route("GET", "/api/agents/{agent_id}/transfer-targets", agent_transfer_targets, _SOS,
           "Where the agent's call may be transferred: topics, the directory's entries (by code; numbers are "
-          "never shown) and the colleagues ready now.", "transfers", "agent_transfer_targets",
+          "never shown), the colleagues ready now and the supervisors' own phones (by id).", "transfers", "agent_transfer_targets",
           path_params=AGENT_PATH, response=TransferTargets, errors=(404,)),
     Route("POST", "/api/agents/{agent_id}/transfer", agent_transfer, _SOS,
           "Blind transfer of the agent's answered call (an agent: its own call; a supervisor: any agent's): "
           "to a topic's line (the caller keeps its place and priority), to a named colleague first (then "
-          "the topic's line), or to a directory entry by code. 202: the caller is on its way; the call's "
+          "the topic's line), to a supervisor's own phone (by id; then the topic's line), or to a directory "
+          "entry by code. 202: the caller is on its way; the call's "
           "timeline says the rest (transfer.completed / transfer.failed).", "transfers", "agent_transfer",
           path_params=AGENT_PATH, response=TransferResult, errors=(404, 409, 503),
           body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],
                 "properties": {"kind": {"type": "string", "enum": list(TRANSFER_KINDS)},
                                "target": {"type": "string", "pattern": r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}"}}}),
     Route("POST", "/api/agents/{agent_id}/consult", agent_consult, _SOS,
-          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, or for a topic the "
-          "one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
+          "Consult: the caller goes on hold (music) and a colleague is rung (an agent by id, a supervisor's own "
+          "phone by id, or for a topic the one the router picks); then consult-end. The colleague not answering or rejecting brings the agent "
           "back to its caller.", "transfers", "agent_consult", path_params=AGENT_PATH, response=ConsultResult,
           errors=(404, 409, 503),
           body={"type": "object", "additionalProperties": False, "required": ["kind", "target"],

@@ -21,10 +21,10 @@ from switchboard.api.services import ConflictError, NotFoundError, UnavailableEr
 log = logging.getLogger("switchboard.api")
 T = TypeVar("T")
 
-__all__ = ["CONSULT_ACTIONS", "CONSULT_KINDS", "KINDS", "AcdTransferService", "Colleague", "ConsultResult", "DirectoryItem", "TransferResult", "TransferService",
+__all__ = ["CONSULT_ACTIONS", "CONSULT_KINDS", "KINDS", "AcdTransferService", "Colleague", "ConsultResult", "DirectoryItem", "SupervisorItem", "TransferResult", "TransferService",
            "TransferTargets"]
 
-CONSULT_KINDS = ("agent", "topic")
+CONSULT_KINDS = ("agent", "topic", "supervisor")
 #: error ids of a refused transfer (HTTP 409), besides ``agent-not-on-call``
 TRANSFER_ERROR_IDS = ("unknown-transfer-target", "not-in-directory", "transfer-in-progress",
                       "call-not-transferable", "colleague-not-ready", "no-consult", "consult-not-answered")
@@ -44,12 +44,20 @@ class Colleague:
 
 
 @dataclass(frozen=True, slots=True)
+class SupervisorItem:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class TransferTargets:
-    """Where the agent's call may go: topics, directory entries (no numbers shown), ready colleagues."""
+    """Where the agent's call may go: topics, directory entries (no numbers shown), ready colleagues,
+    the supervisors' own phones (configured ones only; no endpoint shown)."""
 
     topics: list[str]
     directory: list[DirectoryItem]
     colleagues: list[Colleague]
+    supervisors: list[SupervisorItem]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +102,9 @@ class AcdTransferService:
         colleagues = [Colleague(id=a, name=t.desk.records[a].name, skills=dict(t.desk.records[a].skills))
                       for a in t.ready_colleagues(agent_id)]
         return TransferTargets(topics=t.topics(), colleagues=colleagues,
-                               directory=[DirectoryItem(code=e.code, name=e.name) for e in t.directory.entries])
+                               directory=[DirectoryItem(code=e.code, name=e.name) for e in t.directory.entries],
+                               supervisors=[SupervisorItem(id=sup.id, name=sup.name)
+                                            for sup in sorted(t.supervisors.values(), key=lambda x: x.id)])
 
     async def _do(self, agent_id: str, aw: Awaitable[T]) -> T:
         try:

@@ -268,7 +268,10 @@ def agent_scenario(*, answer_after: float = 1.0, mode: str = "answer", talk: flo
     actions: list[str] = []
     if mode == "ringout":  # keep the INVITE's CSeq for the 487 that answers it
         actions.append('<ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="invcseq"/>')
-    elif talk is not None or keys:  # the agent sends requests in the dialog: keep what they need
+    elif mode == "answer" and (talk is not None or keys):
+        # the agent sends requests in the dialog (BYE, INFO): keep what they need. Only then: SIPp
+        # refuses to start a scenario that sets a variable it never reads ("Variable $c is
+        # referenced 1 times!"), so a rejecting phone given a talk time never answered anything
         actions += ['<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="inv_from"/>',
                     '<ereg regexp="[^ ]+" search_in="hdr" header="Call-ID:" check_it="true" assign_to="inv_cid"/>',
                     '<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="inv_to"/>',

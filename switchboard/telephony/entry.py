@@ -342,7 +342,7 @@ class AgiEntry:
             uniqueid, channel = caller.get("Uniqueid") or "", caller.get("Channel") or ""
             if not uniqueid or self.book.knows_channel(uniqueid):
                 continue
-            values = await self._getvars(channel, (acd_mod.VAR_CALL_ID, acd_mod.VAR_CALLER, "SB_DID"), uniqueid)
+            values = await self._getvars(channel, ADOPT_VARS, uniqueid)
             call_id = values[acd_mod.VAR_CALL_ID]
             if not call_id:    # never reached an agent through us (e.g. the fallback queue)
                 continue
@@ -351,11 +351,15 @@ class AgiEntry:
                             caller=values[acd_mod.VAR_CALLER] or caller.get("CallerIDNum") or "",
                             dialed=values["SB_DID"] or caller.get("Exten") or "")
             await self._ensure_started(call_id, uniqueid=uniqueid, channel=channel, age_s=age, reached_flow=True)
+            # its place in line (topic, province, join time, priority), so it can be passed on again
+            memo = memo_mod.decode(values[memo_mod.VARIABLE])
+            place = self.acd.place_of_bridged(call_id, channel=channel, uniqueid=uniqueid, values=values,
+                                              variables=memo.variables if memo is not None else None)
             for leg in members:
                 agent_id = legs[id(leg)]
                 if agent_id is not None:
                     self.acd.adopt_talking(leg.get("Uniqueid") or "", call_id=call_id, agent_id=agent_id,
-                                           talked_s=duration_s(leg.get("Duration") or ""))
+                                           talked_s=duration_s(leg.get("Duration") or ""), caller=place)
             log.info("re-adopted call %s bridged with %s", call_id,
                      ", ".join(ch.get("Channel") or "" for ch in members if ch is not caller))
             count += 1

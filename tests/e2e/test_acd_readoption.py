@@ -62,13 +62,7 @@ async def has_kind(dsn: str, caller: str, kind: str) -> bool:
 
 async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         stack_env: dict[str, str], pg_dsn: str, ami: AmiClient, tmp_path: Path) -> None:
-    config, http_port = await service_config(stack_env, pg_dsn, tmp_path)
-    tokens = {a: (await run_cli(config, "tokens", "create", "--role", "agent", "--agent", a,
-                                "--name", "e2e")).strip().splitlines()[-1] for a in ("agent1009", "agent1010")}
-    service = ServiceProcess(config, tmp_path / "service.log", http_port)
-    secret = agents_secret(stack_env)
-    phones = [SippAgent(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
-                         port=free_port(), talk=None) for a in ("agent1009", "agent1010")]
+    http_port, tokens, service, phones = await process_and_phones(stack_env, pg_dsn, tmp_path)
     callers: list[asyncio.Task[SippResult]] = []
 
     def call(steps: list[object], caller: str) -> asyncio.Task[SippResult]:
@@ -78,14 +72,7 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         return task
 
     try:
-        for p in phones:
-            await p.start()
-        await service.start()
-        await asyncio.sleep(1.0)   # DeviceStateChange of the new registrations
-        # agent1010 stays logged out for now (the service restores the states an earlier test of
-        # this session logged in the same database: log it out if it came back ready)
-        await api_logout_if_in(http_port, tokens["agent1010"], "agent1010")
-        await api_ready(http_port, tokens["agent1009"], "agent1009")
+        await start_with_one_agent_ready(http_port, tokens, service, phones)
         talker, waiter, late = "02838300001", "02838300002", "02838300003"
         bridged = call([*ivr(HEALTH_CARD), Pause(75), HangUp()], talker)
         await until(lambda: has_kind(pg_dsn, talker, "call.answered"), timeout=30, what="the first call answered")
@@ -181,6 +168,34 @@ async def test_kill_9_bridged_call_stays_fallback_queue_and_readoption(
         for p in phones:
             await p.stop()
         await hang_up_leftovers(stack_env)
+
+
+async def process_and_phones(stack_env: dict[str, str], pg_dsn: str, tmp_path: Path,
+                             agents: tuple[str, ...] = ("agent1009", "agent1010"),
+                             ) -> tuple[int, dict[str, str], ServiceProcess, list[SippAgent]]:
+    """The service as a process (not started yet), an agent token and a SIPp phone (not started)
+    for each of ``agents``: (its HTTP port, tokens by agent, the process, the phones)."""
+    config, http_port = await service_config(stack_env, pg_dsn, tmp_path)
+    tokens = {a: (await run_cli(config, "tokens", "create", "--role", "agent", "--agent", a,
+                                "--name", "e2e")).strip().splitlines()[-1] for a in agents}
+    service = ServiceProcess(config, tmp_path / "service.log", http_port)
+    secret = agents_secret(stack_env)
+    phones = [SippAgent(endpoint=a, password=sip_password(secret, a), remote=sip_remote(stack_env),
+                        port=free_port(), talk=None) for a in agents]
+    return http_port, tokens, service, phones
+
+
+async def start_with_one_agent_ready(http_port: int, tokens: dict[str, str], service: ServiceProcess,
+                                     phones: list[SippAgent]) -> None:
+    """Start the phones and the service; agent1009 ready, agent1010 logged out for now (the service
+    restores the states an earlier test of this session logged in the same database: log it out
+    if it came back ready)."""
+    for p in phones:
+        await p.start()
+    await service.start()
+    await asyncio.sleep(1.0)   # DeviceStateChange of the new registrations
+    await api_logout_if_in(http_port, tokens["agent1010"], "agent1010")
+    await api_ready(http_port, tokens["agent1009"], "agent1009")
 
 
 async def api_logout_if_in(port: int, token: str, agent_id: str) -> None:

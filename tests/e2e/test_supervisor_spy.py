@@ -65,10 +65,11 @@ async def _channels(ami: AmiClient) -> dict[str, Any]:
     return {ev.get("Uniqueid"): ev for ev in getattr(listing, "events", ()) if ev.name == "CoreShowChannel"}
 
 
-async def _supervisor_phone(svc: Service) -> SippAgent:
-    """A SIPp phone registered as the supervisor's endpoint: answers every spy leg and stays on it."""
+async def _supervisor_phone(svc: Service, *, mode: str = "answer") -> SippAgent:
+    """A SIPp phone registered as the supervisor's endpoint: answers every leg and stays on it
+    (``mode`` ringout: rings until the caller gives up)."""
     phone = SippAgent(endpoint=SUP_PHONE, password=sip_password(agents_secret(svc.env), SUP_PHONE),
-                       remote=sip_remote(svc.env), port=free_port(), mode="answer", answer_after=0.2, talk=None)
+                       remote=sip_remote(svc.env), port=free_port(), mode=mode, answer_after=0.2, talk=None)
     await phone.start()
     svc.agents.append(phone)   # stopped with the service
     await until(lambda: svc._contact_port(SUP_PHONE, phone.port), timeout=10,

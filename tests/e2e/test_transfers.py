@@ -119,6 +119,9 @@ async def test_transfer_to_a_directory_number_via_the_trunk(stack_env: dict[str,
         call_x = svc.call([*ivr(PENSION), Pause(22), HangUp()], caller=x)
         cx = await svc.wait_call_id(x)
         await svc.wait_event(cx, "call.answered", timeout=25)
+        if office.done():
+            r = await office
+            raise AssertionError(f"the far end's SIPp is gone before the INVITE: {r.returncode} {r.errors} {r.stderr}")
         await svc.acd.transfers.blind("agent1009", kind="number", target="ho-chi-minh")
         done = await svc.wait_event(cx, "transfer.completed", timeout=20)
         assert (done.data["kind"], done.data["number"]) == ("number", entry.number)
@@ -159,6 +162,19 @@ async def _consulting(svc: Service, caller: str, *, talk_s: float = 30.0, kind: 
     svc.acd.ready("agent1010")
     consult = await svc.acd.consults.start("agent1009", kind=kind, target=target)
     await svc.wait_event(call_id, "consult.answered", timeout=15)
+    return Consulting(call, call_id, answered.data["leg_uniqueid"], consult, colleague)
+
+
+async def _consult_rung(svc: Service, caller: str, *, mode: str, talk_s: float = 35.0) -> Consulting:
+    """agent1009 answers a pension caller, then consults agent1010, whose phone does ``mode``
+    (reject: 486 after 0.5 s; ringout: rings until given up); returns as the consult starts."""
+    await svc.agent("agent1009", talk=None)
+    colleague = await svc.agent("agent1010", mode=mode, answer_after=0.5, ready=False)
+    call = svc.call([*ivr(PENSION), Pause(talk_s), HangUp()], caller=caller)
+    call_id = await svc.wait_call_id(caller)
+    answered = await svc.wait_event(call_id, "call.answered", timeout=25)
+    svc.acd.ready("agent1010")
+    consult = await svc.acd.consults.start("agent1009", kind="agent", target="agent1010")
     return Consulting(call, call_id, answered.data["leg_uniqueid"], consult, colleague)
 
 
@@ -272,20 +288,13 @@ async def test_softphone_codes_consult_then_complete(stack_env: dict[str, str], 
 
 async def test_consult_rejected_brings_the_agent_back(stack_env: dict[str, str], pg_dsn: str) -> None:
     async with running_service(stack_env, pg_dsn) as svc:
-        await svc.agent("agent1009", talk=None)
-        await svc.agent("agent1010", mode="reject", answer_after=0.5, ready=False)
-        x = "02838100035"
-        call_x = svc.call([*ivr(PENSION), Pause(25), HangUp()], caller=x)
-        cx = await svc.wait_call_id(x)
-        answered = await svc.wait_event(cx, "call.answered", timeout=25)
-        svc.acd.ready("agent1010")
-        consult = await svc.acd.consults.start("agent1009", kind="agent", target="agent1010")
-        failed = await svc.wait_event(cx, "transfer.failed", timeout=20)
+        c = await _consult_rung(svc, "02838100035", mode="reject", talk_s=25.0)
+        failed = await svc.wait_event(c.call_id, "transfer.failed", timeout=20)
         assert (failed.data["reason"], failed.data["then"]) == ("rejected", "back_to_agent")
-        await until(lambda: _bridged(svc, answered.data["leg_uniqueid"], consult.caller_uniqueid), timeout=10,
+        await until(lambda: _bridged(svc, c.first_leg, c.consult.caller_uniqueid), timeout=10,
                     what="the agent back with its caller")
         assert svc.status("agent1009") == "on_call" and svc.status("agent1010") == "ready"
-        assert (await call_x).ok
-        row, _ = await svc.record(cx, until=("call.ended", "consult.ended"))
+        assert (await c.call).ok
+        row, _ = await svc.record(c.call_id, until=("call.ended", "consult.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 0)
 

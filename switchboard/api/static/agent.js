@@ -48,7 +48,7 @@
     renderConsult();
   }
 
-  // Where the call may go: topics, ready colleagues, the directory (by name; numbers never reach the page).
+  // Where the call may go: topics, ready colleagues, supervisors, the directory (by name; numbers never reach the page).
   async function loadTargets() {
     S.targetsFor = S.agent.current_call_id || "?";
     try {
@@ -59,6 +59,8 @@
       $("xfer-number").replaceChildren(...t.directory.map((d) => SB.el("option", { value: d.code }, d.name)));
       $("btn-xfer-agent").disabled = $("btn-consult").disabled = !t.colleagues.length;
       $("btn-xfer-number").disabled = !t.directory.length;
+      $("xfer-supervisor").replaceChildren(...t.supervisors.map((x) => SB.el("option", { value: x.id }, x.name)));
+      $("btn-xfer-supervisor").disabled = $("btn-consult-supervisor").disabled = !t.supervisors.length;
     } catch (err) { showError("action-error", err); }
   }
 
@@ -208,7 +210,9 @@
     $("btn-xfer-topic").addEventListener("click", () => transfer("topic", $("xfer-topic").value));
     $("btn-xfer-agent").addEventListener("click", () => transfer("agent", $("xfer-agent").value));
     $("btn-xfer-number").addEventListener("click", () => transfer("number", $("xfer-number").value));
+    $("btn-xfer-supervisor").addEventListener("click", () => transfer("supervisor", $("xfer-supervisor").value));
     $("btn-consult").addEventListener("click", () => consult("consult", { kind: "agent", target: $("xfer-agent").value }));
+    $("btn-consult-supervisor").addEventListener("click", () => consult("consult", { kind: "supervisor", target: $("xfer-supervisor").value }));
     $("btn-consult-complete").addEventListener("click", () => consult("consult-end", { action: "complete" }));
     $("btn-consult-three").addEventListener("click", () => consult("consult-end", { action: "three_way" }));
     $("btn-consult-cancel").addEventListener("click", () => consult("consult-end", { action: "cancel" }));

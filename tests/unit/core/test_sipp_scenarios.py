@@ -54,6 +54,16 @@ def test_agent_modes() -> None:
         _elements(xml)                                # well-formed
 
 
+def test_a_rejecting_far_end_given_a_talk_time_sets_no_variable_it_never_reads() -> None:
+    """SIPp refuses to start a scenario with a variable set and never read ("Variable $c is
+    referenced 1 times!"): a far end answering 486 never answered anything (issue 16's busy number)."""
+    for xml in (agent_scenario(mode="reject", talk=3.0, expect_number="02839000001"),
+                agent_scenario(mode="ringout", talk=3.0, keys="*7")):
+        assigned = {v for e in _elements(xml) for r in e.iter("ereg") for v in (r.get("assign_to") or "").split(",")}
+        assert assigned <= {"ruri", "invcseq"}, assigned
+        assert all(f"[${v}]" in xml for v in assigned if v)      # every variable set is read
+
+
 def test_register_and_feature_code_authenticate() -> None:
     reg = register_scenario(user="agent1001", password="pw", stay=10)
     assert reg.count("[authentication username=agent1001 password=pw]") == 2   # register + unregister
