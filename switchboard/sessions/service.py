@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.ami.agi import AgiHangup, agi_quote
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, node_hint
 from switchboard.api.services import ConflictError, InvalidError, NotFoundError, UnavailableError
 from switchboard.ivr.yaml_marks import FlowLoadError
 from switchboard.sessions.model import Session, conference_name, load_session_text, load_sessions
@@ -522,11 +522,11 @@ class SessionService:
                 continue
             try:
                 resp = await self.ami.send({"Action": "Getvar", "Channel": p.channel, "Variable": "SB_HAND"},
-                                           timeout=self._timeout)
+                                           timeout=self._timeout, **node_hint(self.ami, p.uniqueid))
             except (AmiError, TimeoutError) as exc:
                 log.warning("session %s: %s's hand not read back: %s", live.session.session_id, p.channel, exc)
                 continue
-            value = (resp.get("Value") or "").strip() if resp.success else ""
+            value = (resp.headers.get("Value") or "").strip() if resp.success else ""
             try:
                 out.append((float(value), p.uniqueid))
             except ValueError:
@@ -640,8 +640,11 @@ class SessionService:
             given = live.room.unmuted(uniqueid, now)
             if given is not None and given.role == "caller":
                 self._lower_hand(given)
+                self._write_figures(sid, given)
         elif name == "ConfbridgeMute":
-            live.room.muted(uniqueid, now)
+            taken = live.room.muted(uniqueid, now)
+            if taken is not None and taken.role == "caller":
+                self._write_figures(sid, taken)
 
     async def _note_recording(self, sid: str) -> None:
         """The conference's recording (ConfBridge names it ``<record_file>-<unix time>.wav``): the
@@ -671,13 +674,13 @@ class SessionService:
                            unmuted_s=p.unmuted_s)
         self._write(job)
 
-    def _write_hand(self, sid: str, p: Participant) -> None:
-        hands, first, joined_at = p.hands, p.hand_raised_at, p.joined_at
+    def _write_figures(self, sid: str, p: Participant) -> None:
+        """The stay's hands and floor so far (a restarted service takes them over)."""
+        hands, first, floor, floor_s = p.hands, p.hand_raised_at, p.unmuted_at, p.unmuted_s
 
         async def job(conn: Any) -> None:
-            if first is not None:
-                await ss.hand(conn, session_id=sid, call_id=p.call_id, joined_at=joined_at, hand_raised_at=first,
-                              hands=hands)
+            await ss.figures(conn, session_id=sid, call_id=p.call_id, joined_at=p.joined_at, hands=hands,
+                             hand_raised_at=first, unmuted_at=floor, unmuted_s=floor_s)
         self._write(job)
 
     def _lower_hand(self, p: Participant) -> None:
@@ -685,7 +688,7 @@ class SessionService:
         async def clear() -> None:
             try:
                 await self.ami.send({"Action": "Setvar", "Channel": p.channel, "Variable": "SB_HAND", "Value": ""},
-                                    timeout=self._timeout)
+                                    timeout=self._timeout, **node_hint(self.ami, p.uniqueid))
             except (AmiError, TimeoutError) as exc:
                 log.warning("%s: raised hand not cleared on the channel: %s", p.channel, exc)
         task = asyncio.create_task(clear(), name=f"qa-hand-{p.uniqueid}")
@@ -700,7 +703,7 @@ class SessionService:
             if uniqueid in live.room.participants:
                 if live.room.raise_hand(uniqueid, self._clock()):
                     self.hands_raised_total[sid] = self.hands_raised_total.get(sid, 0) + 1
-                    self._write_hand(sid, live.room.participants[uniqueid])
+                    self._write_figures(sid, live.room.participants[uniqueid])
                     log.info("session %s: %s raised a hand (%d in the queue)", sid,
                              live.room.participants[uniqueid].call_id, len(live.room.hands))
                 return

@@ -18,7 +18,7 @@ import asyncpg
 
 from switchboard.sessions.model import Session
 
-__all__ = ["InvitedLeg", "OpenStay", "SessionRow", "attendance", "end_session", "get_session", "hand",
+__all__ = ["InvitedLeg", "OpenStay", "SessionRow", "attendance", "end_session", "figures", "get_session",
            "insert_session", "invited_leg", "join", "leave", "open_stays", "participant_phones", "session_rows",
            "set_recording", "update_session"]
 
@@ -86,13 +86,15 @@ async def join(conn: Any, *, session_id: str, call_id: str, caller: str, role: s
         session_id, call_id, caller or None, role, channel, joined_at, via, participant_id or None, timeout=10)
 
 
-async def hand(conn: Any, *, session_id: str, call_id: str, joined_at: datetime, hand_raised_at: datetime,
-               hands: int) -> None:
-    """A hand raised (``*1``): the stay's count and first time, as they are now."""
+async def figures(conn: Any, *, session_id: str, call_id: str, joined_at: datetime, hands: int,
+                  hand_raised_at: datetime | None, unmuted_at: datetime | None, unmuted_s: float) -> None:
+    """A stay's figures as they are now (a hand raised, the floor given or taken back), before
+    the leave completes them: a restarted service takes them over."""
     await conn.execute(
-        "UPDATE qa_attendance SET hands = $4, hand_raised_at = coalesce(hand_raised_at, $5) "
-        "WHERE session_id = $1 AND call_id = $2 AND joined_at = $3",
-        session_id, call_id, joined_at, hands, hand_raised_at, timeout=10)
+        "UPDATE qa_attendance SET hands = $4, hand_raised_at = coalesce(hand_raised_at, $5), "
+        "unmuted_at = coalesce(unmuted_at, $6), unmuted_s = $7 "
+        "WHERE session_id = $1 AND call_id = $2 AND joined_at = $3 AND left_at IS NULL",
+        session_id, call_id, joined_at, hands, hand_raised_at, unmuted_at, unmuted_s, timeout=10)
 
 
 async def leave(conn: Any, *, session_id: str, call_id: str, joined_at: datetime, left_at: datetime,

@@ -66,12 +66,13 @@ async def test_an_open_stay_keeps_how_it_came_in_and_its_hands_for_a_restart(mig
         j1 = T0 + timedelta(seconds=10)
         await ss.join(db, session_id="pension", call_id="cmp-1", caller="0912000001", role="caller",
                       channel="PJSIP/trunk-1", joined_at=j1, via="invited", participant_id="9900000101")
-        await ss.hand(db, session_id="pension", call_id="cmp-1", joined_at=j1, hand_raised_at=j1 + timedelta(seconds=5),
-                      hands=1)
-        await ss.hand(db, session_id="pension", call_id="cmp-1", joined_at=j1,
-                      hand_raised_at=j1 + timedelta(seconds=9), hands=2)          # the first time kept
+        await ss.figures(db, session_id="pension", call_id="cmp-1", joined_at=j1, hands=1,
+                         hand_raised_at=j1 + timedelta(seconds=5), unmuted_at=None, unmuted_s=0.0)
+        await ss.figures(db, session_id="pension", call_id="cmp-1", joined_at=j1, hands=2,   # the first times kept
+                         hand_raised_at=j1 + timedelta(seconds=9), unmuted_at=j1 + timedelta(seconds=20), unmuted_s=3.5)
         stays = await ss.open_stays(db, "pension")
-        assert stays == {"cmp-1": ss.OpenStay(j1, 2, j1 + timedelta(seconds=5), None, 0.0, "invited", "9900000101")}
+        assert stays == {"cmp-1": ss.OpenStay(j1, 2, j1 + timedelta(seconds=5), j1 + timedelta(seconds=20), 3.5,
+                                              "invited", "9900000101")}
         rows = await ss.attendance(db, "pension")
         assert (rows[0]["joined_via"], rows[0]["participant_id"], rows[0]["hands"]) == ("invited", "9900000101", 2)
         with pytest.raises(asyncpg.CheckViolationError):
