@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard.ami.agi import AgiHangup, agi_quote
-from switchboard.ami.client import AmiError, node_hint
+from switchboard.ami.client import AmiError, current_node, node_hint
 from switchboard.api.services import ConflictError, InvalidError, NotFoundError, UnavailableError
 from switchboard.ivr.yaml_marks import FlowLoadError
 from switchboard.sessions.model import Session, conference_name, load_session_text, load_sessions
@@ -79,6 +79,7 @@ class _Live:
     invited: bool = False          # the invitation campaign is begun (or there is none)
     invite_tried: float = 0.0      # when it was last tried (monotonic), the database away
     invites_stopped: bool = False  # the invitation campaign is stopped (the session is over)
+    node: str = ""                 # the Asterisk node its conference is on ("" none yet; ConfBridge is per node)
     stop_tried: float = 0.0
 
 
@@ -305,10 +306,17 @@ class SessionService:
 
     async def join(self, session: Any, session_id: str) -> str:
         """The flow's ``conference`` node: ``joined`` (the caller left AGI for the conference),
-        ``full`` or ``over``."""
+        ``full``, ``over``, or ``elsewhere``: the conference is on another Asterisk node than the
+        caller's (several nodes: ConfBridge is per node, a join there would open a second, empty
+        conference; the flow says so and goes on)."""
         live = self.sessions.get(session_id) or self.live_now()
         if live is None or not self.running(live):
             return "over"
+        here = str(getattr(session, "node", "") or "")
+        if live.node and here and here != live.node:
+            log.warning("call %s on node %s: session %s's conference is on node %s: not joined", session.linkedid,
+                        here, live.session.session_id, live.node)
+            return "elsewhere"
         now = self._clock()
         live.room.expire(now - timedelta(seconds=self.settings.seat_hold_s))
         arrival = None
@@ -325,6 +333,7 @@ class SessionService:
                      live.room.capacity)
             return "full"
         sid = live.session.session_id
+        live.node = live.node or here      # the first one in decides where the conference is
         rec = f"{self.recordings_dir}/sessions/{sid}"
         try:
             for name, value in (("SB_SESSION", sid), ("SB_CONF", conference_name(sid)), ("SB_SESSION_REC", rec),
@@ -427,7 +436,7 @@ class SessionService:
                                f"SB_SESSION_REC={self.recordings_dir}/sessions/{session_id}"],
                   "Async": "true"}
         try:
-            await self.ami.send(action, timeout=self._timeout)
+            await self.ami.send(action, timeout=self._timeout, **({"node": live.node} if live.node else {}))
         except (AmiError, TimeoutError) as exc:
             log.warning("session %s: moderator's phone not rung: %s", session_id, exc)
             raise UnavailableError("Asterisk did not take the call to the moderator") from exc
@@ -481,6 +490,7 @@ class SessionService:
         for ev in listed:
             admin = (ev.get("Admin") or "").lower() == "yes"
             call_id = ev.get("Linkedid") or ev.get("Uniqueid") or ""
+            live.node = live.node or node_hint(self.ami, ev.get("Uniqueid") or "").get("node", "")
             stay = stays.pop(call_id, None)
             arrival = None
             if not admin and stay is not None and stay.via:
@@ -617,6 +627,7 @@ class SessionService:
         now = self._clock()
         uniqueid = ev.get("Uniqueid") or ""
         if name == "ConfbridgeJoin":
+            live.node = live.node or current_node()
             admin = (ev.get("Admin") or "").lower() == "yes"
             p = live.room.joined(uniqueid=uniqueid, channel=ev.get("Channel") or "",
                                  call_id=ev.get("Linkedid") or uniqueid,
@@ -633,6 +644,8 @@ class SessionService:
             self._kicked.discard(uniqueid)
             log.info("session %s: %s left (%s)", sid, left.call_id, reason)
             self._write_leave(sid, left, now, reason)
+            if not live.room.participants and not live.room.reserved:
+                live.node = ""               # the conference is gone: the next one in opens it anywhere
             if live.ending and not live.room.participants:
                 live.ending = False
                 self._tasks.append(asyncio.create_task(self._note_recording(sid), name=f"qa-recording-{sid}"))
