@@ -33,10 +33,11 @@ LATE = "0912000099"                     # the 11th: past the capacity (10)
 KICKED = CALLERS[0]                     # removed by the moderator before the end
 
 
-def definition() -> str:
+def definition(session: str = SESSION, extra: str = "") -> str:
+    """A session running on the service's clock (started a minute ago), plus ``extra`` YAML."""
     starts, ends = OPEN - timedelta(minutes=1), OPEN + timedelta(minutes=30)
     return f"""\
-session: {SESSION}
+session: {session}
 title: "The new pension law"
 topic: social.pension
 starts: {starts.isoformat()}
@@ -46,7 +47,7 @@ capacity: 10
 languages: [vi]
 title_prompt: session_title_pension_law
 call_moderator: true
-"""
+""" + extra
 
 
 def caller_steps(*, hand: bool = False, late: bool = False) -> list[Step]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 from campaign_contacts import contact_scenario, invited_numbers, run_contacts
-from e2e_service import OPEN, running_service, sip_remote, until
-from test_qa_session import MODERATOR, caller_steps
+from e2e_service import running_service, sip_remote, until
+from test_qa_session import MODERATOR, caller_steps, definition
 
 from switchboard.api.keys import SERVICES
 from switchboard.sessions.invites import invite_campaign_id
@@ -34,27 +33,16 @@ MENU = "0912700190"                                                      # joins
 RETRY_S = 10
 
 
-def definition() -> str:
-    starts, ends = OPEN - timedelta(minutes=1), OPEN + timedelta(minutes=30)
+def invited_session() -> str:
     codes = ", ".join(f'"{c}"' for c in [*REGISTERED, UNKNOWN])
-    return f"""\
-session: {SESSION}
-title: "The new pension law"
-topic: social.pension
-starts: {starts.isoformat()}
-ends: {ends.isoformat()}
-moderator: {MODERATOR}
-capacity: 10
-languages: [vi]
-title_prompt: session_title_pension_law
-call_moderator: true
+    return definition(SESSION, f"""\
 invite:
   participants: [{codes}]
   numbers: ["{ANSWER}", "{NO_ANSWER}", "{ON_DNC}"]
   attempts: 2
   retry_s: {RETRY_S}
   ring_s: 10
-"""
+""")
 
 
 async def test_registered_participants_are_called_in_at_the_start(stack_env: dict[str, str], fresh_db: str) -> None:
@@ -74,7 +62,7 @@ async def test_registered_participants_are_called_in_at_the_start(stack_env: dic
         svc.callers.append(contacts)   # type: ignore[arg-type]
         await asyncio.sleep(2.0)       # the participants' UAS listening
 
-        await sessions.create(definition(), by="e2e")
+        await sessions.create(invited_session(), by="e2e")
         room = sessions.sessions[SESSION].room
         menu = svc.call(caller_steps(), caller=MENU, timeout=150)
 

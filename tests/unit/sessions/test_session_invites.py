@@ -8,6 +8,8 @@ import csv
 import io
 from pathlib import Path
 
+from test_session_model import GOOD
+
 from switchboard.campaigns.loader import load_campaign_text
 from switchboard.campaigns.model import Mode
 from switchboard.campaigns.targets import contacts_from_csv
@@ -18,14 +20,7 @@ from switchboard.telephony.numbers import default_callback_numbers
 
 REPO = Path(__file__).resolve().parents[3]
 
-SESSION = """\
-session: pension-law
-title: "The new pension law"
-topic: social.pension
-starts: 2026-03-03T09:00:00+07:00
-ends: 2026-03-03T10:00:00+07:00
-moderator: agent1001
-title_prompt: session_title_pension_law
+SESSION = GOOD + """\
 invite:
   numbers: ["0912700103", "0912 700 104", "19001234", "0912700103"]
   attempts: 3
