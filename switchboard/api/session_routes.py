@@ -120,6 +120,13 @@ async def session_recording(request: web.Request) -> web.StreamResponse:
     return await serve_recording(request, Path(found), what=f"session {sid}", name=f"session-{sid}")
 
 
+async def session_register(request: web.Request) -> web.Response:
+    svc, sid = _session(request)
+    body = request[BODY]
+    return json_ok(await _call(request, svc.register(sid, participants=list(body.get("participants", ())),
+                                                     numbers=list(body.get("numbers", ())), by=_by(request))))
+
+
 async def session_invitations(request: web.Request) -> web.Response:
     svc, sid = _session(request)
     found = await _call(request, svc.invitations(sid))
@@ -155,6 +162,13 @@ SESSION_ROUTES = [
     Route("GET", "/api/qa-sessions/{session_id}/recording", session_recording, _ANY,
           "Download the session's conference recording (a supervisor or the session's moderator).", _TAG,
           "qa_session_recording", path_params=SESSION_PATH, content_type="audio/*", errors=(403, 404, 503)),
+    Route("POST", "/api/qa-sessions/{session_id}/registered", session_register, _ANY,
+          "Register participants (insurance codes) or numbers for a session not over yet: stored with it, "
+          "called at its start (at once while it runs).", _TAG, "qa_session_register", path_params=SESSION_PATH,
+          errors=(403, 404, 409, 422, 503), response=_OBJ,
+          body={"type": "object", "additionalProperties": False, "properties": {
+              "participants": {"type": "array", "maxItems": 2000, "items": {"type": "string", "maxLength": 32}},
+              "numbers": {"type": "array", "maxItems": 2000, "items": {"type": "string", "maxLength": 32}}}}),
     Route("GET", "/api/qa-sessions/{session_id}/invitations", session_invitations, _ANY,
           "The registered participants' calls: the invitation campaign's state and counts (its report: "
           "/api/campaigns/{id}/report).", _TAG, "qa_session_invitations", path_params=SESSION_PATH,

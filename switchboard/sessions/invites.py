@@ -125,10 +125,12 @@ class SessionInvites:
                      s.session_id, cid, view.imported.added if view.imported else 0,
                      view.imported.refused if view.imported else 0)
         else:
-            if view.state in ("paused", "running"):
+            if view.state in ("paused", "running", "finished"):    # stopped: the session is over
                 added = await self.campaigns.import_contacts(cid, csv_text, by=by)
                 if added.added:
                     log.info("session %s: %d registered participant(s) added to %s", s.session_id, added.added, cid)
+                    if view.state == "finished":                   # every earlier one done: it runs again
+                        view = await self.campaigns.set_state(cid, State.RUNNING, by=by)
         if view.state == "paused":
             view = await self.campaigns.set_state(cid, State.RUNNING, by=by)
             log.info("session %s: calling the registered participants (%s)", s.session_id, cid)

@@ -27,8 +27,8 @@ Format (docs/sessions.md)::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,17 @@ from switchboard.ivr.yaml_marks import (
     top_level,
 )
 
-__all__ = ["SESSION_ID", "Invite", "Session", "SessionError", "conference_name", "load_session", "load_session_text",
-           "load_sessions"]
+__all__ = [
+    "SESSION_ID",
+    "Invite",
+    "Session",
+    "SessionError",
+    "conference_name",
+    "load_session",
+    "load_session_text",
+    "load_sessions",
+    "with_registered",
+]
 
 SESSION_ID = r"[a-z][a-z0-9_-]{0,47}"
 SessionError = FlowLoadError
@@ -65,6 +74,8 @@ _INVITE_KEYS = {"participants", "numbers", "attempts", "retry_s", "ring_s", "win
 #: Registered participants of one session, at most.
 MAX_INVITED = 2000
 INSURANCE_CODE = re.compile(r"[0-9]{10}")
+#: A number as registered (the number policy decides at import whether it may be dialled).
+REGISTERED_NUMBER = re.compile(r"\+?[0-9 .()-]{3,24}")
 #: The sessions' times are read on the hotline's clock in Vietnam's zone (calling windows).
 LOCAL_ZONE = "Asia/Ho_Chi_Minh"
 
@@ -136,6 +147,20 @@ class Session:
                    languages=tuple(d.get("languages", ("vi",))), title_prompt=d.get("title_prompt", ""),
                    call_moderator=bool(d.get("call_moderator", True)), description=d.get("description", ""),
                    invite=Invite.from_json(d.get("invite")))
+
+
+def with_registered(invite: Invite, participants: Iterable[str], numbers: Iterable[str]) -> tuple[Invite, list[str]]:
+    """``invite`` with more registered participants (insurance codes) and numbers, each once;
+    the problems (a bad code or number, too many) when there are any (then nothing is added)."""
+    codes, nums = list(participants), list(numbers)
+    problems = [f"participants: {c!r} is not an insurance code (10 digits)" for c in codes
+                if not INSURANCE_CODE.fullmatch(c)]
+    problems += [f"numbers: {n!r} is not a phone number" for n in nums if not REGISTERED_NUMBER.fullmatch(n)]
+    merged = replace(invite, participants=tuple(dict.fromkeys((*invite.participants, *codes))),
+                     numbers=tuple(dict.fromkeys((*invite.numbers, *nums))))
+    if len(merged.participants) + len(merged.numbers) > MAX_INVITED:
+        problems.append(f"at most {MAX_INVITED} registered participants")
+    return (invite, problems) if problems else (merged, [])
 
 
 def conference_name(session_id: str) -> str:
@@ -257,7 +282,7 @@ def _invite(ctx: Ctx, node: YNode) -> Invite:
             ctx.error(f["participants"][1], f"invite.participants: {code!r} is not an insurance code (10 digits)")
     numbers = read("numbers", lambda n: strings(ctx, n, "invite.numbers"), ())
     for number in numbers:
-        if not re.fullmatch(r"\+?[0-9 .()-]{3,24}", number):
+        if not REGISTERED_NUMBER.fullmatch(number):
             ctx.error(f["numbers"][1], f"invite.numbers: {number!r} is not a phone number")
     if len(participants) + len(numbers) > MAX_INVITED:
         ctx.error(node, f"invite: at most {MAX_INVITED} registered participants")

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,13 @@ from switchboard.ami.agi import AgiHangup, agi_quote
 from switchboard.ami.client import AmiError, current_node, node_hint
 from switchboard.api.services import ConflictError, InvalidError, NotFoundError, UnavailableError
 from switchboard.ivr.yaml_marks import FlowLoadError
-from switchboard.sessions.model import Session, conference_name, load_session_text, load_sessions
+from switchboard.sessions.model import (
+    Session,
+    conference_name,
+    load_session_text,
+    load_sessions,
+    with_registered,
+)
 from switchboard.sessions.room import Arrival, Participant, Room
 from switchboard.store import sessions as ss
 from switchboard.store.errors import TRANSIENT_DB_ERRORS
@@ -249,6 +255,34 @@ class SessionService:
         assert row is not None
         log.info("session %s created by %s", s.session_id, by)
         return self.view(self._adopt(row).session.session_id)
+
+    async def register(self, session_id: str, *, participants: list[str], numbers: list[str],
+                       by: str) -> dict[str, Any]:
+        """More registered participants (insurance codes) or numbers for a session not over yet:
+        stored with its definition; a running session calls them at once (its invitation
+        campaign takes the new ones only: nobody already called is called again)."""
+        live = self._get(session_id)
+        if live.finished or self._clock() >= live.session.ends:
+            raise ConflictError(f"session {session_id} is over", error_id="session-state",
+                                details={"session": session_id})
+        invite, problems = with_registered(live.session.invite, participants, numbers)
+        if problems:
+            raise SessionInvalid("the registered participants have errors", error_id="invalid-session",
+                                 details={"problems": problems})
+        changed = replace(live.session, invite=invite)
+        try:
+            async with acquire(self._pool, timeout=self._timeout) as conn:
+                stored = await ss.update_session(conn, changed)
+        except TRANSIENT_DB_ERRORS as exc:
+            raise UnavailableError("the database is not reachable") from exc
+        if not stored:
+            raise ConflictError(f"session {session_id} is over", error_id="session-state",
+                                details={"session": session_id})
+        live.session = changed
+        live.invited, live.invite_tried = False, 0.0     # the next tick begins (or adds to) its campaign
+        log.info("session %s: %d registered participant(s) now (by %s)", session_id,
+                 len(invite.participants) + len(invite.numbers), by)
+        return {"session": session_id, "invite": invite.to_json()}
 
     # ------------------------------------------------------------ reads
 

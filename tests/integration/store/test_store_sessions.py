@@ -86,3 +86,33 @@ async def test_an_open_stay_keeps_how_it_came_in_and_its_hands_for_a_restart(mig
         assert await ss.invited_leg(db, "cmp-none") is None
     finally:
         await db.close()
+
+
+async def test_participants_registered_later_are_stored_with_the_session(migrated_db: str) -> None:
+    """``SessionService.register`` (the API's POST .../registered): merged once each into the stored
+    definition; bad codes or numbers refused with every problem and nothing added; not once over."""
+    from switchboard.api.services import ConflictError
+    from switchboard.config import SessionSettings
+    from switchboard.sessions.service import SessionInvalid, SessionService
+
+    db = await asyncpg.connect(migrated_db)
+    try:
+        await ss.insert_session(db, S, source="test")
+        svc = SessionService(pool=db, ami=None, settings=SessionSettings(), clock=lambda: T0 - timedelta(hours=1))
+        await svc.sync("/nonexistent")
+        out = await svc.register("pension", participants=["9900000101"], numbers=["0912700103"], by="test")
+        assert out["invite"]["participants"] == ["9900000101"] and out["invite"]["numbers"] == ["0912700103"]
+        await svc.register("pension", participants=["9900000101", "9900000102"], numbers=[], by="test")
+        row = await ss.get_session(db, "pension")
+        assert row is not None and row.session.invite.participants == ("9900000101", "9900000102")
+        assert row.session.invite.numbers == ("0912700103",) and row.session.capacity == S.capacity
+        with pytest.raises(SessionInvalid) as bad:
+            await svc.register("pension", participants=["123"], numbers=["call me"], by="test")
+        assert len(bad.value.details["problems"]) == 2
+        assert (await ss.get_session(db, "pension")).session.invite.participants == ("9900000101", "9900000102")
+        await ss.end_session(db, "pension", at=T0, by="test")
+        svc.sessions["pension"].finished = True
+        with pytest.raises(ConflictError):
+            await svc.register("pension", participants=["9900000103"], numbers=[], by="test")
+    finally:
+        await db.close()
