@@ -47,7 +47,9 @@ invite:
 
 async def test_registered_participants_are_called_in_at_the_start(stack_env: dict[str, str], fresh_db: str) -> None:
     started = time.monotonic()
-    async with running_service(stack_env, fresh_db, campaigns={"tick_s": 0.5}) as svc:
+    # two lines at a time: the one SIPp UAS behind the trunk left some INVITEs of a burst of 4
+    # unanswered now and then (the calls rang out: no_answer); the campaigns' own tests dial <= 3
+    async with running_service(stack_env, fresh_db, campaigns={"tick_s": 0.5, "max_lines": 2}) as svc:
         sessions = svc.app.context["sessions"]
         campaigns = svc.app.context["api_app"][SERVICES].campaigns
         for code, phone in REGISTERED.items():
@@ -104,8 +106,10 @@ async def test_registered_participants_are_called_in_at_the_start(stack_env: dic
     assert [r["joined_via"] for r in rows if r["role"] == "moderator"] == ["moderator"]
     assert all(r["left_reason"] == "session_ended" for r in rows), rows
     # who was called how often (SIPp's log of the INVITEs behind the trunk)
+    # (the number that rings out is not always in SIPp's log: its two attempts are asserted on the
+    # database's rows above, and never more than the bound here)
     calls = Counter(invited_numbers(text))
-    assert calls == Counter({**{n: 1 for n in invited}, NO_ANSWER: 2}), calls
-    assert ON_DNC not in calls
+    assert {n: calls[n] for n in invited} == {n: 1 for n in invited}, calls
+    assert calls[NO_ANSWER] <= 2 and ON_DNC not in calls and set(calls) <= {*invited, NO_ANSWER}, calls
     assert Counter(r["result"] for r in attempts) == Counter({"answered": 3, "no_answer": 2}), attempts
     print(f"qa session invites e2e: {time.monotonic() - started:.0f} s")
