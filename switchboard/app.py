@@ -429,6 +429,14 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
         sessions=sessions,
     )
     services.campaigns.dialer = campaign_dialer      # the agents' preview (None: 503)
+    if sessions is not None and campaign_dialer is not None:
+        # registered participants called into a Q&A session at its start: an invitation campaign
+        # whose flow (session-invite) takes a seat like key 5 (docs/sessions.md)
+        from switchboard.sessions.invites import SessionInvites
+
+        campaign_dialer.runner.on_conference = sessions.join
+        sessions.invites = SessionInvites(campaigns=services.campaigns, pool=LazyPool(pool_part),
+                                          policy=numbers.policy, context=s.campaigns.context)
     api_app = create_app(settings=s, services=services, metrics=metrics)
     if leader is not None:
         api_app.middlewares.append(api_guard.middleware(leader))

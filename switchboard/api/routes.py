@@ -47,6 +47,7 @@ from switchboard.api.live import serve_websocket
 from switchboard.api.middleware import authenticate, client_ip, principal_of
 from switchboard.api.openapi import build_document
 from switchboard.api.pages import PAGE_ROUTES
+from switchboard.api.recording_files import serve_recording
 from switchboard.api.services import (
     AgentFigures,
     AgentView,
@@ -84,8 +85,6 @@ DATE = {"type": "string", "format": "date"}
 AGENT_PATH = {"agent_id": ID}
 CALL_PATH = {"call_id": ID}
 EMPTY_BODY: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
-AUDIO_TYPES = {".wav": "audio/wav", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".opus": "audio/ogg",
-               ".gsm": "audio/x-gsm"}
 
 
 async def _call(request: web.Request, aw: Awaitable[T]) -> T:
@@ -373,34 +372,12 @@ async def call_show(request: web.Request) -> web.Response:
     return json_ok(detail)
 
 
-def resolve_recording(recordings_dir: Path, found: Path) -> Path | None:
-    """The real path of a recording, or None when it (or a symlink in it) leads
-    outside ``recordings_dir``."""
-    base = recordings_dir.resolve()
-    target = (found if found.is_absolute() else base / found).resolve()
-    return target if target.is_relative_to(base) else None
-
-
 async def call_recording(request: web.Request) -> web.StreamResponse:
     call_id = request.match_info["call_id"]
     found = await _call(request, request.app[SERVICES].recordings.path_for(call_id))
     if found is None:
         raise NotFound("this call has no recording")
-    target = await asyncio.to_thread(resolve_recording, Path(request.app[SETTINGS].paths.recordings_dir),
-                                     Path(found))
-    if target is None:
-        log.warning("recording of call %s points outside the recordings folder: refused", call_id)
-        raise Forbidden("the recording is not in the recordings folder", error_id="forbidden")
-    if not await asyncio.to_thread(target.is_file):
-        raise NotFound("the recording file is missing")
-    by = principal_of(request)
-    log.info("recording of call %s downloaded by %s", call_id, by.name or by.token_id)
-    content_type = AUDIO_TYPES.get(target.suffix.lower(), "application/octet-stream")
-    return web.FileResponse(target, headers={
-        "Content-Type": content_type,
-        "Content-Disposition": f'attachment; filename="{call_id}{target.suffix.lower()}"',
-        "Cache-Control": "no-store",
-    })
+    return await serve_recording(request, Path(found), what=f"call {call_id}", name=call_id)
 
 
 # ----------------------------------------------------------------- reports

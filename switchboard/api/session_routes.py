@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from switchboard.api.auth import Access
-from switchboard.api.errors import Forbidden, ServiceUnavailable
+from switchboard.api.errors import Forbidden, NotFound, ServiceUnavailable
 from switchboard.api.jsonutil import json_ok
 from switchboard.api.keys import BODY, OPTIONS, SERVICES, Route
 from switchboard.api.middleware import principal_of
+from switchboard.api.recording_files import serve_recording
 from switchboard.sessions.model import SESSION_ID
 
 T = TypeVar("T")
@@ -108,6 +110,32 @@ async def session_call_moderator(request: web.Request) -> web.Response:
     return json_ok({"leg": await _call(request, svc.call_moderator(sid))})
 
 
+async def session_recording(request: web.Request) -> web.StreamResponse:
+    """The conference's recording: like a call's (the recordings folder only), for a supervisor
+    or the session's moderator."""
+    svc, sid = _session(request)
+    found = svc.view(sid).get("recording")
+    if not found:
+        raise NotFound("this session has no recording (not ended yet, or purged)")
+    return await serve_recording(request, Path(found), what=f"session {sid}", name=f"session-{sid}")
+
+
+async def session_register(request: web.Request) -> web.Response:
+    svc, sid = _session(request)
+    body = request[BODY]
+    return json_ok(await _call(request, svc.register(sid, participants=list(body.get("participants", ())),
+                                                     numbers=list(body.get("numbers", ())), by=_by(request))))
+
+
+async def session_invitations(request: web.Request) -> web.Response:
+    svc, sid = _session(request)
+    found = await _call(request, svc.invitations(sid))
+    if found is None:
+        raise NotFound("this session calls nobody in (no registered participants, or not started)",
+                       error_id="no-invitations")
+    return json_ok(found)
+
+
 _ANY = Access.ANY
 _TAG = "qa-sessions"
 
@@ -131,6 +159,20 @@ SESSION_ROUTES = [
           "ConfBridge's own list of the conference (AMI ConfbridgeList): channel, muted, admin.", _TAG,
           "qa_session_confbridge", path_params=SESSION_PATH, errors=(403, 404, 503),
           response={"type": "array", "items": _OBJ}),
+    Route("GET", "/api/qa-sessions/{session_id}/recording", session_recording, _ANY,
+          "Download the session's conference recording (a supervisor or the session's moderator).", _TAG,
+          "qa_session_recording", path_params=SESSION_PATH, content_type="audio/*", errors=(403, 404, 503)),
+    Route("POST", "/api/qa-sessions/{session_id}/registered", session_register, _ANY,
+          "Register participants (insurance codes) or numbers for a session not over yet: stored with it, "
+          "called at its start (at once while it runs).", _TAG, "qa_session_register", path_params=SESSION_PATH,
+          errors=(403, 404, 409, 422, 503), response=_OBJ,
+          body={"type": "object", "additionalProperties": False, "properties": {
+              "participants": {"type": "array", "maxItems": 2000, "items": {"type": "string", "maxLength": 32}},
+              "numbers": {"type": "array", "maxItems": 2000, "items": {"type": "string", "maxLength": 32}}}}),
+    Route("GET", "/api/qa-sessions/{session_id}/invitations", session_invitations, _ANY,
+          "The registered participants' calls: the invitation campaign's state and counts (its report: "
+          "/api/campaigns/{id}/report).", _TAG, "qa_session_invitations", path_params=SESSION_PATH,
+          errors=(403, 404, 503), response=_OBJ),
     *(Route("POST", f"/api/qa-sessions/{{session_id}}/participants/{{participant}}/{verb}", _participant_handler(verb),
             _ANY, summary, _TAG, f"qa_session_{verb}", path_params=WHO_PATH, body=_EMPTY, errors=(403, 404, 409, 503),
             response=_OBJ)

@@ -19,8 +19,8 @@ from typing import Any
 
 from switchboard.config import Settings
 
-ATTENDANCE_COLUMNS = ("call_id", "caller", "role", "joined_at", "left_at", "seconds", "hands", "hand_raised_at",
-                      "unmuted_at", "unmuted_s", "left_reason")
+ATTENDANCE_COLUMNS = ("call_id", "caller", "role", "joined_via", "participant_id", "joined_at", "left_at", "seconds",
+                      "hands", "hand_raised_at", "unmuted_at", "unmuted_s", "left_reason")
 
 
 def register(sub: Any) -> None:

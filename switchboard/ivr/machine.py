@@ -144,7 +144,7 @@ class QueueResult:
 @dataclass(frozen=True, slots=True)
 class ConferenceResult:
     """The session's answer to ``JoinConference``: ``joined`` (the caller left for the
-    conference), ``full`` or ``over``."""
+    conference), ``full``, ``over`` or ``elsewhere`` (the conference is on another node)."""
 
     outcome: str
     at: datetime
@@ -329,7 +329,8 @@ def step(state: FlowState, inp: Input) -> tuple[FlowState, list[Command]]:
     if state.waiting is Waiting.CONFERENCE and isinstance(inp, ConferenceResult) and isinstance(node, Conference):
         if inp.outcome == "joined":
             return _finish(_leave(state, inp.at, "joined"), inp.at, "conference"), []
-        return _run(_leave(state, inp.at, inp.outcome), node.full, inp.at, [])
+        dest = node.elsewhere if inp.outcome == "elsewhere" and node.elsewhere else node.full
+        return _run(_leave(state, inp.at, inp.outcome), dest, inp.at, [])
     raise MachineError(f"{type(inp).__name__} not expected while waiting for {state.waiting.value} at {state.node}")
 
 

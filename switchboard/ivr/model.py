@@ -341,18 +341,20 @@ class Record(Node):
 @dataclass(frozen=True, slots=True)
 class Conference(Node):
     """Join the running Q&A session (docs/sessions.md): the caller leaves the flow for its
-    conference; ``full`` when the session has no seat left or is over."""
+    conference; ``full`` when the session has no seat left or is over; ``elsewhere`` (when set,
+    else ``full``) when the conference is on another Asterisk node than the caller's."""
 
     session: str = "$session.id"
     prompts: tuple[PromptItem, ...] = ()
     full: str = ""
+    elsewhere: str = ""
 
     @property
     def kind(self) -> Kind:
         return Kind.CONFERENCE
 
     def destinations(self) -> tuple[tuple[str, str], ...]:
-        return (("full", self.full),)
+        return (("full", self.full), ("elsewhere", self.elsewhere)) if self.elsewhere else (("full", self.full),)
 
 
 @dataclass(frozen=True, slots=True)

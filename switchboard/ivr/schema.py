@@ -342,7 +342,8 @@ NODES: dict[m.Kind, NodeSpec] = {
         "prompts": OPT_PROMPTS, "max_seconds": Field(_int_in(1, 3600)), "silence_seconds": Field(_int_in(0, 60)),
         "beep": Field(flag), "terminator": OPT_STR, "next": NEXT,
     }),
-    m.Kind.CONFERENCE: NodeSpec(m.Conference, {"session": OPT_REF, "prompts": OPT_PROMPTS, "full": NEXT}),
+    m.Kind.CONFERENCE: NodeSpec(m.Conference, {"session": OPT_REF, "prompts": OPT_PROMPTS, "full": NEXT,
+                                                "elsewhere": OPT_DEST}),
     m.Kind.HANGUP: NodeSpec(m.Hangup, {"prompts": OPT_PROMPTS, "reason": OPT_STR}),
 }
 

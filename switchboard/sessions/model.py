@@ -15,19 +15,28 @@ Format (docs/sessions.md)::
     languages: [vi]                    # the menu offers it to callers of these languages
     title_prompt: session_title_pension_law   # prompt read after "press 5 to join the live session on"
     call_moderator: true               # ring the moderator's phone into the conference at the start
+    invite:                            # registered participants called in at the start (optional)
+      participants: ["0123456789"]     # insurance codes of ``participants`` (their phone is called)
+      numbers: ["0912345678"]          # or numbers (each through the number policy)
+      attempts: 2                      # calls per participant at most (no answer, busy: again)
+      retry_s: 120                     # seconds between two calls to one participant
+      ring_s: 30
+      window: "07:30-20:00"            # calling window (local time; public holidays closed)
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from yaml.nodes import ScalarNode
 
+from switchboard.ivr.calendar import parse_ranges
 from switchboard.ivr.yaml_marks import (
     NAME,
     Bad,
@@ -38,19 +47,68 @@ from switchboard.ivr.yaml_marks import (
     compose,
     flag,
     integer,
+    mapping,
     string,
     strings,
     top_level,
 )
 
-__all__ = ["SESSION_ID", "Session", "SessionError", "conference_name", "load_session", "load_session_text",
-           "load_sessions"]
+__all__ = [
+    "SESSION_ID",
+    "Invite",
+    "Session",
+    "SessionError",
+    "conference_name",
+    "load_session",
+    "load_session_text",
+    "load_sessions",
+    "with_registered",
+]
 
 SESSION_ID = r"[a-z][a-z0-9_-]{0,47}"
 SessionError = FlowLoadError
 _TOP = {"session", "title", "topic", "starts", "ends", "moderator", "capacity", "languages", "title_prompt",
-        "call_moderator", "description"}
+        "call_moderator", "description", "invite"}
 _LANGS = ("vi", "en")
+_INVITE_KEYS = {"participants", "numbers", "attempts", "retry_s", "ring_s", "window", "public_holidays"}
+#: Registered participants of one session, at most.
+MAX_INVITED = 2000
+INSURANCE_CODE = re.compile(r"[0-9]{10}")
+#: A number as registered (the number policy decides at import whether it may be dialled).
+REGISTERED_NUMBER = re.compile(r"\+?[0-9 .()-]{3,24}")
+#: The sessions' times are read on the hotline's clock in Vietnam's zone (calling windows).
+LOCAL_ZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """Registered participants called into the session at its start (an outbound campaign whose
+    flow joins the session, docs/sessions.md)."""
+
+    participants: tuple[str, ...] = ()     # insurance codes (``participants``): their phone is called
+    numbers: tuple[str, ...] = ()          # numbers as registered (the number policy decides at import)
+    attempts: int = 2                      # calls per participant at most
+    retry_s: int = 120                     # spacing after no answer / busy / failed
+    ring_s: int = 30
+    window: str = "07:30-20:00"            # calling window, local time
+    public_holidays: bool = True           # no calls on a public holiday
+
+    def __bool__(self) -> bool:
+        return bool(self.participants or self.numbers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"participants": list(self.participants), "numbers": list(self.numbers), "attempts": self.attempts,
+                "retry_s": self.retry_s, "ring_s": self.ring_s, "window": self.window,
+                "public_holidays": self.public_holidays}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any] | None) -> Invite:
+        if not d:
+            return cls()
+        return cls(participants=tuple(d.get("participants", ())), numbers=tuple(d.get("numbers", ())),
+                   attempts=int(d.get("attempts", 2)), retry_s=int(d.get("retry_s", 120)),
+                   ring_s=int(d.get("ring_s", 30)), window=str(d.get("window", "07:30-20:00")),
+                   public_holidays=bool(d.get("public_holidays", True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +124,7 @@ class Session:
     title_prompt: str = ""
     call_moderator: bool = True
     description: str = ""
+    invite: Invite = Invite()
 
     def running(self, now: datetime, ended_at: datetime | None = None) -> bool:
         """Between its start and its end, and not ended early."""
@@ -77,7 +136,8 @@ class Session:
         return {"session": self.session_id, "title": self.title, "topic": self.topic,
                 "starts": self.starts.isoformat(), "ends": self.ends.isoformat(), "moderator": self.moderator,
                 "capacity": self.capacity, "languages": list(self.languages), "title_prompt": self.title_prompt,
-                "call_moderator": self.call_moderator, "description": self.description}
+                "call_moderator": self.call_moderator, "description": self.description,
+                "invite": self.invite.to_json() if self.invite else None}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Session:
@@ -85,7 +145,22 @@ class Session:
                    starts=datetime.fromisoformat(d["starts"]), ends=datetime.fromisoformat(d["ends"]),
                    moderator=d["moderator"], capacity=int(d.get("capacity", 100)),
                    languages=tuple(d.get("languages", ("vi",))), title_prompt=d.get("title_prompt", ""),
-                   call_moderator=bool(d.get("call_moderator", True)), description=d.get("description", ""))
+                   call_moderator=bool(d.get("call_moderator", True)), description=d.get("description", ""),
+                   invite=Invite.from_json(d.get("invite")))
+
+
+def with_registered(invite: Invite, participants: Iterable[str], numbers: Iterable[str]) -> tuple[Invite, list[str]]:
+    """``invite`` with more registered participants (insurance codes) and numbers, each once;
+    the problems (a bad code or number, too many) when there are any (then nothing is added)."""
+    codes, nums = list(participants), list(numbers)
+    problems = [f"participants: {c!r} is not an insurance code (10 digits)" for c in codes
+                if not INSURANCE_CODE.fullmatch(c)]
+    problems += [f"numbers: {n!r} is not a phone number" for n in nums if not REGISTERED_NUMBER.fullmatch(n)]
+    merged = replace(invite, participants=tuple(dict.fromkeys((*invite.participants, *codes))),
+                     numbers=tuple(dict.fromkeys((*invite.numbers, *nums))))
+    if len(merged.participants) + len(merged.numbers) > MAX_INVITED:
+        problems.append(f"at most {MAX_INVITED} registered participants")
+    return (invite, problems) if problems else (merged, [])
 
 
 def conference_name(session_id: str) -> str:
@@ -177,8 +252,61 @@ def _session(ctx: Ctx, root: YNode) -> Session | None:
         ctx.error(top["title_prompt"][1], f"title_prompt: bad prompt name {title_prompt!r}")
     call_moderator = get("call_moderator", lambda n: flag(ctx, n, "call_moderator"), True)
     description = get("description", lambda n: string(ctx, n, "description"), "")
+    invite = get("invite", lambda n: _invite(ctx, n), Invite())
+    if invite and starts is not None and "invite" in top:
+        _invite_at_start(ctx, top["invite"][1], invite, starts)
     if not sid or not title or starts is None or ends is None or not moderator or ends <= starts:
         return None
     return Session(session_id=sid, title=title, starts=starts, ends=ends, moderator=moderator, capacity=capacity,
                    topic=topic, languages=tuple(languages), title_prompt=title_prompt,
-                   call_moderator=call_moderator, description=description)
+                   call_moderator=call_moderator, description=description, invite=invite)
+
+
+def _invite(ctx: Ctx, node: YNode) -> Invite:
+    f = mapping(ctx, node, "invite")
+    for key in sorted(set(f) - _INVITE_KEYS):
+        ctx.error(f[key][0], f"invite: unknown key {key!r} (allowed: {', '.join(sorted(_INVITE_KEYS))})")
+
+    def read(key: str, reader: Any, default: Any) -> Any:
+        if key not in f:
+            return default
+        try:
+            return reader(f[key][1])
+        except Bad as exc:
+            ctx.error(exc.node, exc.message)
+            return default
+
+    participants = read("participants", lambda n: strings(ctx, n, "invite.participants"), ())
+    for code in participants:
+        if not INSURANCE_CODE.fullmatch(code):
+            ctx.error(f["participants"][1], f"invite.participants: {code!r} is not an insurance code (10 digits)")
+    numbers = read("numbers", lambda n: strings(ctx, n, "invite.numbers"), ())
+    for number in numbers:
+        if not REGISTERED_NUMBER.fullmatch(number):
+            ctx.error(f["numbers"][1], f"invite.numbers: {number!r} is not a phone number")
+    if len(participants) + len(numbers) > MAX_INVITED:
+        ctx.error(node, f"invite: at most {MAX_INVITED} registered participants")
+    window = read("window", lambda n: string(ctx, n, "invite.window"), "07:30-20:00")
+    try:
+        if not parse_ranges(window):
+            ctx.error(f["window"][1], 'invite.window: at least one range (e.g. "07:30-20:00")')
+    except ValueError as exc:
+        ctx.error(f["window"][1], f"invite.window: {exc}")
+    return Invite(participants=tuple(participants), numbers=tuple(numbers),
+                  attempts=read("attempts", lambda n: integer(ctx, n, "invite.attempts", 1, 5), 2),
+                  retry_s=read("retry_s", lambda n: integer(ctx, n, "invite.retry_s", 10, 3600), 120),
+                  ring_s=read("ring_s", lambda n: integer(ctx, n, "invite.ring_s", 10, 90), 30),
+                  window=window, public_holidays=read("public_holidays",
+                                                      lambda n: flag(ctx, n, "invite.public_holidays"), True))
+
+
+def _invite_at_start(ctx: Ctx, node: YNode, invite: Invite, starts: datetime) -> None:
+    """Nobody would be called when the session starts outside the invitations' calling window."""
+    try:
+        ranges = parse_ranges(invite.window)
+    except ValueError:
+        return   # reported by _invite
+    local = starts.astimezone(ZoneInfo(LOCAL_ZONE)).time().replace(tzinfo=None)
+    if not any(a <= local < b for a, b in ranges):
+        ctx.error(node, f"invite: the session starts at {local:%H:%M} ({LOCAL_ZONE}), outside the calling window "
+                  f"{invite.window}: nobody would be called")

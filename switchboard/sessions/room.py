@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Participant", "Room"]
+__all__ = ["Arrival", "Participant", "Room"]
 
 
 @dataclass
@@ -30,12 +30,24 @@ class Participant:
     unmuted_at: datetime | None = None       # first given the floor
     floor_since: datetime | None = None
     unmuted_s: float = 0.0
+    via: str = "menu"              # menu | invited | moderator: how they came in
+    participant_id: str = ""       # an invited participant's insurance code, when known
 
     def view(self) -> dict[str, Any]:
         return {"uniqueid": self.uniqueid, "channel": self.channel, "call_id": self.call_id, "caller": self.caller,
                 "role": self.role, "joined_at": self.joined_at.isoformat(), "muted": self.muted,
-                "hand_up": self.hand_up, "hands": self.hands,
+                "hand_up": self.hand_up, "hands": self.hands, "via": self.via,
                 "unmuted_at": self.unmuted_at.isoformat() if self.unmuted_at else None}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """How a caller with a seat comes in: from the menu, or invited (the number the
+    invitation called: the leg's own caller id is the hotline's)."""
+
+    via: str = "menu"
+    caller: str = ""
+    participant_id: str = ""
 
 
 @dataclass
@@ -45,6 +57,7 @@ class Room:
     participants: dict[str, Participant] = field(default_factory=dict)   # by uniqueid, in join order
     hands: list[str] = field(default_factory=list)                       # uniqueids, first raised first
     reserved: dict[str, datetime] = field(default_factory=dict)          # call_id -> when (on the way in)
+    arriving: dict[str, Arrival] = field(default_factory=dict)           # call_id -> how (an invited leg)
     hands_total: int = 0
 
     # ------------------------------------------------------------ seats
@@ -55,23 +68,28 @@ class Room:
     def seats_taken(self) -> int:
         return len(self.callers()) + len(self.reserved)
 
-    def reserve(self, call_id: str, at: datetime) -> bool:
-        """A seat for a caller who pressed 5; False when the session is full."""
+    def reserve(self, call_id: str, at: datetime, arrival: Arrival | None = None) -> bool:
+        """A seat for a caller who pressed 5 (or an invited participant who answered); False
+        when the session is full."""
         if call_id in self.reserved:
             return True
         if self.seats_taken() >= self.capacity:
             return False
         self.reserved[call_id] = at
+        if arrival is not None:
+            self.arriving[call_id] = arrival
         return True
 
     def release(self, call_id: str) -> None:
         self.reserved.pop(call_id, None)
+        self.arriving.pop(call_id, None)
 
     def expire(self, before: datetime) -> list[str]:
         """Drop seats reserved before ``before`` whose caller never arrived."""
         gone = [c for c, at in self.reserved.items() if at < before]
         for c in gone:
             del self.reserved[c]
+            self.arriving.pop(c, None)
         return gone
 
     # ------------------------------------------------------------ ConfBridge's events
@@ -79,11 +97,27 @@ class Room:
     def joined(self, *, uniqueid: str, channel: str, call_id: str, caller: str, moderator: bool, muted: bool,
                at: datetime) -> Participant:
         self.reserved.pop(call_id, None)
+        arrival = self.arriving.pop(call_id, None)
         p = self.participants.get(uniqueid)
         if p is None:
-            p = self.participants[uniqueid] = Participant(uniqueid, channel, call_id, caller,
-                                                          "moderator" if moderator else "caller", at, muted=muted)
+            via = "moderator" if moderator else arrival.via if arrival else "menu"
+            p = self.participants[uniqueid] = Participant(
+                uniqueid, channel, call_id, (arrival.caller if arrival and arrival.caller else caller),
+                "moderator" if moderator else "caller", at, muted=muted, via=via,
+                participant_id=arrival.participant_id if arrival else "")
         return p
+
+    def restore_hands(self, raised: list[tuple[float, str]]) -> list[str]:
+        """The raised-hands queue read back after a restart: ``(when raised, uniqueid)`` of the
+        callers whose hand is up (their channel says so); first raised first. Returns the queue."""
+        order = {u: i for i, u in enumerate(self.participants)}
+        for _, uniqueid in sorted(raised, key=lambda r: (r[0], order.get(r[1], 0))):
+            p = self.participants.get(uniqueid)
+            if p is None or p.role != "caller" or not p.muted or uniqueid in self.hands:
+                continue
+            p.hand_up = True
+            self.hands.append(uniqueid)
+        return list(self.hands)
 
     def left(self, uniqueid: str, at: datetime) -> Participant | None:
         p = self.participants.pop(uniqueid, None)

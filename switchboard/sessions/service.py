@@ -15,7 +15,12 @@ Owns:
   hand raise (the conference menu runs ``[session-hand]``, which sets ``SB_HAND``: a ``VarSet``
   event), kept in a pure :class:`~switchboard.sessions.room.Room` per session;
 * the moderator's actions: ``ConfbridgeUnmute`` / ``ConfbridgeMute`` / ``ConfbridgeKick``
-  (AMI class ``call``), ``ConfbridgeList`` (``reporting``) to read ConfBridge's own list.
+  (AMI class ``call``), ``ConfbridgeList`` (``reporting``) to read ConfBridge's own list;
+* the registered participants called in at the start: the session's invitation campaign
+  (``invites``, :mod:`switchboard.sessions.invites`), begun at the start, stopped at the end;
+* the raised hands across a restart: ``SB_HAND`` stays on the caller's channel (when raised)
+  until the caller is given the floor (the service clears it); a restarted service reads it
+  back (``Getvar``) and rebuilds the queue in the order raised.
 
 No SQL here (``store/sessions.py``).
 """
@@ -26,17 +31,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from switchboard.ami.agi import AgiHangup, agi_quote
-from switchboard.ami.client import AmiError
+from switchboard.ami.client import AmiError, current_node, node_hint
 from switchboard.api.services import ConflictError, InvalidError, NotFoundError, UnavailableError
 from switchboard.ivr.yaml_marks import FlowLoadError
-from switchboard.sessions.model import Session, conference_name, load_session_text, load_sessions
-from switchboard.sessions.room import Participant, Room
+from switchboard.sessions.model import (
+    Session,
+    conference_name,
+    load_session_text,
+    load_sessions,
+    with_registered,
+)
+from switchboard.sessions.room import Arrival, Participant, Room
 from switchboard.store import sessions as ss
 from switchboard.store.errors import TRANSIENT_DB_ERRORS
 from switchboard.store.pool import Db, acquire
@@ -52,6 +63,8 @@ MODERATOR_PROFILE = "sb_moderator"
 CALLER_MENU = "sb_caller_menu"
 #: Asterisk or the database away while the conference is read back at start: logged, not fatal.
 _READ_BACK_ERRORS: tuple[type[BaseException], ...] = (AmiError, TimeoutError, *TRANSIENT_DB_ERRORS)
+#: The database away while an invitation campaign is begun or stopped: tried again.
+_INVITE_ERRORS: tuple[type[BaseException], ...] = (UnavailableError, *TRANSIENT_DB_ERRORS)
 
 
 class SessionInvalid(InvalidError):
@@ -69,6 +82,15 @@ class _Live:
     ending: bool = False           # participants are being kicked (session over)
     finished: bool = False         # over: ended early or past its end
     recording: str | None = None
+    invited: bool = False          # the invitation campaign is begun (or there is none)
+    invite_tried: float = 0.0      # when it was last tried (monotonic), the database away
+    invites_stopped: bool = False  # the invitation campaign is stopped (the session is over)
+    node: str = ""                 # the Asterisk node its conference is on ("" none yet; ConfBridge is per node)
+    stop_tried: float = 0.0
+
+
+#: Seconds between two tries to begin a session's invitation campaign (the database away).
+INVITE_RETRY_S = 10.0
 
 
 def _utc_now() -> datetime:
@@ -112,9 +134,12 @@ class SessionService:
         self._by_conf: dict[str, str] = {}           # conference name -> session id
         self._writes: asyncio.Queue[Callable[[], Coroutine[Any, Any, None]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self._side: set[asyncio.Task[None]] = set()   # short AMI actions (a hand cleared)
         self._unsubscribe: list[Callable[[], None]] = []
         self.hands_raised_total: dict[str, int] = {}
         self._kicked: set[str] = set()                # uniqueids removed by a moderator
+        #: the invitation campaigns (``SessionInvites``); None: registered participants are not called
+        self.invites: Any = None
 
     # ------------------------------------------------------------ part
 
@@ -142,7 +167,9 @@ class SessionService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._writes.join(), 5)
             self._tasks[0].cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for t in self._side:
+            t.cancel()
+        await asyncio.gather(*self._tasks, *self._side, return_exceptions=True)
         self._tasks.clear()
 
     async def _ticker(self) -> None:
@@ -229,6 +256,34 @@ class SessionService:
         log.info("session %s created by %s", s.session_id, by)
         return self.view(self._adopt(row).session.session_id)
 
+    async def register(self, session_id: str, *, participants: list[str], numbers: list[str],
+                       by: str) -> dict[str, Any]:
+        """More registered participants (insurance codes) or numbers for a session not over yet:
+        stored with its definition; a running session calls them at once (its invitation
+        campaign takes the new ones only: nobody already called is called again)."""
+        live = self._get(session_id)
+        if live.finished or self._clock() >= live.session.ends:
+            raise ConflictError(f"session {session_id} is over", error_id="session-state",
+                                details={"session": session_id})
+        invite, problems = with_registered(live.session.invite, participants, numbers)
+        if problems:
+            raise SessionInvalid("the registered participants have errors", error_id="invalid-session",
+                                 details={"problems": problems})
+        changed = replace(live.session, invite=invite)
+        try:
+            async with acquire(self._pool, timeout=self._timeout) as conn:
+                stored = await ss.update_session(conn, changed)
+        except TRANSIENT_DB_ERRORS as exc:
+            raise UnavailableError("the database is not reachable") from exc
+        if not stored:
+            raise ConflictError(f"session {session_id} is over", error_id="session-state",
+                                details={"session": session_id})
+        live.session = changed
+        live.invited, live.invite_tried = False, 0.0     # the next tick begins (or adds to) its campaign
+        log.info("session %s: %d registered participant(s) now (by %s)", session_id,
+                 len(invite.participants) + len(invite.numbers), by)
+        return {"session": session_id, "invite": invite.to_json()}
+
     # ------------------------------------------------------------ reads
 
     def _get(self, session_id: str) -> _Live:
@@ -285,17 +340,34 @@ class SessionService:
 
     async def join(self, session: Any, session_id: str) -> str:
         """The flow's ``conference`` node: ``joined`` (the caller left AGI for the conference),
-        ``full`` or ``over``."""
+        ``full``, ``over``, or ``elsewhere``: the conference is on another Asterisk node than the
+        caller's (several nodes: ConfBridge is per node, a join there would open a second, empty
+        conference; the flow says so and goes on)."""
         live = self.sessions.get(session_id) or self.live_now()
         if live is None or not self.running(live):
             return "over"
+        here = str(getattr(session, "node", "") or "")
+        if live.node and here and here != live.node:
+            log.warning("call %s on node %s: session %s's conference is on node %s: not joined", session.linkedid,
+                        here, live.session.session_id, live.node)
+            return "elsewhere"
         now = self._clock()
         live.room.expire(now - timedelta(seconds=self.settings.seat_hold_s))
-        if not live.room.reserve(session.linkedid, now):
+        arrival = None
+        if self.invites is not None:
+            try:
+                leg = await self.invites.arrival(session)
+            except _READ_BACK_ERRORS as exc:
+                log.warning("call %s: invitation not looked up (%s): counted as from the menu", session.linkedid, exc)
+                leg = None
+            if leg is not None:
+                arrival = Arrival("invited", leg.number, leg.participant_id)
+        if not live.room.reserve(session.linkedid, now, arrival):
             log.info("call %s: session %s is full (%d)", session.linkedid, live.session.session_id,
                      live.room.capacity)
             return "full"
         sid = live.session.session_id
+        live.node = live.node or here      # the first one in decides where the conference is
         rec = f"{self.recordings_dir}/sessions/{sid}"
         try:
             for name, value in (("SB_SESSION", sid), ("SB_CONF", conference_name(sid)), ("SB_SESSION_REC", rec),
@@ -325,6 +397,63 @@ class SessionService:
                     await self.call_moderator(sid)
             elif not live.finished and now >= live.session.ends:
                 await self._finish(live, by="schedule")
+            if self.running(live, now) and not live.invited:
+                await self._begin_invites(live)
+            elif live.finished and live.session.invite and not live.invites_stopped:
+                await self._end_invites(live)
+
+    async def _begin_invites(self, live: _Live) -> None:
+        """The registered participants called in (the session's invitation campaign), once it runs."""
+        s = live.session
+        if not s.invite:
+            live.invited = True
+            return
+        if self.invites is None:
+            live.invited = True
+            log.warning("session %s has registered participants but campaigns are disabled: nobody is called",
+                        s.session_id)
+            return
+        loop_now = asyncio.get_running_loop().time()
+        if live.invite_tried and loop_now - live.invite_tried < INVITE_RETRY_S:
+            return
+        live.invite_tried = loop_now
+        try:
+            await self.invites.begin(s, in_room=[p.caller for p in live.room.callers() if p.via == "menu"])
+        except _INVITE_ERRORS as exc:
+            log.warning("session %s: invitations not begun yet (%s); again in %.0f s", s.session_id, exc,
+                        INVITE_RETRY_S)
+            return
+        except Exception as exc:
+            log.error("session %s: invitations refused: %s", s.session_id, getattr(exc, "details", exc))
+        live.invited = True
+
+    async def _end_invites(self, live: _Live) -> None:
+        """The session is over: its invitation campaign stops (tried again each
+        ``INVITE_RETRY_S`` while the database is away; meanwhile a call answered finds the
+        session over and hears goodbye)."""
+        if self.invites is None or not live.session.invite:
+            live.invites_stopped = True
+            return
+        loop_now = asyncio.get_running_loop().time()
+        if live.stop_tried and loop_now - live.stop_tried < INVITE_RETRY_S:
+            return
+        live.stop_tried = loop_now
+        try:
+            await self.invites.end(live.session.session_id)
+        except _INVITE_ERRORS as exc:
+            log.warning("session %s: invitation campaign not stopped yet: %s", live.session.session_id, exc)
+            return
+        live.invites_stopped = True
+
+    async def invitations(self, session_id: str) -> dict[str, Any] | None:
+        """The invitation campaign's state and counts (None: nobody registered, or not begun)."""
+        live = self._get(session_id)
+        if not live.session.invite or self.invites is None:
+            return None
+        try:
+            return await self.invites.status(session_id)  # type: ignore[no-any-return]
+        except TRANSIENT_DB_ERRORS as exc:
+            raise UnavailableError("the database is not reachable") from exc
 
     async def call_moderator(self, session_id: str) -> str:
         """Ring the moderator's phone into the conference (moderator profile)."""
@@ -341,7 +470,7 @@ class SessionService:
                                f"SB_SESSION_REC={self.recordings_dir}/sessions/{session_id}"],
                   "Async": "true"}
         try:
-            await self.ami.send(action, timeout=self._timeout)
+            await self.ami.send(action, timeout=self._timeout, **({"node": live.node} if live.node else {}))
         except (AmiError, TimeoutError) as exc:
             log.warning("session %s: moderator's phone not rung: %s", session_id, exc)
             raise UnavailableError("Asterisk did not take the call to the moderator") from exc
@@ -367,6 +496,7 @@ class SessionService:
         live.ended_by = live.ended_by or by
         self._write(lambda conn: ss.end_session(conn, sid, at=now, by=by))
         log.info("session %s ends (%s): %d participant(s) leave", sid, by, len(live.room.participants))
+        await self._end_invites(live)
         if live.room.participants:
             try:
                 await self.ami.send({"Action": "ConfbridgeKick", "Conference": conference_name(sid),
@@ -377,7 +507,9 @@ class SessionService:
     async def _relearn(self, live: _Live) -> None:
         """Who is in the conference already (this process started while the session ran): read
         back from ConfBridge's own list; their attendance rows are the open ones a previous
-        process wrote (closed now for those who left meanwhile). Raised hands are not kept."""
+        process wrote (closed now for those who left meanwhile), with the hands counted so far;
+        the raised hands from each caller's ``SB_HAND`` (set when raised, cleared when given the
+        floor), in the order raised."""
         sid = live.session.session_id
         try:
             resp = await self.ami.send({"Action": "ConfbridgeList", "Conference": conference_name(sid)},
@@ -392,19 +524,58 @@ class SessionService:
         for ev in listed:
             admin = (ev.get("Admin") or "").lower() == "yes"
             call_id = ev.get("Linkedid") or ev.get("Uniqueid") or ""
-            joined_at = stays.pop(call_id, None)
+            live.node = live.node or node_hint(self.ami, ev.get("Uniqueid") or "").get("node", "")
+            stay = stays.pop(call_id, None)
+            arrival = None
+            if not admin and stay is not None and stay.via:
+                arrival = Arrival(stay.via, "", stay.participant_id)
+            elif not admin and self.invites is not None:
+                with contextlib.suppress(*_READ_BACK_ERRORS):
+                    leg = await self.invites.leg(call_id)
+                    if leg is not None:
+                        arrival = Arrival("invited", leg.number, leg.participant_id)
+            if arrival is not None:
+                live.room.arriving[call_id] = arrival
             p = live.room.joined(uniqueid=ev.get("Uniqueid") or "", channel=ev.get("Channel") or "", call_id=call_id,
                                  caller=live.session.moderator if admin else ev.get("CallerIDNum") or "",
                                  moderator=admin, muted=(ev.get("Muted") or "yes").lower() == "yes" and not admin,
-                                 at=joined_at or now)
-            if joined_at is None:
+                                 at=stay.joined_at if stay is not None else now)
+            if stay is None:
                 self._write_join(sid, p)
-        for call_id, joined_at in stays.items():   # left while no service listened: closed now
-            gone = Participant("", "", call_id, "", "caller", joined_at)
+            else:
+                p.hands, p.hand_raised_at = stay.hands, stay.hand_raised_at
+                p.unmuted_at, p.unmuted_s = stay.unmuted_at, stay.unmuted_s
+                if not p.muted and p.role == "caller":
+                    p.floor_since = now
+        for call_id, stay in stays.items():   # left while no service listened: closed now
+            gone = Participant("", "", call_id, "", "caller", stay.joined_at, hands=stay.hands,
+                               hand_raised_at=stay.hand_raised_at, unmuted_at=stay.unmuted_at, unmuted_s=stay.unmuted_s)
             self._write_leave(sid, gone, now, "service_away")
+        raised = await self._hands_raised(live)
+        if raised:
+            live.room.restore_hands(raised)
         if listed or stays:
-            log.info("session %s: %d in the conference read back, %d stays closed (left while away)", sid,
-                     len(listed), len(stays))
+            log.info("session %s: %d in the conference read back (%d hands up), %d stays closed (left while away)",
+                     sid, len(listed), len(live.room.hands), len(stays))
+
+    async def _hands_raised(self, live: _Live) -> list[tuple[float, str]]:
+        """``(when raised, uniqueid)`` of the muted callers whose channel has ``SB_HAND`` set."""
+        out: list[tuple[float, str]] = []
+        for p in live.room.callers():
+            if not p.muted:
+                continue
+            try:
+                resp = await self.ami.send({"Action": "Getvar", "Channel": p.channel, "Variable": "SB_HAND"},
+                                           timeout=self._timeout, **node_hint(self.ami, p.uniqueid))
+            except (AmiError, TimeoutError) as exc:
+                log.warning("session %s: %s's hand not read back: %s", live.session.session_id, p.channel, exc)
+                continue
+            value = (resp.headers.get("Value") or "").strip() if resp.success else ""
+            try:
+                out.append((float(value), p.uniqueid))
+            except ValueError:
+                continue   # no hand up (empty), or not ours
+        return out
 
     # ------------------------------------------------------------ moderator's actions
 
@@ -490,6 +661,7 @@ class SessionService:
         now = self._clock()
         uniqueid = ev.get("Uniqueid") or ""
         if name == "ConfbridgeJoin":
+            live.node = live.node or current_node()
             admin = (ev.get("Admin") or "").lower() == "yes"
             p = live.room.joined(uniqueid=uniqueid, channel=ev.get("Channel") or "",
                                  call_id=ev.get("Linkedid") or uniqueid,
@@ -506,13 +678,20 @@ class SessionService:
             self._kicked.discard(uniqueid)
             log.info("session %s: %s left (%s)", sid, left.call_id, reason)
             self._write_leave(sid, left, now, reason)
+            if not live.room.participants and not live.room.reserved:
+                live.node = ""               # the conference is gone: the next one in opens it anywhere
             if live.ending and not live.room.participants:
                 live.ending = False
                 self._tasks.append(asyncio.create_task(self._note_recording(sid), name=f"qa-recording-{sid}"))
         elif name == "ConfbridgeUnmute":
-            live.room.unmuted(uniqueid, now)
+            given = live.room.unmuted(uniqueid, now)
+            if given is not None and given.role == "caller":
+                self._lower_hand(given)
+                self._write_figures(sid, given)
         elif name == "ConfbridgeMute":
-            live.room.muted(uniqueid, now)
+            taken = live.room.muted(uniqueid, now)
+            if taken is not None and taken.role == "caller":
+                self._write_figures(sid, taken)
 
     async def _note_recording(self, sid: str) -> None:
         """The conference's recording (ConfBridge names it ``<record_file>-<unix time>.wav``): the
@@ -532,7 +711,7 @@ class SessionService:
     def _write_join(self, sid: str, p: Participant) -> None:
         async def job(conn: Any) -> None:
             await ss.join(conn, session_id=sid, call_id=p.call_id, caller=p.caller, role=p.role, channel=p.channel,
-                          joined_at=p.joined_at)
+                          joined_at=p.joined_at, via=p.via, participant_id=p.participant_id)
         self._write(job)
 
     def _write_leave(self, sid: str, p: Participant, at: datetime, reason: str) -> None:
@@ -542,12 +721,36 @@ class SessionService:
                            unmuted_s=p.unmuted_s)
         self._write(job)
 
+    def _write_figures(self, sid: str, p: Participant) -> None:
+        """The stay's hands and floor so far (a restarted service takes them over)."""
+        hands, first, floor, floor_s = p.hands, p.hand_raised_at, p.unmuted_at, p.unmuted_s
+
+        async def job(conn: Any) -> None:
+            await ss.figures(conn, session_id=sid, call_id=p.call_id, joined_at=p.joined_at, hands=hands,
+                             hand_raised_at=first, unmuted_at=floor, unmuted_s=floor_s)
+        self._write(job)
+
+    def _lower_hand(self, p: Participant) -> None:
+        """Given the floor: ``SB_HAND`` cleared on the channel (a restart must not raise it again)."""
+        async def clear() -> None:
+            try:
+                await self.ami.send({"Action": "Setvar", "Channel": p.channel, "Variable": "SB_HAND", "Value": ""},
+                                    timeout=self._timeout, **node_hint(self.ami, p.uniqueid))
+            except (AmiError, TimeoutError) as exc:
+                log.warning("%s: raised hand not cleared on the channel: %s", p.channel, exc)
+        task = asyncio.create_task(clear(), name=f"qa-hand-{p.uniqueid}")
+        self._side.add(task)
+        task.add_done_callback(self._side.discard)
+
     def _hand(self, ev: Any) -> None:
+        if not (ev.get("Value") or "").strip():
+            return   # cleared by the service (the caller was given the floor)
         uniqueid = ev.get("Uniqueid") or ""
         for sid, live in self.sessions.items():
             if uniqueid in live.room.participants:
                 if live.room.raise_hand(uniqueid, self._clock()):
                     self.hands_raised_total[sid] = self.hands_raised_total.get(sid, 0) + 1
+                    self._write_figures(sid, live.room.participants[uniqueid])
                     log.info("session %s: %s raised a hand (%d in the queue)", sid,
                              live.room.participants[uniqueid].call_id, len(live.room.hands))
                 return

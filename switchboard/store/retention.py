@@ -1,4 +1,9 @@
-"""Retention: remove call records and recording files past their keep period."""
+"""Retention: remove call records and recording files past their keep period.
+
+Q&A sessions (docs/sessions.md) follow the call records' rules: a session over (ended, or past
+its end) before the cutoff goes with its attendance rows (callers' numbers); its conference
+recording is a file under ``recordings/sessions/``, removed by the recordings' walk like a
+call's, and the session then forgets it (``forget_missing_session_recordings``)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ class PurgeCounts:
     surveys: int
     callbacks: int
     agent_state_log: int
+    qa_sessions: int = 0
+    qa_attendance: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +47,16 @@ d_calls AS ({verb} calls WHERE call_id IN (SELECT call_id FROM old) {ret}),
 d_events AS ({verb} call_events WHERE call_id IN (SELECT call_id FROM old) OR ts < $1 {ret}),
 d_surveys AS ({verb} surveys WHERE call_id IN (SELECT call_id FROM old) OR answered_at < $1 {ret}),
 d_callbacks AS ({verb} callbacks WHERE COALESCE(completed_at, requested_at) < $1 {ret}),
-d_states AS ({verb} agent_state_log WHERE at < $1 {ret})
+d_states AS ({verb} agent_state_log WHERE at < $1 {ret}),
+old_sessions AS (
+    SELECT session_id FROM qa_sessions WHERE COALESCE(ended_at, ends_at) < $1 AND ends_at < $1
+),
+d_attendance AS ({verb} qa_attendance WHERE session_id IN (SELECT session_id FROM old_sessions) {ret}),
+d_sessions AS ({verb} qa_sessions WHERE session_id IN (SELECT session_id FROM old_sessions) {ret})
 SELECT (SELECT count(*) FROM d_calls) AS calls, (SELECT count(*) FROM d_events) AS call_events,
        (SELECT count(*) FROM d_surveys) AS surveys, (SELECT count(*) FROM d_callbacks) AS callbacks,
-       (SELECT count(*) FROM d_states) AS agent_state_log
+       (SELECT count(*) FROM d_states) AS agent_state_log, (SELECT count(*) FROM d_sessions) AS qa_sessions,
+       (SELECT count(*) FROM d_attendance) AS qa_attendance
 """
 
 
@@ -64,6 +77,20 @@ async def purge_records(
     log.info("%s call records older than %s: %s", "would purge" if dry_run else "purged",
              older_than.isoformat(), counts)
     return counts
+
+
+async def forget_missing_session_recordings(conn: asyncpg.Connection, recordings_dir: str | os.PathLike[str], *,
+                                            dry_run: bool = False, timeout: float = 60.0) -> int:
+    """Sessions whose recording file is gone (purged) forget it (``qa_sessions.recording``
+    NULL): the API answers "no recording" rather than a missing file. Returns how many."""
+    root = Path(recordings_dir)
+    rows = await conn.fetch("SELECT session_id, recording FROM qa_sessions WHERE recording IS NOT NULL",
+                            timeout=timeout)
+    gone = [r["session_id"] for r in rows if not (root / r["recording"]).is_file()]
+    if gone and not dry_run:
+        await conn.execute("UPDATE qa_sessions SET recording = NULL WHERE session_id = ANY($1::text[])", gone,
+                           timeout=timeout)
+    return len(gone)
 
 
 def purge_recordings(

@@ -33,10 +33,11 @@ LATE = "0912000099"                     # the 11th: past the capacity (10)
 KICKED = CALLERS[0]                     # removed by the moderator before the end
 
 
-def definition() -> str:
+def definition(session: str = SESSION, extra: str = "") -> str:
+    """A session running on the service's clock (started a minute ago), plus ``extra`` YAML."""
     starts, ends = OPEN - timedelta(minutes=1), OPEN + timedelta(minutes=30)
     return f"""\
-session: {SESSION}
+session: {session}
 title: "The new pension law"
 topic: social.pension
 starts: {starts.isoformat()}
@@ -46,7 +47,7 @@ capacity: 10
 languages: [vi]
 title_prompt: session_title_pension_law
 call_moderator: true
-"""
+""" + extra
 
 
 def caller_steps(*, hand: bool = False, late: bool = False) -> list[Step]:
@@ -200,11 +201,17 @@ async def test_qa_session_callers_hands_floor_end_and_attendance(stack_env: dict
 async def test_a_restarted_service_reads_the_conference_back(stack_env: dict[str, str], fresh_db: str) -> None:
     """The sessions part of a new process (same Asterisk, same database) while a session runs:
     who is in the conference is read back from ConfBridge's list, their open attendance rows are
-    taken over (not written twice), the moderator is not rung again, and ending it closes them."""
+    taken over (not written twice), the moderator is not rung again, the raised hands come back
+    in the order raised (a hand given the floor meanwhile does not), and ending it closes them."""
     from switchboard.sessions.service import SessionService
     from switchboard.store.pool import LazyPool
 
     callers = CALLERS[:3]
+    floor, second, third = callers          # raise their hands in this order; the first is given the floor
+
+    def steps(at: float) -> list[Step]:
+        return [Pause(2.5), Dtmf("1"), Pause(2.5), Dtmf("5"), Pause(at), Dtmf("*1"), AwaitHangup(timeout=150)]
+
     async with running_service(stack_env, fresh_db, campaigns={"enabled": False}) as svc:
         first = svc.app.context["sessions"]
         await svc.agent(MODERATOR, mode="answer", answer_after=0.3, ready=False)
@@ -212,9 +219,16 @@ async def test_a_restarted_service_reads_the_conference_back(stack_env: dict[str
         room = first.sessions[SESSION].room
         await until(lambda: any(p.role == "moderator" for p in room.participants.values()), timeout=20,
                     what="the moderator in the conference")
-        for number in callers:
-            svc.call(caller_steps(), caller=number, timeout=120)
+        for number, at in zip(callers, (15.0, 20.0, 25.0), strict=True):
+            svc.call(steps(at), caller=number, timeout=150)
         await until(lambda: len(room.callers()) == 3, timeout=40, what="3 callers in the conference")
+        await until(lambda: len(room.hands) == 3, timeout=60, what=f"three raised hands ({room.hands})")
+        assert [p.caller for p in room.hand_queue()] == [floor, second, third]
+        given = room.hand_queue()[0]
+        await first.unmute(SESSION, given.uniqueid)          # the floor: its hand is down (SB_HAND cleared)
+        await asyncio.sleep(1.0)
+        await first.mute(SESSION, given.uniqueid)
+        assert [p.caller for p in room.hand_queue()] == [second, third]
         await first.drained()
         await first.stop()
 
@@ -226,6 +240,11 @@ async def test_a_restarted_service_reads_the_conference_back(stack_env: dict[str
             back = again.sessions[SESSION].room
             await until(lambda: len(back.participants) == 4, timeout=10, what="the conference read back")
             assert {p.caller for p in back.callers()} == set(callers)
+            # the raised hands, in the order raised; the one given the floor is not raised again
+            await until(lambda: len(back.hands) == 2, timeout=10, what=f"the hands read back ({back.hands})")
+            assert [p.caller for p in back.hand_queue()] == [second, third]
+            status_view = again.view(SESSION)
+            assert [h["caller"] for h in status_view["hands"]] == [second, third]
             await asyncio.sleep(3.0)     # time enough for a second ring to have joined, had there been one
             assert [v["admin"] for v in await again.confbridge_list(SESSION)].count("Yes") == 1
             await again.end(SESSION, by="e2e")
@@ -233,8 +252,13 @@ async def test_a_restarted_service_reads_the_conference_back(stack_env: dict[str
             await again.drained()
         finally:
             await again.stop()
-        db = await svc.fetch("SELECT caller, role, left_at, left_reason FROM qa_attendance WHERE session_id = $1",
-                             SESSION)
+        db = await svc.fetch("SELECT caller, role, left_at, left_reason, hands, hand_raised_at, unmuted_at, joined_via "
+                             "FROM qa_attendance WHERE session_id = $1", SESSION)
     assert sorted((r["role"], r["caller"]) for r in db) == sorted(
         [("moderator", MODERATOR)] + [("caller", n) for n in callers])
     assert all(r["left_at"] is not None and r["left_reason"] == "session_ended" for r in db), db
+    # the hands counted before the restart are kept in the rows the new process closed
+    by_caller = {r["caller"]: r for r in db if r["role"] == "caller"}
+    assert all(by_caller[n]["hands"] >= 1 and by_caller[n]["hand_raised_at"] is not None for n in callers), db
+    assert by_caller[floor]["unmuted_at"] is not None and by_caller[second]["unmuted_at"] is None
+    assert {r["joined_via"] for r in by_caller.values()} == {"menu"}

@@ -27,7 +27,7 @@ from switchboard.api.pg_services import (
     PgReportService,
     RegistryFlowService,
 )
-from switchboard.api.routes import resolve_recording
+from switchboard.api.recording_files import resolve_recording
 from switchboard.api.services import CallQuery, NotFoundError
 from switchboard.config import DatabaseSettings, PathSettings, Settings
 from switchboard.events import CallEvent

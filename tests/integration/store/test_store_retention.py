@@ -87,3 +87,48 @@ def test_purge_command_reports_counts(fresh_db: str, tmp_path: Path, monkeypatch
     assert out["records"]["calls"] == 2 and out["recordings"]["files"] == 0
     assert cli_main(["purge"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["records"]["calls"] == 0
+
+
+async def test_sessions_follow_the_call_records_and_forget_a_purged_recording(db: asyncpg.Connection,
+                                                                             tmp_path: Path) -> None:
+    """A Q&A session over before the cutoff goes with its attendance rows (callers' numbers),
+    like a call; a recent one stays. Its recording is a file under recordings/sessions/: the
+    recordings' walk removes it by age like a call's, and the session then forgets it."""
+    from switchboard.sessions.model import Session
+    from switchboard.store import sessions as ss
+    from switchboard.store.retention import forget_missing_session_recordings
+
+    now = datetime.now(UTC)
+    for sid, age_days in (("old-session", 800), ("new-session", 10)):
+        t = now - timedelta(days=age_days)
+        s = Session(session_id=sid, title="t", starts=t, ends=t + timedelta(hours=1), moderator="agent1001")
+        assert await ss.insert_session(db, s, source="test")
+        await ss.end_session(db, sid, at=t + timedelta(minutes=50), by="test")
+        await ss.join(db, session_id=sid, call_id=f"{sid}-c1", caller="0912000001", role="caller", channel="x",
+                      joined_at=t + timedelta(minutes=1), via="menu")
+        await ss.set_recording(db, sid, f"sessions/{sid}-{int(t.timestamp())}.wav")
+    cutoff = now - timedelta(days=730)
+    dry = await purge_records(db, older_than=cutoff, dry_run=True)
+    assert (dry.qa_sessions, dry.qa_attendance) == (1, 1)
+    assert await db.fetchval("SELECT count(*) FROM qa_attendance", timeout=10) == 2
+    real = await purge_records(db, older_than=cutoff)
+    assert real == dry
+    assert [r[0] for r in await db.fetch("SELECT session_id FROM qa_sessions", timeout=10)] == ["new-session"]
+    assert [r[0] for r in await db.fetch("SELECT call_id FROM qa_attendance", timeout=10)] == ["new-session-c1"]
+
+    # the recording file: removed by the walk once past the recordings' period, then forgotten
+    rec = tmp_path / "recordings"
+    stored = await db.fetchval("SELECT recording FROM qa_sessions WHERE session_id = 'new-session'", timeout=10)
+    f = rec / stored
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"x" * 100)
+    assert await forget_missing_session_recordings(db, rec) == 0          # the file is there: kept
+    old = time.time() - 200 * 86400
+    os.utime(f, (old, old))
+    assert purge_recordings(rec, older_than_days=180).files == 1
+    assert await forget_missing_session_recordings(db, rec, dry_run=True) == 1
+    assert await db.fetchval("SELECT recording FROM qa_sessions WHERE session_id = 'new-session'",
+                             timeout=10) == stored
+    assert await forget_missing_session_recordings(db, rec) == 1
+    assert await db.fetchval("SELECT recording FROM qa_sessions WHERE session_id = 'new-session'",
+                             timeout=10) is None

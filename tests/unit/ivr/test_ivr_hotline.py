@@ -214,3 +214,10 @@ def test_session_full_goes_back_to_the_menu() -> None:
     state, cmds = run("1", "5", mc.ConferenceResult("full", OPEN), live=LIVE)
     assert next(p.name for c in cmds if isinstance(c, mc.PlayCmd) for p in c.prompts) == "session_full"
     assert state.node == "main_menu_session" and not state.ended
+
+
+def test_a_conference_on_another_node_is_said_and_the_plain_menu_follows() -> None:
+    state, cmds = run("1", "5", mc.ConferenceResult("elsewhere", OPEN), live=LIVE)
+    played = [p.name for c in cmds if isinstance(c, mc.PlayCmd) for p in c.prompts]
+    assert played[0] == "session_elsewhere"
+    assert state.node == "main_menu" and not state.ended     # no key 5 offered again on this call

@@ -59,3 +59,36 @@ def test_every_problem_at_its_place(change: tuple[str, str], message: str) -> No
 def test_the_shipped_sessions_load() -> None:
     shipped = load_sessions(REPO / "sessions")
     assert shipped and all(s.title_prompt for s in shipped)
+
+
+INVITED = GOOD + """\
+invite:
+  participants: ["9900000101", "9900000102"]
+  numbers: ["0912700103"]
+  attempts: 3
+  retry_s: 60
+"""
+
+
+def test_registered_participants_read_back_through_json() -> None:
+    s = load_session_text(INVITED, "invited.yaml")
+    assert s.invite.participants == ("9900000101", "9900000102") and s.invite.numbers == ("0912700103",)
+    assert (s.invite.attempts, s.invite.retry_s, s.invite.ring_s, s.invite.window) == (3, 60, 30, "07:30-20:00")
+    assert Session.from_json(s.to_json()) == s
+    plain = load_session_text(GOOD, "good.yaml")
+    assert not plain.invite and plain.to_json()["invite"] is None and Session.from_json(plain.to_json()) == plain
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('"9900000102"', '"99000001"'), "invite.participants: '99000001' is not an insurance code"),
+    (('"0912700103"', '"call me"'), "invite.numbers: 'call me' is not a phone number"),
+    (("attempts: 3", "attempts: 9"), "invite.attempts must be between 1 and 5"),
+    (("retry_s: 60", "retry_s: 60\n  colour: red"), "invite: unknown key 'colour'"),
+    (("retry_s: 60", 'retry_s: 60\n  window: "25:00-26:00"'), "invite.window"),
+    # 09:00 local, a window from 13:00: nobody would be called
+    (("retry_s: 60", 'retry_s: 60\n  window: "13:00-20:00"'), "starts at 09:00 (Asia/Ho_Chi_Minh), outside"),
+])
+def test_every_invite_problem_at_its_place(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(FlowLoadError) as exc:
+        load_session_text(INVITED.replace(*change), "bad.yaml")
+    assert any(message in str(e) for e in exc.value.errors), [str(e) for e in exc.value.errors]

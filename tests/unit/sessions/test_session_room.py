@@ -60,3 +60,28 @@ def test_leaving_closes_the_floor_and_the_hand() -> None:
     assert gone is not None and not gone.hand_up and r.hands == []
     assert r.left("u1", at(10)) is None
     assert r.find("PJSIP/agent1001-1") is r.participants["m"] and r.find("c9") is None
+
+
+def test_an_invited_arrival_says_who_was_called_and_how() -> None:
+    from switchboard.sessions.room import Arrival
+
+    r = room_with(1)
+    assert r.reserve("cmp-1", at(3), Arrival("invited", "0912700101", "9900000101"))
+    # the invited leg's own caller id is the hotline's number: the number called is kept instead
+    p = r.joined(uniqueid="cmp-1", channel="PJSIP/trunk-9", call_id="cmp-1", caller="19009068", moderator=False,
+                 muted=True, at=at(4))
+    assert (p.via, p.caller, p.participant_id) == ("invited", "0912700101", "9900000101")
+    assert r.participants["u0"].via == "menu" and r.participants["m"].via == "moderator"
+    assert not r.arriving
+    assert r.reserve("cmp-2", at(5), Arrival("invited", "0912700102")) and r.expire(at(60)) == ["cmp-2"]
+    assert not r.arriving                            # a seat that expired forgets its arrival too
+
+
+def test_raised_hands_restored_in_the_order_raised() -> None:
+    r = room_with(4)
+    r.unmuted("u3", at(3))                           # has the floor: its hand cannot be up
+    queue = r.restore_hands([(1700000012.5, "u2"), (1700000010.25, "u0"), (1700000012.5, "u1"),
+                             (1700000011.0, "u3"), (1700000013.0, "gone"), (1700000014.0, "m")])
+    assert queue == ["u0", "u1", "u2"]               # first raised first; a tie in join order
+    assert [p.hand_up for p in r.hand_queue()] == [True, True, True]
+    assert r.restore_hands([(1.0, "u0")]) == ["u0", "u1", "u2"]   # once each
