@@ -33,6 +33,7 @@ class EventKind(enum.StrEnum):
     CONSULT_OFFER = "consult.offer"            # data: consult_id, agent_id (the colleague), leg_uniqueid, from_agent
     CONSULT_ANSWERED = "consult.answered"      # data: consult_id, agent_id, ring_s
     CONSULT_ENDED = "consult.ended"            # data: consult_id, agent_id, result, ring_s, talk_s
+    SUPERVISOR_ENDED = "supervisor.ended"      # data: supervisor_id, talk_s (a caller put through to a supervisor's phone)
     CALLBACK_REQUESTED = "callback.requested"  # data: number, callback_id
     CALLBACK_COMPLETED = "callback.completed"  # data: callback_id, result
     CALLBACK_REFUSED = "callback.refused"      # data: reason (numbers.Refusal), number (normalised), detail

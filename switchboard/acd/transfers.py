@@ -150,6 +150,8 @@ class TransferDesk:
         # only configured endpoints are ever rung (the agent file's supervisors: list)
         self.supervisors = {sup.id: sup for sup in supervisors if sup.active and ENDPOINT_RE.fullmatch(sup.sip_endpoint)}
         self.pending: dict[str, PendingTransfer] = {}
+        # a caller put through to a supervisor's phone: either leg's uniqueid -> (call, supervisor, answered at)
+        self.supervised: dict[str, tuple[str, str, float]] = {}
 
     # ------------------------------------------------------------------ views
 
@@ -274,6 +276,13 @@ class TransferDesk:
         on its way (not yet in our line): the transfer failed, ``caller_gone``."""
         uid = ev.get("Uniqueid") or ""
         if ev.name == "Hangup":
+            talked = self.supervised.pop(uid, None)
+            if talked is not None:      # the caller or the supervisor hung up: the supervisor's talk ends
+                call_id, sup_id, since = talked
+                self.supervised = {k: v for k, v in self.supervised.items() if v[0] != call_id}
+                self._emit(call_id, EventKind.SUPERVISOR_ENDED, {
+                    "supervisor_id": sup_id, "talk_s": round(max(0.0, self.clock() - since), 3)})
+                return
             gone = next((p for p in self.pending.values() if p.uniqueid == uid), None)
             if gone is not None and gone.call_id not in self.line.waiting:
                 self.pending.pop(gone.call_id, None)
@@ -288,6 +297,11 @@ class TransferDesk:
         if status == "ANSWER":
             self.pending.pop(p.call_id, None)
             self._completed(p)
+            if p.kind == "supervisor" and p.supervisor is not None:
+                answered = (p.call_id, p.supervisor.id, self.clock())
+                for leg in (uid, ev.get("DestUniqueid") or ""):
+                    if leg:
+                        self.supervised[leg] = answered
         else:
             p.variables["dial_status"] = status.lower() or "failed"
 

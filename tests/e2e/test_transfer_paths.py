@@ -8,6 +8,7 @@ supervisor phone and far end; Asterisk 22; the records read back from PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from e2e_service import PENSION, Service, running_service, until
@@ -156,8 +157,11 @@ async def test_blind_transfer_to_a_supervisors_phone(stack_env: dict[str, str], 
         on_sup = [ev for ev in getattr(listing, "events", ()) if (ev.get("Channel") or "").startswith(f"PJSIP/{SUP_PHONE}-")]
         assert len(on_sup) == 1 and on_sup[0].get("BridgeId") and on_sup[0].get("BridgeId") == bridges.get("02838100056")
         assert (await call_x).ok
-        row, _ = await svc.record(cx, until=("call.ended", "transfer.completed", "agent.ended"))
+        row, timeline = await svc.record(cx, until=("call.ended", "transfer.completed", "agent.ended",
+                                                    "supervisor.ended"))
         assert (row["outcome"], row["agent_id"], row["transfers"]) == ("answered", "agent1009", 1)
+        talked = [json.loads(e["data"]) for e in timeline if e["kind"] == "supervisor.ended"]
+        assert len(talked) == 1 and talked[0]["supervisor_id"] == "sup1" and talked[0]["talk_s"] > 1.0, talked
         assert sup.calls_answered() == 1
 
 
