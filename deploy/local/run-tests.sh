@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: lint, type-check, unit tests, then two local stacks (real PostgreSQL,
-# Asterisk 22, SIPp) for the integration, security, end-to-end and browser tests, run as two
-# shards side by side (tests/shard.py: each shard on its own Asterisk, one PostgreSQL server).
+# `make test`: lint, type-check, unit tests, then TEST_SHARDS local stacks (default 3; real
+# PostgreSQL, Asterisk 22, SIPp) for the integration, security, end-to-end and browser tests, run
+# as that many shards side by side (tests/shard.py: each shard on its own Asterisk, one PostgreSQL
+# server).
 # Every stack is brought down at the end, pass or fail.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -30,45 +31,49 @@ if ! flock -n 9; then
 fi
 export SB_E2E_LOCK_HELD=1
 
-SHARDS="${TEST_SHARDS:-2}"
-ROOT2="${ASTERISK_ROOT}-shard2"
-RUN2="$RUN/shard2"
+SHARDS="${TEST_SHARDS:-3}"
+# stack k > 1: a copy of the first root (${ASTERISK_ROOT}-shardK), its own run folder and ports
+# (+100 per stack), the same PostgreSQL server
+shard_root() { echo "${ASTERISK_ROOT}-shard$1"; }
+shard_run() { echo "$RUN/shard$1"; }
 
 step "local stacks up (PostgreSQL, Asterisk 22 x $SHARDS)"
 down() {
-    local rc=$?
+    local rc=$? k
     step "local stacks down"
-    if [ "$SHARDS" -gt 1 ]; then
-        ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_SHARED_PG=1 bash "$REPO/deploy/local/stack-down.sh"
-    fi
+    for k in $(seq "$SHARDS" -1 2); do
+        ASTERISK_ROOT="$(shard_root "$k")" STACK_RUN_DIR="$(shard_run "$k")" STACK_SHARED_PG=1 \
+            bash "$REPO/deploy/local/stack-down.sh"
+    done
     bash "$REPO/deploy/local/stack-down.sh"
     bash "$REPO/deploy/local/check-down.sh" || rc=1
-    if [ "$SHARDS" -gt 1 ]; then
-        ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" STACK_SHARED_PG=1 bash "$REPO/deploy/local/check-down.sh" || rc=1
-    fi
+    for k in $(seq "$SHARDS" -1 2); do
+        ASTERISK_ROOT="$(shard_root "$k")" STACK_RUN_DIR="$(shard_run "$k")" STACK_SHARED_PG=1 \
+            bash "$REPO/deploy/local/check-down.sh" || rc=1
+    done
     exit $rc
 }
 trap down EXIT
 bash deploy/local/stack-up.sh || exit 1
 val() { sed -n "s/^$1=//p" "$2" | tail -1; }   # val KEY FILE: one setting of a stack.env
-if [ "$SHARDS" -gt 1 ]; then
-    mkdir -p "$RUN2"
-    # the second stack: a copy of the first root, its own ports and run folder, the same PostgreSQL
-    ROOT1="$ASTERISK_ROOT"   # (a prefix assignment would see ASTERISK_ROOT already set to ROOT2)
-    STACK_ROOT_FROM="$ROOT1" ASTERISK_ROOT="$ROOT2" STACK_RUN_DIR="$RUN2" \
+ROOT1="$ASTERISK_ROOT"   # (a prefix assignment would see ASTERISK_ROOT already set to the copy)
+for k in $(seq 2 "$SHARDS"); do
+    mkdir -p "$(shard_run "$k")"
+    off=$(( (k - 1) * 100 ))
+    STACK_ROOT_FROM="$ROOT1" ASTERISK_ROOT="$(shard_root "$k")" STACK_RUN_DIR="$(shard_run "$k")" \
         SWITCHBOARD_DSN="$(val SWITCHBOARD_DSN "$RUN/stack.env")" \
-        STACK_AMI_PORT="$(free_port $(($(val SWITCHBOARD_AMI_PORT "$RUN/stack.env") + 100)))" \
-        STACK_SIP_PORT="$(free_port $(($(val STACK_SIP_PORT "$RUN/stack.env") + 100)) udp)" \
-        STACK_TRUNK_OUT_PORT="$(free_port $(($(val STACK_TRUNK_OUT_PORT "$RUN/stack.env") + 100)) udp)" \
+        STACK_AMI_PORT="$(free_port $(($(val SWITCHBOARD_AMI_PORT "$RUN/stack.env") + off)))" \
+        STACK_SIP_PORT="$(free_port $(($(val STACK_SIP_PORT "$RUN/stack.env") + off)) udp)" \
+        STACK_TRUNK_OUT_PORT="$(free_port $(($(val STACK_TRUNK_OUT_PORT "$RUN/stack.env") + off)) udp)" \
         bash deploy/local/stack-up.sh || exit 1
-fi
+done
 
 DIRS=(tests/integration tests/security tests/e2e tests/browser)
 step "integration (PostgreSQL), security probe, end-to-end (Asterisk 22 + SIPp) and browser tests: $SHARDS shards"
 pids=()
 for k in $(seq 1 "$SHARDS"); do
     read -r -a files <<<"$(python3 tests/shard.py "$SHARDS" "$k" "${DIRS[@]}")"
-    stack_env="$RUN/stack.env"; [ "$k" -eq 1 ] || stack_env="$RUN2/stack.env"
+    stack_env="$RUN/stack.env"; [ "$k" -eq 1 ] || stack_env="$(shard_run "$k")/stack.env"
     args=(-v -p no:cacheprovider -rA --durations=25 --junitxml="artifacts/junit-$k.xml" "${files[@]}")
     # each shard's pytest sees its own stack's settings (and nothing of the other's)
     if [ "$k" -eq 1 ]; then   # shard 1 prints as it goes; the others print when they are done
