@@ -40,6 +40,7 @@ from switchboard.ami.agi import AgiHangup, agi_quote
 from switchboard.ami.client import AmiError, current_node, node_hint
 from switchboard.api.services import ConflictError, InvalidError, NotFoundError, UnavailableError
 from switchboard.ivr.yaml_marks import FlowLoadError
+from switchboard.periodic import run_every
 from switchboard.sessions.model import (
     Session,
     conference_name,
@@ -154,7 +155,8 @@ class SessionService:
         if self.host_recordings_dir:
             _make_folder(Path(self.host_recordings_dir, "sessions"))
         self._tasks.append(asyncio.create_task(self._writer(), name="qa-sessions-writer"))
-        self._tasks.append(asyncio.create_task(self._ticker(), name="qa-sessions-tick"))
+        self._tasks.append(asyncio.create_task(
+            run_every(self.settings.tick_s, self.tick, name="sessions tick", wait_first=False), name="qa-sessions-tick"))
 
     async def stop(self) -> None:
         for u in self._unsubscribe:
@@ -171,14 +173,6 @@ class SessionService:
             t.cancel()
         await asyncio.gather(*self._tasks, *self._side, return_exceptions=True)
         self._tasks.clear()
-
-    async def _ticker(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("sessions tick failed")
-            await asyncio.sleep(self.settings.tick_s)
 
     async def _writer(self) -> None:
         while True:
