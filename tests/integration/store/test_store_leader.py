@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from store_helpers import TcpProxy, host_port
 
 from switchboard.ami.client import AmiNotLeader
 from switchboard.ami.protocol import Action, Headers, Response
@@ -21,8 +22,6 @@ from switchboard.ha.leader import Leadership, Role
 from switchboard.store.leader import bump_epoch, calls_started, current_leader, try_lock
 from switchboard.telephony import heartbeat
 from switchboard.telephony.heartbeat import Heartbeat
-
-from store_helpers import TcpProxy, host_port
 
 
 class Part:
