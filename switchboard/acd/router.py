@@ -189,9 +189,12 @@ def _pair_events(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterabl
 
 
 def _merged_turns(calls: Iterable[WaitingCall], policy: RoutingPolicy) -> Iterator[tuple[WaitingCall, bool]]:
-    ahead: deque[WaitingCall] = deque()   # calls whose local turn came, waiting for their turn for all
+    ahead: deque[WaitingCall] = deque()   # calls waiting for their turn for all agents
     for call in calls:
-        key = pair_key(call, call.province is not None, policy)
+        # No turn still to come sorts before this call's local key (a later call joined no
+        # earlier, and counts at most Δ earlier), whether or not this call has a local turn:
+        # an earlier call's turn for all agents comes out only once below it.
+        key = pair_key(call, True, policy)
         while ahead and pair_key(ahead[0], False, policy) < key:
             yield ahead.popleft(), False
         if call.province is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -87,6 +88,18 @@ def test_priority_then_global_longest_wait() -> None:
              call("vip", "card", "ha-noi", 90.0, priority=1)]
     assert pairs(route(calls, a, 100.0, POLICY)) == {"vip": "x"}
     assert pairs(route(calls[:2], a, 100.0, POLICY)) == {"old": "x"}
+
+
+def test_province_preference_holds_behind_callers_of_no_province_who_joined_together() -> None:
+    """Two callers of no known province and one of Cần Thơ joined at the same time; a Cần Thơ
+    agent frees up: with Δ > 0 the Cần Thơ caller takes it. (The merge of turns used to let the
+    first no-province caller's turn out as soon as the second came, before the local turn.)"""
+    policy = replace(POLICY, province_preference_s=30.0)
+    calls = [call("c7", "pension", None, 100.0), call("c8", "pension", None, 100.0),
+             call("c9", "pension", "can-tho", 100.0)]
+    a = [agent("a2", "can-tho", {"pension": 3})]
+    assert pairs(route(calls, a, 300.0, policy)) == {"c9": "a2"}
+    assert pairs(route(calls, a, 300.0, POLICY)) == {"c7": "a2"}   # Δ = 0: the call order
 
 
 def test_language_is_required() -> None:
