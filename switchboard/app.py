@@ -354,7 +354,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                          accept=leader.acting if leader is not None else None)
     entry.manager = manager
     entry.started_check = StartedCheck(LazyPool(pool_part))
-    gone = GoneRecords(LazyPool(pool_part), book)   # records left open by a previous owner, channel gone
+    gone = GoneRecords(LazyPool(pool_part), book,   # records left open by a previous owner, channel gone
+                       hangup_reason=entry.hangup_reason_of)
 
     # outbound campaigns (docs/campaigns.md): the dialer, its own flow runner, its metrics
     campaign_dialer = build_dialer(

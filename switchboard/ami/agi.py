@@ -19,6 +19,13 @@ that purpose. Results for a channel without a session (a standby sees every
 command of the leader's; after a leader died, its last commands finish before
 the new one adopts the channel) are kept a while (``UNCLAIMED_MAX`` channels,
 the last 4 of each) and handed to the session when the channel is adopted.
+
+Keys the caller pressed while no command ran on the channel (``DTMFEnd`` of direction
+``Received``, after the last command's ``AsyncAGIExec``) reach no command: Asterisk reads
+and drops them. A session keeps them in ``typed`` (cleared by each command's result, since
+keys pressed during a command are that command's), and so does the manager for a channel
+it does not serve; a new owner takes them as what the caller typed while nobody served the
+call (``AgiSession.typed_ahead``).
 """
 
 from __future__ import annotations
@@ -44,9 +51,13 @@ __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult"
 
 log = logging.getLogger("switchboard.ami.agi")
 
-AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup"})
+AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup", "DTMFEnd"})
 #: channels whose last command results are kept while no session serves them
 UNCLAIMED_MAX = 2000
+#: keys kept per channel while no command reads them (a code and its terminator, twice over)
+TYPED_MAX = 32
+#: a command with this tag keeps the keys typed before it (the barrier a new owner queues first)
+KEEP_KEYS_TAG = "barrier"
 
 
 class AgiError(AmiError):
@@ -185,6 +196,8 @@ class AgiSession:
         self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
         #: results of commands this session did not send (CommandID, result), oldest first
         self.orphans: list[tuple[str, AgiResult]] = []
+        #: keys pressed since the last command's result (while no command of ours read them)
+        self.typed: list[str] = []
 
     def __repr__(self) -> str:
         return f"AgiSession(channel={self.channel!r}, uniqueid={self.uniqueid!r}, closed={self.closed})"
@@ -242,9 +255,22 @@ class AgiSession:
         """``ASYNCAGI BREAK``: leave AGI and continue in the dialplan."""
         return await self.execute("ASYNCAGI BREAK", timeout=timeout)
 
+    def typed_ahead(self) -> str:
+        """The keys the caller pressed while no command read them (since the last result other
+        than a barrier's); taken: the next call returns only keys pressed after this one."""
+        keys = "".join(self.typed)
+        self.typed.clear()
+        return keys
+
     # ---- driven by AgiManager ----
+    def _on_key(self, digit: str) -> None:
+        self.typed.append(digit)
+        del self.typed[:-TYPED_MAX]
+
     def _on_exec(self, ev: Event) -> None:
         command_id = ev.get("CommandID") or ev.get("CommandId") or ""
+        if not command_id.endswith(f"-{KEEP_KEYS_TAG}"):
+            self.typed.clear()   # pressed while that command ran: its own (or lost before it began)
         fut = self._waiting.get(command_id)
         if fut is None:
             self.orphans.append((command_id, parse_agi_result(ev.get("Result") or "")))
@@ -291,6 +317,8 @@ class AgiManager:
         self._default_timeout = default_timeout
         self.sessions: dict[str, AgiSession] = {}  # by Uniqueid
         self._unclaimed: collections.OrderedDict[str, list[Event]] = collections.OrderedDict()
+        #: keys pressed after the last command's result on channels no session serves
+        self._unclaimed_keys: collections.OrderedDict[str, list[str]] = collections.OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unsubscribe = client.subscribe(self.handle_event, names=AGI_EVENTS)
         on_resync = getattr(client, "on_resync", None)
@@ -328,19 +356,35 @@ class AgiManager:
             session = AgiSession(self._client, ev, default_timeout=self._default_timeout, observe=self._observe)
             for earlier in self._unclaimed.pop(uniqueid, ()):
                 session._on_exec(earlier)   # what the previous owner's last commands gave
+            for key in self._unclaimed_keys.pop(uniqueid, ()):
+                session._on_key(key)        # and what the caller typed after them
             self.sessions[uniqueid] = session
             log.info("AGI start %s", session.channel, extra={"call_id": session.linkedid})
             self._spawn(session)
             return
         current = self.sessions.get(uniqueid)
+        if name == "DTMFEnd":
+            digit = ev.get("Digit") or ""
+            if not uniqueid or len(digit) != 1 or ev.get("Direction") != "Received":
+                return
+            if current is not None:
+                current._on_key(digit)
+                return
+            keys = self._unclaimed_keys.pop(uniqueid, [])
+            self._unclaimed_keys[uniqueid] = [*keys[-(TYPED_MAX - 1):], digit]
+            while len(self._unclaimed_keys) > UNCLAIMED_MAX:
+                self._unclaimed_keys.popitem(last=False)
+            return
         if current is None:
             if name == "AsyncAGIExec" and uniqueid:
                 kept = self._unclaimed.pop(uniqueid, [])
                 self._unclaimed[uniqueid] = [*kept[-3:], ev]
                 while len(self._unclaimed) > UNCLAIMED_MAX:
                     self._unclaimed.popitem(last=False)
+                self._unclaimed_keys.pop(uniqueid, None)
             elif name in ("AsyncAGIEnd", "Hangup"):
                 self._unclaimed.pop(uniqueid, None)
+                self._unclaimed_keys.pop(uniqueid, None)
             return
         if name == "AsyncAGIExec":
             current._on_exec(ev)

@@ -25,7 +25,7 @@ __all__ = ["MAX_CHARS", "VARIABLE", "Memo", "decode", "encode"]
 VARIABLE = "SB_IVR"
 MAX_CHARS = 700
 _SKIP = frozenset({"call_id", "caller", "dialed", "caller_province"})
-_FLOW, _NODE = "_flow", "_node"
+_FLOW, _NODE, _END = "_flow", "_node", "_end"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +37,23 @@ class Memo:
     #: running), None when nothing is known: the node asks again
     digits: str | None = None
     #: ``digits`` is only the first key (pressed into the node's prompt): it answers a node
-    #: that takes one key (a menu); a longer input (a code) is asked again
+    #: that takes one key (a menu); for a longer input (a code) it is the input's first key,
+    #: the rest typed meanwhile (``typed``) or still to come
     partial: bool = False
+    #: keys the caller pressed while no command read them (after the previous owner's last
+    #: command, before the new owner's first): typed ahead into the node's input, and the
+    #: next nodes' while they ask without an uninterruptible message between
+    typed: str = ""
+    #: the flow had ended at ``node`` (its goodbye and hang-up under way) for this reason:
+    #: nothing to resume, the record gets that end
+    end: str = ""
 
 
-def encode(flow: str, node: str, variables: Mapping[str, str]) -> str:
+def encode(flow: str, node: str, variables: Mapping[str, str], *, end: str = "") -> str:
     kept = {k: str(v) for k, v in variables.items() if k not in _SKIP and not k.startswith("_")}
+    head = [(_FLOW, flow), (_NODE, node), *([(_END, end)] if end else [])]
     while True:
-        text = urlencode([(_FLOW, flow), (_NODE, node), *sorted(kept.items())])
+        text = urlencode([*head, *sorted(kept.items())])
         if len(text) <= MAX_CHARS or not kept:
             return text
         del kept[max(kept, key=lambda k: len(kept[k]) + len(k))]
@@ -59,7 +68,7 @@ def decode(text: str) -> Memo | None:
     except ValueError:
         return None
     values = dict(pairs)
-    flow, node = values.pop(_FLOW, ""), values.pop(_NODE, "")
+    flow, node, end = values.pop(_FLOW, ""), values.pop(_NODE, ""), values.pop(_END, "")
     if not flow or not node:
         return None
-    return Memo(flow, node, values)
+    return Memo(flow, node, values, end=end)

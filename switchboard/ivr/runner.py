@@ -69,6 +69,20 @@ LIVE_SESSION = "live_session"
 TRAILING_S = 3.0
 
 
+
+def _split_input(keys: str, cmd: mc.CollectCmd) -> tuple[str, str]:
+    """Keys typed ahead split into one input's (as ``GET DATA`` would end it: at ``max_digits``,
+    or at the terminator, which it takes) and the rest, for the inputs after it."""
+    if cmd.terminator:
+        end = keys.find(cmd.terminator)
+        if 0 <= end < cmd.max_digits:
+            return keys[:end + 1], keys[end + 1:]
+    take = keys[:cmd.max_digits]
+    rest = keys[cmd.max_digits:]
+    if cmd.terminator and rest.startswith(cmd.terminator):
+        rest = rest[1:]   # the terminator after a full input belongs to it
+    return take, rest
+
 class AgiSessionLike(Protocol):
     channel: str
     uniqueid: str
@@ -197,6 +211,9 @@ class IvrRunner:
         # uniqueid -> (terminator, until): a collect that filled up to max_digits, whose
         # terminator the caller is still about to press (it must not barge into what follows)
         self._trailing: dict[str, tuple[str, float]] = {}
+        # uniqueid -> keys a flow taken over starts with (typed while nobody served the call):
+        # they answer the next inputs as keys pressed into their prompts would
+        self._typed_ahead: dict[str, str] = {}
         #: uniqueid -> the node each running flow is at (the record's node when a step fails)
         self.nodes: dict[str, str] = {}
 
@@ -249,11 +266,17 @@ class IvrRunner:
                               mc.Started(caller, dialed, self._clock(), variables, start=start_at))
         asks = [c for c in cmds if isinstance(c, mc.CollectCmd)]
         one_key = bool(asks) and asks[-1].max_digits == 1
-        if resume is not None and resume.digits is not None and state.waiting is mc.Waiting.DIGITS \
-                and (not resume.partial or one_key):
-            # the caller answered this node while nobody served the call: take the answer as it is
-            given: mc.Input = mc.Digits(resume.digits, self._clock()) if resume.digits else mc.Timeout(self._clock())
-            state, cmds = mc.step(state, given)
+        typed = resume.typed if resume is not None else ""
+        if resume is not None and resume.digits is not None and state.waiting is mc.Waiting.DIGITS:
+            if not resume.partial or one_key:
+                # the caller answered this node while nobody served the call: take the answer as it is
+                given: mc.Input = (mc.Digits(resume.digits, self._clock()) if resume.digits
+                                   else mc.Timeout(self._clock()))
+                state, cmds = mc.step(state, given)
+            else:   # the first key of a longer input, pressed into its prompt: the rest follows it
+                typed = resume.digits + typed
+        if typed:
+            self._typed_ahead[session.uniqueid] = typed
         self.nodes[session.uniqueid] = state.node
         try:
             if self.answer and resume is None:
@@ -270,6 +293,7 @@ class IvrRunner:
             raise StepFailed(reason=failure_reason(exc), node=node, detail=str(exc)) from exc
         finally:
             self._trailing.pop(session.uniqueid, None)
+            self._typed_ahead.pop(session.uniqueid, None)
             self.nodes.pop(session.uniqueid, None)
             self._remembered.pop(session.uniqueid, None)
 
@@ -308,18 +332,24 @@ class IvrRunner:
     # ------------------------------------------------------------ internals
 
     async def _keep_memo(self, session: AgiSessionLike, state: mc.FlowState) -> None:
-        """Keep where the flow waits on the channel (once per node), for a take-over."""
-        if self._remember is None or state.waiting not in (mc.Waiting.DIGITS, mc.Waiting.LOOKUP):
+        """Keep where the flow waits on the channel (once per node), for a take-over; and that it
+        ended at a hang-up node (its goodbye about to play), so that a new owner records that end
+        instead of asking the last question again."""
+        if self._remember is None:
+            return
+        end = state.end.reason if state.ended and state.end is not None else ""
+        if end != "hangup" and state.waiting not in (mc.Waiting.DIGITS, mc.Waiting.LOOKUP):
             return
         node = state.flow.nodes.get(state.node)
-        if getattr(node, "by", "") == LIVE_SESSION:   # answered at once, in process: nothing to resume
+        if not end and getattr(node, "by", "") == LIVE_SESSION:   # answered at once, in process
             return
-        key = (state.flow.name, state.node)
+        key = (state.flow.name, state.node + (":end" if end else ""))
         if self._remembered.get(session.uniqueid) == key:
             return
         self._remembered[session.uniqueid] = key
         try:
-            await self._remember(session, memo_mod.encode(state.flow.name, state.node, state.variables))
+            await self._remember(session, memo_mod.encode(state.flow.name, state.node,
+                                                          {} if end else state.variables, end=end))
         except Exception as exc:   # the memo helps a take-over; the call itself goes on without it
             log.debug("call %s: flow memo not kept: %r", session.linkedid, exc)
 
@@ -369,14 +399,32 @@ class IvrRunner:
         """Carry out one batch of commands; the input they produced for the machine (None: flow over)."""
         pending = ""  # digits pressed during an interruptible prompt
         refused = False  # a callback the number policy refused: its confirmation is not played
+        ahead = self._typed_ahead.pop(session.uniqueid, "")   # typed while nobody served (a take-over)
         for cmd in cmds:
             if isinstance(cmd, mc.PlayCmd):
+                if ahead and not cmd.barge_in:
+                    # a message that cannot be interrupted: keys typed before it are not its
+                    # answer (Asterisk drops keys pressed during it too); it plays
+                    log.info("call %s: %d key(s) typed ahead dropped before a message", session.linkedid,
+                             len(ahead))
+                    ahead = ""
+                if ahead:
+                    pending, ahead = ahead, ""   # as if pressed into this prompt: it is skipped
+                    continue
                 if pending or refused:
                     continue
                 pending = await self._play(session, cmd)
             elif isinstance(cmd, mc.CollectCmd):
+                if ahead:
+                    pending, ahead = ahead, ""
+                if len(pending) > 1:   # typed ahead: this input's share; the rest answers the next
+                    pending, rest = _split_input(pending, cmd)
+                    if rest:
+                        self._typed_ahead[session.uniqueid] = rest
                 return await self._collect(session, cmd, pending)
             elif isinstance(cmd, mc.LookupCmd):
+                if ahead:   # a look-up says nothing to the caller: the keys answer what it leads to
+                    self._typed_ahead[session.uniqueid] = ahead
                 return await self._do_lookup(cmd)
             elif isinstance(cmd, mc.Enqueue):
                 log.info("call %s: enqueue topic=%s province=%s (%s) lang=%s", session.linkedid, cmd.topic,

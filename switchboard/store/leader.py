@@ -76,13 +76,20 @@ class OpenRecord:
     answered: bool
     queued: bool
     callback: bool
+    #: the flow's last closed step (``ivr.step``): (flow, node, kind); empty when none is stored
+    last_step: tuple[str, str, str] = ("", "", "")
 
 
 async def open_records(conn: asyncpg.Connection, *, max_age_s: float, timeout: float) -> list[OpenRecord]:
-    """Records of callers' channels started within ``max_age_s`` and never ended."""
+    """Records of callers' channels started within ``max_age_s`` and never ended, with each one's
+    last IVR step (an index probe of ``call_events`` per record)."""
     rows = await conn.fetch(
-        "SELECT call_id, answered_at IS NOT NULL AS answered, queue_joined_at IS NOT NULL AS queued, "
-        "callback_id IS NOT NULL AS callback FROM calls WHERE ended_at IS NULL AND started_at IS NOT NULL "
-        "AND started_at > now() - make_interval(secs => $1) AND coalesce(channel, '') <> ''",
+        "SELECT c.call_id, c.answered_at IS NOT NULL AS answered, c.queue_joined_at IS NOT NULL AS queued, "
+        "c.callback_id IS NOT NULL AS callback, s.data->>'flow' AS flow, s.data->>'node' AS node, "
+        "s.data->>'kind' AS kind FROM calls c LEFT JOIN LATERAL (SELECT e.data FROM call_events e "
+        "WHERE e.call_id = c.call_id AND e.kind = 'ivr.step' ORDER BY e.seq DESC LIMIT 1) s ON true "
+        "WHERE c.ended_at IS NULL AND c.started_at IS NOT NULL "
+        "AND c.started_at > now() - make_interval(secs => $1) AND coalesce(c.channel, '') <> ''",
         max_age_s, timeout=timeout)
-    return [OpenRecord(r["call_id"], r["answered"], r["queued"], r["callback"]) for r in rows]
+    return [OpenRecord(r["call_id"], r["answered"], r["queued"], r["callback"],
+                       (r["flow"] or "", r["node"] or "", r["kind"] or "")) for r in rows]

@@ -58,6 +58,7 @@ from switchboard.ami.protocol import Event
 from switchboard.calls import CallBook
 from switchboard.events import EventKind
 from switchboard.ivr import memo as memo_mod
+from switchboard.ivr import model as ivr_model
 from switchboard.ivr.runner import StepFailed, failure_reason
 from switchboard.telephony.call_codes import CallCodes
 from switchboard.telephony.features import FeatureCodes
@@ -104,6 +105,7 @@ class AgiEntry:
         #: (call id) -> is its call.started stored? (None: cannot tell); None: not asked
         self.started_check: Any = None
         self.resumed_total = 0
+        self.typed_ahead_total = 0   # of those, flows resumed with keys typed while nobody served
         # other parts' contexts (e.g. ``campaign-answered``: the campaign dialer's answered contacts)
         self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 
@@ -428,12 +430,18 @@ class AgiEntry:
             facts.queued = False
             await self._ensure_started(call_id, uniqueid=session.uniqueid, channel=session.channel, age_s=age,
                                        reached_flow=memo is not None)
+            if memo is not None and memo.end:
+                await self._end_adopted(session, call_id, memo)
+                return
             if memo is not None:
-                digits, whole = await answer_in_flight(session, memo.node)
-                memo = dataclasses.replace(memo, digits=digits, partial=not whole)
+                digits, whole, typed = await answer_in_flight(session, memo.node)
+                memo = dataclasses.replace(memo, digits=digits, partial=not whole, typed=typed)
                 self.resumed_total += 1
-                log.info("call %s: resumes at %s%s", call_id, memo.node,
-                         " with the answer given meanwhile" if digits is not None else "")
+                if typed:
+                    self.typed_ahead_total += 1
+                log.info("call %s: resumes at %s%s%s", call_id, memo.node,
+                         " with the answer given meanwhile" if digits is not None else "",
+                         f" and {len(typed)} key(s) typed while nobody served the call" if typed else "")
             await self._new_call(session, resume=memo)
             return
         self.book.adopt(call_id=call_id, uniqueid=session.uniqueid, caller=caller, dialed=dialed, age_s=age)
@@ -457,6 +465,30 @@ class AgiEntry:
                 await session.execute("HANGUP", timeout=5)
             except AgiHangup:
                 pass
+
+
+    def hangup_reason_of(self, flow: str, node: str) -> str | None:
+        """The reason of hang-up node ``node`` of ``flow`` ("" for none); None when it is none."""
+        try:
+            found = self.runner.registry.flow(flow).nodes.get(node)
+        except KeyError:
+            return None
+        if not isinstance(found, ivr_model.Hangup):
+            return None
+        return str(getattr(found, "reason", "") or "")
+
+    async def _end_adopted(self, session: Any, call_id: str, memo: memo_mod.Memo) -> None:
+        """The previous owner's flow had ended at a hang-up node (its goodbye under way): the record
+        gets that end; what it left running plays out, then the channel is hung up."""
+        hangup_reason = self.hangup_reason_of(memo.flow, memo.node) or ""
+        self.book.flow_ended(call_id, reason=memo.end, node=memo.node, hangup_reason=hangup_reason)
+        log.info("call %s: its flow had ended at %s (%s): hung up once what runs there ends", call_id,
+                 memo.node, memo.end)
+        try:
+            await session.execute("NOOP", timeout=120)   # the goodbye the previous owner started
+            await session.execute("HANGUP", timeout=5)
+        except AgiHangup:
+            pass
 
 
 class _AdoptedRequest:

@@ -6,7 +6,8 @@ still running when the owner stopped, and whether the call's record was ever sta
   variable ``SB_IVR`` (AMI ``Setvar`` on the channel; the ``call`` write class).
 * :func:`answer_in_flight` waits for what the previous owner left running on the channel
   to finish (an AGI ``NOOP`` queues behind it) and returns the caller's answer when that
-  was the ``GET DATA`` of the node the flow resumes at.
+  was the ``GET DATA`` of the node the flow resumes at, and the keys typed after it while
+  no command read them (``DTMFEnd`` events on AMI: ``ami/agi.py``).
 * :class:`StartedCheck` asks the database whether the call's ``call.started`` is stored
   (None when it cannot tell).
 * :class:`GoneRecords` closes, after a take-over, the records the previous owner left open
@@ -17,8 +18,10 @@ still running when the owner stopped, and whether the call's record was ever sta
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from switchboard.ami.agi import KEEP_KEYS_TAG
 from switchboard.ami.client import node_hint
 from switchboard.calls import adopted_seq_base
 from switchboard.events import EventKind
@@ -38,19 +41,23 @@ class MemoKeeper:
                              "Value": value}, timeout=self.timeout, **node_hint(self.ami, session.uniqueid))
 
 
-async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -> tuple[str | None, bool]:
+async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -> tuple[str | None, bool, str]:
     """What the caller answered the previous owner at ``node``: (the digits of its ``GET DATA``,
     "" for a timeout, True) or (the key pressed into one of the node's prompts, False: the
-    first key only) or (None, True) when nothing of the kind finished on the channel."""
-    await session.execute("NOOP", timeout=timeout)   # runs once what was running has finished
+    first key only) or (None, True) when nothing of the kind finished on the channel; and
+    third, the keys pressed after that while no command read them (``AgiSession.typed_ahead``)."""
+    # runs once what was running has finished; tagged so that its result keeps the keys typed
+    await session.execute("NOOP", timeout=timeout, tag=KEEP_KEYS_TAG)
+    typed_ahead = getattr(session, "typed_ahead", None)
+    typed = typed_ahead() if typed_ahead is not None else ""
     for command_id, result in reversed(getattr(session, "orphans", ())):
         if result.result == "-1":
             continue
         if command_id.endswith(f"-getdata-{node}"):
-            return str(result.result), True
+            return str(result.result), True, typed
         if command_id.endswith(f"-play-{node}") and result.digit:
-            return result.digit, False
-    return None, True
+            return result.digit, False, typed
+    return None, True, typed
 
 
 class StartedCheck:
@@ -87,9 +94,13 @@ async def live_call_ids(ami: Any, *, timeout: float = 10.0) -> set[str] | None:
 class GoneRecords:
     """``await close(live_call_ids)``: close the open records whose call is gone from Asterisk."""
 
-    def __init__(self, pool: Any, book: Any, *, max_age_s: float = 6 * 3600, timeout: float = 5.0) -> None:
+    def __init__(self, pool: Any, book: Any, *, max_age_s: float = 6 * 3600, timeout: float = 5.0,
+                 hangup_reason: Callable[[str, str], str | None] | None = None) -> None:
         self.pool = pool
         self.book = book
+        #: (flow, node) -> the reason of that hang-up node ("" for none), None when it is no
+        #: hang-up node: a flow whose last step was one had ended there (its goodbye played)
+        self.hangup_reason = hangup_reason
         self.max_age_s = max_age_s
         self.timeout = timeout
         self.closed_total = 0
@@ -109,8 +120,17 @@ class GoneRecords:
                 continue
             outcome = ("answered" if rec.answered else "callback" if rec.callback
                        else "abandoned_queue" if rec.queued else "abandoned_ivr")
+            node = None
+            flow, last, kind = rec.last_step
+            reason = self.hangup_reason(flow, last) if self.hangup_reason is not None and kind == "hangup" else None
+            if outcome == "abandoned_ivr" and reason is not None:
+                # the flow had ended at a hang-up node (the caller heard its goodbye): as the
+                # previous owner would have closed it (CallFacts.outcome)
+                node = last
+                outcome = "callback" if reason == "callback" else \
+                    "abandoned_ivr" if reason in ("no_input", "error") else "self_service"
             self.book.bus.seed(rec.call_id, adopted_seq_base())
-            self.book.emit(rec.call_id, EventKind.CALL_ENDED, {"outcome": outcome, "node": None,
+            self.book.emit(rec.call_id, EventKind.CALL_ENDED, {"outcome": outcome, "node": node,
                                                                "cause": "gone_during_takeover", "duration_s": None})
             closed.append(rec.call_id)
         if closed:

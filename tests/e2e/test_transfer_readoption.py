@@ -34,7 +34,7 @@ async def api_post(port: int, token: str, path: str, body: dict[str, str]) -> tu
 async def test_a_call_taken_over_after_a_restart_is_transferred_to_a_topic(
         stack_env: dict[str, str], pg_dsn: str, tmp_path: Path) -> None:
     http_port, tokens, service, phones = await process_and_phones(stack_env, pg_dsn, tmp_path)
-    caller = "02838300011"
+    caller = "02838300091"
     call: asyncio.Task[SippResult] | None = None
     try:
         await start_with_one_agent_ready(http_port, tokens, service, phones)

@@ -262,3 +262,57 @@ async def test_a_command_for_a_channel_already_gone_is_a_hang_up_not_a_failure()
     (s,) = sessions
     with pytest.raises(AgiHangup, match="does not exist"):
         await s.execute("WAIT FOR DIGIT 8000", timeout=2)
+
+
+async def test_keys_pressed_while_no_command_ran_are_kept_for_the_next_owner() -> None:
+    """DTMFEnd (Received) after the previous owner's last result: typed into the void, handed to
+    the session that adopts the channel; keys before that result were the command's; keys the
+    channel sends (Direction Sent) or of other channels are not the caller's."""
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    uid = "1750000001.1"
+    ami.emit("DTMFEnd", Uniqueid=uid, Digit="4", Direction="Received")     # read by the GET DATA below
+    ami.emit("AsyncAGIExec", Uniqueid=uid, CommandId="agi-1-getdata-main_menu", Result="200%20result=4%0A")
+    for k in "0123":
+        ami.emit("DTMFEnd", Uniqueid=uid, Digit=k, Direction="Received")
+    ami.emit("DTMFEnd", Uniqueid=uid, Digit="9", Direction="Sent")
+    ami.emit("DTMFEnd", Uniqueid="1750000001.2", Digit="7", Direction="Received")
+    ami.emit("Hangup", Uniqueid="1750000001.2")
+    _start(ami, uid)
+    await asyncio.sleep(0)
+    (s,) = sessions
+    ami.emit("DTMFEnd", Uniqueid=uid, Digit="4", Direction="Received")     # still typing: kept too
+    # the new owner's barrier keeps the keys typed before it; any other result clears them
+    task = asyncio.create_task(s.execute("NOOP", timeout=2, tag="barrier"))
+    action = await ami.next_action()
+    ami.emit("AsyncAGIExec", Uniqueid=uid, CommandId=str(action.headers["CommandID"]), Result="200%20result=0%0A")
+    await task
+    assert s.typed_ahead() == "01234"
+    assert s.typed_ahead() == ""                                           # taken once
+    ami.emit("DTMFEnd", Uniqueid=uid, Digit="5", Direction="Received")
+    task = asyncio.create_task(s.execute("WAIT FOR DIGIT 6000", timeout=2))
+    action = await ami.next_action()
+    ami.emit("AsyncAGIExec", Uniqueid=uid, CommandId=str(action.headers["CommandID"]), Result="200%20result=53%0A")
+    await task
+    assert s.typed_ahead() == ""                                           # "5" was that command's
+
+
+async def test_keys_of_a_channel_served_by_nobody_are_bounded_and_forgotten_at_its_hangup() -> None:
+    ami = RecordingAmi()
+    sessions: list[AgiSession] = []
+    AgiManager(ami, on_start=sessions.append)
+    uid = "1750000001.3"
+    for _ in range(100):
+        ami.emit("DTMFEnd", Uniqueid=uid, Digit="1", Direction="Received")
+    ami.emit("DTMFEnd", Uniqueid=uid, Digit="#", Direction="Received")
+    _start(ami, uid)
+    await asyncio.sleep(0)
+    (s,) = sessions
+    typed = s.typed_ahead()
+    assert typed.endswith("1#") and len(typed) == 32
+    ami.emit("DTMFEnd", Uniqueid="1750000001.4", Digit="1", Direction="Received")
+    ami.emit("Hangup", Uniqueid="1750000001.4")
+    _start(ami, "1750000001.4")
+    await asyncio.sleep(0)
+    assert sessions[1].typed_ahead() == ""
