@@ -21,7 +21,8 @@ started again at once, as a standby (what systemd does). Measured:
   actions (``manager set debug on``; each instance's ActionIDs carry its process mark): the new
   leader's first prompt on the channel (``STREAM FILE``, ``GET DATA``, ``EXEC Playback``) is one
   the old leader had already played there; ``resumed_with_answer``: callers whose answer, typed
-  while nobody led, was used (the new leader's log);
+  while nobody led, was used (the new leader's log); ``typed_ahead``: callers whose keys, pressed
+  while no command ran on their channel, were typed ahead into the resumed flow (same log);
 * the machine: cores, CPU model, load average at start and end.
 
 One JSON line on stdout, appended to run/ha-drill/results.jsonl.
@@ -184,6 +185,7 @@ async def drill(args: argparse.Namespace) -> dict[str, Any]:
             "event_faults": len(check.event_faults), "fallback": fallback, "hung_up_by_service": cut_off,
             "started_over": started_over, "channels_taken_over": taken, "repeated_prompt": repeated,
             "resumed_with_answer": log_b.count("with the answer given meanwhile"),
+            "typed_ahead": log_b.count("typed while nobody served the call"),
             "resumed": log_b.count(": resumes at "),
             **{k: v for k, v in box.items() if k != "loadavg_start"},
             "loadavg_start": box["loadavg_start"], "loadavg_at_kill": load_at_kill, "loadavg_end": loadavg(),

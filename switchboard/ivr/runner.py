@@ -272,6 +272,10 @@ class IvrRunner:
                 # the caller answered this node while nobody served the call: take the answer as it is
                 given: mc.Input = (mc.Digits(resume.digits, self._clock()) if resume.digits
                                    else mc.Timeout(self._clock()))
+                ask = asks[-1] if asks else None
+                if ask is not None and ask.terminator and typed.startswith(ask.terminator) \
+                        and len(resume.digits) >= ask.max_digits:
+                    typed = typed[1:]   # the terminator pressed after a full input belongs to it
                 state, cmds = mc.step(state, given)
             else:   # the first key of a longer input, pressed into its prompt: the rest follows it
                 typed = resume.digits + typed

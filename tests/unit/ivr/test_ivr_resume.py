@@ -152,3 +152,14 @@ async def test_part_of_a_code_typed_ahead_is_finished_key_by_key() -> None:
     await h.runner.run(agi, resume=resume)
     assert agi.commands[:4] == ["WAIT FOR DIGIT 6000"] * 4
     assert h.lookups == [("si_code", "0123456789")]
+
+
+async def test_the_terminator_pressed_after_a_full_code_answered_meanwhile_is_not_typed_ahead() -> None:
+    """The previous owner's GET DATA ended at 10 digits; the caller's '#' came after it, into the
+    void: it belongs to the code (as ``TRAILING_S`` says for a live collect), not to what follows."""
+    h = Harness(lookup_answer=PAID)
+    agi = FakeAgi(dialed="02439999001", keys=["2"])
+    resume = memo.Memo("hotline", "ask_si_code", {"language": "en"}, digits="0123456789", typed="#")
+    result = await h.runner.run(agi, resume=resume)
+    assert agi.commands[0] == f'STREAM FILE "{P}/en/si_code_is" "0123456789*#"'   # the status is read
+    assert result.end == mc.End("hangup", "goodbye")
