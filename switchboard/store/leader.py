@@ -70,6 +70,13 @@ async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeou
     return {r["call_id"] for r in rows}
 
 
+async def last_seqs(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float) -> dict[str, int]:
+    """The highest stored ``seq`` of each of ``call_ids`` that has events (an index probe each)."""
+    rows = await conn.fetch("SELECT c.id AS call_id, (SELECT max(e.seq) FROM call_events e WHERE e.call_id = c.id) "
+                            "AS seq FROM unnest($1::text[]) AS c(id)", call_ids, timeout=timeout)
+    return {r["call_id"]: int(r["seq"]) for r in rows if r["seq"] is not None}
+
+
 @dataclass(frozen=True, slots=True)
 class OpenRecord:
     call_id: str

@@ -400,6 +400,9 @@ class AgiEntry:
         facts = self.book.calls.get(call_id)
         if facts is None:
             return False
+        seq_floor = getattr(self.started_check, "seq_floor", None)
+        if seq_floor is not None:   # number above what an earlier adopter stored, however fast it was
+            self.book.bus.seed(call_id, await seq_floor(call_id))
         stored = await self.started_check(call_id) if self.started_check is not None else None
         if stored or (stored is None and reached_flow):
             return False

@@ -26,7 +26,7 @@ from switchboard.ami.client import node_hint
 from switchboard.calls import adopted_seq_base
 from switchboard.events import EventKind
 from switchboard.ivr import memo
-from switchboard.store.leader import calls_started, open_records
+from switchboard.store.leader import calls_started, last_seqs, open_records
 
 log = logging.getLogger("switchboard.entry")
 
@@ -74,6 +74,18 @@ class StartedCheck:
         except Exception as exc:
             log.warning("call %s: cannot tell whether its record holds %s: %r", call_id, kind, exc)
             return None
+
+    async def seq_floor(self, call_id: str) -> int:
+        """The call's highest stored event number (0: none, or the database cannot say). An
+        adopted call numbers its events above it as well as above ``adopted_seq_base``: a call
+        adopted twice within a short time (two take-overs) may have had more events from its
+        previous adopter than the time base grew meanwhile."""
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                return (await last_seqs(conn, [call_id], timeout=self.timeout)).get(call_id, 0)
+        except Exception as exc:
+            log.warning("call %s: its stored events' numbers not read: %r", call_id, exc)
+            return 0
 
 
 async def live_call_ids(ami: Any, *, timeout: float = 10.0) -> set[str] | None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import asyncpg
 
-from switchboard.calls import CallBook, CallEventBus
+from switchboard.calls import CallBook, CallEventBus, adopted_seq_base
 from switchboard.events import CallEvent
-from switchboard.telephony.resume import GoneRecords
+from switchboard.telephony.resume import GoneRecords, StartedCheck
 
 HANGUP_NODES = {("hotline", "goodbye"): "normal", ("hotline", "goodbye_no_input"): "no_input",
                 ("hotline", "callback_later"): "callback"}
@@ -69,3 +69,26 @@ async def test_gone_records_close_with_the_outcome_of_where_the_flow_stopped(mig
                      "no-input": ("abandoned_ivr", "goodbye_no_input"), "no-steps": ("abandoned_ivr", None)}
     assert all(e.data["cause"] == "gone_during_takeover" for e in seen)
     assert await gone.close(None) == []   # Asterisk could not say which calls live: nothing closed
+
+
+async def test_an_adopted_call_numbers_its_events_above_what_an_earlier_adopter_stored(migrated_db: str) -> None:
+    """Two take-overs close together: the first adopter numbered from ``adopted_seq_base`` and
+    wrote more events than the base grew since; the second seeds above the stored maximum, so
+    none of its events collides with (and is dropped as a duplicate of) the first's."""
+    base = adopted_seq_base()
+    conn = await asyncpg.connect(migrated_db, timeout=10)
+    try:
+        await _stored(conn, "twice", [("main_menu", "menu")])
+        for seq in range(base + 1, base + 41):
+            await conn.execute("INSERT INTO call_events (call_id, seq, ts, kind, data) VALUES ('twice', $1, now(), "
+                               "'ivr.step', '{}')", seq)
+    finally:
+        await conn.close()
+    check = StartedCheck(Pool(migrated_db))
+    assert await check.seq_floor("twice") == base + 40
+    assert await check.seq_floor("unknown") == 0
+    assert await StartedCheck(Pool("postgresql://postgres@127.0.0.1:1/none"), timeout=1).seq_floor("twice") == 0
+    bus = CallEventBus()
+    bus.seed("twice", adopted_seq_base())
+    bus.seed("twice", await check.seq_floor("twice"))
+    assert bus.emit("twice", "queue.resumed", {}).seq == base + 41
