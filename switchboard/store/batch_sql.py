@@ -136,7 +136,17 @@ CALL_COLUMNS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def _build_write_batch() -> str:
+_INSERT_EVENTS = f"""
+    INSERT INTO call_events (call_id, seq, ts, kind, data)
+    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
+    WHERE b.kind <> 'call.started' OR NOT EXISTS (
+        SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started' OFFSET 0)
+    ORDER BY call_id, seq
+    ON CONFLICT (call_id, seq) DO NOTHING"""
+
+
+def _side_tables(src: str) -> str:
+    """The CTEs that upsert ``calls``, ``callbacks`` and ``surveys`` from the event rows of ``src``."""
     cols = list(CALL_COLUMNS)
     last = [c for c, (_, _, cast) in CALL_COLUMNS.items() if cast is not None]
     assert sorted(last) == sorted(LAST_SEQ_COLUMNS), "every last-wins column has its place in last_seq"
@@ -150,19 +160,10 @@ def _build_write_batch() -> str:
         f"GREATEST(EXCLUDED.last_seq[{i}], calls.last_seq[{i}])" for i in range(1, len(last) + 1)) + "]::int[]"
     score = _num("score")
     return f"""
-WITH ins AS (
-    INSERT INTO call_events (call_id, seq, ts, kind, data)
-    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
-    WHERE b.kind <> 'call.started' OR NOT EXISTS (
-        SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started' OFFSET 0)
-    ORDER BY call_id, seq
-    ON CONFLICT (call_id, seq) DO NOTHING
-    RETURNING call_id, seq, ts, kind, data
-),
 agg AS (
     SELECT call_id,
         {aggs}
-    FROM ins GROUP BY call_id
+    FROM {src} GROUP BY call_id
 ),
 up_calls AS (
     INSERT INTO calls (call_id, {", ".join(cols)}, last_seq)
@@ -182,7 +183,7 @@ cb AS (
         {_last(_str("result"), "callback.completed")} AS result,
         count(*) FILTER (WHERE kind = 'callback.completed') AS attempts,
         min(call_id) AS any_call
-    FROM ins
+    FROM {src}
     WHERE kind IN ('callback.requested', 'callback.completed') AND {_str("callback_id")} IS NOT NULL
     GROUP BY 1
 ),
@@ -202,17 +203,38 @@ up_cb AS (
 up_sv AS (
     INSERT INTO surveys (call_id, agent_id, score, answered_at)
     SELECT DISTINCT ON (call_id) call_id, {_str("agent_id")}, round({score})::smallint, ts
-    FROM ins
+    FROM {src}
     WHERE kind = 'call.survey' AND {score} BETWEEN 1 AND 5
     ORDER BY call_id, seq DESC
     ON CONFLICT (call_id) DO UPDATE SET
         score = EXCLUDED.score, agent_id = COALESCE(EXCLUDED.agent_id, surveys.agent_id),
         answered_at = EXCLUDED.answered_at
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM ins) AS inserted,
-       (SELECT count(*) FROM up_calls) + (SELECT count(*) FROM up_cb) + (SELECT count(*) FROM up_sv) AS touched
+)"""
+
+
+_TOUCHED = "(SELECT count(*) FROM up_calls) + (SELECT count(*) FROM up_cb) + (SELECT count(*) FROM up_sv)"
+
+#: The whole batch in one statement: the staged events that are new, and the side tables from those.
+WRITE_BATCH = f"""
+WITH ins AS ({_INSERT_EVENTS}
+    RETURNING call_id, seq, ts, kind, data
+),{_side_tables("ins")}
+SELECT (SELECT count(*) FROM ins) AS inserted, {_TOUCHED} AS touched
 """
 
+#: Pipelined writing, step 1 of 2: the staged events that are new, counted.
+INSERT_EVENTS = f"""
+WITH ins AS ({_INSERT_EVENTS}
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+"""
 
-WRITE_BATCH = _build_write_batch()
+#: Step 2 of 2, valid only when step 1 inserted EVERY staged row (then the staged rows are the
+#: inserted ones): the side tables from the staged rows. Otherwise the transaction is rolled back and
+#: the batch written with ``WRITE_BATCH``.
+UPDATE_SIDE_TABLES = f"""
+WITH{_side_tables(TEMP_TABLE)}
+SELECT {_TOUCHED} AS touched
+"""
