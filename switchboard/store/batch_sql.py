@@ -141,8 +141,7 @@ _INSERT_EVENTS = f"""
     SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
     WHERE b.kind <> 'call.started' OR NOT EXISTS (
         SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started' OFFSET 0)
-    ORDER BY call_id, seq
-    ON CONFLICT (call_id, seq) DO NOTHING"""
+    ORDER BY call_id, seq"""
 
 
 def _side_tables(src: str) -> str:
@@ -218,12 +217,17 @@ _TOUCHED = "(SELECT count(*) FROM up_calls) + (SELECT count(*) FROM up_cb) + (SE
 #: The whole batch in one statement: the staged events that are new, and the side tables from those.
 WRITE_BATCH = f"""
 WITH ins AS ({_INSERT_EVENTS}
+    ON CONFLICT (call_id, seq) DO NOTHING
     RETURNING call_id, seq, ts, kind, data
 ),{_side_tables("ins")}
 SELECT (SELECT count(*) FROM ins) AS inserted, {_TOUCHED} AS touched
 """
 
-#: Pipelined writing, step 1 of 2: the staged events that are new, counted.
+#: Step 1 of 2 (the writer's usual path, pipelined): the staged events, counted. No ``ON CONFLICT``:
+#: a staged event already stored fails the statement (``unique_violation``, which the server logs),
+#: and the writer rolls back and writes that batch with ``WRITE_BATCH``. Replays are rare; the
+#: speculative insertion of ``ON CONFLICT`` (a probe of the unique index before each row, then a
+#: confirmation) cost every batch about 2 us per event (bench/RESULTS.md, store_write).
 INSERT_EVENTS = f"""
 WITH ins AS ({_INSERT_EVENTS}
     RETURNING 1

@@ -64,6 +64,11 @@ _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow
 # 2,000 rows (bench/RESULTS.md, store_write; batch_sql's docstring).
 SESSION_SETTINGS = {"application_name": "switchboard-writer", "jit": "off"}
 
+# asyncpg keeps a statement prepared (parsed and planned once per connection) only up to this many
+# characters of SQL; its default (15 KiB) is below the batch statements, which were then parsed,
+# planned and described again for every batch (bench/RESULTS.md, store_write).
+MAX_CACHED_SQL = 64 * 1024
+
 
 def to_record(event: CallEvent) -> Record:
     """Validate and encode one event; ValueError/TypeError if it can never be stored."""
@@ -87,10 +92,10 @@ class _Staged:
     """A batch between step 1 (COPY + events inserted) and its commit, on ``conn``."""
 
     conn: asyncpg.Connection
-    tr: Transaction
+    tr: Transaction | None    # None: rolled back already (a staged event was stored: write it whole)
     batch: list[Record]
     order: int
-    inserted: int
+    inserted: int             # events step 1 inserted; -1 when it failed on one already stored
     started: frozenset[str]   # call ids of the batch's call.started events
 
 
@@ -267,7 +272,7 @@ class EventWriter:
     async def _connect(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(
             self._dsn, timeout=self._connect_timeout, command_timeout=self._timeout,
-            server_settings=SESSION_SETTINGS,
+            server_settings=SESSION_SETTINGS, max_cacheable_statement_size=MAX_CACHED_SQL,
         )
         try:
             await conn.execute(batch_sql.CREATE_TEMP, timeout=self._timeout)
@@ -398,7 +403,7 @@ class EventWriter:
         when step 1 left a staged row out; or the spool."""
         if staged.inserted == len(staged.batch):
             ok = await self._commit(staged)
-        else:  # a duplicate (or a second call.started): roll back, write it whole
+        else:  # an event stored already (or a second call.started): roll back, write it whole
             ok = await self._rollback(staged) and await self._write(staged.batch, staged.conn)
         if ok:
             del self._held[staged.order]
@@ -428,23 +433,29 @@ class EventWriter:
 
     async def _stage(self, conn: asyncpg.Connection, batch: list[Record], order: int,
                      started: frozenset[str]) -> _Staged | None:
-        """Step 1: open a transaction, COPY the batch, insert its new events; None if the database failed."""
-        tr = conn.transaction()
+        """Step 1: open a transaction, COPY the batch, insert its events; None if the database failed."""
+        staged = _Staged(conn, conn.transaction(), batch, order, 0, started)
+        assert staged.tr is not None
         try:
-            await tr.start()
+            await staged.tr.start()
             await conn.copy_records_to_table(
                 batch_sql.TEMP_TABLE, records=batch, columns=batch_sql.COPY_COLUMNS, timeout=self._timeout
             )
-            inserted = await conn.fetchval(batch_sql.INSERT_EVENTS, timeout=self._timeout)
+            staged.inserted = int(await conn.fetchval(batch_sql.INSERT_EVENTS, timeout=self._timeout))
+        except asyncpg.UniqueViolationError:   # one of them is stored already (a replay): written whole later
+            if not await self._rollback(staged):
+                return None
+            staged.inserted = -1
         except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError) as exc:
-            await self._rollback(_Staged(conn, tr, batch, order, 0, started))
+            await self._rollback(staged)
             await self._failed(conn, exc, len(batch))
             return None
-        return _Staged(conn, tr, batch, order, int(inserted), started)
+        return staged
 
     async def _commit(self, staged: _Staged) -> bool:
         """Step 2 (valid only when step 1 inserted every staged row) and the commit."""
         conn = staged.conn
+        assert staged.tr is not None
         try:
             await conn.fetchval(batch_sql.UPDATE_SIDE_TABLES, timeout=self._timeout)
             await staged.tr.commit()
@@ -457,11 +468,13 @@ class EventWriter:
 
     async def _rollback(self, staged: _Staged) -> bool:
         """Roll back a staged transaction; a connection that cannot is closed (False)."""
-        conn = staged.conn
+        conn, tr, staged.tr = staged.conn, staged.tr, None
+        if tr is None:
+            return True
         if conn.is_closed():
             return False
         try:
-            await staged.tr.rollback()
+            await tr.rollback()
         except (*TRANSIENT_DB_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError):
             await self._drop(conn)
             return False

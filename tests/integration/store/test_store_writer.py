@@ -370,6 +370,27 @@ async def test_last_wins_by_seq_whatever_the_batch_order(migrated_db: str, tmp_p
     assert (seqs["topic"], seqs["province"], seqs["caller"]) == (7, 5, 1)
 
 
+async def test_batch_statements_stay_prepared_on_both_connections(migrated_db: str, tmp_path: Path) -> None:
+    """Each batch statement is parsed and planned once per connection, then reused (asyncpg keeps
+    statements only up to a size; the side-table statement, above its default, was parsed,
+    planned and described again for every batch)."""
+    w = writer(migrated_db, tmp_path, batch_size=50)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    for c in range(100):
+        for seq, kind in enumerate(("call.started", "ivr.step", "queue.joined", "call.answered", "call.ended"), 1):
+            w.submit(CallEvent(f"r{c:03d}", seq, t0 + timedelta(seconds=c + seq), kind, {"node": "x"}))
+    await w.flush(timeout=30)
+    assert w.batches == 10 and w.overlapped_total > 0
+    reused: dict[str, int] = {}
+    for conn in (w._conn, w._partner):
+        assert conn is not None
+        for r in await conn.fetch("SELECT statement, generic_plans FROM pg_prepared_statements", timeout=10):
+            reused[r["statement"]] = reused.get(r["statement"], 0) + r["generic_plans"]
+    await w.stop()
+    assert reused.get(batch_sql.INSERT_EVENTS, 0) >= 8 and reused.get(batch_sql.UPDATE_SIDE_TABLES, 0) >= 8, reused
+
+
 def _plan_nodes(node: dict) -> list[dict]:
     return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
 
@@ -394,11 +415,13 @@ async def test_batch_statement_probes_the_index_not_the_table(migrated_db: str, 
         await db.copy_records_to_table(
             batch_sql.TEMP_TABLE, columns=batch_sql.COPY_COLUMNS,
             records=[(f"q{c:05d}", 1, t0, "call.started", "{}") for c in range(2_000)], timeout=10)
-        plan = json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + batch_sql.WRITE_BATCH, timeout=10))
-    nodes = _plan_nodes(plan[0]["Plan"])
-    seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "call_events"]
-    assert seq_scans == [], f"call_events scanned whole per batch: {seq_scans}"
-    assert any(n.get("Index Name") == "call_events_call_seq" for n in nodes)
+        plans = [json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + sql, timeout=10))
+                 for sql in (batch_sql.WRITE_BATCH, batch_sql.INSERT_EVENTS)]
+    for plan in plans:
+        nodes = _plan_nodes(plan[0]["Plan"])
+        seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "call_events"]
+        assert seq_scans == [], f"call_events scanned whole per batch: {seq_scans}"
+        assert any(n.get("Index Name") == "call_events_call_seq" for n in nodes)
 
 
 def _mixed_traffic(prefix: str, rng: random.Random) -> list[CallEvent]:
