@@ -1,9 +1,16 @@
 """SQL that writes one batch of call events and keeps the ``calls`` row current.
 
-The batch is COPY'd into a session temp table, then one statement inserts it
+The batch is COPY'd into a session temp table, then ``WRITE_BATCH`` inserts it
 into ``call_events`` with ``ON CONFLICT DO NOTHING`` and, from the rows that
 were *really* inserted (``RETURNING``), upserts ``calls``, ``callbacks`` and
 ``surveys``. A replayed event therefore changes nothing, counters included.
+
+The writer's usual path splits that in two statements of one transaction, so that
+two batches can overlap on two connections (``writer``): ``INSERT_EVENTS`` inserts
+the staged events (no ``ON CONFLICT``: one already stored fails it), and only when
+it inserted every staged row does ``UPDATE_SIDE_TABLES`` derive the side tables
+from the staged rows, the same rows ``WRITE_BATCH`` would have derived them from.
+Otherwise the transaction is rolled back and the batch written with ``WRITE_BATCH``.
 
 A call has one ``call.started``: one arriving for a call whose ``call.started`` is
 stored is not inserted (counted as a duplicate). Two owners can each write one: a
@@ -19,7 +26,7 @@ Field rules for ``calls`` (see docs/reports.md):
   a batch sets a column only with an event of a higher seq. A leader fenced while
   cut from PostgreSQL replays its spool after the new leader wrote the same calls'
   later events (numbered from ``adopted_seq_base``, far above); its older ``call.ended`` or ``call.answered`` no longer overwrite the
-  outcome, end or agent the new leader stored. Still one statement per batch;
+  outcome, end or agent the new leader stored. Still one transaction per batch;
 * summed: offers, transfers, talk_s, wrap_up_s.
 Values of the wrong JSON type are ignored (NULL), never a failed batch.
 

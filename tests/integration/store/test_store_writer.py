@@ -561,3 +561,33 @@ async def test_cut_while_batches_overlap_every_event_once_in_order(migrated_db: 
     await assert_exactly_once_in_order(db, expected)
     assert await db.fetchval("SELECT count(*) FROM calls WHERE call_id LIKE 'V%'", timeout=10) == len(calls)
     assert w.written_total <= total <= w.written_total + w.duplicates_total
+
+
+async def test_stop_past_its_deadline_spools_the_batches_being_written(migrated_db: str, tmp_path: Path,
+                                                                       db: asyncpg.Connection) -> None:
+    """A database that hangs (call_events locked): ``stop`` gives up after ``stop_timeout`` and keeps
+    on disk, with the queue, the batch taken off it whose insert waits (before, it was lost; with
+    overlapping there can be two); a writer started on that spool stores every event once."""
+    await db.execute("BEGIN; LOCK TABLE call_events IN ACCESS EXCLUSIVE MODE", timeout=10)
+    w = EventWriter(settings(migrated_db, tmp_path, batch_size=50, command_timeout=30.0), connect_timeout=2.0,
+                    reconnect_min=0.05, reconnect_max=0.5, stop_timeout=0.5)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    evs = [CallEvent(f"z{c:02d}", seq, t0 + timedelta(seconds=seq), kind, {"node": "x"})
+           for seq, kind in enumerate(("call.started", "ivr.step", "ivr.step", "call.ended"), 1) for c in range(40)]
+    for e in evs:
+        w.submit(e)
+    deadline = time.monotonic() + 10
+    while not w._held:   # a batch is in the database's hands (its insert waits on the lock)
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await w.stop()
+    assert w.written_total == 0 and w.spooled_total == len(evs), w.stats()
+    await db.execute("ROLLBACK", timeout=10)
+
+    again = writer(migrated_db, tmp_path)
+    await again.start()
+    await again.flush(timeout=20)
+    await again.stop()
+    assert again.replayed_total == len(evs)
+    await assert_exactly_once_in_order(db, {f"z{c:02d}": 4 for c in range(40)})
