@@ -244,12 +244,15 @@ class EventWriter:
                 log.error("event writer did not finish within %.1fs: cancelling", self._stop_timeout)
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-                # last resort: keep on disk what is left, the batches that were being written first
-                # (written or not: a replay of one that committed only counts its duplicates)
-                held = [rec for order in sorted(self._held) for rec in self._held[order]]
+                # last resort: keep on disk what is left. The batches that were being written (or
+                # not: a replay of one that committed only counts its duplicates) under their own
+                # order numbers, which sort them before anything spilled after them; then the queue.
+                for order in sorted(self._held):
+                    self._spool.append(order, self._held[order], fresh_file=True)
+                    self.spooled_total += len(self._held[order])
                 self._held.clear()
-                if held or self._queue:
-                    batch = [*held, *self._queue]
+                if self._queue:
+                    batch = list(self._queue)
                     self._order += 1
                     self._spool.append(self._order, batch, fresh_file=True)
                     self._queue.clear()
