@@ -1,9 +1,16 @@
 """SQL that writes one batch of call events and keeps the ``calls`` row current.
 
-The batch is COPY'd into a session temp table, then one statement inserts it
+The batch is COPY'd into a session temp table, then ``WRITE_BATCH`` inserts it
 into ``call_events`` with ``ON CONFLICT DO NOTHING`` and, from the rows that
 were *really* inserted (``RETURNING``), upserts ``calls``, ``callbacks`` and
 ``surveys``. A replayed event therefore changes nothing, counters included.
+
+The writer's usual path splits that in two statements of one transaction, so that
+two batches can overlap on two connections (``writer``): ``INSERT_EVENTS`` inserts
+the staged events (no ``ON CONFLICT``: one already stored fails it), and only when
+it inserted every staged row does ``UPDATE_SIDE_TABLES`` derive the side tables
+from the staged rows, the same rows ``WRITE_BATCH`` would have derived them from.
+Otherwise the transaction is rolled back and the batch written with ``WRITE_BATCH``.
 
 A call has one ``call.started``: one arriving for a call whose ``call.started`` is
 stored is not inserted (counted as a duplicate). Two owners can each write one: a
@@ -19,7 +26,7 @@ Field rules for ``calls`` (see docs/reports.md):
   a batch sets a column only with an event of a higher seq. A leader fenced while
   cut from PostgreSQL replays its spool after the new leader wrote the same calls'
   later events (numbered from ``adopted_seq_base``, far above); its older ``call.ended`` or ``call.answered`` no longer overwrite the
-  outcome, end or agent the new leader stored. Still one statement per batch;
+  outcome, end or agent the new leader stored. Still one transaction per batch;
 * summed: offers, transfers, talk_s, wrap_up_s.
 Values of the wrong JSON type are ignored (NULL), never a failed batch.
 
@@ -136,7 +143,16 @@ CALL_COLUMNS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def _build_write_batch() -> str:
+_INSERT_EVENTS = f"""
+    INSERT INTO call_events (call_id, seq, ts, kind, data)
+    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
+    WHERE b.kind <> 'call.started' OR NOT EXISTS (
+        SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started' OFFSET 0)
+    ORDER BY call_id, seq"""
+
+
+def _side_tables(src: str) -> str:
+    """The CTEs that upsert ``calls``, ``callbacks`` and ``surveys`` from the event rows of ``src``."""
     cols = list(CALL_COLUMNS)
     last = [c for c, (_, _, cast) in CALL_COLUMNS.items() if cast is not None]
     assert sorted(last) == sorted(LAST_SEQ_COLUMNS), "every last-wins column has its place in last_seq"
@@ -150,19 +166,10 @@ def _build_write_batch() -> str:
         f"GREATEST(EXCLUDED.last_seq[{i}], calls.last_seq[{i}])" for i in range(1, len(last) + 1)) + "]::int[]"
     score = _num("score")
     return f"""
-WITH ins AS (
-    INSERT INTO call_events (call_id, seq, ts, kind, data)
-    SELECT call_id, seq, ts, kind, data FROM {TEMP_TABLE} b
-    WHERE b.kind <> 'call.started' OR NOT EXISTS (
-        SELECT 1 FROM call_events s WHERE s.call_id = b.call_id AND s.kind = 'call.started' OFFSET 0)
-    ORDER BY call_id, seq
-    ON CONFLICT (call_id, seq) DO NOTHING
-    RETURNING call_id, seq, ts, kind, data
-),
 agg AS (
     SELECT call_id,
         {aggs}
-    FROM ins GROUP BY call_id
+    FROM {src} GROUP BY call_id
 ),
 up_calls AS (
     INSERT INTO calls (call_id, {", ".join(cols)}, last_seq)
@@ -182,7 +189,7 @@ cb AS (
         {_last(_str("result"), "callback.completed")} AS result,
         count(*) FILTER (WHERE kind = 'callback.completed') AS attempts,
         min(call_id) AS any_call
-    FROM ins
+    FROM {src}
     WHERE kind IN ('callback.requested', 'callback.completed') AND {_str("callback_id")} IS NOT NULL
     GROUP BY 1
 ),
@@ -202,17 +209,43 @@ up_cb AS (
 up_sv AS (
     INSERT INTO surveys (call_id, agent_id, score, answered_at)
     SELECT DISTINCT ON (call_id) call_id, {_str("agent_id")}, round({score})::smallint, ts
-    FROM ins
+    FROM {src}
     WHERE kind = 'call.survey' AND {score} BETWEEN 1 AND 5
     ORDER BY call_id, seq DESC
     ON CONFLICT (call_id) DO UPDATE SET
         score = EXCLUDED.score, agent_id = COALESCE(EXCLUDED.agent_id, surveys.agent_id),
         answered_at = EXCLUDED.answered_at
     RETURNING 1
-)
-SELECT (SELECT count(*) FROM ins) AS inserted,
-       (SELECT count(*) FROM up_calls) + (SELECT count(*) FROM up_cb) + (SELECT count(*) FROM up_sv) AS touched
+)"""
+
+
+_TOUCHED = "(SELECT count(*) FROM up_calls) + (SELECT count(*) FROM up_cb) + (SELECT count(*) FROM up_sv)"
+
+#: The whole batch in one statement: the staged events that are new, and the side tables from those.
+WRITE_BATCH = f"""
+WITH ins AS ({_INSERT_EVENTS}
+    ON CONFLICT (call_id, seq) DO NOTHING
+    RETURNING call_id, seq, ts, kind, data
+),{_side_tables("ins")}
+SELECT (SELECT count(*) FROM ins) AS inserted, {_TOUCHED} AS touched
 """
 
+#: Step 1 of 2 (the writer's usual path, pipelined): the staged events, counted. No ``ON CONFLICT``:
+#: a staged event already stored fails the statement (``unique_violation``, which the server logs),
+#: and the writer rolls back and writes that batch with ``WRITE_BATCH``. Replays are rare; the
+#: speculative insertion of ``ON CONFLICT`` (a probe of the unique index before each row, then a
+#: confirmation) cost every batch about 2 us per event (bench/RESULTS.md, store_write).
+INSERT_EVENTS = f"""
+WITH ins AS ({_INSERT_EVENTS}
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+"""
 
-WRITE_BATCH = _build_write_batch()
+#: Step 2 of 2, valid only when step 1 inserted EVERY staged row (then the staged rows are the
+#: inserted ones): the side tables from the staged rows. Otherwise the transaction is rolled back and
+#: the batch written with ``WRITE_BATCH``.
+UPDATE_SIDE_TABLES = f"""
+WITH{_side_tables(TEMP_TABLE)}
+SELECT {_TOUCHED} AS touched
+"""

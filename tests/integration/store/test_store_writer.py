@@ -370,6 +370,27 @@ async def test_last_wins_by_seq_whatever_the_batch_order(migrated_db: str, tmp_p
     assert (seqs["topic"], seqs["province"], seqs["caller"]) == (7, 5, 1)
 
 
+async def test_batch_statements_stay_prepared_on_both_connections(migrated_db: str, tmp_path: Path) -> None:
+    """Each batch statement is parsed and planned once per connection, then reused (asyncpg keeps
+    statements only up to a size; the side-table statement, above its default, was parsed,
+    planned and described again for every batch)."""
+    w = writer(migrated_db, tmp_path, batch_size=50)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    for c in range(100):
+        for seq, kind in enumerate(("call.started", "ivr.step", "queue.joined", "call.answered", "call.ended"), 1):
+            w.submit(CallEvent(f"r{c:03d}", seq, t0 + timedelta(seconds=c + seq), kind, {"node": "x"}))
+    await w.flush(timeout=30)
+    assert w.batches == 10 and w.overlapped_total > 0
+    reused: dict[str, int] = {}
+    for conn in (w._conn, w._partner):
+        assert conn is not None
+        for r in await conn.fetch("SELECT statement, generic_plans FROM pg_prepared_statements", timeout=10):
+            reused[r["statement"]] = reused.get(r["statement"], 0) + r["generic_plans"]
+    await w.stop()
+    assert reused.get(batch_sql.INSERT_EVENTS, 0) >= 8 and reused.get(batch_sql.UPDATE_SIDE_TABLES, 0) >= 8, reused
+
+
 def _plan_nodes(node: dict) -> list[dict]:
     return [node, *(n for child in node.get("Plans", []) for n in _plan_nodes(child))]
 
@@ -394,8 +415,179 @@ async def test_batch_statement_probes_the_index_not_the_table(migrated_db: str, 
         await db.copy_records_to_table(
             batch_sql.TEMP_TABLE, columns=batch_sql.COPY_COLUMNS,
             records=[(f"q{c:05d}", 1, t0, "call.started", "{}") for c in range(2_000)], timeout=10)
-        plan = json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + batch_sql.WRITE_BATCH, timeout=10))
-    nodes = _plan_nodes(plan[0]["Plan"])
-    seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "call_events"]
-    assert seq_scans == [], f"call_events scanned whole per batch: {seq_scans}"
-    assert any(n.get("Index Name") == "call_events_call_seq" for n in nodes)
+        plans = [json.loads(await db.fetchval("EXPLAIN (FORMAT JSON) " + sql, timeout=10))
+                 for sql in (batch_sql.WRITE_BATCH, batch_sql.INSERT_EVENTS)]
+    for plan in plans:
+        nodes = _plan_nodes(plan[0]["Plan"])
+        seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "call_events"]
+        assert seq_scans == [], f"call_events scanned whole per batch: {seq_scans}"
+        assert any(n.get("Index Name") == "call_events_call_seq" for n in nodes)
+
+
+def _mixed_traffic(prefix: str, rng: random.Random) -> list[CallEvent]:
+    """200 calls interleaved, each with a full life (callbacks, surveys, transfers, wrap-up), then
+    disturbed: events of a call swapped out of seq order, 1 % submitted twice (the second time
+    later), and some calls given a second call.started (a far higher seq, as an adopting owner)
+    that arrives soon after the first, often in the next batch."""
+    t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    lives: list[list[CallEvent]] = []
+    for c in range(200):
+        cid, t = f"{prefix}{c:03d}", t0 + timedelta(seconds=c)
+        kinds: list[tuple[str, dict[str, object]]] = [
+            ("call.started", {"caller": f"09{c:08d}", "dialed": "19008000", "language": "vi", "channel": "PJSIP/x"}),
+            ("ivr.step", {"flow": "main", "flow_version": str(c % 3), "node": "menu"}),
+            ("queue.joined", {"topic": f"t{c % 4}", "province": f"p{c % 5}", "province_source": "dialed",
+                              "priority": c % 3, "language": "en" if c % 2 else "vi"}),
+            ("agent.offer", {"agent_id": f"a{c % 7}"}),
+            ("agent.offer", {"agent_id": f"a{(c + 1) % 7}"}),
+            ("call.answered", {"agent_id": f"a{(c + 1) % 7}", "wait_s": c / 4}),
+            ("call.transfer", {"to": "x"}),
+            ("agent.ended", {"agent_id": f"a{(c + 1) % 7}", "talk_s": 30.0 + c}),
+            ("agent.wrap_up_ended", {"disposition": f"d{c % 3}", "wrap_up_s": 5.5}),
+        ]
+        if c % 5 == 0:
+            kinds += [("callback.requested", {"callback_id": f"{prefix}cb{c}", "number": f"09{c:08d}"}),
+                      ("callback.completed", {"callback_id": f"{prefix}cb{c}", "result": "reached"})]
+        if c % 4 == 0:
+            kinds.append(("call.survey", {"score": 1 + c % 5, "agent_id": f"a{(c + 1) % 7}"}))
+        kinds.append(("call.ended", {"outcome": "answered", "cause": "16", "node": "talk"}))
+        lives.append([CallEvent(cid, i, t + timedelta(seconds=7 * i), k, d) for i, (k, d) in enumerate(kinds, 1)])
+    out: list[CallEvent] = []
+    while lives:
+        life = rng.choice(lives)
+        out.append(life.pop(0))
+        if not life:
+            lives.remove(life)
+    for i in range(0, len(out) - 1, 9):   # out of seq order now and then
+        if rng.random() < 0.5:
+            out[i], out[i + 1] = out[i + 1], out[i]
+    for i in sorted(rng.sample(range(len(out)), len(out) // 100), reverse=True):   # duplicates, later
+        out.insert(min(len(out), i + rng.randrange(1, 120)), out[i])
+    for i in [j for j, e in enumerate(out) if e.kind == "call.started" and int(e.call_id[-3:]) % 15 == 1][::-1]:
+        e = out[i]
+        out.insert(min(len(out), i + rng.randrange(5, 60)), CallEvent(
+            e.call_id, 900_000_000 + e.seq, e.ts + timedelta(seconds=1), "call.started",
+            {**e.data, "caller": "0999999999", "adopted": True}))
+    return out
+
+
+async def _side_rows(conn: asyncpg.Connection, prefix: str) -> dict[str, list[tuple[object, ...]]]:
+    """calls, callbacks, surveys and the timeline of the calls under ``prefix``, the prefix cut off."""
+    n = len(prefix)
+    q = {
+        "calls": "SELECT * FROM calls WHERE call_id LIKE $1 ORDER BY call_id",
+        "callbacks": "SELECT * FROM callbacks WHERE callback_id LIKE $1 ORDER BY callback_id",
+        "surveys": "SELECT * FROM surveys WHERE call_id LIKE $1 ORDER BY call_id",
+        "call_events": "SELECT call_id, seq, ts, kind, data::text FROM call_events WHERE call_id LIKE $1 "
+                       "ORDER BY call_id, seq",
+    }
+    out: dict[str, list[tuple[object, ...]]] = {}
+    for table, sql in q.items():
+        rows = []
+        for r in await conn.fetch(sql, prefix + "%", timeout=30):
+            d = {k: v for k, v in dict(r).items() if k != "updated_at"}
+            for k in ("call_id", "callback_id"):
+                if isinstance(d.get(k), str) and d[k].startswith(prefix):
+                    d[k] = d[k][n:]
+            if "data" in d:
+                d["data"] = d["data"].replace(f'"{prefix}cb', '"cb')
+            rows.append(tuple(d.items()))
+        out[table] = rows
+    return out
+
+
+async def test_overlapped_batches_write_what_one_statement_per_batch_writes(
+        migrated_db: str, tmp_path: Path, db: asyncpg.Connection) -> None:
+    """Pipelining (step 1 of a batch while the one before commits, on a second connection) leaves
+    the same rows as writing each batch serially with the one-statement path (``WRITE_BATCH``), for
+    traffic with out-of-order events, duplicates across batches and second call.started events:
+    the timeline, every ``calls`` column, callbacks and surveys."""
+    size = 40
+    ref = _mixed_traffic("R", random.Random(7))
+    await db.execute(batch_sql.CREATE_TEMP, timeout=10)
+    for i in range(0, len(ref), size):   # the reference: serially, one statement per batch
+        async with db.transaction():
+            await db.copy_records_to_table(batch_sql.TEMP_TABLE, columns=batch_sql.COPY_COLUMNS, timeout=10,
+                                           records=[(e.call_id, e.seq, e.ts, e.kind, json.dumps(e.data))
+                                                    for e in ref[i:i + size]])
+            await db.fetchrow(batch_sql.WRITE_BATCH, timeout=10)
+
+    evs = _mixed_traffic("P", random.Random(7))
+    w = writer(migrated_db, tmp_path, batch_size=size)
+    await w.start()
+    for e in evs:   # all queued before the writer runs: every batch has a next one to overlap with
+        w.submit(e)
+    await w.flush(timeout=60)
+    await w.stop()
+    assert w.overlapped_total >= len(evs) // size // 2, w.stats()
+    assert w.written_total + w.duplicates_total == len(evs) and w.duplicates_total > 0
+    want, got = await _side_rows(db, "R"), await _side_rows(db, "P")
+    assert len(want["calls"]) == 200 and len(want["callbacks"]) == 40 and len(want["surveys"]) == 50
+    for table in want:
+        assert got[table] == want[table], table
+
+
+async def test_cut_while_batches_overlap_every_event_once_in_order(migrated_db: str, tmp_path: Path,
+                                                                   proxy: TcpProxy, db: asyncpg.Connection) -> None:
+    """The link cut twice while batches are overlapped (one committing, the next in step 1 on the
+    other connection): the batches that failed are spooled in order and replayed, the ones after
+    them behind; every event once, each call's events in seq order, every call's row."""
+    w = writer(proxy.dsn(migrated_db), tmp_path, batch_size=50)
+    await w.start()
+    rng = random.Random(5)
+    calls = [make_call(f"V{c:04d}", local(2026, 3, 2, 11) + timedelta(seconds=c), topic="social/pension",
+                       province="Huế", wait=rng.uniform(0, 30), agent=rng.choice(["a1", None]), talk=60, wrap=5)
+             for c in range(500)]
+    expected = {c[0].call_id: len(c) for c in calls}
+    live = calls[:40]
+    rest = calls[40:]
+    while live:   # 40 calls at a time, each next event from a random live call
+        c = rng.choice(live)
+        w.submit(c.pop(0))
+        if not c:
+            live.remove(c)
+            if rest:
+                live.append(rest.pop(0))
+    total = sum(expected.values())
+    for after in (8, 30):
+        while w.batches < after:  # noqa: ASYNC110  (polling a counter)
+            await asyncio.sleep(0.001)
+        proxy.cut()
+        await asyncio.sleep(0.3)
+        proxy.restore()
+    await w.flush(timeout=60)
+    await w.stop()
+    assert w.overlapped_total > 0 and w.spooled_total > 0 and w.replayed_total > 0, w.stats()
+    await assert_exactly_once_in_order(db, expected)
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE call_id LIKE 'V%'", timeout=10) == len(calls)
+    assert w.written_total <= total <= w.written_total + w.duplicates_total
+
+
+async def test_stop_past_its_deadline_spools_the_batches_being_written(migrated_db: str, tmp_path: Path,
+                                                                       db: asyncpg.Connection) -> None:
+    """A database that hangs (call_events locked): ``stop`` gives up after ``stop_timeout`` and keeps
+    on disk, with the queue, the batch taken off it whose insert waits (before, it was lost; with
+    overlapping there can be two); a writer started on that spool stores every event once."""
+    await db.execute("BEGIN; LOCK TABLE call_events IN ACCESS EXCLUSIVE MODE", timeout=10)
+    w = EventWriter(settings(migrated_db, tmp_path, batch_size=50, command_timeout=30.0), connect_timeout=2.0,
+                    reconnect_min=0.05, reconnect_max=0.5, stop_timeout=0.5)
+    await w.start()
+    t0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    evs = [CallEvent(f"z{c:02d}", seq, t0 + timedelta(seconds=seq), kind, {"node": "x"})
+           for seq, kind in enumerate(("call.started", "ivr.step", "ivr.step", "call.ended"), 1) for c in range(40)]
+    for e in evs:
+        w.submit(e)
+    deadline = time.monotonic() + 10
+    while not w._held:   # a batch is in the database's hands (its insert waits on the lock)
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await w.stop()
+    assert w.written_total == 0 and w.spooled_total == len(evs), w.stats()
+    await db.execute("ROLLBACK", timeout=10)
+
+    again = writer(migrated_db, tmp_path)
+    await again.start()
+    await again.flush(timeout=20)
+    await again.stop()
+    assert again.replayed_total == len(evs)
+    await assert_exactly_once_in_order(db, {f"z{c:02d}": 4 for c in range(40)})
