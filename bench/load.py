@@ -175,7 +175,8 @@ def parse_histograms(text: str, name: str) -> dict[str, dict[float, float]]:
             continue
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
         le = labels.pop("le")
-        out.setdefault(labels.get("command", ""), {})[float("inf") if le == "+Inf" else float(le)] = float(m.group(2))
+        key = labels.get("command", labels.get("generation", ""))
+        out.setdefault(key, {})[float("inf") if le == "+Inf" else float(le)] = float(m.group(2))
     return out
 
 
@@ -793,6 +794,9 @@ def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str,
     rt_a, rt_b = (parse_histograms(x, "switchboard_agi_round_trip_seconds") for x in (after, before))
     ack_a, ack_b = (parse_histograms(x, "switchboard_agi_ack_seconds") for x in (after, before))
     lag_a, lag_b = (parse_histograms(x, "switchboard_event_loop_lag_seconds") for x in (after, before))
+    gc_a, gc_b = (parse_histograms(x, "switchboard_gc_pause_seconds") for x in (after, before))
+    full_a, full_b = gc_a.get("2", {}), gc_b.get("2", {})
+    full_n = int(full_a.get(float("inf"), 0.0) - full_b.get(float("inf"), 0.0))
     fast = {v: {"p50_s": quantile(rt_a[v], rt_b.get(v, {}), 0.5), "p99_s": quantile(rt_a[v], rt_b.get(v, {}), 0.99)}
             for v in FAST_VERBS if v in rt_a}
     all_ack: dict[float, float] = {}
@@ -811,6 +815,8 @@ def level_row(system: str, level: int, plan: Plan, wall: float, rates: dict[str,
         "agi_ack_p50_s": quantile(all_ack, all_ack_b, 0.5), "agi_ack_p99_s": quantile(all_ack, all_ack_b, 0.99),
         "agi_round_trip_fast": fast,
         "loop_lag_p99_s": quantile(lag_a.get("", {}), lag_b.get("", {}), 0.99),
+        # the interpreter's full collections in the window: how many, and the bucket bound of the longest
+        "gc_full_pauses": full_n, "gc_full_max_s": quantile(full_a, full_b, 1.0) if full_n else None,
     }
 
 

@@ -333,7 +333,8 @@ def wire(app: Application, *, agents: Any = None, clock: Any = None) -> None:
                        on_conference=sessions.join if sessions is not None else None,
                        live_session=sessions.offer if sessions is not None else None)
     # past capacity, new hotline callers are refused cleanly (busy message or the fallback queue)
-    loop_lag = LoopLag(metrics.loop_lag.observe)
+    loop_lag = LoopLag(metrics.loop_lag.observe,
+                       observe_gc=lambda gen, s: metrics.gc_pause.labels(generation=str(gen)).observe(s))
     overload = OverloadCheck(s.overload, calls=book.live_calls, loop_lag_p99=lambda: loop_lag.recent(0.99),
                              on_refused=metrics.observe_overload_refused)
     metrics.overload_active.set_function(lambda: 1.0 if overload.check().refuse else 0.0)

@@ -238,6 +238,10 @@ class Metrics:
         self.loop_lag = Histogram("switchboard_event_loop_lag_seconds",
                                   "How late a 10 ms ticker on the service's event loop wakes up.",
                                   buckets=FAST_BUCKETS, registry=r)
+        self.gc_pause = Histogram("switchboard_gc_pause_seconds",
+                                  "How long each garbage collection of the interpreter stopped the service, by "
+                                  "generation (2: the full one).", ["generation"],
+                                  buckets=FAST_BUCKETS, registry=r)
         self.service_level_target = Gauge("switchboard_service_level_target_seconds",
                                           "Answer-time target of the service level.", registry=r)
         self.service_level_target.set(service_level_s)

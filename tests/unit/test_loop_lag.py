@@ -44,3 +44,44 @@ def test_recent_window_quantile_matches_a_plain_sort_for_high_and_low_quantiles(
         assert window.quantile(q) == ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     now[0] = 61.0                          # everything is older than the window now
     assert window.quantile(0.99) == 0.0 and len(window) == 0
+
+
+def test_gc_pauses_are_timed_by_generation_and_the_callback_goes_away() -> None:
+    import gc
+
+    from switchboard.loop_lag import GcPauses
+
+    seen: list[tuple[int, float]] = []
+    pauses = GcPauses(lambda gen, s: seen.append((gen, s)))
+    pauses.install()
+    pauses.install()   # once only
+    try:
+        junk = [[i] for i in range(10_000)]
+        del junk
+        gc.collect()
+    finally:
+        pauses.remove()
+    assert gc.callbacks.count(pauses) == 0
+    assert (2 in [g for g, _ in seen]) and all(s >= 0 for _, s in seen)
+    assert pauses.count == len(seen) and pauses.longest_s == max(s for _, s in seen)
+    n = len(seen)
+    gc.collect()
+    assert len(seen) == n   # removed: no more calls
+
+
+async def test_loop_lag_with_gc_freezes_the_startup_objects_and_times_collections() -> None:
+    import gc
+
+    from switchboard.loop_lag import LoopLag
+
+    seen: list[tuple[int, float]] = []
+    part = LoopLag(lambda lag: None, observe_gc=lambda gen, s: seen.append((gen, s)))
+    gc.unfreeze()
+    await part.start()
+    try:
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert any(g == 2 for g, _ in seen)
+    finally:
+        await part.stop()
+        gc.unfreeze()
