@@ -244,6 +244,14 @@ class TcpProxy:
         self._writers.clear()
 
 
+async def leader_and_standby(a: HaProcess, b: HaProcess) -> None:
+    """Start ``a`` and wait until it leads, then ``b`` until it stands by."""
+    await a.start()
+    await a.wait_role("leader", timeout=10)
+    await b.start()
+    await b.wait_role("standby", timeout=10)
+
+
 async def wind_down(env: dict[str, str], tasks: list[asyncio.Task[Any]], *instances: HaProcess,
                     watch: HeartbeatWatch | None = None) -> None:
     """End a test: the watch, the callers, the instances, what is left on the stack."""

@@ -36,7 +36,17 @@ import pytest
 from e2e_process import run_cli
 from e2e_service import HOTLINE, agents_secret, free_port, run_caller, sip_remote, until
 from e2e_stack import put_heartbeat
-from ha_helpers import HeartbeatWatch, TcpProxy, call_ids, events, fetch, has_event, two_instances, wind_down
+from ha_helpers import (
+    HeartbeatWatch,
+    TcpProxy,
+    call_ids,
+    events,
+    fetch,
+    has_event,
+    leader_and_standby,
+    two_instances,
+    wind_down,
+)
 
 from switchboard.acd.agents import sip_password
 from switchboard.ami.client import AmiClient
@@ -99,10 +109,7 @@ async def test_kill_9_of_the_leader_the_standby_takes_over_and_callers_go_on(
 
     try:
         await phone.start()
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         epoch_a = int((await a.readyz())["epoch"])
         # a standby answers reads and refuses writes, pointing at the leader
         import aiohttp
@@ -214,10 +221,7 @@ async def test_keys_typed_while_nobody_serves_the_call_are_not_lost(
              HangUp()]
     tasks: list[asyncio.Task[SippResult]] = []
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         tasks.append(asyncio.create_task(run_caller(caller_scenario(steps, caller=caller),  # type: ignore[arg-type]
                                                     remote=sip_remote(stack_env), service="19009068",
                                                     timeout=150)))
@@ -265,10 +269,7 @@ async def test_leader_cut_from_postgresql_is_fenced_and_the_standby_serves(
     coder = "02438300051"
     watch.start()
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         epoch_a = int((await a.readyz())["epoch"])
         tasks.append(asyncio.create_task(run_caller(caller_scenario(si_caller(), caller=coder),  # type: ignore[arg-type]
                                                     remote=sip_remote(stack_env), service="19009068", timeout=150)))
@@ -325,10 +326,7 @@ async def test_graceful_stop_of_the_leader_hands_over_without_the_fallback_queue
 
     coder, newcomer = "02438300061", "02438300062"
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         epoch_a = int((await a.readyz())["epoch"])
         watch.start()
         call(si_caller(), coder)
@@ -385,10 +383,7 @@ async def test_leader_killed_three_times_under_a_stream_of_calls_loses_none(
             await asyncio.sleep(2.0)
 
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         feeder = asyncio.create_task(stream())
         leader, standby = a, b
         took: list[float] = []
@@ -440,10 +435,7 @@ async def test_leader_restarted_three_times_under_sipp_callers_loses_none(
     expected = {n: paths[name].outcome for name, numbers in batches.items() for n in numbers}
     callers: asyncio.Future[list[SippRun]] | None = None
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         callers = asyncio.gather(*(
             run_callers(paths[name], numbers, remote=sip_remote(stack_env), service=HOTLINE, rate=rates[name],
                         limit=120, workdir=tmp_path, timeout=240) for name, numbers in batches.items()))

@@ -37,6 +37,7 @@ from ha_helpers import (
     events,
     fetch,
     has_event,
+    leader_and_standby,
     two_instances,
     wind_down,
 )
@@ -92,10 +93,7 @@ async def test_leader_cut_from_postgresql_serves_until_the_standby_writes_its_ep
     await action_log.start()
     tasks: list[asyncio.Task[SippResult]] = []
     try:
-        await a.start()
-        await a.wait_role("leader", timeout=10)
-        await b.start()
-        await b.wait_role("standby", timeout=10)
+        await leader_and_standby(a, b)
         epoch_a = int((await a.readyz())["epoch"])
         for caller in CALLERS:   # language, then the main menu: "2" (health) during the cut, "1" after
             steps = [Pause(2.5), Dtmf("1"), Pause(9.0), Dtmf("2"), Pause(10.0), Dtmf("1"), Pause(8.0), HangUp()]
