@@ -64,12 +64,14 @@ class Events:
 
     def __init__(self, client: Any) -> None:
         self.seen: list[tuple[str, str, str]] = []      # (event, uniqueid, detail)
-        self.stop = client.subscribe(self.on, names=("OriginateResponse", "DialBegin", "DialEnd"))
+        self.stop = client.subscribe(self.on, names=("OriginateResponse", "DialBegin", "DialEnd", "Newstate"))
 
     def on(self, ev: Any) -> None:
         detail = ev.get("Response") or ev.get("DestChannel") or ev.get("DialStatus") or ""
         if ev.name == "DialEnd":
             detail = f"{ev.get('DestChannel') or ''} {ev.get('DialStatus') or ''}"
+        if ev.name == "Newstate":
+            detail = ev.get("ChannelStateDesc") or ""
         self.seen.append((ev.name, ev.get("Uniqueid") or "", detail))
 
     def of(self, uid: str) -> list[tuple[str, str]]:
@@ -77,11 +79,15 @@ class Events:
 
 
 def assert_agent_first(events: Events, attempt_id: str) -> None:
-    """The agent's leg (ChannelId = the attempt id) answered before it dialled the trunk."""
+    """The agent's leg (ChannelId = the attempt id) answered before it dialled the trunk: its
+    ``Newstate`` Up comes before its ``DialBegin`` (both on the channel's own topic, so in the
+    order they happened; ``OriginateResponse`` comes from the originating thread and may arrive
+    on either side of the ``DialBegin``)."""
     seen = events.of(attempt_id)
     names = [n for n, _ in seen]
     assert "OriginateResponse" in names and "DialBegin" in names, seen
-    assert names.index("OriginateResponse") < names.index("DialBegin"), seen
+    up = [i for i, (n, d) in enumerate(seen) if n == "Newstate" and d == "Up"]
+    assert up and up[0] < names.index("DialBegin"), seen
     assert seen[names.index("OriginateResponse")][1] == "Success", seen
     assert seen[names.index("DialBegin")][1].startswith("PJSIP/trunk-"), seen
 
