@@ -146,7 +146,7 @@ class CallFacts:
             return "after_hours", self.flow_node
         if self.transferred:
             return "transferred", ""
-        if self.flow_end == "hangup" and self.hangup_reason not in ("no_input", "error"):
+        if self.flow_end == "hangup" and self.hangup_reason not in UNSERVED_HANGUPS:
             return "self_service", self.flow_node
         if self.flow_end == "conference":   # heard a Q&A session (docs/sessions.md): served, no agent
             return "self_service", self.flow_node
@@ -156,6 +156,8 @@ class CallFacts:
 
 
 AFTER_HOURS_NODES = ("after_hours", "holiday_closed")
+#: reasons of hang-up nodes that end a flow without serving the caller (the rest: self-service)
+UNSERVED_HANGUPS = ("no_input", "error")
 
 
 class CallBook:

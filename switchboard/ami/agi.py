@@ -40,7 +40,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import unquote
 
 from .client import PROCESS_MARK, AmiDisconnected, AmiError, AmiTimeout, current_node
@@ -50,6 +50,7 @@ __all__ = ["AgiCommandError", "AgiError", "AgiHangup", "AgiManager", "AgiResult"
            "agi_quote", "parse_agi_env", "parse_agi_result"]
 
 log = logging.getLogger("switchboard.ami.agi")
+T = TypeVar("T")
 
 AGI_EVENTS = frozenset({"AsyncAGIStart", "AsyncAGIExec", "AsyncAGIEnd", "Hangup", "DTMFEnd"})
 #: channels whose last command results are kept while no session serves them
@@ -298,6 +299,15 @@ class AgiSession:
 StartCallback = Callable[[AgiSession], Awaitable[None] | None]
 
 
+def _keep_last(kept: collections.OrderedDict[str, list[T]], uniqueid: str, item: T, n: int) -> None:
+    """Append ``item`` to the channel's last ``n``, the channel made the most recent of at most
+    ``UNCLAIMED_MAX`` (the oldest channel forgotten first)."""
+    items = kept.pop(uniqueid, [])
+    kept[uniqueid] = [*items[-(n - 1):], item]
+    while len(kept) > UNCLAIMED_MAX:
+        kept.popitem(last=False)
+
+
 class AgiManager:
     """Routes AsyncAGI events to sessions; calls ``on_start(session)`` for each new one.
 
@@ -370,17 +380,11 @@ class AgiManager:
             if current is not None:
                 current._on_key(digit)
                 return
-            keys = self._unclaimed_keys.pop(uniqueid, [])
-            self._unclaimed_keys[uniqueid] = [*keys[-(TYPED_MAX - 1):], digit]
-            while len(self._unclaimed_keys) > UNCLAIMED_MAX:
-                self._unclaimed_keys.popitem(last=False)
+            _keep_last(self._unclaimed_keys, uniqueid, digit, TYPED_MAX)
             return
         if current is None:
             if name == "AsyncAGIExec" and uniqueid:
-                kept = self._unclaimed.pop(uniqueid, [])
-                self._unclaimed[uniqueid] = [*kept[-3:], ev]
-                while len(self._unclaimed) > UNCLAIMED_MAX:
-                    self._unclaimed.popitem(last=False)
+                _keep_last(self._unclaimed, uniqueid, ev, 4)
                 self._unclaimed_keys.pop(uniqueid, None)
             elif name in ("AsyncAGIEnd", "Hangup"):
                 self._unclaimed.pop(uniqueid, None)

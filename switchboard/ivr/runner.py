@@ -69,6 +69,11 @@ LIVE_SESSION = "live_session"
 TRAILING_S = 3.0
 
 
+def _after_full_input(keys: str, cmd: mc.CollectCmd) -> str:
+    """Keys that follow a full input, without its terminator when that comes first (it belongs
+    to the input, as ``TRAILING_S`` says for a live collect)."""
+    return keys[1:] if cmd.terminator and keys.startswith(cmd.terminator) else keys
+
 
 def _split_input(keys: str, cmd: mc.CollectCmd) -> tuple[str, str]:
     """Keys typed ahead split into one input's (as ``GET DATA`` would end it: at ``max_digits``,
@@ -77,11 +82,8 @@ def _split_input(keys: str, cmd: mc.CollectCmd) -> tuple[str, str]:
         end = keys.find(cmd.terminator)
         if 0 <= end < cmd.max_digits:
             return keys[:end + 1], keys[end + 1:]
-    take = keys[:cmd.max_digits]
-    rest = keys[cmd.max_digits:]
-    if cmd.terminator and rest.startswith(cmd.terminator):
-        rest = rest[1:]   # the terminator after a full input belongs to it
-    return take, rest
+    return keys[:cmd.max_digits], _after_full_input(keys[cmd.max_digits:], cmd)
+
 
 class AgiSessionLike(Protocol):
     channel: str
@@ -272,10 +274,8 @@ class IvrRunner:
                 # the caller answered this node while nobody served the call: take the answer as it is
                 given: mc.Input = (mc.Digits(resume.digits, self._clock()) if resume.digits
                                    else mc.Timeout(self._clock()))
-                ask = asks[-1] if asks else None
-                if ask is not None and ask.terminator and typed.startswith(ask.terminator) \
-                        and len(resume.digits) >= ask.max_digits:
-                    typed = typed[1:]   # the terminator pressed after a full input belongs to it
+                if asks and len(resume.digits) >= asks[-1].max_digits:
+                    typed = _after_full_input(typed, asks[-1])
                 state, cmds = mc.step(state, given)
             else:   # the first key of a longer input, pressed into its prompt: the rest follows it
                 typed = resume.digits + typed

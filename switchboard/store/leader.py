@@ -70,11 +70,12 @@ async def calls_started(conn: asyncpg.Connection, call_ids: list[str], *, timeou
     return {r["call_id"] for r in rows}
 
 
-async def last_seqs(conn: asyncpg.Connection, call_ids: list[str], *, timeout: float) -> dict[str, int]:
-    """The highest stored ``seq`` of each of ``call_ids`` that has events (an index probe each)."""
-    rows = await conn.fetch("SELECT c.id AS call_id, (SELECT max(e.seq) FROM call_events e WHERE e.call_id = c.id) "
-                            "AS seq FROM unnest($1::text[]) AS c(id)", call_ids, timeout=timeout)
-    return {r["call_id"]: int(r["seq"]) for r in rows if r["seq"] is not None}
+async def stored_marks(conn: asyncpg.Connection, call_id: str, *, kind: str, timeout: float) -> tuple[bool, int]:
+    """Whether ``call_id`` has a ``kind`` event stored, and its highest stored ``seq`` (0: none);
+    one pass over the call's events (the ``(call_id, seq)`` index)."""
+    row = await conn.fetchrow("SELECT coalesce(bool_or(kind = $2), false) AS has, coalesce(max(seq), 0) AS seq "
+                              "FROM call_events WHERE call_id = $1", call_id, kind, timeout=timeout)
+    return bool(row["has"]), int(row["seq"])
 
 
 @dataclass(frozen=True, slots=True)

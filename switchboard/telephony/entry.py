@@ -105,7 +105,6 @@ class AgiEntry:
         #: (call id) -> is its call.started stored? (None: cannot tell); None: not asked
         self.started_check: Any = None
         self.resumed_total = 0
-        self.typed_ahead_total = 0   # of those, flows resumed with keys typed while nobody served
         # other parts' contexts (e.g. ``campaign-answered``: the campaign dialer's answered contacts)
         self.handlers: dict[str, Callable[[Any], Awaitable[None]]] = {}
 
@@ -236,14 +235,8 @@ class AgiEntry:
             except AgiHangup:
                 pass
             return
-        hangup_reason = ""
         node = result.end.node
-        if node:
-            try:
-                flow_node = self.runner.registry.flow(result.flow).nodes.get(node)
-                hangup_reason = str(getattr(flow_node, "reason", "") or "")
-            except KeyError:
-                pass
+        hangup_reason = (self.hangup_reason_of(result.flow, node) or "") if node else ""
         self.book.flow_ended(session.linkedid, reason=result.end.reason, node=node, hangup_reason=hangup_reason)
 
     # ------------------------------------------------------------------ re-adoption
@@ -400,10 +393,10 @@ class AgiEntry:
         facts = self.book.calls.get(call_id)
         if facts is None:
             return False
-        seq_floor = getattr(self.started_check, "seq_floor", None)
-        if seq_floor is not None:   # number above what an earlier adopter stored, however fast it was
-            self.book.bus.seed(call_id, await seq_floor(call_id))
-        stored = await self.started_check(call_id) if self.started_check is not None else None
+        stored: bool | None = None
+        if self.started_check is not None:
+            stored, floor = await self.started_check.with_floor(call_id)
+            self.book.bus.seed(call_id, floor)   # above what an earlier adopter stored, however fast it was
         if stored or (stored is None and reached_flow):
             return False
         at = datetime.now(UTC) - timedelta(seconds=max(0.0, age_s))
@@ -440,8 +433,6 @@ class AgiEntry:
                 digits, whole, typed = await answer_in_flight(session, memo.node)
                 memo = dataclasses.replace(memo, digits=digits, partial=not whole, typed=typed)
                 self.resumed_total += 1
-                if typed:
-                    self.typed_ahead_total += 1
                 log.info("call %s: resumes at %s%s%s", call_id, memo.node,
                          " with the answer given meanwhile" if digits is not None else "",
                          f" and {len(typed)} key(s) typed while nobody served the call" if typed else "")
@@ -469,16 +460,13 @@ class AgiEntry:
             except AgiHangup:
                 pass
 
-
     def hangup_reason_of(self, flow: str, node: str) -> str | None:
         """The reason of hang-up node ``node`` of ``flow`` ("" for none); None when it is none."""
         try:
             found = self.runner.registry.flow(flow).nodes.get(node)
         except KeyError:
             return None
-        if not isinstance(found, ivr_model.Hangup):
-            return None
-        return str(getattr(found, "reason", "") or "")
+        return found.reason if isinstance(found, ivr_model.Hangup) else None
 
     async def _end_adopted(self, session: Any, call_id: str, memo: memo_mod.Memo) -> None:
         """The previous owner's flow had ended at a hang-up node (its goodbye under way): the record

@@ -23,10 +23,10 @@ from typing import Any
 
 from switchboard.ami.agi import KEEP_KEYS_TAG
 from switchboard.ami.client import node_hint
-from switchboard.calls import adopted_seq_base
+from switchboard.calls import UNSERVED_HANGUPS, adopted_seq_base
 from switchboard.events import EventKind
 from switchboard.ivr import memo
-from switchboard.store.leader import calls_started, last_seqs, open_records
+from switchboard.store.leader import calls_started, open_records, stored_marks
 
 log = logging.getLogger("switchboard.entry")
 
@@ -61,7 +61,8 @@ async def answer_in_flight(session: Any, node: str, *, timeout: float = 120.0) -
 
 
 class StartedCheck:
-    """``await check(call_id)``: is the call's ``call.started`` (or ``kind``) stored? None when unknown."""
+    """``await check(call_id)``: is the call's ``call.started`` (or ``kind``) stored? None when unknown.
+    ``with_floor`` also says the call's highest stored event number."""
 
     def __init__(self, pool: Any, *, timeout: float = 2.0) -> None:
         self.pool = pool
@@ -75,17 +76,18 @@ class StartedCheck:
             log.warning("call %s: cannot tell whether its record holds %s: %r", call_id, kind, exc)
             return None
 
-    async def seq_floor(self, call_id: str) -> int:
-        """The call's highest stored event number (0: none, or the database cannot say). An
-        adopted call numbers its events above it as well as above ``adopted_seq_base``: a call
-        adopted twice within a short time (two take-overs) may have had more events from its
-        previous adopter than the time base grew meanwhile."""
+    async def with_floor(self, call_id: str, kind: str = "call.started") -> tuple[bool | None, int]:
+        """As the call itself, plus the call's highest stored event number (0: none, or the
+        database cannot say), from the same query. An adopted call numbers its events above it
+        as well as above ``adopted_seq_base``: a call adopted twice within a short time (two
+        take-overs) may have had more events from its previous adopter than the time base grew
+        meanwhile."""
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
-                return (await last_seqs(conn, [call_id], timeout=self.timeout)).get(call_id, 0)
+                return await stored_marks(conn, call_id, kind=kind, timeout=self.timeout)
         except Exception as exc:
-            log.warning("call %s: its stored events' numbers not read: %r", call_id, exc)
-            return 0
+            log.warning("call %s: cannot tell whether its record holds %s: %r", call_id, kind, exc)
+            return None, 0
 
 
 async def live_call_ids(ami: Any, *, timeout: float = 10.0) -> set[str] | None:
@@ -140,7 +142,7 @@ class GoneRecords:
                 # previous owner would have closed it (CallFacts.outcome)
                 node = last
                 outcome = "callback" if reason == "callback" else \
-                    "abandoned_ivr" if reason in ("no_input", "error") else "self_service"
+                    "abandoned_ivr" if reason in UNSERVED_HANGUPS else "self_service"
             self.book.bus.seed(rec.call_id, adopted_seq_base())
             self.book.emit(rec.call_id, EventKind.CALL_ENDED, {"outcome": outcome, "node": node,
                                                                "cause": "gone_during_takeover", "duration_s": None})

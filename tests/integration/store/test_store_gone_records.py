@@ -79,16 +79,18 @@ async def test_an_adopted_call_numbers_its_events_above_what_an_earlier_adopter_
     conn = await asyncpg.connect(migrated_db, timeout=10)
     try:
         await _stored(conn, "twice", [("main_menu", "menu")])
+        await conn.execute("INSERT INTO call_events (call_id, seq, ts, kind, data) VALUES ('twice', 1, now(), "
+                           "'call.started', '{}')")
         for seq in range(base + 1, base + 41):
             await conn.execute("INSERT INTO call_events (call_id, seq, ts, kind, data) VALUES ('twice', $1, now(), "
                                "'ivr.step', '{}')", seq)
     finally:
         await conn.close()
     check = StartedCheck(Pool(migrated_db))
-    assert await check.seq_floor("twice") == base + 40
-    assert await check.seq_floor("unknown") == 0
-    assert await StartedCheck(Pool("postgresql://postgres@127.0.0.1:1/none"), timeout=1).seq_floor("twice") == 0
+    assert await check.with_floor("twice") == (True, base + 40)   # started, and its floor
+    assert await check.with_floor("unknown") == (False, 0)
+    assert await StartedCheck(Pool("postgresql://postgres@127.0.0.1:1/none"), timeout=1).with_floor("twice") == (None, 0)
     bus = CallEventBus()
     bus.seed("twice", adopted_seq_base())
-    bus.seed("twice", await check.seq_floor("twice"))
+    bus.seed("twice", (await check.with_floor("twice"))[1])
     assert bus.emit("twice", "queue.resumed", {}).seq == base + 41
