@@ -9,12 +9,17 @@
   stack's admin AMI user (``Action: Command``).
 * :class:`DispatchProbe`: an independent AMI session (the admin user) that keeps the
   Asterisk-stamped events (``timestampevents = yes``) a dispatch latency is read from, the
-  same way for both systems: from the moment the caller joined the line (app_queue:
-  ``QueueCallerJoin``; ours: the join instant the service writes on the caller's channel,
-  ``SB_JOINED``) to the ``Newchannel`` of the first agent leg offered to that caller (app_queue:
-  ``AgentCalled`` names it; ours: the leg carries ``SB_CALL_ID``). Asterisk creates the agent's
-  channel and sends its INVITE in the same request, so ``Newchannel`` is the INVITE leaving
-  Asterisk for the agents' SIPp, on Asterisk's clock in both systems.
+  same way for both systems: from the moment the caller joined the line to the ``Newchannel``
+  of the first agent leg offered to that caller (app_queue: ``AgentCalled`` names it; ours: the
+  leg carries ``SB_CALL_ID``). Asterisk creates the agent's channel and sends its INVITE in the
+  same request, so ``Newchannel`` is the INVITE leaving Asterisk for the agents' SIPp, on
+  Asterisk's clock in both systems. The join is the instant the joining side wrote on the
+  caller's channel: ours, the service's ``SB_JOINED``; app_queue, the dialplan's ``BQ_JOINED``,
+  set on the caller's own thread just before ``Queue()``. Not ``QueueCallerJoin``'s
+  ``Timestamp``: the manager stamps an event when it turns it into text, after the event has
+  waited its turn among all the others, and the agent leg's ``Newchannel`` carries the same
+  kind of wait; a stamped join cancels it for app_queue alone. The stamped figure is kept
+  (``stamped_join``) to show that wait.
 """
 
 from __future__ import annotations
@@ -129,7 +134,7 @@ async def admin_command(client: Any, command: str, *, timeout: float = 30.0) -> 
 #: What the probe asks Asterisk to send it (legacy regex filters of the AMI session: an event
 #: passes when any matches). The VarSet one keeps only the two variables it reads.
 PROBE_FILTERS = ("Event: (Newchannel|Hangup|QueueCallerJoin|AgentCalled)",
-                 "Variable: (SB_JOINED|SB_CALL_ID|SB_OFFERED|BQ_RESULT)[^A-Z_]")
+                 "Variable: (SB_JOINED|SB_CALL_ID|SB_OFFERED|BQ_RESULT|BQ_JOINED)[^A-Z_]")
 
 
 @dataclass
@@ -141,7 +146,8 @@ class Probe:
     caller_number: dict[str, str] = field(default_factory=dict)             # caller uid -> caller id
     joined_ours: dict[str, float] = field(default_factory=dict)             # caller uid -> SB_JOINED
     call_of: dict[str, str] = field(default_factory=dict)                   # uid (caller or leg) -> call id
-    joined_aq: dict[str, float] = field(default_factory=dict)               # caller uid -> QueueCallerJoin ts
+    joined_aq: dict[str, float] = field(default_factory=dict)               # caller uid -> BQ_JOINED
+    stamped_aq: dict[str, float] = field(default_factory=dict)              # caller uid -> QueueCallerJoin ts
     called_aq: dict[str, list[tuple[float, str]]] = field(default_factory=dict)   # caller uid -> [(ts, leg uid)]
     outcome_aq: dict[str, list[str]] = field(default_factory=dict)          # caller id -> [BQ_RESULT...]
     caller_down: dict[str, float] = field(default_factory=dict)             # caller uid -> ts of Hangup
@@ -175,10 +181,15 @@ class Probe:
                     self.offered_ours.setdefault(uid, float(value))
                 except ValueError:
                     pass
+            elif var == "BQ_JOINED":
+                try:
+                    self.joined_aq.setdefault(uid, float(value))
+                except ValueError:
+                    pass
             elif var == "BQ_RESULT":
                 self.outcome_aq.setdefault(get("CallerIDNum") or "", []).append(value)
         elif name == "QueueCallerJoin":
-            self.joined_aq.setdefault(uid, ts)
+            self.stamped_aq.setdefault(uid, ts)
         elif name == "AgentCalled":
             self.called_aq.setdefault(uid, []).append((ts, get("DestUniqueid") or ""))
 
@@ -195,14 +206,26 @@ class Probe:
                 busy.add(ep)
         return bool(wanted - busy)
 
+    def app_queue_joins(self, *, stamped: bool = False) -> dict[str, float]:
+        """app_queue's callers' join instants: ``BQ_JOINED`` (the caller's thread), or with
+        ``stamped`` the ``QueueCallerJoin`` events' ``Timestamp``."""
+        return dict(self.stamped_aq) if stamped else dict(self.joined_aq)
+
+    def join_stamp_lag(self) -> list[float]:
+        """app_queue, per caller: ``QueueCallerJoin``'s ``Timestamp`` minus the join instant, the
+        wait of the event before the manager stamped it."""
+        return [self.stamped_aq[u] - t for u, t in self.joined_aq.items() if u in self.stamped_aq]
+
     def dispatch(self, system: str, start: float, end: float, *, eligible: Mapping[str, Sequence[str]],
-                 wrap_up_s: float, split: list[tuple[float, float]] | None = None) -> tuple[list[float], int]:
+                 wrap_up_s: float, split: list[tuple[float, float]] | None = None,
+                 stamped_join: bool = False) -> tuple[list[float], int]:
         """Latencies (s) of callers who joined in [start, end) with a free eligible agent, and how
         many joined in the window. ``eligible``: caller number -> endpoints of its tier 0.
         ``split`` (ours): gets, per latency, (join -> the service sent the Originate, sent ->
-        Asterisk created the leg), from the leg's ``SB_OFFERED``."""
+        Asterisk created the leg), from the leg's ``SB_OFFERED``. ``stamped_join`` (app_queue):
+        from ``QueueCallerJoin``'s ``Timestamp`` instead of ``BQ_JOINED``."""
         out: list[float] = []
-        joins = self.joined_aq if system == "app_queue" else self.joined_ours
+        joins = self.app_queue_joins(stamped=stamped_join) if system == "app_queue" else self.joined_ours
         legs_by_call: dict[str, list[float]] = {}
         sent_by_up: dict[float, float] = {}
         if system != "app_queue":

@@ -585,9 +585,17 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     split: list[tuple[float, float]] = []     # ours: (join -> Originate sent, sent -> leg created)
     ready: list[float] = []
     joined = 0
+    stamped_fields: dict[str, Any] = {}
     if not multi:       # the probe's one admin session sees one Asterisk (left out with --nodes 2)
         eligible = eligible_map(expected, agents, provinces)
         lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, split=split)
+        if system == "app_queue":     # the same callers timed from QueueCallerJoin's Timestamp, and its wait
+            stamped, _ = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, stamped_join=True)
+            lag = probe.probe.join_stamp_lag()
+            stamped_fields = {"dispatch_stamped_join_p50_s": _r(percentile(stamped, 0.5)),
+                              "dispatch_stamped_join_p99_s": _r(percentile(stamped, 0.99)),
+                              "join_stamp_lag_p50_s": _r(percentile(lag, 0.5)),
+                              "join_stamp_lag_p99_s": _r(percentile(lag, 0.99))}
         agent_path = {n for n, outcome in expected.items() if outcome == paths["agent"].outcome}
         ready = probe.probe.redispatch(system, w0, w1, homes={a["id"]: a["home_province"] for a in agents},
                                        province_of={n: provinces.lookup_caller(n) for n in agent_path},
@@ -622,6 +630,7 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
             "dispatch_service_p99_s": _r(percentile([a for a, _ in split], 0.99)),
             "dispatch_asterisk_p50_s": _r(percentile([b for _, b in split], 0.5)),
             "dispatch_asterisk_p99_s": _r(percentile([b for _, b in split], 0.99))} if split else {}),
+        **stamped_fields,
         "ready_dispatch_n": len(ready), "ready_dispatch_p50_s": _r(percentile(ready, 0.5)),
         "ready_dispatch_p99_s": _r(percentile(ready, 0.99)),
         "taskprocessors_top": top_taskprocessors(tps_by_node[nodes[0].name]),

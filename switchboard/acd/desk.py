@@ -13,8 +13,9 @@ book) only through the callables it is given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from switchboard.acd import agent_state as st
@@ -44,6 +45,7 @@ class AgentDesk:
         self.states: dict[str, st.AgentState] = {}
         self._by_device: dict[str, str] = {}
         self.listeners: list[Callable[[str, Any], None]] = []
+        self._held: list[Callable[[], None]] | None = None   # news told when the hold ends
         self.last_call: dict[str, str] = {}             # agent -> call in wrap-up
         self._wrap_up_timers: dict[str, asyncio.TimerHandle] = {}   # agent -> its wrap-up's end
 
@@ -104,8 +106,8 @@ class AgentDesk:
         if after.status is not before.status:
             now_wall = self.wall()
             duration = after.since - before.since
-            log.info("agent %s: %s -> %s%s", agent_id, before.status.value, after.status.value,
-                     f" ({after.pause_reason})" if after.pause_reason else "")
+            self._tell(lambda: log.info("agent %s: %s -> %s%s", agent_id, before.status.value, after.status.value,
+                                        f" ({after.pause_reason})" if after.pause_reason else ""))
             self.notify("agent.state", {
                 "agent_id": agent_id, "from": before.status.value, "to": after.status.value,
                 "reason": after.pause_reason or reason, "call_id": after.call_id or before.call_id,
@@ -233,7 +235,33 @@ class AgentDesk:
 
     # ------------------------------------------------------------------ live listeners
 
+    @contextlib.contextmanager
+    def news_held(self) -> Iterator[None]:
+        """Hold the listeners' news and the state-change log lines until the block ends, then
+        tell them in order. An offer sends the agent's ``Originate`` first and tells the agents'
+        pages, the agent log and the log file after (docs/capacity.md, dispatch latency): the
+        state has changed either way, only the telling waits, and only within this turn of the loop."""
+        if self._held is not None:       # nested: the outer hold tells
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for tell in held:
+                tell()
+
+    def _tell(self, tell: Callable[[], None]) -> None:
+        if self._held is not None:
+            self._held.append(tell)
+        else:
+            tell()
+
     def notify(self, kind: str, payload: Any) -> None:
+        self._tell(lambda: self._notify_now(kind, payload))
+
+    def _notify_now(self, kind: str, payload: Any) -> None:
         for listener in list(self.listeners):
             try:
                 listener(kind, payload)

@@ -129,13 +129,14 @@ class CallerLine:
             "topic": call.topic, "province": call.province, "province_source": request.province_source,
             "priority": call.priority, "language": call.language, "caller": caller,
             **({"joined_wall": joined_wall} if resumed else {})})
+        # Route first, now: with a free agent this step writes the agent's Originate before the
+        # channel variables below go out, before this join's log line and before the loop turns
+        # to other work, so the agent's phone never waits for their round trip (Asterisk's
+        # manager runs one session's actions in order) nor for the callbacks already queued on
+        # the loop. The join's event is emitted first: it keeps its place before the offer's.
+        self._schedule_route(call_id, at_once=True)
         log.info("call %s joined the line: topic=%s province=%s priority=%d", call_id, call.topic,
                  call.province or "-", call.priority)
-        # Route first, now: with a free agent this step writes the agent's Originate before the
-        # channel variables below go out and before the loop turns to other work, so the agent's
-        # phone never waits for their round trip (Asterisk's manager runs one session's actions in
-        # order) nor for the callbacks already queued on the loop.
-        self._schedule_route(call_id, at_once=True)
         await self._mark_channel(session, waiter)
         if self.hold is not None and call_id in self.waiting:
             waiter.hold_task = asyncio.create_task(self.hold.run(self._hold_host, waiter), name=f"hold-{call_id}")
@@ -179,7 +180,7 @@ class CallerLine:
         (bench/RESULTS.md, load). AGI is the path when the line has no AMI link (tests)."""
         values = {VAR_CALL_ID: w.call.call_id, VAR_TOPIC: w.call.topic, VAR_PROVINCE: w.call.province or "",
                   VAR_PRIORITY: str(w.call.priority), VAR_LANGUAGE: w.call.language,
-                  VAR_JOINED: f"{w.joined_wall:.3f}", VAR_CALLER: w.caller}
+                  VAR_JOINED: f"{w.joined_wall:.6f}", VAR_CALLER: w.caller}
         if self._ami is not None:
             results = await asyncio.gather(*(
                 self._ami.send({"Action": "Setvar", "Channel": w.channel, "Variable": name, "Value": value},

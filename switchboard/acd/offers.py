@@ -93,43 +93,51 @@ class OfferLifecycle:
     # ------------------------------------------------------------------ ringing
 
     def offer(self, a: Assignment) -> None:
+        """Ring ``a``'s agent for its caller. The agent's ``Originate`` leaves first; the offer's
+        event, the pages' news and the log lines follow in the same turn of the loop (the
+        agent's phone waits for none of them: docs/capacity.md, dispatch latency)."""
         w = self.line.waiting.get(a.call_id)
         if w is None or w.offer is not None:
             return
-        try:
-            self.desk.apply(a.agent_id, st.Offer(a.call_id))
-        except IllegalAgentAction as exc:
-            log.warning("cannot offer %s to %s: %s", a.call_id, a.agent_id, exc)
-            return
-        leg = self.new_leg(a.call_id, callback=w.callback is not None)
-        offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock(),
-                      callback_id=w.callback.callback_id if w.callback is not None else None,
-                      recording=self.recording_path(a.call_id, a.agent_id))
-        self.offers[leg] = offer
-        w.offer = offer
-        w.offers += 1
-        self.offers_total += 1
-        rec = self.desk.records[a.agent_id]
-        self._emit(a.call_id, EventKind.OFFER, {"agent_id": a.agent_id, "leg_uniqueid": leg,
-                                                 "tier": a.tier.name.lower(), "proficiency": a.proficiency,
-                                                 "sticky": a.sticky, "callback_id": offer.callback_id})
-        self.desk.notify("agent.offer", {"agent_id": a.agent_id, "call_id": a.call_id, "caller": w.caller,
-                                         "topic": w.call.topic, "province": w.call.province,
-                                         "language": w.call.language, "variables": dict(w.variables)})
-        log.info("offer %scall %s to %s (%s, tier %s, leg %s)", "callback of " if offer.callback_id else "",
-                 a.call_id, a.agent_id, rec.sip_endpoint, a.tier.name.lower(), leg)
-        if w.callback is not None:
-            assert self.dial_callback is not None
-            self.dial_callback(leg, w, a, rec.sip_endpoint)
-            return
-        # Into our own dialplan (agent_context), never an application: there the leg starts
-        # MixMonitor (b: only while bridged) and bridges to the caller, who goes on to the
-        # survey when the agent hangs up. No AMI MixMonitor: that action needs the system class.
-        action = {
+        with self.desk.news_held():
+            try:
+                self.desk.apply(a.agent_id, st.Offer(a.call_id))
+            except IllegalAgentAction as exc:
+                log.warning("cannot offer %s to %s: %s", a.call_id, a.agent_id, exc)
+                return
+            leg = self.new_leg(a.call_id, callback=w.callback is not None)
+            offer = Offer(leg=leg, call_id=a.call_id, agent_id=a.agent_id, started=self.clock(),
+                          callback_id=w.callback.callback_id if w.callback is not None else None,
+                          recording=self.recording_path(a.call_id, a.agent_id))
+            self.offers[leg] = offer
+            w.offer = offer
+            w.offers += 1
+            self.offers_total += 1
+            rec = self.desk.records[a.agent_id]
+            if w.callback is None:
+                self.originate(leg, self._agent_leg(a, w, offer, rec.sip_endpoint))
+            self._emit(a.call_id, EventKind.OFFER, {"agent_id": a.agent_id, "leg_uniqueid": leg,
+                                                     "tier": a.tier.name.lower(), "proficiency": a.proficiency,
+                                                     "sticky": a.sticky, "callback_id": offer.callback_id})
+            self.desk.notify("agent.offer", {"agent_id": a.agent_id, "call_id": a.call_id, "caller": w.caller,
+                                             "topic": w.call.topic, "province": w.call.province,
+                                             "language": w.call.language, "variables": dict(w.variables)})
+            log.info("offer %scall %s to %s (%s, tier %s, leg %s)", "callback of " if offer.callback_id else "",
+                     a.call_id, a.agent_id, rec.sip_endpoint, a.tier.name.lower(), leg)
+            if w.callback is not None:
+                assert self.dial_callback is not None
+                self.dial_callback(leg, w, a, rec.sip_endpoint)
+
+    def _agent_leg(self, a: Assignment, w: Waiter, offer: Offer, endpoint: str) -> dict[str, Any]:
+        """The ``Originate`` of the agent's leg for a caller on the line. Into our own dialplan
+        (agent_context), never an application: there the leg starts MixMonitor (b: only while
+        bridged) and bridges to the caller, who goes on to the survey when the agent hangs up.
+        No AMI MixMonitor: that action needs the system class."""
+        return {
             "Action": "Originate",
-            "Channel": f"PJSIP/{rec.sip_endpoint}",
-            "ChannelId": leg,
-            "OtherChannelId": f"{leg}-o",
+            "Channel": f"PJSIP/{endpoint}",
+            "ChannelId": offer.leg,
+            "OtherChannelId": f"{offer.leg}-o",
             "Context": self.agent_context,
             "Exten": "bridge",
             "Priority": "1",
@@ -142,7 +150,6 @@ class OfferLifecycle:
                          f"SB_OFFERED={self.wall():.6f}"],
             "Async": "true",
         }
-        self.originate(leg, action)
 
     def new_leg(self, call_id: str, *, callback: bool) -> str:
         """The uniqueid the agent's leg gets (``ChannelId``). With several Asterisk nodes

@@ -57,8 +57,10 @@ def _ev(probe: Any, name: str, ts: float, **headers: str) -> None:
 
 def test_dispatch_reads_both_systems_the_same_way() -> None:
     probe = appqueue.Probe()
-    # app_queue: caller joins at 100.000, agent channel created at 100.004
+    # app_queue: the caller's thread joins at 99.999 (BQ_JOINED), the manager stamps the
+    # join's event at 100.000; agent channel stamped at 100.004
     _ev(probe, "Newchannel", 99.0, Uniqueid="c1", Channel="PJSIP/trunk-01", CallerIDNum="02410000001")
+    _ev(probe, "VarSet", 100.0005, Uniqueid="c1", Variable="BQ_JOINED", Value="99.999000")
     _ev(probe, "QueueCallerJoin", 100.0, Uniqueid="c1")
     _ev(probe, "Newchannel", 100.004, Uniqueid="a1", Channel="PJSIP/bench0001-02")
     _ev(probe, "AgentCalled", 100.005, Uniqueid="c1", DestUniqueid="a1")
@@ -70,7 +72,10 @@ def test_dispatch_reads_both_systems_the_same_way() -> None:
     _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_CALL_ID", Value="call-2")
     eligible = {"02410000001": ["bench0001"], "02410000002": ["bench0002"]}
     lat, n = probe.dispatch("app_queue", 0, 1000, eligible=eligible, wrap_up_s=15)
-    assert n == 1 and [round(x, 3) for x in lat] == [0.004]
+    assert n == 1 and [round(x, 3) for x in lat] == [0.005]          # from the caller's own join instant
+    lat, n = probe.dispatch("app_queue", 0, 1000, eligible=eligible, wrap_up_s=15, stamped_join=True)
+    assert n == 1 and [round(x, 3) for x in lat] == [0.004]          # from the stamped event
+    assert [round(x, 3) for x in probe.join_stamp_lag()] == [0.001]
     _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_OFFERED", Value="200.200")
     split: list[tuple[float, float]] = []
     lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15, split=split)
@@ -84,6 +89,7 @@ def test_a_caller_is_counted_only_when_an_eligible_agent_was_free_at_the_join() 
     _ev(probe, "Newchannel", 90.0, Uniqueid="x", Channel="PJSIP/bench0001-01")
     _ev(probe, "Hangup", 95.0, Uniqueid="x")                          # wrap-up until 110 (+1 s margin)
     _ev(probe, "Newchannel", 99.0, Uniqueid="c1", Channel="PJSIP/trunk-01", CallerIDNum="02410000001")
+    _ev(probe, "VarSet", 100.0, Uniqueid="c1", Variable="BQ_JOINED", Value="100.000000")
     _ev(probe, "QueueCallerJoin", 100.0, Uniqueid="c1")
     _ev(probe, "Newchannel", 110.5, Uniqueid="a1", Channel="PJSIP/bench0001-02")
     _ev(probe, "AgentCalled", 110.5, Uniqueid="c1", DestUniqueid="a1")
