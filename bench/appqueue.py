@@ -9,11 +9,14 @@
   stack's admin AMI user (``Action: Command``).
 * :class:`DispatchProbe`: an independent AMI session (the admin user) that keeps the
   Asterisk-stamped events (``timestampevents = yes``) a dispatch latency is read from, the
-  same way for both systems: from the moment the caller joined the line to the ``Newchannel``
-  of the first agent leg offered to that caller (app_queue: ``AgentCalled`` names it; ours: the
-  leg carries ``SB_CALL_ID``). Asterisk creates the agent's channel and sends its INVITE in the
-  same request, so ``Newchannel`` is the INVITE leaving Asterisk for the agents' SIPp, on
-  Asterisk's clock in both systems. The join is the instant the joining side wrote on the
+  same way for both systems: from the moment the caller joined the line to the first agent leg
+  offered to that caller (app_queue: ``AgentCalled`` names it; ours: the leg carries
+  ``SB_CALL_ID``), ending at two points: the leg's ``Newchannel`` (Asterisk created the
+  channel), and the agent farm's receipt of the leg's INVITE (SIPp's message trace,
+  :func:`read_invites`), the issue's end point. They differ: app_queue sends the INVITE from
+  the thread that created the channel, right after; an ``Originate`` creates the channel on
+  the thread it starts and sends the INVITE from one more thread it starts after that
+  (``pbx_outgoing_attempt`` in Asterisk's main/pbx.c). The join is the instant the joining side wrote on the
   caller's channel: ours, the service's ``SB_JOINED``; app_queue, the dialplan's ``BQ_JOINED``,
   set on the caller's own thread just before ``Queue()``. Not ``QueueCallerJoin``'s
   ``Timestamp``: the manager stamps an event when it turns it into text, after the event has
@@ -24,9 +27,11 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -218,21 +223,24 @@ class Probe:
 
     def dispatch(self, system: str, start: float, end: float, *, eligible: Mapping[str, Sequence[str]],
                  wrap_up_s: float, split: list[tuple[float, float]] | None = None,
-                 stamped_join: bool = False) -> tuple[list[float], int]:
+                 stamped_join: bool = False,
+                 invites: Mapping[str, Sequence[float]] | None = None) -> tuple[list[float], int]:
         """Latencies (s) of callers who joined in [start, end) with a free eligible agent, and how
         many joined in the window. ``eligible``: caller number -> endpoints of its tier 0.
         ``split`` (ours): gets, per latency, (join -> the service sent the Originate, sent ->
         Asterisk created the leg), from the leg's ``SB_OFFERED``. ``stamped_join`` (app_queue):
-        from ``QueueCallerJoin``'s ``Timestamp`` instead of ``BQ_JOINED``."""
+        from ``QueueCallerJoin``'s ``Timestamp`` instead of ``BQ_JOINED``. ``invites`` (from
+        :func:`read_invites`): to the agent farm's receipt of the leg's INVITE instead of the
+        leg's ``Newchannel`` (a leg whose INVITE is not found is not counted)."""
         out: list[float] = []
         joins = self.app_queue_joins(stamped=stamped_join) if system == "app_queue" else self.joined_ours
-        legs_by_call: dict[str, list[float]] = {}
+        legs_by_call: dict[str, list[tuple[float, str]]] = {}
         sent_by_up: dict[float, float] = {}
         if system != "app_queue":
-            for uid, (_ep, up) in self.agent_up.items():
+            for uid, (ep, up) in self.agent_up.items():
                 cid = self.call_of.get(uid)
                 if cid:
-                    legs_by_call.setdefault(cid, []).append(up)
+                    legs_by_call.setdefault(cid, []).append((up, ep))
                     if uid in self.offered_ours:
                         sent_by_up[up] = self.offered_ours[uid]
         n = 0
@@ -244,15 +252,19 @@ class Probe:
             if not agents or not self.agent_free_at(agents, joined, wrap_up_s):
                 continue
             if system == "app_queue":
-                ups = [self.agent_up[leg][1] for _ts, leg in self.called_aq.get(caller_uid, ())
+                ups = [(self.agent_up[leg][1], self.agent_up[leg][0]) for _ts, leg in self.called_aq.get(caller_uid, ())
                        if leg in self.agent_up]
             else:
                 ups = legs_by_call.get(self.call_of.get(caller_uid, ""), [])
             if ups:
-                first = min(ups)
-                out.append(first - joined)
+                first, ep = min(ups)
+                found = invite_for(invites, ep, first) if invites is not None else first
+                if found is None:
+                    continue
+                end_at = found
+                out.append(end_at - joined)
                 if split is not None and first in sent_by_up:
-                    split.append((sent_by_up[first] - joined, first - sent_by_up[first]))
+                    split.append((sent_by_up[first] - joined, end_at - sent_by_up[first]))
         return out, n
 
 
@@ -339,6 +351,47 @@ class DispatchProbe:
             resp = await self.client.send({"Action": "Filter", "Operation": "Add", "Filter": f}, timeout=10)
             if not resp.success:
                 raise RuntimeError(f"AMI Filter {f!r}: {resp.message}")
+
+
+_TRACE_HEAD = re.compile(r"^-{20,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})$")
+_INVITE_TO = re.compile(r"^INVITE sip:(bench\d+)@")
+
+
+def read_invites(text: str) -> dict[str, list[float]]:
+    """Endpoint -> the instants (epoch s) the agent farm received its INVITEs, from SIPp's
+    message trace (``AgentFarm(trace_messages=True)``): the first copy of each Call-ID (a UDP
+    retransmission is not a new offer), sorted. SIPp writes local time."""
+    out: dict[str, list[float]] = {}
+    seen: set[str] = set()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _TRACE_HEAD.match(line)
+        if not m or i + 3 >= len(lines) or not lines[i + 1].startswith("UDP message received"):
+            continue
+        inv = _INVITE_TO.match(lines[i + 3])
+        if not inv:
+            continue
+        call_id = next((x.split(":", 1)[1].strip() for x in lines[i + 4:i + 20]
+                        if x.lower().startswith("call-id:")), "")
+        if not call_id or call_id in seen:
+            continue
+        seen.add(call_id)
+        ts = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        out.setdefault(inv.group(1), []).append(ts)
+    for times in out.values():
+        times.sort()
+    return out
+
+
+def invite_for(invites: Mapping[str, Sequence[float]], endpoint: str, created: float,
+               *, slack_s: float = 0.5) -> float | None:
+    """The farm's receipt of the INVITE of the leg to ``endpoint`` that Asterisk created at
+    ``created`` (its ``Newchannel``, stamped when the manager formatted it, so possibly after the
+    INVITE left): the one nearest to it within ``slack_s``. An agent's legs are a wrap-up apart."""
+    times = invites.get(endpoint, ())
+    i = bisect.bisect_left(times, created - slack_s)
+    near = [t for t in times[i:i + 4] if abs(t - created) <= slack_s]
+    return min(near, key=lambda t: abs(t - created)) if near else None
 
 
 def check_outcomes(probe: Probe, expected: Mapping[str, str]) -> dict[str, int]:

@@ -83,6 +83,7 @@ from bench.appqueue import (  # noqa: E402
     eligible_map,
     install_baseline,
     percentile,
+    read_invites,
     render_baseline,
 )
 from switchboard.acd.agents import sip_password  # noqa: E402
@@ -368,9 +369,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
     out = ["| level | system | calls/s | channels mid | offered | completed | refused (busy) | failed | SIP errors "
            "| records / outcomes exact | channels left | Asterisk CPU s/call | service CPU s/call | Asterisk cores "
-           "| service cores | box busy cores | dispatch p50 / p99 ms (n) | ready→offer p50 / p99 ms (n) "
+           "| service cores | box busy cores | dispatch p50 / p99 ms (n) | join→INVITE p50 / p99 ms (n) "
+           "| ready→offer p50 / p99 ms (n) "
            "| AGI ack p99 ms | loop lag p99 ms | Asterisk RSS MB | AMI events/call | calls by node |",
-           "|" + "---|" * 23]
+           "|" + "---|" * 24]
     for r in rows:
         if r.get("summary"):
             continue
@@ -387,6 +389,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['asterisk_cpu_s_per_call']} | {r['service_cpu_s_per_call']} | {r['asterisk_cpu_cores']} "
             f"| {r['service_cpu_cores']} | {r.get('box_busy_cores', '-')} "
             f"| {ms(r['dispatch_p50_s'])} / {ms(r['dispatch_p99_s'])} ({r['dispatch_n']}) "
+            f"| {ms(r.get('dispatch_invite_p50_s'))} / {ms(r.get('dispatch_invite_p99_s'))} "
+            f"({r.get('dispatch_invite_n', '-')}) "
             f"| {ms(r.get('ready_dispatch_p50_s'))} / {ms(r.get('ready_dispatch_p99_s'))} "
             f"({r.get('ready_dispatch_n', '-')}) "
             f"| {ms(r['agi_ack_p99_s']) if r.get('agi_ack_p99_s') is not None else '-'} "
@@ -420,7 +424,7 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
     remote = f"127.0.0.1:{env['STACK_SIP_PORT']}"
     farm = AgentFarm([(a["id"], sip_password(secret, a["id"])) for a in agents], remote=remote,
                      port=free_port(socket.SOCK_DGRAM), workdir=work, answer_after=1.0, talk=8.0,
-                     proxied=len(node_names(env)) > 1)
+                     proxied=len(node_names(env)) > 1, trace_messages=True)
     names = node_names(env)
     nodes = [Node(name, await admin_client(env, name), asterisk_pid(env, name)) for name in names]
     admin = nodes[0].admin
@@ -479,7 +483,7 @@ async def measure(env: dict[str, str], dsn: str, http_port: int, service_pid: in
                 run_no += 1
                 drained = max([await taskprocessors_drained(n.admin) for n in nodes])
                 row = await run_phase(system, level, run_no, rates, paths, plan, env, remote, work, conn, nodes,
-                                      probe, agents, provinces, http_port, service_pid)
+                                      probe, agents, provinces, http_port, service_pid, farm.messages)
                 row["taskprocessors_drain_wait_s"] = drained
                 results.append(row)
                 print(json.dumps(row), flush=True)
@@ -527,7 +531,7 @@ async def registered(env: dict[str, str], admin: AmiClient) -> int:
 async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float], paths: dict[str, Any],
                     plan: Plan, env: dict[str, str], remote: str, work: Path, conn: Any, nodes: list[Node],
                     probe: DispatchProbe, agents: list[dict[str, Any]], provinces: Any, http_port: int,
-                    service_pid: int) -> dict[str, Any]:
+                    service_pid: int, farm_messages: Path) -> dict[str, Any]:
     """One system at one level: calls for warm-up + hold seconds, figures over the hold window.
     Several nodes: Asterisk's CPU, RSS and channels summed over them (and given per node)."""
     multi = len(nodes) > 1
@@ -582,13 +586,18 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
     left = sum([await channels_left(n.admin) for n in nodes])
     memories = {n.name: await asterisk_memory(n.admin, n.pid) for n in nodes}
     lat: list[float] = []
-    split: list[tuple[float, float]] = []     # ours: (join -> Originate sent, sent -> leg created)
+    lat_invite: list[float] = []
+    split: list[tuple[float, float]] = []     # ours: (join -> Originate sent, sent -> INVITE at the farm)
     ready: list[float] = []
     joined = 0
     stamped_fields: dict[str, Any] = {}
     if not multi:       # the probe's one admin session sees one Asterisk (left out with --nodes 2)
         eligible = eligible_map(expected, agents, provinces)
-        lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, split=split)
+        lat, joined = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0)
+        # the issue's end point: the agent's INVITE reaching the farm (SIPp's own receipt instant)
+        invites = farm_invites(farm_messages)
+        lat_invite, _ = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, split=split,
+                                             invites=invites)
         if system == "app_queue":     # the same callers timed from QueueCallerJoin's Timestamp, and its wait
             stamped, _ = probe.probe.dispatch(system, w0, w1, eligible=eligible, wrap_up_s=15.0, stamped_join=True)
             lag = probe.probe.join_stamp_lag()
@@ -626,6 +635,10 @@ async def run_phase(system: str, level: int, run_no: int, rates: dict[str, float
         "dispatch_n": len(lat), "dispatch_joined": joined,
         "dispatch_p50_s": _r(percentile(lat, 0.5)), "dispatch_p99_s": _r(percentile(lat, 0.99)),
         "dispatch_max_s": _r(max(lat) if lat else None),
+        "dispatch_invite_n": len(lat_invite),
+        "dispatch_invite_p50_s": _r(percentile(lat_invite, 0.5)),
+        "dispatch_invite_p99_s": _r(percentile(lat_invite, 0.99)),
+        "dispatch_invite_max_s": _r(max(lat_invite) if lat_invite else None),
         **({"dispatch_service_p50_s": _r(percentile([a for a, _ in split], 0.5)),
             "dispatch_service_p99_s": _r(percentile([a for a, _ in split], 0.99)),
             "dispatch_asterisk_p50_s": _r(percentile([b for _, b in split], 0.5)),
@@ -772,6 +785,11 @@ async def stored_events_per_call(conn: Any, numbers: list[str]) -> float | None:
                               "LEFT JOIN call_events e ON e.call_id = c.call_id WHERE c.caller = ANY($1::text[])",
                               numbers)
     return round(row["events"] / row["calls"], 1) if row["calls"] else None
+
+
+def farm_invites(path: Path) -> dict[str, list[float]]:
+    """The agent farm's INVITE receipts so far (its SIPp message trace; {} before any)."""
+    return read_invites(path.read_text(errors="replace")) if path.is_file() else {}
 
 
 def _r(x: float | None) -> float | None:

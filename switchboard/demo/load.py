@@ -196,8 +196,9 @@ class AgentFarm:
 
     def __init__(self, agents: Sequence[tuple[str, str]], *, remote: str, port: int, workdir: Path,
                  answer_after: float = 1.0, talk: float = 5.0, stay: float = 7200.0,
-                 proxied: bool = False) -> None:
+                 proxied: bool = False, trace_messages: bool = False) -> None:
         self.agents = list(agents)       # (endpoint, password)
+        self.trace_messages = trace_messages   # SIPp's -trace_msg: every message, with its instant
         self.proxied = proxied           # behind Kamailio: the agents' BYEs follow the Record-Route
         self.remote, self.port = remote, port
         self.answer_after, self.talk, self.stay = answer_after, talk, stay
@@ -207,6 +208,12 @@ class AgentFarm:
     @property
     def errors(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.folder.glob("*_errors.log"))
+
+    @property
+    def messages(self) -> Path:
+        """SIPp's message trace (``trace_messages``): each message under a line of dashes and
+        the instant SIPp sent or received it (local time, microseconds)."""
+        return self.folder / "messages.log"
 
     async def start(self) -> None:
         (self.folder / "register.xml").write_text(
@@ -219,6 +226,8 @@ class AgentFarm:
         args = [sipp_binary(), self.remote, "-sf", "register.xml", "-oocsf", "uas.xml", "-inf", "agents.csv",
                 "-m", str(n), "-l", str(n), "-r", "50", "-i", "127.0.0.1", "-p", str(self.port), "-nostdin",
                 "-trace_err", "-max_recv_loops", "1000"]
+        if self.trace_messages:
+            args += ["-trace_msg", "-message_file", str(self.messages)]
         self.proc = await asyncio.create_subprocess_exec(
             *args, cwd=self.folder, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True)

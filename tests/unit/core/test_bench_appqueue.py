@@ -109,3 +109,53 @@ def test_baseline_outcomes_are_checked_once_per_caller() -> None:
     _ev(probe, "VarSet", 3.5, Uniqueid="c3", Variable="BQ_RESULT", Value="answered", CallerIDNum="3")
     got = appqueue.check_outcomes(probe, {"1": "answered", "2": "abandoned_queue", "3": "answered", "4": "x"})
     assert got == {"expected": 4, "missing": 1, "duplicated": 1, "wrong_outcome": 1}
+
+
+def _trace_block(when: str, first_line: str, call_id: str, direction: str = "UDP message received [500] bytes :") -> str:
+    return (f"----------------------------------------------- {when}\n{direction}\n\n{first_line}\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\nFrom: <sip:0241@127.0.0.1>;tag=1\n"
+            f"To: <sip:x@127.0.0.1>\nCall-ID: {call_id}\nCSeq: 1 INVITE\nContent-Length: 0\n\n")
+
+
+def test_the_farms_trace_gives_each_offer_its_invite_once() -> None:
+    from datetime import datetime
+
+    def at(s: str) -> float:
+        return datetime.strptime(s, "%Y-%m-%d %H:%M:%S.%f").timestamp()   # SIPp writes local time
+
+    text = "".join([
+        _trace_block("2026-12-03 21:35:53.368726", "INVITE sip:bench0001@127.0.0.1:5070 SIP/2.0", "c-1"),
+        _trace_block("2026-12-03 21:35:53.868726", "INVITE sip:bench0001@127.0.0.1:5070 SIP/2.0", "c-1"),  # retransmission
+        _trace_block("2026-12-03 21:35:53.368900", "SIP/2.0 180 Ringing", "c-1", "UDP message sent (313 bytes):"),
+        _trace_block("2026-12-03 21:35:54.000001", "OPTIONS sip:bench0002@127.0.0.1:5070 SIP/2.0", "o-1"),
+        _trace_block("2026-12-03 21:36:20.100000", "INVITE sip:bench0001@127.0.0.1:5070 SIP/2.0", "c-2"),
+        _trace_block("2026-12-03 21:35:55.250000", "INVITE sip:bench0002@127.0.0.1:5070 SIP/2.0", "c-3"),
+    ])
+    invites = appqueue.read_invites(text)
+    assert invites == {"bench0001": [at("2026-12-03 21:35:53.368726"), at("2026-12-03 21:36:20.100000")],
+                       "bench0002": [at("2026-12-03 21:35:55.250000")]}
+    # a leg is paired with its agent's INVITE nearest its Newchannel (stamped before or after it)
+    t = at("2026-12-03 21:35:53.368726")
+    assert appqueue.invite_for(invites, "bench0001", t - 0.0004) == t
+    assert appqueue.invite_for(invites, "bench0001", t + 0.0020) == t
+    assert appqueue.invite_for(invites, "bench0001", t + 5.0) is None
+    assert appqueue.invite_for(invites, "bench0009", t) is None
+
+
+def test_dispatch_to_the_invite_ends_where_the_farm_received_it() -> None:
+    probe = appqueue.Probe()
+    _ev(probe, "Newchannel", 199.0, Uniqueid="c2", Channel="PJSIP/trunk-03", CallerIDNum="02410000002")
+    _ev(probe, "VarSet", 200.5, Uniqueid="c2", Variable="SB_CALL_ID", Value="call-2")
+    _ev(probe, "VarSet", 200.6, Uniqueid="c2", Variable="SB_JOINED", Value="200.000")
+    _ev(probe, "Newchannel", 200.0015, Uniqueid="a2", Channel="PJSIP/bench0002-04")
+    _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_CALL_ID", Value="call-2")
+    _ev(probe, "VarSet", 200.7, Uniqueid="a2", Variable="SB_OFFERED", Value="200.0004")
+    eligible = {"02410000002": ["bench0002"]}
+    split: list[tuple[float, float]] = []
+    lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15, split=split,
+                            invites={"bench0002": [100.0, 200.0031]})
+    assert n == 1 and [round(x, 4) for x in lat] == [0.0031]
+    assert [(round(a, 4), round(b, 4)) for a, b in split] == [(0.0004, 0.0027)]
+    # no INVITE found for the leg: not counted (never a Newchannel figure in its place)
+    lat, n = probe.dispatch("ours", 0, 1000, eligible=eligible, wrap_up_s=15, invites={})
+    assert (lat, n) == ([], 1)
